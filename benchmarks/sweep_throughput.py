@@ -5,7 +5,7 @@ cell at a time spread over all GPUs (ZeRO-3, and DDP). Runs real sweeps through 
     python benchmarks/sweep_throughput.py --data .bench/long.jsonl --cells 4 --steps 60 --modes packed,zero3,ddp
 
 Each mode is a separate sweep (own output_root and MLflow experiment) of the same ``--cells``
-learning rates; results are appended to benchmarks/results/sweep_throughput.json after each mode,
+learning rates, with the same global batch and steps, so the same tokens per cell; results are appended to benchmarks/results/sweep_throughput.json after each mode,
 so modes can run in separate invocations. Prints makespans, per-cell tokens/s per GPU, MFU,
 peak memory, and the packed/other ratios.
 """
@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-MODES = {
-    "packed": ["resources.gpus=1"],
-    "zero3": ["distributed=zero3", "resources.gpus=2"],
-    "ddp": ["distributed=ddp", "resources.gpus=2"],
-}
+def mode_overrides(mode: str, gpus: int) -> list[str]:
+    """Every mode trains the same global batch (micro x accumulation x GPUs) for the same steps, so
+    each cell sees the same tokens: packed 1-GPU cells accumulate over ``gpus`` micro-batches."""
+    return {"packed": ["resources.gpus=1", f"train.grad_accum={gpus}"],
+            "zero3": ["distributed=zero3", f"resources.gpus={gpus}"],
+            "ddp": ["distributed=ddp", f"resources.gpus={gpus}"]}[mode]
 
 
 def common(args: argparse.Namespace) -> list[str]:
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--model", default="llm-jp-3-1.8b")
     parser.add_argument("--method", default="sft_full")
     parser.add_argument("--cells", type=int, default=4)
+    parser.add_argument("--gpus", type=int, default=2, help="GPUs of the machine (= GPUs of a multi-GPU cell)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--micro", type=int, default=4)
@@ -53,7 +55,7 @@ def main() -> None:
     lrs = ",".join(f"{(i + 1) * 1e-5:g}" for i in range(args.cells))
     for mode in args.modes.split(","):
         out = args.work / mode
-        cmd = [sys.executable, "-m", "jsweep", "-m", f"lr={lrs}", *common(args), *MODES[mode],
+        cmd = [sys.executable, "-m", "jsweep", "-m", f"lr={lrs}", *common(args), *mode_overrides(mode, args.gpus),
                f"output_root={out}", f"tracking.experiment=bench-{mode}", "launcher.stream_logs=false",
                "launcher.rerun=true"]   # a benchmark always runs its cells, even if an earlier run finished them
         print(f"== {mode}: {' '.join(cmd[2:])}", flush=True)
@@ -68,7 +70,8 @@ def main() -> None:
                               "gpu/peak_memory_gb", "time/setup_seconds", "time/train_seconds", "gpu/hours")}}
                  for c in summary["cells"]]
         tokens = sum(c["metrics"].get("train/tokens", 0) for c in summary["cells"])
-        report["modes"][mode] = {"command": " ".join(cmd[2:]), "rc": proc.returncode, "makespan_s": round(makespan, 1),
+        report["modes"][mode] = {"command": "python -m jsweep " + " ".join(cmd[3:]), "rc": proc.returncode,
+                                 "global_batch": args.micro * args.gpus, "makespan_s": round(makespan, 1),
                                  "tokens": tokens, "tokens_per_s_overall": round(tokens / makespan, 1), "cells": cells}
         print(f"== {mode}: makespan {makespan:.1f} s, {tokens / makespan:,.0f} tokens/s over the whole sweep", flush=True)
         modes = report["modes"]

@@ -77,7 +77,7 @@ def setup(ctx: CellContext):
         say(f"dropped records: {data.report.dropped}")
     say(f"data: {len(ctx.train)} train / {len(ctx.held_out)} held-out examples from {data.source.describe()}")
 
-    from jsweep.models.load import load_model, load_tokenizer
+    from jsweep.models.load import adapter_base, load_model, load_tokenizer, needs_saved_base, save_base
 
     if ctx.deepspeed_config and spec.distributed.zero_stage == 3:
         # ZeRO-3: build the model partitioned across ranks (zero.Init) instead of whole on each,
@@ -92,7 +92,11 @@ def setup(ctx: CellContext):
 
         ctx.keep_alive = HfDeepSpeedConfig(str(ctx.deepspeed_config))
     tokenizer = load_tokenizer(spec.model, spec.seed)
-    model = load_model(spec.model, device=ctx.device, seed=spec.seed, path=spec.method.init_from)
+    # LoRA over random weights: a resumed attempt reuses the base the first attempt saved.
+    saved_base = adapter_base(ctx.model_dir) if needs_saved_base(spec) else None
+    model = load_model(spec.model, device=ctx.device, seed=spec.seed, path=saved_base or spec.method.init_from)
+    if needs_saved_base(spec) and not saved_base:
+        save_base(model, ctx.model_dir / "base", rank=ctx.rank)
     ctx.n_params = sum(getattr(p, "ds_numel", 0) or p.numel() for p in model.parameters())
     ctx.log_metrics({"model/parameters": ctx.n_params})
     say(f"model: {spec.model.name} ({ctx.n_params / 1e6:.2f}M parameters) on {ctx.device}"

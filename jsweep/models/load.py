@@ -57,6 +57,42 @@ def load_tokenizer(spec: ModelSpec, seed: int = 0):
     return tok
 
 
+BASE_SUBDIR = "base"   # inside a LoRA adapter directory: the random base weights the adapter was trained over
+
+
+def needs_saved_base(spec) -> bool:
+    """A LoRA cell over randomly initialised weights: its adapter means nothing without those weights,
+    which exist nowhere else, so they are saved beside the adapter (``model/base``)."""
+    return (spec.method.peft == "lora" and spec.model.init == "random" and not spec.model.builtin
+            and spec.method.init_from is None and spec.train.save_model)
+
+
+def adapter_base(adapter: str | Path) -> str | None:
+    """The base weights saved inside an adapter directory, if any (see ``needs_saved_base``)."""
+    base = Path(adapter) / BASE_SUBDIR
+    return str(base) if (base / "config.json").exists() else None
+
+
+def save_base(model, out: Path, *, rank: int) -> None:
+    """Save ``model`` (before LoRA wraps it) to ``out``. Collective under ZeRO-3: every rank takes
+    part in gathering each parameter; rank 0 writes."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    state = None
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        state = {}
+        for name, param in model.named_parameters():
+            with deepspeed.zero.GatheredParameters([param]):
+                if rank == 0:
+                    state[name] = param.detach().cpu().clone()
+        params = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+        state.update({k: v.cpu() for k, v in model.state_dict().items() if k not in params})   # buffers
+    if rank == 0:
+        model.save_pretrained(str(out), state_dict=state)
+
+
 def is_adapter_dir(path: str | Path) -> bool:
     """A PEFT adapter directory (adapter_config.json) rather than a full model (config.json)."""
     p = Path(os.path.expanduser(str(path)))
@@ -105,7 +141,8 @@ def _load_merged_adapter(spec: ModelSpec, *, device: str, seed: int, adapter: st
     """The preset's base model with the LoRA adapter at ``adapter`` merged in."""
     from peft import PeftModel
 
-    base = load_model(spec, device=device, seed=seed)
+    saved = adapter_base(adapter)
+    base = load_model(spec, device=device, seed=seed, path=saved) if saved else load_model(spec, device=device, seed=seed)
     try:
         recorded = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
     except (OSError, ValueError):

@@ -29,7 +29,9 @@ def load_for_eval(path: str, spec, device: str):
     if (p / "adapter_config.json").exists():
         from peft import PeftModel
 
-        base = json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
+        from jsweep.models.load import adapter_base
+
+        base = adapter_base(p) or json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
         model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
         model = PeftModel.from_pretrained(model, str(p))
     else:
