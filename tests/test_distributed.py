@@ -71,15 +71,19 @@ def test_preflight_refuses_gpu_requests_on_a_cpu_machine(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dist,method", [("zero2", "sft_lora"), ("zero3", "sft_full")])
+@pytest.mark.parametrize("dist", ["zero2", "zero3"])
+@pytest.mark.parametrize("method", ["sft_full", "sft_lora", "dpo", "dpo_lora"])
 def test_two_process_deepspeed_on_cpu_with_gloo(tmp_path, mlflow_client_for, tiny_model_dir, dist, method):
-    proc = run_jsweep([f"distributed={dist}", f"method={method}", "resources.gpus=2", "resources.cpu_processes=true",
-                       "train.max_steps=3", "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
+    micro = 2 if method.startswith("dpo") else 4
+    data = ["dataset=hh_rlhf_ja"] if method.startswith("dpo") else []
+    proc = run_jsweep([f"distributed={dist}", f"method={method}", *data, "resources.gpus=2",
+                       "resources.cpu_processes=true", "train.max_steps=3", f"train.micro_batch_size={micro}",
+                       "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
                       CUDA_VISIBLE_DEVICES="", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:]
     cell = next((tmp_path / "outputs" / "cells").iterdir())
     ds = json.loads((cell / "deepspeed.json").read_text())
-    assert ds["zero_optimization"]["stage"] == int(dist[-1]) and ds["train_batch_size"] == 8   # 4 x 1 x 2 ranks
+    assert ds["zero_optimization"]["stage"] == int(dist[-1]) and ds["train_batch_size"] == micro * 2   # x 1 x 2 ranks
     log = (cell / "cell.log").read_text()
     assert log.count(f"x2 ({dist})") == 2                                    # both ranks trained
     exp = mlflow_client_for(tmp_path).get_experiment_by_name("jsweep")
