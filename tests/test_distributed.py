@@ -75,7 +75,7 @@ def test_preflight_refuses_gpu_requests_on_a_cpu_machine(tmp_path):
 @pytest.mark.parametrize("method", ["sft_full", "sft_lora", "dpo", "dpo_lora"])
 def test_two_process_deepspeed_on_cpu_with_gloo(tmp_path, mlflow_client_for, tiny_model_dir, dist, method):
     micro = 2 if method.startswith("dpo") else 4
-    data = ["dataset=hh_rlhf_ja"] if method.startswith("dpo") else []
+    data = ["dataset=hh_rlhf_ja", "train.logging_steps=1"] if method.startswith("dpo") else []
     proc = run_jsweep([f"distributed={dist}", f"method={method}", *data, "resources.gpus=2",
                        "resources.cpu_processes=true", "train.max_steps=3", f"train.micro_batch_size={micro}",
                        "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
@@ -92,6 +92,9 @@ def test_two_process_deepspeed_on_cpu_with_gloo(tmp_path, mlflow_client_for, tin
     assert run.info.status == "FINISHED"
     assert "llm_jp_eval/AVG" in run.data.metrics and "eval/loss" in run.data.metrics   # evaluated from the save
     assert run.data.metrics["train/tokens_per_second_per_gpu"] > 0
+    if method.startswith("dpo"):        # the reference is the starting policy: no reward before the first update
+        first = mlflow_client_for(tmp_path).get_metric_history(run.info.run_id, "train/rewards_chosen")[0]
+        assert first.step == 1 and first.value == 0.0
 
 
 @pytest.mark.slow
@@ -129,6 +132,13 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
                           cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "llm_jp_eval/AVG" in proc.stdout
+    # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
+    proc = run_jsweep([*SMALL_RANDOM, "method=dpo", "dataset=hh_rlhf_ja", f"method.init_from={model_dir}",
+                       "train.max_steps=1", "train.micro_batch_size=2", "eval=[]", "output_root=dpo"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    dpo_cell = next((tmp_path / "dpo" / "cells").iterdir())
+    assert json.loads((dpo_cell / "status.json").read_text())["status"] == "FINISHED"
+    assert "merging into" not in (dpo_cell / "cell.log").read_text()      # no base-mismatch warning
 
 
 @pytest.mark.slow

@@ -93,9 +93,10 @@ def setup(ctx: CellContext):
         ctx.keep_alive = HfDeepSpeedConfig(str(ctx.deepspeed_config))
     tokenizer = load_tokenizer(spec.model, spec.seed)
     # LoRA over random weights: a resumed attempt reuses the base the first attempt saved.
-    saved_base = adapter_base(ctx.model_dir) if needs_saved_base(spec) else None
+    keep_base = needs_saved_base(spec)
+    saved_base = adapter_base(ctx.model_dir) if keep_base else None
     model = load_model(spec.model, device=ctx.device, seed=spec.seed, path=saved_base or spec.method.init_from)
-    if needs_saved_base(spec) and not saved_base:
+    if keep_base and not saved_base:
         save_base(model, ctx.model_dir / "base", rank=ctx.rank)
     ctx.n_params = sum(getattr(p, "ds_numel", 0) or p.numel() for p in model.parameters())
     ctx.log_metrics({"model/parameters": ctx.n_params})

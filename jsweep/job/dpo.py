@@ -34,6 +34,34 @@ def render_preference(examples: list[PreferenceExample], spec: Any, tokenizer: A
     return rows
 
 
+def reference_model(ctx: CellContext, model: Any) -> Any:
+    """A frozen copy of the starting policy, for full DPO.
+
+    Under ZeRO-3 each rank holds only shards of the policy, and a deep copy would copy empty
+    placeholders. So the reference is built again the way setup built the policy (partitioned
+    by zero.Init), then each parameter is gathered and copied from the policy, which makes it the
+    exact starting weights, random ones included. TRL wraps it for ZeRO-3 inference."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        from jsweep.models.load import load_model
+
+        spec = ctx.spec
+        ref = load_model(spec.model, device=ctx.device, seed=spec.seed, path=spec.method.init_from)
+        for p, r in zip(model.parameters(), ref.parameters(), strict=True):
+            with deepspeed.zero.GatheredParameters([p, r], modifier_rank=0):
+                if ctx.rank == 0:
+                    r.data.copy_(p.data)
+    else:
+        ref = copy.deepcopy(model)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
 def train_dpo(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -58,13 +86,9 @@ def train_dpo(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
     args = trainer_args(ctx, DPOConfig, max_length=max_length, beta=method.beta, loss_type=[method.loss_type],
                         dataset_num_proc=None)
     lora = method.peft == "lora"
-    ref_model = None
-    if not lora:
-        # An explicit copy: TRL would otherwise reload the reference from model.config's path, which is the
-        # base model, not the SFT checkpoint, when init_from was a merged adapter.
-        ref_model = copy.deepcopy(model).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
+    # An explicit reference: TRL would otherwise reload it from model.config's path, which is the base
+    # model, not the SFT checkpoint, when init_from was a merged adapter (and nothing, for random weights).
+    ref_model = None if lora else reference_model(ctx, model)
     trainer = DPOTrainer(
         model=model,
         ref_model=ref_model,

@@ -141,10 +141,11 @@ def _load_merged_adapter(spec: ModelSpec, *, device: str, seed: int, adapter: st
     """The preset's base model with the LoRA adapter at ``adapter`` merged in."""
     from peft import PeftModel
 
-    saved = adapter_base(adapter)
-    base = load_model(spec, device=device, seed=seed, path=saved) if saved else load_model(spec, device=device, seed=seed)
+    saved = adapter_base(adapter)          # random base weights saved with the adapter, if any
+    base = load_model(spec, device=device, seed=seed, path=saved)
     try:
-        recorded = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        recorded = None if saved else \
+            json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
     except (OSError, ValueError):
         recorded = None
     actual = getattr(base.config, "_name_or_path", None)
