@@ -6,16 +6,14 @@ produce is a :class:`jsweep.spec.CellSpec`.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from omegaconf import Container, DictConfig, OmegaConf
 
 from jsweep.errors import ConfigError
+from jsweep.paths import CONF_DIR
 from jsweep.spec import CellSpec, cell_from_dict
 
-CONF_DIR = Path(os.environ.get("JSWEEP_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("model", "dataset", "method", "eval", "distributed", "launcher", "tracking", "experiment")
 
 

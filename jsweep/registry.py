@@ -38,14 +38,16 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def check(self, name: str, key: str | None = None) -> None:
-        """Raise a ConfigError listing the valid choices if ``name`` is unknown."""
-        if name not in self:
-            label = f"{key} " if key else ""
-            raise ConfigError(f"unknown {self.kind} {label}'{name}' (choose from: {', '.join(self.names())})")
+    def problem(self, name: str, key: str | None = None) -> str | None:
+        """The error for an unknown ``name`` (listing the valid choices), or None when it is registered."""
+        if name in self:
+            return None
+        where = f" for {key}" if key else ""
+        return f"unknown {self.kind} '{name}'{where} (choose from: {', '.join(self.names())})"
 
     def get(self, name: str) -> T:
-        self.check(name)
+        if (problem := self.problem(name)) is not None:
+            raise ConfigError(problem)
         if name not in self._loaded:
             module, _, attr = self._entries[name].partition(":")
             obj: Any = importlib.import_module(module)

@@ -288,8 +288,8 @@ def validate_cell(cell: CellSpec) -> list[str]:
             problems.append(msg)
 
     def check_choice(value: str, registry: Any, key: str) -> None:
-        if value not in registry:
-            problems.append(f"unknown {registry.kind} '{value}' for {key} (choose from: {', '.join(registry.names())})")
+        if (problem := registry.problem(value, key)) is not None:
+            problems.append(problem)
 
     check(isinstance(cell.lr, float) and math.isfinite(cell.lr) and cell.lr > 0,
           f"lr must be a positive number, got {cell.lr!r}")

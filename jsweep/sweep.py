@@ -16,14 +16,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from jsweep import __version__
-from jsweep.errors import DataError, JsweepError, PreflightError
+from jsweep.errors import JsweepError, PreflightError
 from jsweep.identity import cell_id as compute_cell_id
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
@@ -257,20 +256,24 @@ class SweepRunner:
         """Connected on first use: a sweep whose cells are all finished never imports MLflow."""
         return SweepTracker(self.first.tracking.uri, self.first.tracking.experiment)
 
-    def locally_finished(self) -> dict[int, dict[str, Any]]:
-        """Cells whose own directory records a finished, complete run fully logged (empty journal)."""
-        done = {}
-        uri, experiment = resolve_uri(self.first.tracking.uri), self.first.tracking.experiment
-        for cell in self.cells:
-            status = _read_json(cell.cell_dir / "status.json")
-            meta = _read_json(cell.cell_dir / "cell.json")
-            run_id = meta.get("run_id")
-            same_store = (meta.get("tracking_uri") == uri
-                          and meta.get("spec", {}).get("tracking", {}).get("experiment") == experiment)
-            if (status.get("status") == "FINISHED" and status.get("complete") and run_id and same_store
-                    and not self.rerun_requested(cell) and not len(Journal(cell.cell_dir / "tracking_journal.jsonl"))):
-                done[cell.index] = {"run_id": run_id, "metrics": _read_json(cell.cell_dir / "metrics.json")}
-        return done
+    def local_result(self, cell: PlannedCell) -> dict[str, Any] | None:
+        """What the cell's own directory records of a finished, complete run: its run id, metrics, and
+        whether it is fully logged to this sweep's tracking store (same store, empty journal). None if
+        the directory records no such run."""
+        status = _read_json(cell.cell_dir / "status.json")
+        if status.get("status") != "FINISHED" or not status.get("complete"):
+            return None
+        meta = _read_json(cell.cell_dir / "cell.json")
+        same_store = (meta.get("tracking_uri") == resolve_uri(self.first.tracking.uri)
+                      and meta.get("spec", {}).get("tracking", {}).get("experiment") == self.first.tracking.experiment)
+        return {"run_id": meta.get("run_id"), "metrics": _read_json(cell.cell_dir / "metrics.json"),
+                "logged": bool(meta.get("run_id") and same_store
+                               and not len(Journal(cell.cell_dir / "tracking_journal.jsonl")))}
+
+    def skip(self, cell: PlannedCell, done: dict[str, Any]) -> None:
+        where = f"run {done['run_id']}" if done.get("logged", True) else "the cell directory (run `jsweep sync`)"
+        self.echo(f"{self.prefix(cell)} skip: already finished in {where} - {cell.spec.label}")
+        self.outcomes[cell.index] = CellOutcome(cell, "SKIPPED", 0.0, done.get("run_id"), metrics=done.get("metrics", {}))
 
     def prefix(self, cell: PlannedCell) -> str:
         return f"[{cell.index + 1}/{self.total} {cell.cell_id[:8]}]"
@@ -287,16 +290,9 @@ class SweepRunner:
         finished = self.tracker.finished_cells({c.cell_id for c in self.cells})
         to_run = []
         for cell in self.cells:
-            done = finished.get(cell.cell_id)
-            local = _read_json(cell.cell_dir / "status.json")
-            if done is None and local.get("status") == "FINISHED" and local.get("complete"):
-                done = {"run_id": _read_json(cell.cell_dir / "cell.json").get("run_id"), "local": True,
-                        "metrics": _read_json(cell.cell_dir / "metrics.json")}
+            done = finished.get(cell.cell_id) or self.local_result(cell)
             if done and not self.rerun_requested(cell):
-                where = "the cell directory (run `jsweep sync`)" if done.get("local") else f"run {done['run_id']}"
-                self.echo(f"{self.prefix(cell)} skip: already finished in {where} - {cell.spec.label}")
-                self.outcomes[cell.index] = CellOutcome(cell, "SKIPPED", 0.0, done.get("run_id"),
-                                                        metrics=done.get("metrics", {}))
+                self.skip(cell, done)
                 continue
             if done and cell.cell_dir.exists():
                 archive = cell.cell_dir.with_name(f"{cell.cell_id}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
@@ -428,14 +424,11 @@ class SweepRunner:
     # ----------------------------------------------------------------------- the sweep
     def run(self) -> SweepResult:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        done = self.locally_finished()
-        if len(done) == self.total:
+        local = [self.local_result(cell) for cell in self.cells]
+        if all(done and done["logged"] and not self.rerun_requested(cell) for cell, done in zip(self.cells, local)):
             # Everything already finished and fully logged: report it without touching the tracking store.
-            for cell in self.cells:
-                self.echo(f"{self.prefix(cell)} skip: already finished in run {done[cell.index]['run_id']} - "
-                          f"{cell.spec.label}")
-                self.outcomes[cell.index] = CellOutcome(cell, "SKIPPED", 0.0, done[cell.index]["run_id"],
-                                                        metrics=done[cell.index]["metrics"])
+            for cell, done in zip(self.cells, local):
+                self.skip(cell, done)
             result = SweepResult(self.sweep_id, self.sweep_dir, None, [self.outcomes[i] for i in sorted(self.outcomes)])
             write_summary(result)
             self.echo(format_summary(result))

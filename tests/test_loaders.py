@@ -301,9 +301,9 @@ PRESETS = {"dolly": 48, "dolly_10k": 48, "ichikara": 44, "oasst": 16, "oasst2": 
 
 
 def test_every_preset_composes_validates_and_loads_on_the_embedded_default():
-    from jsweep.data.mixture import conf_dir
+    from jsweep.paths import CONF_DIR
 
-    names = sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml"))
+    names = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
     assert set(PRESETS) <= set(names)
     for name in names:
         method = "method=dpo_lora" if name in ("hh_rlhf_ja", "chatbot_arena_ja", "preference") else "method=sft_lora"
@@ -316,9 +316,9 @@ def test_every_preset_composes_validates_and_loads_on_the_embedded_default():
 
 
 def test_preset_files_comment_every_key():
-    from jsweep.data.mixture import conf_dir
+    from jsweep.paths import CONF_DIR
 
-    for path in sorted((conf_dir() / "dataset").glob("*.yaml")):
+    for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
         for line in path.read_text().splitlines():
             if line and not line.startswith((" ", "#")) and ":" in line and not line.startswith("defaults"):
                 assert "#" in line, f"{path.name}: {line}"

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import cli_env, run_jsweep
 
+STALLED = "fault: stalled at step"     # what a JSWEEP_FAULT=sleep@N cell logs while it waits for SIGUSR1
 FAST = ["train.max_steps=6", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[]"]
 
 
@@ -63,7 +64,7 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     proc = _popen(FAST, work, JSWEEP_FAULT="sleep@4")      # stalls at step 4, after checkpoint-2
     _wait_for(lambda: (work / "outputs" / "cells").exists() and _cells(work)
               and (_cells(work)[0] / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
-              and "step 3/6" in (_cells(work)[0] / "cell.log").read_text(), what="checkpoint-2 and the stall at step 4")
+              and STALLED in (_cells(work)[0] / "cell.log").read_text(), what="checkpoint-2 and the stall at step 4")
     cell = _cells(work)[0]
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)                            # kill -9 of the cell, mid-training
@@ -140,7 +141,7 @@ def test_second_run_of_a_finished_sweep_skips_and_rerun_keeps_old_results(tmp_pa
 def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_dir):
     proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
     _wait_for(lambda: (tmp_path / "outputs" / "cells").exists() and _cells(tmp_path)
-              and (_cells(tmp_path)[0] / "checkpoints" / "checkpoint-2").exists(), what="training to stall")
+              and STALLED in (_cells(tmp_path)[0] / "cell.log").read_text(), what="training to stall")
     cell = _cells(tmp_path)[0]
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
@@ -191,7 +192,7 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
         proc = _popen(["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"], tmp_path,
                       MLFLOW_TRACKING_URI=uri, JSWEEP_FAULT="sleep@3:lr=1e-05")
         _wait_for(lambda: (tmp_path / "outputs" / "cells").exists() and _cells(tmp_path)
-                  and "step 2/6" in (_cells(tmp_path)[0] / "cell.log").read_text(), what="the first cell to train")
+                  and STALLED in (_cells(tmp_path)[0] / "cell.log").read_text(), what="the first cell to stall")
         _stop(server)                                   # the tracking server dies mid-sweep
         pid = json.loads((_cells(tmp_path)[0] / "status.json").read_text())["pid"]
         os.kill(pid, signal.SIGUSR1)                  # let the stalled cell go on

@@ -28,7 +28,6 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Sequence, Union
 
 from jsweep.data.records import Record, example_texts

@@ -55,10 +55,10 @@ import math
 import os
 import random
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 from jsweep.errors import ConfigError, DataError
+from jsweep.paths import CONF_DIR
 
 MIXTURE = "mixture"
 COMPONENT_KEYS = ("preset", "weight", "upsample")       # besides the DatasetSpec keys
@@ -144,11 +144,6 @@ def token_budget_indices(lengths: Sequence[int], budget: int, seed: int) -> list
 
 # --------------------------------------------------------------------------- components
 
-def conf_dir() -> Path:
-    """conf/ of this checkout (or $JSWEEP_CONF_DIR), as jsweep.compose uses; no Hydra import."""
-    return Path(os.environ.get("JSWEEP_CONF_DIR") or Path(__file__).resolve().parents[2] / "conf")
-
-
 def read_preset(name: str) -> dict[str, Any]:
     """A dataset preset's keys (conf/dataset/<name>.yaml), as a component of a mixture sees them.
     ``${oc.env:VAR,default}`` is resolved from the environment (ichikara's JSWEEP_ICHIKARA_PATH);
@@ -156,9 +151,9 @@ def read_preset(name: str) -> dict[str, Any]:
     them from the mixture. A preset extending another (``defaults: [dolly, _self_]``) is merged."""
     import yaml
 
-    path = conf_dir() / "dataset" / f"{name}.yaml"
+    path = CONF_DIR / "dataset" / f"{name}.yaml"
     if not path.exists():
-        options = sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml"))
+        options = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
         raise ConfigError(f"unknown dataset preset '{name}' (choose from: {', '.join(options)})")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     merged: dict[str, Any] = {}

@@ -31,6 +31,11 @@ class FaultCallback(TrainerCallback):
         self.kind, self.step, self.match = fault
         self.armed = ctx.attempt == 1 and (not self.match or self.match in ctx.spec.label
                                            or self.match in ctx.cell_dir.name)
+        self.woken: list[bool] = []
+        if self.armed and self.kind == "sleep":
+            # Installed now, not at the stall: a SIGUSR1 that comes early cancels the stall instead of
+            # killing the process (SIGUSR1's default action).
+            signal.signal(signal.SIGUSR1, lambda *_: self.woken.append(True))
 
     def on_step_end(self, args, state, control, **kwargs):
         if not self.armed or state.global_step < self.step:
@@ -45,10 +50,9 @@ class FaultCallback(TrainerCallback):
         if self.kind == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
         if self.kind == "sleep":
-            woken = []
-            signal.signal(signal.SIGUSR1, lambda *_: woken.append(True))
+            print(f"[jsweep] fault: stalled at step {state.global_step} (SIGUSR1 resumes)", flush=True)
             deadline = time.monotonic() + 600
-            while not woken and time.monotonic() < deadline:
+            while not self.woken and time.monotonic() < deadline:
                 time.sleep(0.1)
 
 
