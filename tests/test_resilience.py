@@ -84,6 +84,7 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     # Stated tolerance: resumed and uninterrupted runs agree on the final losses to 1e-4.
     assert metrics["train/steps"] == ref_metrics["train/steps"] == 6
     assert metrics["eval/loss"] == pytest.approx(ref_metrics["eval/loss"], abs=1e-4)
+    assert metrics["train/tokens"] == ref_metrics["train/tokens"] > 0      # counted over both attempts
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
     assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
 

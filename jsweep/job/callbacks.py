@@ -1,8 +1,12 @@
-"""Trainer callback: stream train/eval metrics to MLflow and progress lines to the console."""
+"""Trainer callbacks: stream train/eval metrics to MLflow and progress lines to the console; keep
+the count of trained tokens across resumed attempts."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -23,23 +27,52 @@ class JsweepCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.t0 = time.monotonic()
-        say(f"training: {state.max_steps} steps")
+        self.first_step = state.global_step         # > 0 when resuming from a checkpoint
+        say(f"training: {state.max_steps} steps" + (f", resuming at step {state.global_step}" if state.global_step else ""))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         metrics = {RENAME[k]: v for k, v in logs.items() if k in RENAME and isinstance(v, (int, float))}
         if not metrics:
             return
+        if "train/num_tokens" in metrics:       # TRL counts from 0 in each attempt
+            metrics["train/num_tokens"] += self.ctx.tokens_before
         self.ctx.tracker.log_metrics(metrics, step=state.global_step)
         elapsed = time.monotonic() - self.t0
         parts = [f"step {state.global_step}/{state.max_steps}"]
         for key in ("train/loss", "eval/loss", "train/lr"):
             if key in metrics:
                 parts.append(f"{key.replace('/', '_')} {metrics[key]:.4g}")
-        if state.global_step and state.max_steps:
-            eta = elapsed / state.global_step * (state.max_steps - state.global_step)
+        done = state.global_step - getattr(self, "first_step", 0)
+        if done > 0 and state.max_steps:
+            eta = elapsed / done * (state.max_steps - state.global_step)
             parts.append(f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left")
         say("  ".join(parts))
+
+
+class TokenLedger(TrainerCallback):
+    """Non-padding tokens trained so far, over every attempt: written into each checkpoint, and read
+    back when a later attempt resumes from it (TRL's own count starts again at 0)."""
+
+    FILE = "jsweep_tokens.json"
+
+    def __init__(self, trainer: Any, before: float = 0.0):
+        self.trainer, self.before = trainer, before
+
+    def total(self) -> float:
+        return self.before + float(getattr(self.trainer, "_total_train_tokens", 0))
+
+    @classmethod
+    def read(cls, checkpoint: Path | None) -> float:
+        try:
+            return float(json.loads((checkpoint / cls.FILE).read_text())["tokens"]) if checkpoint else 0.0
+        except (OSError, ValueError, KeyError):
+            return 0.0
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            (checkpoint / self.FILE).write_text(json.dumps({"tokens": self.total()}))
 
 
 def callbacks_for(ctx: CellContext) -> list[TrainerCallback]:

@@ -31,6 +31,7 @@ class CellContext:
     timings: dict[str, float] = field(default_factory=dict)
     attempt: int = 1                          # 2+ when the launcher retries the cell (e.g. after OOM)
     resume_from: Path | None = None           # checkpoint to resume training from
+    tokens_before: float = 0.0                # tokens trained by earlier attempts (read from resume_from)
     rank: int = 0                             # this process's rank in a multi-GPU cell
     world_size: int = 1                       # training processes of the cell
     deepspeed_config: Path | None = None      # the cell's DeepSpeed config (ZeRO cells)

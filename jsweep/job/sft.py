@@ -6,7 +6,7 @@ from typing import Any
 
 from jsweep import registries
 from jsweep.data.records import Example
-from jsweep.job.callbacks import callbacks_for
+from jsweep.job.callbacks import TokenLedger, callbacks_for
 from jsweep.job.context import CellContext, TrainResult, say
 
 
@@ -115,10 +115,13 @@ def log_final_eval_loss(ctx: CellContext, trainer: Any) -> None:
 def run_training(ctx: CellContext, trainer: Any) -> dict[str, float]:
     """Train (resuming from ctx.resume_from); the final loss, runtime, steps and throughput
     (non-padding tokens per second) shared by every trainer."""
+    ctx.tokens_before = TokenLedger.read(ctx.resume_from)
+    ledger = TokenLedger(trainer, ctx.tokens_before)
+    trainer.add_callback(ledger)
     output = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     runtime = float(output.metrics.get("train_runtime", 0.0)) or 1e-9
-    tokens = float(getattr(trainer, "_total_train_tokens", 0))
-    return {"train/final_loss": output.training_loss, "train/runtime_seconds": runtime, "train/tokens": tokens,
+    tokens = ledger.total() - ctx.tokens_before          # trained in this attempt, in ``runtime``
+    return {"train/final_loss": output.training_loss, "train/runtime_seconds": runtime, "train/tokens": ledger.total(),
             "train/tokens_per_second": tokens / runtime, "train/steps": trainer.state.global_step}
 
 
