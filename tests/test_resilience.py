@@ -204,8 +204,9 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
     # Cells went on without the server; nothing was lost locally.
     assert "tracking call(s) could not reach the tracking server" in out, out[-3000:]
     for cell in _cells(tmp_path):
-        assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED"
-        assert "eval/loss" in json.loads((cell / "metrics.json").read_text())
+        log = (cell / "cell.log").read_text()[-3000:]
+        assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", out[-2000:] + log
+        assert "eval/loss" in json.loads((cell / "metrics.json").read_text()), log
     server = _server(tmp_path, port)
     try:
         _wait_for(up, timeout=90, what="the MLflow server to restart")
@@ -213,12 +214,13 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
         assert sync.returncode == 0, sync.stdout + sync.stderr
         client = MlflowClient(uri)
         runs = _child_runs(client)
-        assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
-        assert all("eval/loss" in r.data.metrics and r.data.tags.get("jsweep.complete") == "true" for r in runs)
+        assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), sync.stdout
+        assert all("eval/loss" in r.data.metrics and r.data.tags.get("jsweep.complete") == "true" for r in runs), \
+            sync.stdout
         history = {r.info.run_id: [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")]
                    for r in runs}
         assert all(sorted(steps) == [1, 2, 3, 4, 5, 6] for steps in history.values()), history   # no duplicates
         again = run_jsweep(["sync"], tmp_path, MLFLOW_TRACKING_URI=uri)
-        assert "0 call(s) re-logged" in again.stdout
+        assert "0 call(s) re-logged" in again.stdout, again.stdout
     finally:
         _stop(server)
