@@ -24,10 +24,11 @@ class JsweepCallback(TrainerCallback):
     def __init__(self, ctx: CellContext):
         self.ctx = ctx
         self.t0 = time.monotonic()
+        self.first_step = 0                         # the step this attempt started at (> 0 on resume)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.t0 = time.monotonic()
-        self.first_step = state.global_step         # > 0 when resuming from a checkpoint
+        self.first_step = state.global_step
         say(f"training: {state.max_steps} steps" + (f", resuming at step {state.global_step}" if state.global_step else ""))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -43,7 +44,7 @@ class JsweepCallback(TrainerCallback):
         for key in ("train/loss", "eval/loss", "train/lr"):
             if key in metrics:
                 parts.append(f"{key.replace('/', '_')} {metrics[key]:.4g}")
-        done = state.global_step - getattr(self, "first_step", 0)
+        done = state.global_step - self.first_step
         if done > 0 and state.max_steps:
             eta = elapsed / done * (state.max_steps - state.global_step)
             parts.append(f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left")
