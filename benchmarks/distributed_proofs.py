@@ -32,6 +32,9 @@ PROOFS: dict[str, list[str]] = {
     # LoRA under each stage: the adapter is saved, and evaluation loads it over the base model
     "zero2_sft_lora": ["method=sft_lora", "dataset=dolly", "distributed=zero2", "train.max_steps=10",
                        "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
+    # full DPO under ZeRO-3: the frozen reference is rebuilt under zero.Init and copied, gathered, from the policy
+    "zero3_dpo": ["method=dpo", "dataset=hh_rlhf_ja", "distributed=zero3", "train.max_steps=8",
+                  "train.micro_batch_size=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
     "zero3_dpo_lora": ["method=dpo_lora", "dataset=hh_rlhf_ja", "distributed=zero3", "train.max_steps=8",
                        "train.micro_batch_size=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
 }

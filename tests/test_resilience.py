@@ -25,6 +25,22 @@ def _cells(tmp: Path) -> list[Path]:
     return sorted(p for p in (tmp / "outputs" / "cells").iterdir() if p.is_dir() and "." not in p.name)
 
 
+def _stalled(tmp: Path, *also: str) -> Path | None:
+    """The cell directory whose log shows the injected stall (and holds every path in `also`), or None.
+    Tolerates a sweep that has not yet created its cells directory, a cell or its log."""
+    root = tmp / "outputs" / "cells"
+    if not root.exists():
+        return None
+    for cell in _cells(tmp):
+        log = cell / "cell.log"
+        try:
+            if STALLED in log.read_text() and all((cell / rel).exists() for rel in also):
+                return cell
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def _child_runs(client):
     exp = client.get_experiment_by_name("jsweep")
     return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("jsweep.kind") == "cell"]
@@ -62,10 +78,9 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     work = tmp_path / "work"
     work.mkdir()
     proc = _popen(FAST, work, JSWEEP_FAULT="sleep@4")      # stalls at step 4, after checkpoint-2
-    _wait_for(lambda: (work / "outputs" / "cells").exists() and _cells(work)
-              and (_cells(work)[0] / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
-              and STALLED in (_cells(work)[0] / "cell.log").read_text(), what="checkpoint-2 and the stall at step 4")
-    cell = _cells(work)[0]
+    _wait_for(lambda: _stalled(work, "checkpoints/checkpoint-2/trainer_state.json"),
+              what="checkpoint-2 and the stall at step 4")
+    cell = _stalled(work)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)                            # kill -9 of the cell, mid-training
     out, _ = proc.communicate(timeout=120)
@@ -141,9 +156,8 @@ def test_second_run_of_a_finished_sweep_skips_and_rerun_keeps_old_results(tmp_pa
 
 def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_dir):
     proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
-    _wait_for(lambda: (tmp_path / "outputs" / "cells").exists() and _cells(tmp_path)
-              and STALLED in (_cells(tmp_path)[0] / "cell.log").read_text(), what="training to stall")
-    cell = _cells(tmp_path)[0]
+    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
+    cell = _stalled(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
     out, _ = proc.communicate(timeout=120)
@@ -192,10 +206,9 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
         _wait_for(up, timeout=90, what="the MLflow server")
         proc = _popen(["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"], tmp_path,
                       MLFLOW_TRACKING_URI=uri, JSWEEP_FAULT="sleep@3:lr=1e-05")
-        _wait_for(lambda: (tmp_path / "outputs" / "cells").exists() and _cells(tmp_path)
-                  and STALLED in (_cells(tmp_path)[0] / "cell.log").read_text(), what="the first cell to stall")
+        _wait_for(lambda: _stalled(tmp_path), what="the first cell to stall")
         _stop(server)                                   # the tracking server dies mid-sweep
-        pid = json.loads((_cells(tmp_path)[0] / "status.json").read_text())["pid"]
+        pid = json.loads((_stalled(tmp_path) / "status.json").read_text())["pid"]
         os.kill(pid, signal.SIGUSR1)                  # let the stalled cell go on
         out, _ = proc.communicate(timeout=900)
     finally:
