@@ -4,7 +4,9 @@ The scheduler knows nothing of cells or MLflow: a job is a key, a GPU count and 
 callback that receives the GPU ids it was given and returns a process-like handle (``poll()``
 returns None while running, else the exit code). Jobs start in order; a later job that fits
 starts while an earlier, larger one waits (backfill). A job's GPUs are released whatever its
-exit code, so a failing cell frees its GPUs for the next.
+exit code, so a failing cell frees its GPUs for the next. A running job may also give back part
+of its GPUs early: a handle with ``still_needs(ids)`` returns the subset it still uses (a
+multi-GPU cell evaluates on its first GPU once training ends), and the rest go to the next job.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any, Callable, Protocol, Sequence
 
 class Handle(Protocol):
     def poll(self) -> int | None: ...
+
+    # Optional: ``still_needs(ids: list[int]) -> list[int]``, the subset of its GPUs the job still
+    # uses; polled while it runs. Handles without it keep all their GPUs until they exit.
 
 
 @dataclass
@@ -94,7 +99,7 @@ class Scheduler:
             for job, handle, ids, t0 in running:
                 rc = handle.poll()
                 if rc is None:
-                    still.append((job, handle, ids, t0))
+                    still.append((job, handle, self._shrink(job, handle, ids), t0))
                     continue
                 self._release(job, ids)
                 fin = Finished(job, rc, time.monotonic() - t0)
@@ -107,6 +112,17 @@ class Scheduler:
             if running:
                 time.sleep(self.poll_interval)
         return done
+
+    def _shrink(self, job: Job, handle: Handle, ids: list[int]) -> list[int]:
+        """Release the GPUs a running job says it no longer uses; return those it keeps."""
+        needs = getattr(handle, "still_needs", None)
+        if job.gpus == 0 or needs is None or len(ids) < 2:
+            return ids
+        keep = [g for g in needs(list(ids)) if g in ids]
+        if not keep or len(keep) == len(ids):
+            return ids
+        self.free = sorted(self.free + [g for g in ids if g not in keep])
+        return keep
 
     def _take(self, job: Job) -> list[int]:
         if job.gpus > 0:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from jsweep import __version__
 from jsweep.errors import JsweepError, PreflightError
+from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
@@ -148,7 +150,10 @@ class CellProcess:
     """A cell's subprocess, its output streamed to cell.log and (optionally) the console."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, prefix: str,
-                 echo: Callable[[str], None] | None):
+                 echo: Callable[[str], None] | None,
+                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None):
+        self.started = time.time()
+        self.gpus_in_use = gpus_in_use
         self.log = open(log_path, "a", encoding="utf-8", buffering=1)
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, start_new_session=True)
@@ -161,6 +166,10 @@ class CellProcess:
             self.log.write(line)
             if echo and line.startswith("[jsweep]"):
                 echo(f"{prefix} {line[len('[jsweep]'):].strip()}")
+
+    def still_needs(self, ids: list[int]) -> list[int]:
+        """The scheduler's question: which of ``ids`` this cell still uses."""
+        return self.gpus_in_use(ids, self.started) if self.gpus_in_use else ids
 
     def poll(self) -> int | None:
         rc = self.proc.poll()
@@ -183,6 +192,17 @@ class CellProcess:
             except ProcessLookupError:
                 pass
             self.proc.wait()
+
+
+def eval_stage_gpus(cell_dir: Path, ids: list[int], since: float) -> list[int]:
+    """GPUs a cell still uses. A multi-GPU cell evaluates in one process on its first GPU
+    (jsweep.job.multi); once that process has marked its status (after ``since``, the start of this
+    attempt, so a stale status of a killed attempt counts for nothing), the other GPUs are free."""
+    status = _read_json(cell_dir / "status.json")
+    if (len(ids) > 1 and status.get("status") == "RUNNING" and status.get("stage") == "eval"
+            and float(status.get("time", 0)) >= since):
+        return ids[:1]
+    return ids
 
 
 def cell_env(gpus: list[int], port: int, uri: str, threads: int) -> dict[str, str]:
@@ -243,6 +263,7 @@ class SweepRunner:
         self.outcomes: dict[int, CellOutcome] = {}
         self.runs: dict[int, str] = {}
         self.procs: dict[int, CellProcess] = {}
+        self.released: set[tuple[int, float]] = set()   # (cell, attempt start) that gave back GPUs for eval
         self.attempts: dict[int, int] = {}
         self.pending_runs: dict[int, dict[str, Any]] = {}   # runs to create at `jsweep sync`
         self.total = len(cells)
@@ -274,6 +295,14 @@ class SweepRunner:
         where = f"run {done['run_id']}" if done.get("logged", True) else "the cell directory (run `jsweep sync`)"
         self.echo(f"{self.prefix(cell)} skip: already finished in {where} - {cell.spec.label}")
         self.outcomes[cell.index] = CellOutcome(cell, "SKIPPED", 0.0, done.get("run_id"), metrics=done.get("metrics", {}))
+
+    def gpus_in_use(self, cell: PlannedCell, ids: list[int], since: float) -> list[int]:
+        keep = eval_stage_gpus(cell.cell_dir, ids, since)
+        if len(keep) < len(ids) and (cell.index, since) not in self.released:
+            self.released.add((cell.index, since))
+            free = ",".join(str(g) for g in ids if g not in keep)
+            self.echo(f"{self.prefix(cell)} trained; evaluating on GPU {keep[0]}, GPU {free} free for the next cell")
+        return keep
 
     def prefix(self, cell: PlannedCell) -> str:
         return f"[{cell.index + 1}/{self.total} {cell.cell_id[:8]}]"
@@ -339,11 +368,11 @@ class SweepRunner:
             self.runs[cell.index] = run_id
         else:
             run_id, resumed = self.runs[cell.index], bool(checkpoints(cell.cell_dir))
-        (cell.cell_dir / "cell.json").write_text(json.dumps(
-            {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
-             "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
-             "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()},
-            indent=2, ensure_ascii=False, default=str))
+        write_json(cell.cell_dir / "cell.json",
+                   {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
+                    "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
+                    "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()},
+                   ensure_ascii=False, default=str)
         what = "resume" if resumed else ("retry" if attempt > 1 else "start")
         self.echo(f"{self.prefix(cell)} {what} {cell.spec.label}" + (f" on GPU {','.join(map(str, ids))}" if ids else ""))
         nproc = processes(cell.spec)
@@ -356,7 +385,8 @@ class SweepRunner:
             (cell.cell_dir / "deepspeed.json").write_text(json.dumps(deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)),
                                                                      indent=2))
         proc = CellProcess(cmd, cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc)),
-                           cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None)
+                           cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
+                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None)
         self.procs[cell.index] = proc
         return proc
 
@@ -502,9 +532,8 @@ def write_summary(result: SweepResult) -> None:
     rows = [{"index": o.cell.index, "cell_id": o.cell.cell_id, "label": o.cell.spec.label, "status": o.status,
              "seconds": round(o.seconds, 1), "run_id": o.run_id, "error": o.error,
              "log": str(o.cell.cell_dir / "cell.log"), "metrics": o.metrics} for o in result.outcomes]
-    (result.sweep_dir / "summary.json").write_text(json.dumps(
-        {"sweep_id": result.sweep_id, "parent_run_id": result.parent_run_id, "cells": rows},
-        indent=2, ensure_ascii=False))
+    write_json(result.sweep_dir / "summary.json",
+               {"sweep_id": result.sweep_id, "parent_run_id": result.parent_run_id, "cells": rows}, ensure_ascii=False)
 
 
 def format_summary(result: SweepResult) -> str:

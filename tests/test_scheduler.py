@@ -73,6 +73,31 @@ def test_a_failing_cell_releases_its_gpus():
     assert sorted(next(ids for k, ids, _ in rec.starts if k == "next")) == [0, 1]
 
 
+@dataclass
+class TwoStageProc(FakeProc):
+    """A multi-GPU cell: trains on all its GPUs for ``train_ticks`` polls, then evaluates on the first."""
+
+    train_ticks: int = 0
+
+    def still_needs(self, ids):
+        return ids if self.polls <= self.train_ticks else ids[:1]
+
+
+def test_a_cell_that_evaluates_on_one_gpu_frees_the_others_for_the_next_cell():
+    rec = Recorder()
+    two = rec.job("ddp", 2, ticks=10)
+    two.start = lambda ids, start=two.start: (start(ids), TwoStageProc(10, train_ticks=3))[1]
+    jobs = [two, rec.job("next", 1, ticks=2), rec.job("last", 2, ticks=1)]
+    sched = Scheduler([0, 1], poll_interval=0)
+    sched.run(jobs, on_finish=rec.finish)
+    (_, ids, busy), (key, next_ids, next_busy), (_, last_ids, last_busy) = rec.starts
+    assert ids == [0, 1] and key == "next"
+    assert next_ids == [1] and next_busy == {0, 1}     # started on GPU 1 while the ddp cell still ran (on GPU 0)
+    assert rec.order[0] == "next"                      # ...and ended before it
+    assert last_ids == [0, 1] and last_busy == set()   # GPU 0 came back when the ddp cell ended, never twice
+    assert sched.free == [0, 1]
+
+
 def test_cpu_slots_limit_concurrency():
     rec = Recorder()
     jobs = [rec.job(f"c{i}", 0, ticks=2) for i in range(5)]
@@ -109,3 +134,20 @@ def test_discover_gpus_from_settings_and_environment(monkeypatch):
     assert discover_gpus("auto") == [4, 5]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert discover_gpus("auto") == []
+
+
+def test_a_multi_gpu_cell_gives_back_all_but_its_first_gpu_once_its_eval_stage_runs(tmp_path):
+    import time
+
+    from jsweep.files import write_json
+    from jsweep.sweep import eval_stage_gpus
+
+    since = time.time()
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # no status yet
+    write_json(tmp_path / "status.json", {"status": "RUNNING", "stage": "train", "time": since + 1})
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # training on both
+    write_json(tmp_path / "status.json", {"status": "TRAINED", "time": since + 2})
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # ranks may still be exiting
+    write_json(tmp_path / "status.json", {"status": "RUNNING", "stage": "eval", "time": since + 3})
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2]             # the eval process runs on the first
+    assert eval_stage_gpus(tmp_path, [2, 3], since + 10) == [2, 3]     # a stale status of an earlier attempt

@@ -10,6 +10,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from jsweep.files import write_json
 from jsweep.job.context import CellContext, say
 
 RENAME = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "train/lr",
@@ -73,7 +74,7 @@ class TokenLedger(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and checkpoint.is_dir():
-            (checkpoint / self.FILE).write_text(json.dumps({"tokens": self.total()}))
+            write_json(checkpoint / self.FILE, {"tokens": self.total()})
 
 
 def callbacks_for(ctx: CellContext) -> list[TrainerCallback]:

@@ -20,6 +20,7 @@ from jsweep import registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input
+from jsweep.files import write_json
 from jsweep.job.context import CellContext, say
 from jsweep.spec import cell_from_dict
 from jsweep.tracking import CellTracker, NullTracker
@@ -34,7 +35,7 @@ def _on_sigterm(signum, frame):
 
 
 def write_status(cell_dir: Path, status: str, **fields) -> None:
-    (cell_dir / "status.json").write_text(json.dumps({"status": status, "time": time.time(), **fields}, indent=2))
+    write_json(cell_dir / "status.json", {"status": status, "time": time.time(), **fields})
 
 
 def last_checkpoint(cell_dir: Path) -> Path | None:

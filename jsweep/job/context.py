@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from jsweep.data.records import Example
+from jsweep.files import write_json
 from jsweep.spec import CellSpec
 from jsweep.tracking import CellTracker
 
@@ -43,7 +43,7 @@ class CellContext:
         self.metrics.update({k: float(v) for k, v in metrics.items() if v is not None})
         self.tracker.log_metrics(metrics, step=step)
         if self.rank == 0:
-            (self.cell_dir / "metrics.json").write_text(json.dumps(self.metrics, indent=2, sort_keys=True))
+            write_json(self.cell_dir / "metrics.json", self.metrics, sort_keys=True)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

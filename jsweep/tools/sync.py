@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jsweep.files import write_json
 from jsweep.tracking import Journal, SweepTracker, apply_op, resolve_uri
 
 
@@ -57,7 +58,7 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
             tracker.parent_id = pending.get("parent_id")
             run_id = tracker.create_child(pending["name"], pending["tags"], pending["params"])
             meta["run_id"], meta["pending_run"] = run_id, None
-            meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+            write_json(meta_path, meta, ensure_ascii=False)
             report["runs_created"] += 1
         if not run_id:  # a sweep directory: the journal belongs to its parent run
             run_id = json.loads((d / "summary.json").read_text()).get("parent_run_id") if (d / "summary.json").exists() else None

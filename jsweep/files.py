@@ -1,0 +1,31 @@
+"""Writing the small JSON state files of cells and sweeps (status, metrics, cell.json, summary).
+
+They are read by other processes while being rewritten (the launcher polls a running cell's
+status.json), and a cell can be killed mid-write. ``write_json`` writes a temporary file in the
+same directory, flushes it to disk and renames it over the target, so a reader sees the old
+content or the new, never a truncated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_json(path: Path, obj: Any, **dumps: Any) -> None:
+    """Atomically replace ``path`` with ``obj`` as JSON (``dumps`` as for json.dumps, default indent=2)."""
+    path = Path(path)
+    text = json.dumps(obj, **{"indent": 2, **dumps})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
