@@ -44,11 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         module, _, func = TOOLS[argv[0]].partition(":")
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
 
-    from jsweep.compose import precheck_overrides
+    from jsweep.compose import list_settings, precheck_overrides
     from jsweep.errors import JsweepError
 
     if "--rerun" in argv:  # jsweep's own flag: run finished cells again (their old results are kept)
         argv = [a for a in argv if a != "--rerun"] + ["launcher.rerun=true"]
+    argv = list_settings(argv)
     flags, overrides = _hydra_flags(argv)
     if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
         try:

@@ -84,6 +84,22 @@ def _numeric(value: Any) -> float | None:
         return None
 
 
+# Settings of the whole sweep whose value is a list. ``launcher.gpus=0,1`` means GPUs 0 and 1, never a
+# sweep over two launchers, so it is passed to Hydra as ``launcher.gpus=[0,1]``.
+LIST_SETTINGS = ("launcher.gpus",)
+
+
+def list_settings(argv: Iterable[str]) -> list[str]:
+    """Bracket the comma-separated values of LIST_SETTINGS (``launcher.gpus=0,1`` -> ``launcher.gpus=[0,1]``)."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+~") in LIST_SETTINGS and "," in value and not value.lstrip().startswith("["):
+            arg = f"{key}=[{value}]"
+        out.append(arg)
+    return out
+
+
 def precheck_overrides(overrides: Iterable[str]) -> None:
     """Check command-line overrides before Hydra runs; raise ConfigError with a one-line message.
 

@@ -154,3 +154,24 @@ def test_lora_over_random_weights_under_zero3_evaluates_its_saved_adapter(tmp_pa
     (run,) = [r for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
               if r.data.tags.get("jsweep.kind") == "cell"]
     assert run.info.status == "FINISHED" and "llm_jp_eval/AVG" in run.data.metrics
+
+
+def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny_model_dir):
+    """Three (fake) GPUs, two 2-GPU DDP cells run as gloo processes on CPU. The second cell does not
+    fit beside the first until the first moves to evaluation on its first GPU, which frees GPU 1."""
+    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "distributed=ddp", "resources.gpus=2", "resources.cpu_processes=true",
+                       "launcher.gpus=0,1,2", "train.max_steps=2", "eval=[llm_jp_eval]",
+                       "eval.llm_jp_eval.max_num_samples=10"], tmp_path, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    first, second = sorted((json.loads((d / "cell.json").read_text()) for d in (tmp_path / "outputs" / "cells").iterdir()
+                            if d.is_dir()), key=lambda m: m["gpus"])
+    assert first["gpus"] == [0, 1] and second["gpus"] == [1, 2]
+    lines = out.splitlines()
+    freed = next(i for i, l in enumerate(lines) if "trained; evaluating on GPU 0, GPU 1 free for the next cell" in l)
+    started = next(i for i, l in enumerate(lines) if " on GPU 1,2" in l)
+    ended = next(i for i, l in enumerate(lines) if l.startswith("[1/2") and "FINISHED" in l)
+    assert freed < started < ended, out[-3000:]          # the second cell started while the first evaluated
+    assert out.count("training: 2 steps") == 2           # once per cell on the console, not once per rank
+    log = next(p for p in (tmp_path / "outputs" / "cells").glob("*/cell.log"))
+    assert "[rank 1] training: 2 steps" in log.read_text()

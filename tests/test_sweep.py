@@ -141,3 +141,13 @@ def test_mission_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
     parents, children = _runs(mlflow_client_for(tmp_path))
     assert len(parents) == 1 and len(children) == 6
     assert all(c.info.status == "FINISHED" and "eval/loss" in c.data.metrics for c in children)
+
+
+def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
+    from jsweep.compose import list_settings
+
+    assert list_settings(["launcher.gpus=0,1", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]) == \
+        ["launcher.gpus=[0,1]", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]
+    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 cell(s) planned" in proc.stdout                # not 4: launcher.gpus did not multiply the grid

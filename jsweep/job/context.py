@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,8 +16,11 @@ from jsweep.tracking import CellTracker
 
 
 def say(msg: str) -> None:
-    """A progress line; the launcher echoes lines starting with [jsweep] to the console."""
-    print(f"[jsweep] {msg}", flush=True)
+    """A progress line; the launcher echoes lines starting with [jsweep] to the console. In a
+    multi-process cell the other ranks' lines go to cell.log only, tagged with their rank, so the
+    console does not repeat every line once per GPU."""
+    rank = os.environ.get("RANK", "0")
+    print(f"[jsweep] {msg}" if rank == "0" else f"[rank {rank}] {msg}", flush=True)
 
 
 @dataclass
