@@ -15,6 +15,7 @@ TOOLS: dict[str, str] = {
     "prepare": "jsweep.tools.prepare:main",
     "eval": "jsweep.tools.evaluate:main",
     "sync": "jsweep.tools.sync:main",
+    "report": "jsweep.tools.report:main",
 }
 
 

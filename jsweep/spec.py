@@ -141,6 +141,7 @@ class LauncherSpec:
     dry_run: bool = False
     rerun: Any = False                  # true, or a list of cell-id prefixes, to run finished cells again
     oom_retries: int = 2                # retries of an out-of-memory cell with the micro-batch halved
+    report: bool = True                 # write report/ (tables, plots) when the sweep ends; log it to the parent run
 
 
 @dataclass

@@ -485,15 +485,30 @@ class SweepRunner:
                              [self.outcomes[i] for i in sorted(self.outcomes)])
         failed = result.failed
         skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
+        write_summary(result)
+        self.echo(format_summary(result))
+        report = self.report() if self.launcher.report and not interrupted else []
         self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
             {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)), "jsweep.cells_total": str(self.total),
                                         "jsweep.cells_skipped": str(skipped)}},
+            *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
             {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
-        write_summary(result)
-        self.echo(format_summary(result))
         if interrupted:
             raise KeyboardInterrupt
         return result
+
+    def report(self) -> list[Path]:
+        """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
+        be written is a warning, never a failed sweep."""
+        from jsweep.tools.report import write_report
+
+        try:
+            out, _ = write_report(self.sweep_dir)
+        except Exception as exc:  # noqa: BLE001 - the results are safe; only the report is missing
+            self.echo(f"jsweep: warning: no report written ({type(exc).__name__}: {exc})")
+            return []
+        self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
+        return sorted(p for p in out.iterdir() if p.is_file())
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGTERM every running cell (they record KILLED and exit), SIGKILL stragglers."""

@@ -151,3 +151,18 @@ def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 cell(s) planned" in proc.stdout                # not 4: launcher.gpus did not multiply the grid
+
+
+def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    report = next((tmp / "outputs" / "sweeps").glob("*/report"))
+    text = (report / "report.md").read_text()
+    assert "## By `dataset`" in text and "## By `lr`" in text
+    for name in ("scores.png", "axes.png", "loss.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    for cell in (tmp / "outputs" / "cells").iterdir():       # the loss curves come from each cell's history
+        steps = [json.loads(l)["step"] for l in (cell / "history.jsonl").read_text().splitlines()]
+        assert steps and steps == sorted(steps) and max(steps) == 3
+    parents, _ = _runs(mlflow_client_for(tmp))
+    logged = {a.path for a in mlflow_client_for(tmp).list_artifacts(parents[0].info.run_id, "report")}
+    assert {"report/report.md", "report/cells.csv", "report/scores.png", "report/loss.png"} <= logged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -48,6 +49,14 @@ class CellContext:
         self.tracker.log_metrics(metrics, step=step)
         if self.rank == 0:
             write_json(self.cell_dir / "metrics.json", self.metrics, sort_keys=True)
+
+    def record_history(self, metrics: dict[str, float], step: int) -> None:
+        """Append training-time metrics to the cell's history.jsonl (rank 0): the loss curves of
+        `jsweep report`, available without the tracking server. A resumed attempt appends again
+        from its checkpoint; readers keep the last value of each step."""
+        if self.rank == 0:
+            with open(self.cell_dir / "history.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": int(step), "attempt": self.attempt, **metrics}) + "\n")
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

@@ -1,0 +1,92 @@
+"""`jsweep report`: ranking, per-axis means, the score it picks, plots and errors, on sweep
+directories written in the launcher's formats (summary.json, cell.json, history.jsonl)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_jsweep
+from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, read_history, write_report
+
+SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"): 0.20, ("oasst", "0.0001"): 0.50}
+
+
+def make_sweep(root: Path, scores: dict[tuple[str, str], float], name: str = "2026-11-23_10-00-00") -> Path:
+    """A finished 2x2 sweep as the launcher leaves it on disk."""
+    sweep_dir = root / "sweeps" / name
+    sweep_dir.mkdir(parents=True)
+    rows = []
+    for i, ((dataset, lr), score) in enumerate(scores.items()):
+        cell_dir = root / "cells" / f"cell{i:08d}"
+        cell_dir.mkdir(parents=True)
+        overrides = [f"dataset={dataset}", f"lr={lr}"]
+        (cell_dir / "cell.json").write_text(json.dumps({"cell_id": f"cell{i:08d}", "spec": {"overrides": overrides}}))
+        with open(cell_dir / "history.jsonl", "w") as f:
+            for step in (1, 2, 3):
+                f.write(json.dumps({"step": step, "attempt": 1, "train/loss": 3.0 - step * score}) + "\n")
+        rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": " ".join(overrides), "status": "FINISHED",
+                     "seconds": 10.0, "run_id": None, "error": "", "log": str(cell_dir / "cell.log"),
+                     "metrics": {"llm_jp_eval/AVG": score, "llm_jp_eval/NLI": score / 2, "llm_jp_eval/RC": score,
+                                 "eval/loss": 2.0 - score + i / 100}})
+    (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": name, "parent_run_id": None, "cells": rows}))
+    return sweep_dir
+
+
+def test_cells_are_ranked_and_each_axis_value_is_averaged(tmp_path):
+    sweep_dir = make_sweep(tmp_path / "outputs", SCORES)
+    out, text = write_report(sweep_dir)
+    assert "Score: `llm_jp_eval/AVG` (higher is better)" in text
+    ranked_rows = [l for l in text.splitlines() if l.startswith("| ") and "FINISHED" in l]
+    assert [r.split(" | ")[2:4] for r in ranked_rows] == [["oasst", "0.0001"], ["dolly", "0.0001"],
+                                                          ["dolly", "1e-05"], ["oasst", "1e-05"]]
+    cells = load_sweep(sweep_dir)
+    lrs = {g["value"]: g for g in by_axis(cells, "lr", "llm_jp_eval/AVG")}
+    assert lrs["0.0001"]["mean"] == pytest.approx(0.45) and lrs["1e-05"]["mean"] == pytest.approx(0.25)
+    assert (lrs["0.0001"]["best"], lrs["0.0001"]["worst"]) == (0.5, 0.4)
+    assert "| **0.0001** | 2 | 0.4500 | 0.5000 | 0.4000 |" in text        # the better lr is marked
+    assert "| 1e-05 | 2 | 0.2500 |" in text
+    assert "| **dolly** | 2 | 0.3500 |" in text and "| **oasst** | 2 | 0.3500 |" in text   # a tie marks both
+    for name in ("scores.png", "axes.png", "tasks.png", "loss.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    rows = list(csv.DictReader(open(out / "cells.csv")))
+    assert len(rows) == 4 and {r["dataset"] for r in rows} == {"dolly", "oasst"}
+    assert float(rows[3]["llm_jp_eval/AVG"]) == 0.50
+
+
+def test_a_score_on_which_all_cells_tie_gives_way_to_the_next(tmp_path):
+    tied = {k: 0.0 for k in SCORES}                      # a tiny model scores 0 on every task
+    sweep_dir = make_sweep(tmp_path / "outputs", tied)
+    cells = load_sweep(sweep_dir)
+    assert pick_metric(cells, None) == "eval/loss"
+    _, text = write_report(sweep_dir, with_plots=False)
+    assert "(lower is better)" in text and "does not compare cells across datasets" in text
+    assert pick_metric(cells, "llm_jp_eval/AVG") == "llm_jp_eval/AVG"   # asked for by name: used as is
+
+
+def test_a_resumed_attempt_replaces_the_steps_it_repeated(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"step": 1, "attempt": 1, "train/loss": 5.0}, {"step": 2, "attempt": 1, "train/loss": 4.0},
+        {"step": 3, "attempt": 1, "train/loss": 3.9}]) + "\n" + '{"step": 4, "att' + "\n" + "\n".join(
+        json.dumps(r) for r in [{"step": 3, "attempt": 2, "train/loss": 3.5}, {"step": 3, "attempt": 2, "eval/loss": 3.6},
+                                {"step": 4, "attempt": 2, "train/loss": 3.0}]))
+    rows = read_history(path)
+    assert [(r["step"], r["train/loss"]) for r in rows] == [(1, 5.0), (2, 4.0), (3, 3.5), (4, 3.0)]
+    assert rows[2]["eval/loss"] == 3.6 and rows[2]["attempt"] == 2
+
+
+def test_the_command_finds_the_newest_sweep_and_reports_errors(tmp_path):
+    make_sweep(tmp_path / "outputs", SCORES, "2026-11-23_09-00-00")
+    newest = make_sweep(tmp_path / "outputs2", SCORES, "x")
+    assert find_sweep(tmp_path / "outputs2") == newest
+    proc = run_jsweep(["report", "outputs", "--no-plots"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "## By `dataset`" in proc.stdout and proc.stdout.splitlines()[-1].endswith("/report")
+    bad = run_jsweep(["report", "outputs", "--metric", "jnli"], tmp_path)
+    assert bad.returncode == 2 and "no cell has metric 'jnli'" in bad.stderr
+    none = run_jsweep(["report", "nowhere"], tmp_path)
+    assert none.returncode == 2 and "no sweep found at nowhere" in none.stderr
