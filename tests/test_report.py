@@ -90,3 +90,19 @@ def test_the_command_finds_the_newest_sweep_and_reports_errors(tmp_path):
     assert bad.returncode == 2 and "no cell has metric 'jnli'" in bad.stderr
     none = run_jsweep(["report", "nowhere"], tmp_path)
     assert none.returncode == 2 and "no sweep found at nowhere" in none.stderr
+
+
+def test_without_matplotlib_the_report_has_tables_only(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out, text = write_report(make_sweep(tmp_path / "outputs", SCORES))
+    assert "No plots: matplotlib is not installed" in text and "## By `lr`" in text
+    assert not list(out.glob("*.png")) and (out / "cells.csv").exists()

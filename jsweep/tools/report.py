@@ -328,8 +328,13 @@ def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = 
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):          # plots of an earlier report that may not be drawn this time
         old.unlink()
-    plots = plot(out, cells, chosen, axes) if with_plots else []
-    text = markdown(sweep_dir, cells, chosen, axes, plots)
+    plots, note = [], ""
+    if with_plots:
+        try:
+            plots = plot(out, cells, chosen, axes)
+        except ImportError:              # e.g. mlflow-skinny installs without matplotlib: tables only
+            note = "\nNo plots: matplotlib is not installed (`pip install matplotlib`).\n"
+    text = markdown(sweep_dir, cells, chosen, axes, plots) + note
     (out / "report.md").write_text(text, encoding="utf-8")
     write_csv(out / "cells.csv", cells, axes)
     return out, text
