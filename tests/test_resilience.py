@@ -46,9 +46,17 @@ def _child_runs(client):
     return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("jsweep.kind") == "cell"]
 
 
+def _as_in_a_terminal() -> None:
+    # A shell starts background commands (`make test &`, CI runners) with SIGINT and SIGQUIT ignored, and
+    # a process that starts with SIGINT ignored never raises KeyboardInterrupt. The sweep under test
+    # gets the disposition it has when started from a terminal, where Ctrl-C reaches it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "jsweep", *args], cwd=cwd, env=cli_env(cwd, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def _wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
