@@ -31,8 +31,8 @@ def execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
         return 0
     try:
         result = sweep.run(planned, sweep_dir, grid=grid)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:     # Ctrl-C 130, SIGTERM 143, SIGHUP 129, after the cells were stopped
+        return 128 + int(getattr(exc, "signum", 2))
     except TrackingUnreachable as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
         return 2

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from jsweep import __version__
 from jsweep.errors import JsweepError, PreflightError
@@ -203,6 +204,38 @@ def eval_stage_gpus(cell_dir: Path, ids: list[int], since: float) -> list[int]:
             and float(status.get("time", 0)) >= since):
         return ids[:1]
     return ids
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """The sweep was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP); its cells were stopped first."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """While cells run, SIGTERM (`kill`, Slurm's scancel or time limit) and SIGHUP (a closed terminal)
+    stop the sweep as Ctrl-C does. Otherwise they would kill the launcher alone and leave its cells,
+    each in a session of its own, running without it. A signal already ignored (nohup) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(s) == signal.SIG_DFL}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cell_env(gpus: list[int], port: int, uri: str, threads: int) -> dict[str, str]:
@@ -472,12 +505,13 @@ class SweepRunner:
         self.echo(f"jsweep: sweep {self.sweep_id}: {self.total} cell(s); tracking {self.tracker.uri} "
                   f"(experiment '{self.first.tracking.experiment}', parent run {parent_id})")
         to_run = self.triage()
-        interrupted = False
+        interrupted = 0                 # the signal that stopped the sweep, if one did
         try:
-            self.scheduler.run([self.job(c) for c in to_run], on_finish=self.finish)
-        except KeyboardInterrupt:
-            interrupted = True
-            self.interrupt()
+            with stop_signals():
+                self.scheduler.run([self.job(c) for c in to_run], on_finish=self.finish)
+        except KeyboardInterrupt as exc:
+            interrupted = getattr(exc, "signum", signal.SIGINT)
+            self.interrupt(interrupted)
         for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
             self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, None,
                                                              error="not started (launcher.fail_fast)"))
@@ -494,7 +528,7 @@ class SweepRunner:
             *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
             {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
         if interrupted:
-            raise KeyboardInterrupt
+            raise Stopped(interrupted)
         return result
 
     def report(self) -> list[Path]:
@@ -510,10 +544,13 @@ class SweepRunner:
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
         return sorted(p for p in out.iterdir() if p.is_file())
 
-    def interrupt(self) -> None:
-        """Ctrl-C: SIGTERM every running cell (they record KILLED and exit), SIGKILL stragglers."""
-        self.echo("jsweep: interrupted; stopping running cells (Ctrl-C again is ignored until they stop) ...")
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Ctrl-C (or SIGTERM/SIGHUP): SIGTERM every running cell (they record KILLED and exit), SIGKILL
+        stragglers."""
+        name = signal.Signals(signum).name
+        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT else ' by ' + name}; stopping running cells "
+                  f"(Ctrl-C again is ignored until they stop) ...")
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
         try:
             for idx, proc in self.procs.items():
                 if proc.proc.poll() is None:
@@ -521,11 +558,12 @@ class SweepRunner:
                     cell = self.cells[idx]
                     self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error="interrupted")
                     self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
-                                  fail_ops("KeyboardInterrupt", "sweep interrupted", cell.cell_dir / "cell.log",
-                                           status="KILLED"))
+                                  fail_ops("KeyboardInterrupt" if signum == signal.SIGINT else name,
+                                           f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"))
                 proc.poll()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def run(cells: list[PlannedCell], sweep_dir: Path, *, grid: list[str] | None = None,

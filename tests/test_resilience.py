@@ -177,6 +177,23 @@ def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_d
     _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
 
 
+def test_sigterm_to_the_launcher_stops_its_cells_too(tmp_path, mlflow_client_for, tiny_model_dir):
+    """`kill <sweep pid>`, or Slurm's scancel: the cells run in sessions of their own, so without the
+    launcher's handling they would outlive it."""
+    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
+    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
+    cell = _stalled(tmp_path)
+    pid = json.loads((cell / "status.json").read_text())["pid"]
+    os.kill(proc.pid, signal.SIGTERM)                        # the launcher alone, not its process group
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "interrupted by SIGTERM; stopping running cells" in out
+    assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
+    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    assert run.info.status == "KILLED" and run.data.tags["jsweep.error_class"] == "SIGTERM"
+    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
