@@ -175,3 +175,13 @@ def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny
     assert out.count("training: 2 steps") == 2           # once per cell on the console, not once per rank
     log = next(p for p in (tmp_path / "outputs" / "cells").glob("*/cell.log"))
     assert "[rank 1] training: 2 steps" in log.read_text()
+
+
+def test_gpu_hours_count_one_gpu_for_the_eval_stage_of_a_multi_gpu_cell():
+    from jsweep.job.cell import cell_time
+
+    assert cell_time(1, 360.0, {}) == (360.0, 0.1)                              # one process, one GPU
+    prior = {"time/setup_seconds": 60.0, "time/train_seconds": 300.0, "train/loss": 1.0}
+    total, hours = cell_time(2, 180.0, prior)                                   # trained on 2, evaluated on 1
+    assert total == 540.0 and hours == pytest.approx((2 * 360 + 180) / 3600)
+    assert cell_time(0, 180.0, prior) == (540.0, 0.0)                           # CPU processes: no GPU time

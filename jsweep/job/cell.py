@@ -162,18 +162,26 @@ def run_cell(ctx: CellContext, stage: str = "all") -> None:
         evaluate_all(ctx, model, tokenizer)
 
 
+def cell_time(gpus: int, wall: float, prior: dict[str, float]) -> tuple[float, float]:
+    """Wall seconds and GPU-hours of a cell. ``wall`` is this process's time; ``prior`` the train
+    stage's metrics when this is the eval stage of a multi-GPU cell, which runs on one GPU while the
+    cell's other GPUs go back to the launcher."""
+    trained = sum(v for k, v in prior.items() if k in ("time/setup_seconds", "time/train_seconds"))
+    if not prior:
+        return wall, gpus * wall / 3600
+    return trained + wall, (gpus * trained + min(gpus, 1) * wall) / 3600
+
+
 def finish(ctx: CellContext, stage: str) -> None:
     spec, cell_dir = ctx.spec, ctx.cell_dir
     if stage == "train" and spec.eval:
         write_status(cell_dir, "TRAINED", metrics=ctx.metrics)
         say("trained; evaluating the saved model in one process")
         return
-    wall = sum(ctx.timings.values())
     prior = ctx.prior_metrics if stage == "eval" else {}
     gpus = int(prior.get("gpu/count", ctx.world_size if ctx.device == "cuda" else 0))
-    total = wall + sum(v for k, v in prior.items() if k in ("time/setup_seconds", "time/train_seconds")) \
-        if stage == "eval" else wall
-    ctx.log_metrics({"time/total_seconds": total, "gpu/count": gpus, "gpu/hours": gpus * total / 3600})
+    total, hours = cell_time(gpus, sum(ctx.timings.values()), prior)
+    ctx.log_metrics({"time/total_seconds": total, "gpu/count": gpus, "gpu/hours": hours})
     if spec.train.delete_checkpoints:
         shutil.rmtree(cell_dir / "checkpoints", ignore_errors=True)
     ctx.tracker.set_tags({"jsweep.complete": "true"})
