@@ -221,6 +221,12 @@ def write_csv(path: Path, cells: list[CellResult], axes: list[str]) -> None:
                         *(c.metrics.get(k, "") for k in keys)])
 
 
+def _ink(im: Any, value: float) -> str:
+    """Black on light cells of a heat map, white on dark ones."""
+    r, g, b, _ = im.cmap(im.norm(value))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
 def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> list[str]:
     """Write the PNG plots; return their file names."""
     import matplotlib
@@ -249,7 +255,7 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         for i, r in enumerate(grid):
             for j, v in enumerate(r):
                 if not math.isnan(v):
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
+                    ax.text(j, i, f"{v:.4g}", ha="center", va="center", color=_ink(im, v), fontsize=8)
         fig.colorbar(im, ax=ax, label=metric)
     elif scored:
         fig, ax = plt.subplots(figsize=(7, 0.9 + 0.35 * len(scored)))
@@ -290,6 +296,11 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
             (v for r in grid for v in r if not math.isnan(v)), default=1)))
         ax.set_xticks(range(len(tasks)), [t.split("/", 1)[1] for t in tasks], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(scored)), [name[c.index] for c in scored], fontsize=8)
+        if len(tasks) * len(scored) <= 300:                 # small enough to print the numbers
+            for i, row in enumerate(grid):
+                for j, v in enumerate(row):
+                    if not math.isnan(v):
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color=_ink(im, v), fontsize=6)
         fig.colorbar(im, ax=ax)
         ax.set_title("per-task scores")
         fig.tight_layout()
