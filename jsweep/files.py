@@ -15,12 +15,22 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()          # what open() would give a new file: readable by others as usual
+
+
 def write_json(path: Path, obj: Any, **dumps: Any) -> None:
     """Atomically replace ``path`` with ``obj`` as JSON (``dumps`` as for json.dumps, default indent=2)."""
     path = Path(path)
     text = json.dumps(obj, **{"indent": 2, **dumps})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _MODE)       # mkstemp makes 0600; results on a shared disk stay readable
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -70,6 +70,7 @@ class Scheduler:
         self.free = list(self.gpus)
         self.cpu_free = self.cpu_slots
         self.stop_launching = False
+        self.check: Callable[[], None] | None = None   # called between steps; may raise to stop the run
 
     def fits(self, job: Job) -> bool:
         return job.gpus <= len(self.free) if job.gpus > 0 else self.cpu_free > 0
@@ -86,6 +87,8 @@ class Scheduler:
         running: list[tuple[Job, Handle, list[int], float]] = []
         done: list[Finished] = []
         while pending or running:
+            if self.check:
+                self.check()
             if not self.stop_launching:
                 for job in list(pending):
                     if not self.fits(job):

@@ -17,11 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from jsweep import __version__
 from jsweep.errors import JsweepError, PreflightError
@@ -179,19 +178,20 @@ class CellProcess:
             self.log.close()
         return rc
 
-    def terminate(self, grace: float = 30.0) -> None:
-        """SIGTERM the cell's process group, then SIGKILL what is left after ``grace`` seconds."""
+    def signal_group(self, signum: int) -> None:
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signum)
         except ProcessLookupError:
-            return
+            pass
+
+    def terminate(self, deadline: float) -> None:
+        """SIGTERM the cell's process group (again), wait until ``deadline`` (time.monotonic), then SIGKILL
+        what is left."""
+        self.signal_group(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=grace)
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.signal_group(signal.SIGKILL)
             self.proc.wait()
 
 
@@ -206,6 +206,17 @@ def eval_stage_gpus(cell_dir: Path, ids: list[int], since: float) -> list[int]:
     return ids
 
 
+def survive_closed_output(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` that does nothing once the console is gone (a closed terminal gives EIO, a closed pipe
+    EPIPE): the launcher must go on stopping or finishing its cells."""
+    def say(msg: str) -> None:
+        try:
+            echo(msg)
+        except OSError:
+            pass
+    return say
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -217,24 +228,38 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-@contextmanager
-def stop_signals() -> Iterator[None]:
-    """While cells run, SIGTERM (`kill`, Slurm's scancel or time limit) and SIGHUP (a closed terminal)
-    stop the sweep as Ctrl-C does. Otherwise they would kill the launcher alone and leave its cells,
-    each in a session of its own, running without it. A signal already ignored (nohup) stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopSignals:
+    """Ctrl-C, SIGTERM (`kill`, a batch system's cancel or time limit) and SIGHUP (a closed terminal)
+    stop the sweep and its cells. Without this, SIGTERM and SIGHUP would kill the launcher alone and
+    leave its cells, each in a session of its own, running without it.
 
-    def stop(signum, frame):
-        raise Stopped(signum)
+    The handler only records the signal and ignores further ones; ``check()``, called by the scheduler
+    between its steps, raises Stopped. So a signal never lands inside starting or finishing a cell,
+    and a second Ctrl-C during the clean-up is ignored. A signal that was already ignored when the
+    sweep started (nohup, a background job's SIGINT) stays ignored."""
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)
-                if signal.getsignal(s) == signal.SIG_DFL}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+    def __init__(self) -> None:
+        self.signum = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                    self.previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+        for sig in self.previous:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def check(self) -> None:
+        if self.signum:
+            raise Stopped(self.signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
@@ -287,7 +312,7 @@ class SweepRunner:
 
     def __init__(self, cells: list[PlannedCell], sweep_dir: Path, grid: list[str] | None,
                  echo: Callable[[str], None]):
-        self.cells, self.echo, self.grid = cells, echo, grid or []
+        self.cells, self.echo, self.grid = cells, survive_closed_output(echo), grid or []
         self.first = cells[0].spec
         self.launcher = self.first.launcher
         self.sweep_dir = Path(sweep_dir).resolve()
@@ -506,27 +531,29 @@ class SweepRunner:
                   f"(experiment '{self.first.tracking.experiment}', parent run {parent_id})")
         to_run = self.triage()
         interrupted = 0                 # the signal that stopped the sweep, if one did
-        try:
-            with stop_signals():
+        with StopSignals() as stop:     # signals ignored from the first one until the sweep is wound up
+            self.scheduler.check = stop.check
+            try:
                 self.scheduler.run([self.job(c) for c in to_run], on_finish=self.finish)
-        except KeyboardInterrupt as exc:
-            interrupted = getattr(exc, "signum", signal.SIGINT)
-            self.interrupt(interrupted)
-        for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
-            self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, None,
-                                                             error="not started (launcher.fail_fast)"))
-        result = SweepResult(self.sweep_id, self.sweep_dir, parent_id,
-                             [self.outcomes[i] for i in sorted(self.outcomes)])
-        failed = result.failed
-        skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
-        write_summary(result)
-        self.echo(format_summary(result))
-        report = self.report() if self.launcher.report and not interrupted else []
-        self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
-            {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)), "jsweep.cells_total": str(self.total),
-                                        "jsweep.cells_skipped": str(skipped)}},
-            *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
-            {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
+            except KeyboardInterrupt as exc:
+                interrupted = getattr(exc, "signum", signal.SIGINT)
+                self.interrupt(interrupted)
+            for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
+                self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, None,
+                                                                 error="not started" if interrupted
+                                                                 else "not started (launcher.fail_fast)"))
+            result = SweepResult(self.sweep_id, self.sweep_dir, parent_id,
+                                 [self.outcomes[i] for i in sorted(self.outcomes)])
+            failed = result.failed
+            skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
+            write_summary(result)
+            self.echo(format_summary(result))
+            report = self.report() if self.launcher.report and not interrupted else []
+            self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
+                {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
+                                            "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
+                *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
+                {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
         if interrupted:
             raise Stopped(interrupted)
         return result
@@ -544,26 +571,24 @@ class SweepRunner:
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
         return sorted(p for p in out.iterdir() if p.is_file())
 
-    def interrupt(self, signum: int = signal.SIGINT) -> None:
-        """Ctrl-C (or SIGTERM/SIGHUP): SIGTERM every running cell (they record KILLED and exit), SIGKILL
-        stragglers."""
+    def interrupt(self, signum: int = signal.SIGINT, grace: float = 30.0) -> None:
+        """Stop every running cell: SIGTERM to all at once (they record KILLED and exit), then SIGKILL
+        what is left after ``grace`` seconds. Each is marked KILLED on its run."""
         name = signal.Signals(signum).name
-        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT else ' by ' + name}; stopping running cells "
-                  f"(Ctrl-C again is ignored until they stop) ...")
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-        try:
-            for idx, proc in self.procs.items():
-                if proc.proc.poll() is None:
-                    proc.terminate()
-                    cell = self.cells[idx]
-                    self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error="interrupted")
-                    self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
-                                  fail_ops("KeyboardInterrupt" if signum == signal.SIGINT else name,
-                                           f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"))
-                proc.poll()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        running = [(idx, proc) for idx, proc in self.procs.items() if proc.proc.poll() is None]
+        for _, proc in running:          # first, before anything else can go wrong (a closed terminal)
+            proc.signal_group(signal.SIGTERM)
+        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT else ' by ' + name}; stopping "
+                  f"{len(running)} running cell(s) (further Ctrl-C is ignored until they stop) ...")
+        deadline = time.monotonic() + grace
+        for idx, proc in running:
+            proc.terminate(deadline)
+            cell = self.cells[idx]
+            self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error=f"interrupted ({name})")
+            self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
+                          fail_ops("KeyboardInterrupt" if signum == signal.SIGINT else name,
+                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"))
+            proc.poll()
 
 
 def run(cells: list[PlannedCell], sweep_dir: Path, *, grid: list[str] | None = None,
@@ -582,7 +607,8 @@ def format_plan(cells: list[PlannedCell]) -> str:
 
 
 def write_summary(result: SweepResult) -> None:
-    rows = [{"index": o.cell.index, "cell_id": o.cell.cell_id, "label": o.cell.spec.label, "status": o.status,
+    rows = [{"index": o.cell.index, "cell_id": o.cell.cell_id, "label": o.cell.spec.label,
+             "overrides": list(o.cell.spec.overrides), "status": o.status,
              "seconds": round(o.seconds, 1), "run_id": o.run_id, "error": o.error,
              "log": str(o.cell.cell_dir / "cell.log"), "metrics": o.metrics} for o in result.outcomes]
     write_json(result.sweep_dir / "summary.json",

@@ -38,3 +38,11 @@ def test_an_unserialisable_object_fails_before_touching_the_file(tmp_path):
     with pytest.raises(TypeError):
         write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"ok": True}
+
+
+def test_state_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "summary.json"
+    write_json(path, {"cells": []})
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")                             # as open() would create it, under this umask
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

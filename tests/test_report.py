@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_jsweep
-from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, read_history, write_report
+from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, ranked, read_history, write_report
 
 SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"): 0.20, ("oasst", "0.0001"): 0.50}
 
@@ -71,12 +71,13 @@ def test_a_resumed_attempt_replaces_the_steps_it_repeated(tmp_path):
     path = tmp_path / "history.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in [
         {"step": 1, "attempt": 1, "train/loss": 5.0}, {"step": 2, "attempt": 1, "train/loss": 4.0},
-        {"step": 3, "attempt": 1, "train/loss": 3.9}]) + "\n" + '{"step": 4, "att' + "\n" + "\n".join(
+        {"step": 3, "attempt": 1, "train/loss": 3.9}, {"step": 4, "attempt": 1, "eval/loss": 9.9}]) + "\n" + '{"step": 4, "att' + "\n" + "\n".join(
         json.dumps(r) for r in [{"step": 3, "attempt": 2, "train/loss": 3.5}, {"step": 3, "attempt": 2, "eval/loss": 3.6},
                                 {"step": 4, "attempt": 2, "train/loss": 3.0}]))
     rows = read_history(path)
     assert [(r["step"], r["train/loss"]) for r in rows] == [(1, 5.0), (2, 4.0), (3, 3.5), (4, 3.0)]
     assert rows[2]["eval/loss"] == 3.6 and rows[2]["attempt"] == 2
+    assert "eval/loss" not in rows[3]                 # attempt 1's value at step 4 did not survive the resume
 
 
 def test_the_command_finds_the_newest_sweep_and_reports_errors(tmp_path):
@@ -106,3 +107,31 @@ def test_without_matplotlib_the_report_has_tables_only(tmp_path, monkeypatch):
     out, text = write_report(make_sweep(tmp_path / "outputs", SCORES))
     assert "No plots: matplotlib is not installed" in text and "## By `lr`" in text
     assert not list(out.glob("*.png")) and (out / "cells.csv").exists()
+
+
+def test_a_diverged_cell_is_ranked_last_and_left_out_of_the_means(tmp_path):
+    scores = dict(SCORES)
+    scores[("dolly", "0.0001")] = float("nan")            # this lr blew up on dolly
+    sweep_dir = make_sweep(tmp_path / "outputs", scores)
+    cells = load_sweep(sweep_dir)
+    ranked_ids = [c.cell_id for c in ranked(cells, "llm_jp_eval/AVG")]
+    assert ranked_ids == ["cell00000003", "cell00000000", "cell00000002", "cell00000001"]
+    lrs = {g["value"]: g for g in by_axis(cells, "lr", "llm_jp_eval/AVG")}
+    assert lrs["0.0001"]["n"] == 1 and lrs["0.0001"]["mean"] == 0.5
+    _, text = write_report(sweep_dir, with_plots=False)
+    assert "nan (diverged)" in text and "Diverged (`llm_jp_eval/AVG` is NaN" in text
+
+
+def test_axes_come_from_the_summary_for_skipped_and_unstarted_cells(tmp_path):
+    sweep_dir = make_sweep(tmp_path / "outputs", SCORES)
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    for row in summary["cells"]:
+        row["overrides"] = row["label"].split()             # as the launcher records them now
+    summary["cells"][0]["status"], summary["cells"][0]["metrics"] = "NOT_RUN", {}
+    (sweep_dir / "summary.json").write_text(json.dumps(summary))
+    for cell_json in (tmp_path / "outputs" / "cells").glob("*/cell.json"):
+        cell_json.write_text(json.dumps({"spec": {"overrides": ["lr=1e-05"]}}))   # an earlier sweep's view
+    cells = load_sweep(sweep_dir)
+    assert [c.axes for c in cells] == [dict(zip(("dataset", "lr"), k)) for k in SCORES]
+    _, text = write_report(sweep_dir, with_plots=False)
+    assert "## Not finished" in text and "NOT_RUN" in text

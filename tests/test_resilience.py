@@ -170,7 +170,7 @@ def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_d
     os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:]
-    assert "interrupted; stopping running cells" in out
+    assert "interrupted; stopping 1 running cell(s)" in out
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
     (run,) = _child_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED"
@@ -187,10 +187,49 @@ def test_sigterm_to_the_launcher_stops_its_cells_too(tmp_path, mlflow_client_for
     os.kill(proc.pid, signal.SIGTERM)                        # the launcher alone, not its process group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
-    assert "interrupted by SIGTERM; stopping running cells" in out
+    assert "interrupted by SIGTERM; stopping 1 running cell(s)" in out
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
     (run,) = _child_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED" and run.data.tags["jsweep.error_class"] == "SIGTERM"
+    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+
+
+def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny_model_dir):
+    """The sweep's console is a terminal that goes away: writes to it fail (EIO) and SIGHUP arrives.
+    The launcher must still stop its cells and record them, though it can no longer print."""
+    import select
+    import threading
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "jsweep", *FAST], cwd=tmp_path,
+                            env=cli_env(tmp_path, JSWEEP_FAULT="sleep@3"), stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave, start_new_session=True, preexec_fn=_as_in_a_terminal)
+    os.close(slave)
+    stop = threading.Event()
+
+    def drain():                                    # the terminal shows the output until it is closed
+        while not stop.is_set():
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: _stalled(tmp_path), what="training to stall")
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+        os.close(master)                            # the terminal window is closed...
+    cell = _stalled(tmp_path)
+    pid = json.loads((cell / "status.json").read_text())["pid"]
+    os.kill(proc.pid, signal.SIGHUP)                # ...and its hang-up reaches the launcher
+    assert proc.wait(timeout=120) == 128 + signal.SIGHUP
+    assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
+    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    assert run.info.status == "KILLED" and run.data.tags["jsweep.error_class"] == "SIGHUP"
     _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
 
 

@@ -49,6 +49,7 @@ class CellResult:
     axes: dict[str, str]
     metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)   # metrics that are NaN or infinite (kept out of rankings)
 
 
 # --------------------------------------------------------------------------- reading a sweep
@@ -67,7 +68,9 @@ def find_sweep(path: Path) -> Path:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """history.jsonl rows, one per step: a resumed attempt's rows replace the earlier ones of its steps."""
+    """history.jsonl as one row per step. Rows of one attempt at a step (train and held-out metrics)
+    are merged; a later attempt that logs a step again (a resume repeats the steps after its
+    checkpoint) replaces what earlier attempts logged there."""
     if not path.exists():
         return []
     by_step: dict[int, dict[str, Any]] = {}
@@ -76,8 +79,13 @@ def read_history(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue                                    # a line cut by a kill mid-write
-        if isinstance(row, dict) and "step" in row:
-            by_step.setdefault(int(row["step"]), {}).update(row)
+        if not isinstance(row, dict) or "step" not in row:
+            continue
+        step = int(row["step"])
+        if step in by_step and by_step[step].get("attempt") == row.get("attempt"):
+            by_step[step].update(row)
+        else:
+            by_step[step] = dict(row)
     return [by_step[s] for s in sorted(by_step)]
 
 
@@ -90,12 +98,16 @@ def load_sweep(sweep_dir: Path) -> list[CellResult]:
     cells = []
     for row in summary.get("cells", []):
         cell_dir = Path(row["log"]).parent
-        meta_path = cell_dir / "cell.json"
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-        overrides = meta.get("spec", {}).get("overrides") or []
+        overrides = row.get("overrides")
+        if overrides is None:                           # summaries written before overrides were recorded
+            meta_path = cell_dir / "cell.json"
+            meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+            overrides = meta.get("spec", {}).get("overrides") or []
+        values = {k: float(v) for k, v in (row.get("metrics") or {}).items() if isinstance(v, (int, float))}
         cells.append(CellResult(row["index"], row["cell_id"], row["label"], row["status"], axes_of(overrides),
-                                {k: float(v) for k, v in (row.get("metrics") or {}).items()},
-                                read_history(cell_dir / "history.jsonl")))
+                                {k: v for k, v in values.items() if math.isfinite(v)},
+                                read_history(cell_dir / "history.jsonl"),
+                                sorted(k for k, v in values.items() if not math.isfinite(v))))
     return cells
 
 
@@ -167,6 +179,10 @@ def _fmt(x: float | None) -> str:
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.4f}"
 
 
+def _cell(c: CellResult, key: str) -> str:
+    return "nan (diverged)" if key in c.diverged else _fmt(c.metrics.get(key))
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(r) + " |" for r in rows)]
@@ -185,10 +201,13 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     rows = []
     for rank, c in enumerate(ranked(cells, metric), 1):
         where = [c.axes.get(a, "(default)") for a in axes] if axes else [c.label]
-        rows.append([str(rank), c.cell_id[:8], *where, c.status, _fmt(c.metrics.get(metric)),
-                     *(_fmt(c.metrics.get(k)) for k in side)])
+        rows.append([str(rank), c.cell_id[:8], *where, c.status, _cell(c, metric), *(_cell(c, k) for k in side)])
     lines += ["## Cells, best first", ""]
     lines += _md_table(["#", "cell", *names, "status", f"**{metric}**", *side], rows) + [""]
+    bad = [c for c in cells if metric in c.diverged]
+    if bad:
+        lines += [f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
+                  + ", ".join(f"`{c.cell_id[:8]}` {c.label}" for c in bad), ""]
     for axis in axes:
         groups = by_axis(cells, axis, metric)
         scored = [g for g in groups if g["n"]]
