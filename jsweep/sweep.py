@@ -184,10 +184,10 @@ class CellProcess:
         except ProcessLookupError:
             pass
 
-    def terminate(self, deadline: float) -> None:
-        """SIGTERM the cell's process group (again), wait until ``deadline`` (time.monotonic), then SIGKILL
-        what is left."""
-        self.signal_group(signal.SIGTERM)
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the cell (already sent SIGTERM) until ``deadline`` (time.monotonic), then SIGKILL its
+        process group. No second SIGTERM: it could land inside the cell's handling of the first, while
+        it records KILLED."""
         try:
             self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -582,7 +582,7 @@ class SweepRunner:
                   f"{len(running)} running cell(s) (further Ctrl-C is ignored until they stop) ...")
         deadline = time.monotonic() + grace
         for idx, proc in running:
-            proc.terminate(deadline)
+            proc.wait_or_kill(deadline)
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error=f"interrupted ({name})")
             self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
