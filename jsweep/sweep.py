@@ -321,7 +321,6 @@ class SweepRunner:
         self.outcomes: dict[int, CellOutcome] = {}
         self.runs: dict[int, str] = {}
         self.procs: dict[int, CellProcess] = {}
-        self.released: set[tuple[int, float]] = set()   # (cell, attempt start) that gave back GPUs for eval
         self.attempts: dict[int, int] = {}
         self.pending_runs: dict[int, dict[str, Any]] = {}   # runs to create at `jsweep sync`
         self.total = len(cells)
@@ -356,8 +355,7 @@ class SweepRunner:
 
     def gpus_in_use(self, cell: PlannedCell, ids: list[int], since: float) -> list[int]:
         keep = eval_stage_gpus(cell.cell_dir, ids, since)
-        if len(keep) < len(ids) and (cell.index, since) not in self.released:
-            self.released.add((cell.index, since))
+        if len(keep) < len(ids):        # once: afterwards the scheduler holds only ``keep`` and asks no more
             free = ",".join(str(g) for g in ids if g not in keep)
             self.echo(f"{self.prefix(cell)} trained; evaluating on GPU {keep[0]}, GPU {free} free for the next cell")
         return keep
@@ -440,8 +438,7 @@ class SweepRunner:
                else [sys.executable, "-m", "jsweep.job.cell", str(cell.cell_dir)])
         if cell.spec.distributed.backend == "deepspeed":
             facts = [g for g in gpu_facts() if g["index"] in ids]
-            (cell.cell_dir / "deepspeed.json").write_text(json.dumps(deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)),
-                                                                     indent=2))
+            write_json(cell.cell_dir / "deepspeed.json", deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
         proc = CellProcess(cmd, cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc)),
                            cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
                            functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None)
