@@ -228,7 +228,18 @@ def main(argv: list[str]) -> int:
         return 1
     if lead:
         finish(ctx, stage)
+    _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Tear down a multi-process cell's process group before the interpreter exits. Left to exit, its
+    communication threads were sometimes destroyed while still joinable, and rank 0 aborted
+    ("terminate called without an active exception", SIGABRT) after the cell had finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
