@@ -51,6 +51,14 @@ class CellResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)   # metrics that are NaN or infinite (kept out of rankings)
 
+    def value(self, axis: str) -> str:
+        """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
+        return self.axes.get(axis, "(default)")
+
+    def where(self, axes: list[str]) -> list[str]:
+        """The cell's values of ``axes``, or its label when the grid has no axes."""
+        return [self.value(a) for a in axes] if axes else [self.label]
+
 
 # --------------------------------------------------------------------------- reading a sweep
 
@@ -138,7 +146,7 @@ def varying_axes(cells: list[CellResult]) -> list[str]:
     keys: list[str] = []
     for c in cells:
         keys += [k for k in c.axes if k not in keys]
-    return [k for k in keys if len({c.axes.get(k, "(default)") for c in cells}) > 1]
+    return [k for k in keys if len({c.value(k) for c in cells}) > 1]
 
 
 def ranked(cells: list[CellResult], metric: str) -> list[CellResult]:
@@ -150,9 +158,9 @@ def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, A
     """Per value of ``axis``: cells, mean, best and worst score (cells without the score are left out)."""
     groups: dict[str, list[float]] = {}
     for c in cells:
-        groups.setdefault(c.axes.get(axis, "(default)"), [])
+        groups.setdefault(c.value(axis), [])
         if metric in c.metrics:
-            groups[c.axes.get(axis, "(default)")].append(c.metrics[metric])
+            groups[c.value(axis)].append(c.metrics[metric])
     best = min if lower_is_better(metric) else max
     worst = max if lower_is_better(metric) else min
     return [{"value": v, "n": len(xs), "mean": sum(xs) / len(xs) if xs else math.nan,
@@ -200,8 +208,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     names = axes or ["cell"]
     rows = []
     for rank, c in enumerate(ranked(cells, metric), 1):
-        where = [c.axes.get(a, "(default)") for a in axes] if axes else [c.label]
-        rows.append([str(rank), c.cell_id[:8], *where, c.status, _cell(c, metric), *(_cell(c, k) for k in side)])
+        rows.append([str(rank), c.cell_id[:8], *c.where(axes), c.status, _cell(c, metric), *(_cell(c, k) for k in side)])
     lines += ["## Cells, best first", ""]
     lines += _md_table(["#", "cell", *names, "status", f"**{metric}**", *side], rows) + [""]
     bad = [c for c in cells if metric in c.diverged]
@@ -220,7 +227,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     if tasks:
         lines += ["## Per task", ""]
         lines += _md_table(["cell", *names, *tasks],
-                           [[c.cell_id[:8], *([c.axes.get(a, "(default)") for a in axes] if axes else [c.label]),
+                           [[c.cell_id[:8], *c.where(axes),
                              *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]) + [""]
     failed = [c for c in cells if c.status not in ("FINISHED", "SKIPPED")]
     if failed:
@@ -259,11 +266,11 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     scored = [c for c in ranked(cells, metric) if metric in c.metrics]
 
     if len(axes) == 2 and scored:                      # the classic grid: a heat map of axis 1 x axis 2
-        rows = list(dict.fromkeys(c.axes.get(axes[0], "(default)") for c in cells))
-        cols = list(dict.fromkeys(c.axes.get(axes[1], "(default)") for c in cells))
+        rows = list(dict.fromkeys(c.value(axes[0]) for c in cells))
+        cols = list(dict.fromkeys(c.value(axes[1]) for c in cells))
         grid = [[math.nan] * len(cols) for _ in rows]
         for c in scored:
-            grid[rows.index(c.axes.get(axes[0], "(default)"))][cols.index(c.axes.get(axes[1], "(default)"))] = \
+            grid[rows.index(c.value(axes[0]))][cols.index(c.value(axes[1]))] = \
                 c.metrics[metric]
         fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 1.2 + 0.6 * len(rows)))
         im = ax.imshow(grid, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
@@ -293,7 +300,7 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
             groups = by_axis(cells, axis, metric)
             labels = [g["value"] for g in groups]
             for c in scored:                       # each cell a dot, each value's mean a bar across
-                ax.plot(labels.index(c.axes.get(axis, "(default)")), c.metrics[metric], "o", color="tab:blue",
+                ax.plot(labels.index(c.value(axis)), c.metrics[metric], "o", color="tab:blue",
                         ms=5, alpha=0.7)
             for i, g in enumerate(groups):
                 if g["n"]:
