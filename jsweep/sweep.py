@@ -164,8 +164,9 @@ class CellProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.log.write(line)
-            if echo and line.startswith("[jsweep]"):
-                echo(f"{prefix} {line[len('[jsweep]'):].strip()}")
+            mark = line.find("[jsweep]") if echo else -1     # not always at the start: ranks share the pipe
+            if mark >= 0:
+                echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
 
     def still_needs(self, ids: list[int]) -> list[int]:
         """The scheduler's question: which of ``ids`` this cell still uses."""

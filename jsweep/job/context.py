@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,10 @@ def say(msg: str) -> None:
     multi-process cell the other ranks' lines go to cell.log only, tagged with their rank, so the
     console does not repeat every line once per GPU."""
     rank = os.environ.get("RANK", "0")
-    print(f"[jsweep] {msg}" if rank == "0" else f"[rank {rank}] {msg}", flush=True)
+    # One write of the whole line: print() writes the text and its newline separately, and another
+    # rank's output, on the same pipe, could land between them.
+    sys.stdout.write(f"[jsweep] {msg}\n" if rank == "0" else f"[rank {rank}] {msg}\n")
+    sys.stdout.flush()
 
 
 @dataclass
