@@ -83,9 +83,10 @@ def test_model_metrics_are_skipped_not_zero():
     assert "comet_wmt22" not in scores and "comet_wmt22" in skipped
     result = score_predictions({"alt-e-to-j": (["猫"], ["猫"]), "jnli": (["neutral"], ["neutral"])},
                                {"alt-e-to-j": ["bleu_ja", "comet_wmt22"], "jnli": ["exact_match"]})
-    assert "MT" not in result["categories"]          # MT's main metric (COMET) did not run
-    assert result["AVG"] == pytest.approx(1.0)      # so AVG is over NLI alone
-    assert "alt-e-to-j/comet_wmt22" in result["skipped"]
+    assert "MT" not in result["categories"] and "MT" not in result["partial_categories"]   # COMET did not run
+    assert result["AVG"] is None                    # so there is no full AVG, only a partial one over NLI
+    assert result["AVG_partial"] == pytest.approx(1.0) and result["partial_categories"] == {"NLI": 1.0}
+    assert "alt-e-to-j/comet_wmt22" in result["skipped"] and "alt-e-to-j/comet_wmt22" in result["missing"]
 
 
 # --------------------------------------------------------------------------- categories and AVG
@@ -96,8 +97,9 @@ def test_category_and_avg_arithmetic():
              "jemhopqa": {"char_f1": 0.2}, "niilc": {"char_f1": 0.4},         # QA = 0.3
              "jsts": {"pearson": 0.7, "spearman": 0.6}}                      # STS: reported only
     agg = M.aggregate(tasks)
-    assert agg["categories"] == pytest.approx({"NLI": 0.5, "RC": 0.9, "QA": 0.3})
-    assert agg["AVG"] == pytest.approx((0.5 + 0.9 + 0.3) / 3)
+    assert agg["categories"] == pytest.approx({"RC": 0.9})                    # complete: its one task scored
+    assert agg["partial_categories"] == pytest.approx({"NLI": 0.5, "QA": 0.3})  # 2 of 5 and 2 of 3 tasks
+    assert agg["AVG"] is None and agg["AVG_partial"] == pytest.approx((0.5 + 0.9 + 0.3) / 3)
     assert agg["reported"] == pytest.approx({"STS": 0.7})
 
 
@@ -184,8 +186,10 @@ def test_score_file(tmp_path):
     out = score_file(f)
     assert out["tasks"]["jnli"]["exact_match"] == pytest.approx(2 / 3)
     assert out["tasks"]["jsquad"]["char_f1"] == pytest.approx(0.8)
-    assert out["categories"] == pytest.approx({"NLI": 2 / 3, "RC": 0.8})
-    assert out["AVG"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert out["categories"] == pytest.approx({"RC": 0.8})
+    assert out["partial_categories"] == pytest.approx({"NLI": 2 / 3})
+    assert out["AVG"] is None and out["AVG_partial"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert out["category_set"] == "all-without-nc" and "jamp/exact_match" in out["missing"]
     assert out["reported"]["STS"] == pytest.approx(1.0)
 
 

@@ -8,8 +8,9 @@ default) or, with ``hub: true``, over the hub dataset the harness names. Prompts
 0.2 / 0.3 (``prompt_style: jp_stable``, the default, at the versions of the Stockmark study).
 
 Metrics ``jglue/<task>/<metric>`` in [0, 1]: acc for JCommonsenseQA, JNLI and MARC-ja;
-exact_match and f1 for JSQuAD; ``jglue/AVG`` = mean over the scored tasks of their main metric
-(acc, acc, acc, exact_match), as the JP-Stable leaderboard and the tables built on it average.
+for JSQuAD exact_match (the headline), and in the ``jp_stable`` style also JP-Stable's MeCab-word
+f1 and JGLUE's char_f1; ``jglue/AVG`` = mean over the scored tasks of their main metric (acc, acc,
+acc, exact_match) on the 0-1 scale, the tasks named in the ``jglue.avg_tasks`` tag.
 Logged: per-sample tables (``jglue/samples/<task>.json``), ``jglue/task_config.json`` (harness
 version, resolved task configs, data files), tags ``jglue.*``; written: ``<cell>/jglue_results.json``,
 ``<cell>/predictions/jglue.jsonl`` and the harness's own log ``<cell>/jglue_harness.log``.
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "fewshot_seed": 1234,
     "jsquad_max_gen_toks": None,
     "max_length": None,
+    "jnli_version": "1.1",
 }
 
 
@@ -75,6 +77,7 @@ class Options:
     fewshot_seed: int | None
     jsquad_max_gen_toks: int | None
     max_length: int | None
+    jnli_version: str = "1.1"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,10 +156,24 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
             raise ConfigError(f"eval.jglue.{key} must be a positive integer or null, got {v!r}")
     if not tasks and marc != "auto":
         raise ConfigError("eval.jglue.tasks is empty: nothing to score")
+    from jsweep.eval.jglue_tasks.jp_stable import JNLI_VERSIONS
+
+    jnli_version = f"{o['jnli_version']:.1f}" if isinstance(o["jnli_version"], float) else str(o["jnli_version"])
+    if jnli_version not in JNLI_VERSIONS:
+        raise ConfigError(f"eval.jglue.jnli_version must be one of {', '.join(JNLI_VERSIONS)}, got {o['jnli_version']!r}")
+    if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
+        import importlib.util
+
+        from jsweep.eval.jglue_tasks.metrics import JP_STABLE_PACKAGES
+
+        missing = [m for m in JP_STABLE_PACKAGES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(f"eval.jglue: JSQuAD in the jp_stable style is scored as JP-Stable scores it, which needs "
+                              f"{', '.join(missing)}: pip install 'jsweep[eval]' (or neologdn emoji fugashi unidic-lite)")
     return Options(tasks=tasks, marc_ja=marc, prompt_style=o["prompt_style"], prompt_versions=versions,
                    num_fewshot=shots, limit=limit, batch_size=bs, data_dir=o["data_dir"], paths=paths,
                    hub=bool(o["hub"]), fewshot_seed=o["fewshot_seed"], jsquad_max_gen_toks=o["jsquad_max_gen_toks"],
-                   max_length=o["max_length"], raw={**DEFAULTS, **options})
+                   max_length=o["max_length"], jnli_version=jnli_version, raw={**DEFAULTS, **options})
 
 
 @dataclass
@@ -300,7 +317,7 @@ def _sample_rows(task: str, harness_task: Any, samples: list[dict[str, Any]]) ->
             pred = s["filtered_resps"][0] if s["filtered_resps"] else ""
             raw = s["resps"][0][0] if s["resps"] and s["resps"][0] else ""
             row.update(answers=list(doc["answers"]["text"]), prediction=pred, raw=raw,
-                       exact_match=float(s.get("exact_match", 0.0)), f1=float(s.get("f1", 0.0)))
+                       **{m: float(s[m]) for m in ("exact_match", "f1", "char_f1") if m in s})
         else:
             choices = list(harness_task.doc_to_choice(doc))
             lls = [float(r[0]) for r in s["filtered_resps"]]
@@ -336,7 +353,8 @@ class JGlueEval:
                     where = p.files.train if "train" in splits else p.files.valid
                     raise DataError(f"{p.task}: {k}-shot needs {need} examples to draw from, the file has {pool}; "
                                     f"lower eval.jglue.num_fewshot.{p.task}", file=str(where or p.files.disk))
-            cfg = H.with_data(H.prompt_config(p.task, self.opts.prompt_style, p.prompt_version), p.task, splits, k)
+            cfg = H.with_data(H.prompt_config(p.task, self.opts.prompt_style, p.prompt_version, self.opts.jnli_version),
+                              p.task, splits, k)
             budget: Any = None                  # JSQuAD generation cap: int, per-doc function, or harness default
             if p.task == "jsquad":
                 budget = self.opts.jsquad_max_gen_toks
@@ -357,7 +375,14 @@ class JGlueEval:
                             "data": p.source, "data_label": p.source_label,
                             "n_valid": len(splits["validation"]) if splits else None,
                             "n_train": len(splits["train"]) if splits and "train" in splits else None}
+            if p.task == "jnli" and self.opts.prompt_style == "jp_stable":
+                info[p.task]["jnli_version"] = self.opts.jnli_version
+                info[p.task]["jp_stable_task"] = cfg["metadata"]["jp_stable_task"]
             if p.task == "jsquad":
+                info[p.task]["scoring"] = (
+                    "JP-Stable jasquad: exact_match (headline) and MeCab-word f1, best over the golds; "
+                    "JGLUE char_f1" if self.opts.prompt_style == "jp_stable" else
+                    "harness japanese_leaderboard: exact_match against the first gold answer, whitespace removed")
                 info[p.task]["max_gen_toks"] = (budget if isinstance(budget, int) else "harness default (256)"
                                                 if budget is None else "longest gold answer in tokens (JP-Stable)")
             if splits is not None and "train" not in splits and k > 0:
@@ -443,5 +468,9 @@ class JGlueEval:
             "jglue.prompt_versions": ",".join(f"{t}={i['prompt_version']}" for t, i in info.items() if i["prompt_version"]),
             "jglue.num_fewshot": ",".join(f"{t}={i['num_fewshot']}" for t, i in info.items()),
             "jglue.limit": self.opts.limit,
+            "jglue.avg_tasks": ",".join(f"{t}/{MAIN_METRIC[t]}" for t in info),
+            "jglue.avg_scale": "0-1 mean of the tasks in jglue.avg_tasks (the JP-Stable leaderboard prints 0-100 over 8 tasks)",
+            **({"jglue.jnli_version": self.opts.jnli_version} if "jnli" in info and self.opts.prompt_style == "jp_stable"
+               else {}),
             "jglue.data": "; ".join(f"{t}={i['data_label']}" for t, i in info.items())[:4000],
         })

@@ -7,9 +7,13 @@ Protocol (deviations are listed in docs/llm_jp_eval.md):
 - prompt: the Japanese header, ``### 指示:`` with the task instruction, ``num_few_shots`` examples
   from the train split as ``### 入力:`` / ``### 応答:`` pairs, then the sample's input;
 - the first ``max_num_samples`` samples of the split (-1 = all);
-- greedy decoding, ``max_new_tokens`` = the task's output_length;
-- answer: the text before the first blank line (or the answer_extract_pattern's groups),
-  NFKC-normalised and stripped; gold NFKC-normalised.
+- greedy decoding, ``max_new_tokens`` = the task's output_length, prompts tokenised without
+  special tokens (v1.4.1's ``pipeline_kwargs.add_special_tokens: False``; ``add_special_tokens``);
+- answer: ``normalize(output.split("\n\n")[0]).strip()`` as v1.4.1's evaluator takes it; gold
+  NFKC-normalised;
+- categories and AVG over the category set (``category_set``: v1.4.1's targets ``all-without-nc``,
+  the default, or ``all-with-nc``); a run that scored only part of the set logs ``AVG_partial``
+  and ``<CAT>_partial`` instead (see jsweep.eval.metrics).
 
 Importing this module imports no torch (generation is imported when a model is scored).
 """
@@ -31,7 +35,9 @@ HEADER = "以下は、タスクを説明する指示と、文脈のある入力�
 FIXTURE_DIR = FIXTURES / "eval" / "llm_jp_eval"
 DEFAULTS: dict[str, Any] = {"version": VERSION, "data_dir": None, "split": "test", "tasks": "all",
                             "num_few_shots": 4, "max_num_samples": 100, "batch_size": 16,
-                            "prompt_format": "llm_jp_eval"}
+                            "prompt_format": "llm_jp_eval", "add_special_tokens": False,
+                            "category_set": M.DEFAULT_CATEGORY_SET}
+VERSIONS = (VERSION,)
 
 
 @dataclass
@@ -118,6 +124,13 @@ def check(options: dict[str, Any]) -> list[str]:
         return [f"unknown key 'eval.llm_jp_eval.{unknown[0]}' (valid keys: {', '.join(sorted(DEFAULTS))})"]
     if options.get("prompt_format", "llm_jp_eval") not in ("llm_jp_eval", "cell"):
         return [f"eval.llm_jp_eval.prompt_format must be llm_jp_eval or cell, got {options['prompt_format']!r}"]
+    if str(options.get("version", VERSION)) not in VERSIONS:
+        return [f"eval.llm_jp_eval.version must be one of {', '.join(VERSIONS)}, got {options['version']!r}"]
+    if options.get("category_set", M.DEFAULT_CATEGORY_SET) not in M.CATEGORY_SETS:
+        return [f"eval.llm_jp_eval.category_set must be one of {', '.join(M.CATEGORY_SETS)}, "
+                f"got {options['category_set']!r}"]
+    if not isinstance(options.get("add_special_tokens", False), bool):
+        return [f"eval.llm_jp_eval.add_special_tokens must be true or false, got {options['add_special_tokens']!r}"]
     try:
         load_tasks(options)
     except DataError as exc:
@@ -149,7 +162,7 @@ def build_prompt_in_format(task: Task, sample_input: str, fmt: Any, tokenizer: A
 
 
 def extract_answer(raw: str, pattern: str | None = None) -> str:
-    """llm-jp-eval's answer extraction: first paragraph (or the pattern's groups), NFKC, strip."""
+    """v1.4.1's ``normalize(raw.split("\n\n")[0]).strip()``; with ``pattern``, its groups instead of the paragraph."""
     if pattern:
         match = re.search(pattern, raw, re.DOTALL)
         text = "".join(g for g in match.groups() if g) if match else ""
@@ -158,9 +171,9 @@ def extract_answer(raw: str, pattern: str | None = None) -> str:
     return M.normalize(text).strip()
 
 
-def score_predictions(by_task: dict[str, tuple[list[str], list[str]]], metrics_of: dict[str, list[str]]
-                      ) -> dict[str, Any]:
-    """Score extracted predictions: {"tasks", "categories", "AVG", "reported", "skipped", "per_sample"}."""
+def score_predictions(by_task: dict[str, tuple[list[str], list[str]]], metrics_of: dict[str, list[str]],
+                      category_set: str = M.DEFAULT_CATEGORY_SET) -> dict[str, Any]:
+    """Score extracted predictions: tasks, categories, AVG (or partial ones), reported, skipped, per_sample."""
     tasks: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
     per_sample: dict[str, dict[str, list[float]]] = {}
@@ -169,14 +182,19 @@ def score_predictions(by_task: dict[str, tuple[list[str], list[str]]], metrics_o
         tasks[name] = scores
         per_sample[name] = samples
         skipped.update({f"{name}/{m}": why for m, why in skip.items()})
-    agg = M.aggregate(tasks)
+    agg = M.aggregate(tasks, category_set)
     return {"tasks": tasks, **agg, "skipped": skipped, "per_sample": per_sample}
 
 
 def flat_metrics(result: dict[str, Any], prefix: str = "llm_jp_eval") -> dict[str, float]:
+    """Metric names: ``AVG`` and ``<CAT>`` only when complete, else ``AVG_partial`` / ``<CAT>_partial``."""
     out: dict[str, float] = {}
     if result.get("AVG") is not None:
         out[f"{prefix}/AVG"] = result["AVG"]
+    if result.get("AVG_partial") is not None:
+        out[f"{prefix}/AVG_partial"] = result["AVG_partial"]
+    for cat, value in result.get("partial_categories", {}).items():
+        out[f"{prefix}/{cat}_partial"] = value
     for cat, value in {**result["categories"], **result.get("reported", {})}.items():
         out[f"{prefix}/{cat}"] = value
     for task, scores in result["tasks"].items():
@@ -210,7 +228,8 @@ class LlmJpEval:
         tasks = load_tasks(self.options)
         prompts = self.prompts(tasks, ctx, tokenizer)
         requests = [Request(p, t.output_length) for p, t in zip(prompts, [t for t in tasks for _ in t.samples])]
-        raw = generate(model, tokenizer, requests, batch_size=int(self.options["batch_size"]), label="llm_jp_eval")
+        raw = generate(model, tokenizer, requests, batch_size=int(self.options["batch_size"]), label="llm_jp_eval",
+                       add_special_tokens=bool(self.options["add_special_tokens"]))
 
         rows: list[dict[str, Any]] = []
         by_task: dict[str, tuple[list[str], list[str]]] = {}
@@ -218,7 +237,7 @@ class LlmJpEval:
         for task in tasks:
             preds, golds = [], []
             for sample in task.samples:
-                pred = extract_answer(raw[i], task.answer_extract_pattern)
+                pred = extract_answer(raw[i])           # v1.4.1 has no answer_extract_pattern
                 gold = M.normalize(sample.output)
                 preds.append(pred)
                 golds.append(gold)
@@ -226,7 +245,7 @@ class LlmJpEval:
                              "pred": pred, "gold": gold})
                 i += 1
             by_task[task.name] = (preds, golds)
-        result = score_predictions(by_task, {t.name: t.metrics for t in tasks})
+        result = score_predictions(by_task, {t.name: t.metrics for t in tasks}, self.options["category_set"])
         self._log(ctx, tasks, rows, result)
         return flat_metrics(result)
 
@@ -244,7 +263,8 @@ class LlmJpEval:
         with open(pred_file, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        summary = {key: result[key] for key in ("tasks", "categories", "AVG", "reported", "skipped")}
+        summary = {key: result[key] for key in ("tasks", "categories", "partial_categories", "AVG", "AVG_partial",
+                                                "reported", "category_set", "missing", "skipped")}
         (ctx.cell_dir / "llm_jp_eval_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
         tracker = ctx.tracker
         if getattr(ctx.spec.tracking, "log_predictions", True):
@@ -257,8 +277,13 @@ class LlmJpEval:
                           "tasks": {t.name: {"metrics": t.metrics, "output_length": t.output_length,
                                              "samples": len(t.samples), "few_shots": len(t.few_shots),
                                              "path": t.path} for t in tasks},
+                          "category_set": result["category_set"], "missing": result["missing"],
                           "skipped": result["skipped"]}, "llm_jp_eval/config.json")
         tracker.set_tags({"llm_jp_eval.version": self.options["version"],
+                          "llm_jp_eval.category_set": result["category_set"],
+                          "llm_jp_eval.avg": "full" if result["AVG"] is not None else
+                          f"partial ({len(result['missing'])} task metrics of {result['category_set']} not scored)",
+                          "llm_jp_eval.add_special_tokens": self.options["add_special_tokens"],
                           "llm_jp_eval.num_few_shots": self.options["num_few_shots"],
                           "llm_jp_eval.max_num_samples": self.options["max_num_samples"],
                           "llm_jp_eval.prompt_format": self.options["prompt_format"]})

@@ -4,16 +4,27 @@ Definitions follow llm-jp-eval's evaluator:
 
 - ``exact_match``: share of predictions equal to the gold answer (both NFKC-normalised, stripped).
 - ``char_f1``: ``fuzzywuzzy.fuzz.token_sort_ratio(pred, gold) / 100`` averaged. token_sort_ratio
-  lower-cases, turns non-word characters into spaces, sorts the whitespace tokens, then takes the
-  Levenshtein ratio (``python-Levenshtein``'s indel ratio, 2*LCS/(len1+len2)) rounded to an
-  integer percent; equal strings score 100 and an empty side scores 0.
+  drops chr(128..255), turns non-word characters into spaces, lower-cases, sorts the whitespace
+  tokens, then takes ``python-Levenshtein``'s ratio, which is rapidfuzz's normalised Indel
+  similarity ``1 - (len1 + len2 - 2*LCS) / (len1 + len2)`` (computed by rapidfuzz here, as
+  python-Levenshtein >= 0.21 does), rounded to an integer percent with Python's ``round``; equal
+  strings score 100 and an empty side scores 0.
 - ``set_f1``: predictions and golds split on newlines; precision = share of predicted lines found
   among the gold lines, recall = (same count) / number of gold lines; F1 per sample, averaged.
-- ``pearson`` / ``spearman``: correlation of gold floats with predictions parsed as floats
-  (an unparsable prediction counts as -2.0); NaN (e.g. constant predictions) scores 0.0.
+- ``pearson`` / ``spearman``: correlation of gold floats with predictions parsed as llm-jp-eval's
+  ``parse_float`` does: every character but the digits and ``.`` is removed, then the rest is read
+  as a float, and what cannot be read (empty, ``1.2.3``) counts as -2.0. So ``約5`` reads 5, ``-1``
+  reads 1 and ``1e3`` reads 13. A correlation that is NaN (constant predictions, fewer than two
+  samples) scores 0.0.
 - ``bleu_ja`` / ``bleu_en``: sentence BLEU (sacrebleu, ``trg_lang=ja|en``, effective order; the
   Japanese tokenizer is MeCab via ``sacrebleu[ja]``) averaged over samples, 0-100 scale; a sample
   where either side is empty scores 1.0 if both are empty, else 0.0.
+
+Categories and AVG follow llm-jp-eval v1.4.1's ``post_process_score_results``: a category is the
+mean of its tasks' main metrics and AVG the mean of the categories of the category set
+(``all-without-nc``, the default target, or ``all-with-nc``, which adds SUM). llm-jp-eval computes
+them only when every task of the set was scored; jsweep then logs them under the same names, and
+otherwise logs what it can under names that say so (``<CAT>_partial``, ``AVG_partial``).
 
 Metrics that need downloaded models (``comet_wmt22``, ``bert_score_*``) or code execution
 (``code_exec``) are reported as skipped with a reason, never as zero.
@@ -27,7 +38,8 @@ import unicodedata
 from statistics import mean
 from typing import Callable, Iterable, Sequence
 
-# Category -> {task: main metric}, as llm-jp-eval v1.4 averages them.
+# Category -> {task: main metric}: llm-jp-eval v1.4.1's task_category_to_task_names for the
+# target "all-without-nc" (the default); "all-with-nc" adds SUM.
 CATEGORIES: dict[str, dict[str, str]] = {
     "NLI": {"jamp": "exact_match", "janli": "exact_match", "jnli": "exact_match", "jsem": "exact_match",
             "jsick": "exact_match"},
@@ -43,10 +55,15 @@ CATEGORIES: dict[str, dict[str, str]] = {
     "HE": {"mmlu_en": "exact_match", "jmmlu": "exact_match"},
     "CG": {"mbpp": "code_exec"},
 }
-# Reported, not averaged.
+NC_CATEGORIES: dict[str, dict[str, str]] = {"SUM": {"xlsum_ja": "rouge2_scaling"}}
+CATEGORY_SETS: dict[str, dict[str, dict[str, str]]] = {
+    "all-without-nc": CATEGORIES,
+    "all-with-nc": {**CATEGORIES, **NC_CATEGORIES},
+}
+DEFAULT_CATEGORY_SET = "all-without-nc"
+# Reported beside the categories, never averaged (llm-jp-eval scores jsts but leaves it out of AVG).
 REPORTED_ONLY: dict[str, dict[str, str]] = {
     "STS": {"jsts": "pearson"},
-    "SUM": {"xlsum_ja": "rouge2_scaling"},
 }
 # Metrics that need a downloaded model or code execution.
 MODEL_METRICS = {"comet_wmt22": "unbabel-comet and the Unbabel/wmt22-comet-da model",
@@ -76,25 +93,15 @@ def _process_and_sort(s: str) -> str:
     return " ".join(sorted(s.split())).strip()
 
 
-def _lcs(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for ca in a:
-        cur = [0]
-        for j, cb in enumerate(b, 1):
-            cur.append(prev[j - 1] + 1 if ca == cb else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
-
-
 def indel_ratio(a: str, b: str) -> float:
-    """python-Levenshtein's ratio: 2*LCS / (len(a)+len(b))."""
-    total = len(a) + len(b)
-    return 2 * _lcs(a, b) / total if total else 1.0
+    """python-Levenshtein's ``ratio``: rapidfuzz's normalised Indel similarity, 1 - dist / (len(a)+len(b))."""
+    from rapidfuzz.distance import Indel
+
+    return Indel.normalized_similarity(a, b)
 
 
 def char_f1_sample(pred: str, gold: str) -> float:
+    """``fuzz.token_sort_ratio(pred, gold) / 100`` (fuzzywuzzy 0.18 with python-Levenshtein)."""
     a, b = _process_and_sort(pred), _process_and_sort(gold)
     if a == b:
         return 1.0
@@ -116,9 +123,13 @@ def set_f1_sample(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+_NOT_DIGIT_OR_DOT = re.compile(r"[^0-9.]")
+
+
 def parse_float(text: str) -> float:
+    """llm-jp-eval's ``parse_float``: keep only ASCII digits and ``.``, read a float, else -2.0."""
     try:
-        return float(text)
+        return float(_NOT_DIGIT_OR_DOT.sub("", str(text)))
     except ValueError:
         return -2.0
 
@@ -166,7 +177,7 @@ def sample_scorer(metric: str) -> Callable[[str, str], float] | None:
 
 def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
     n = len(x)
-    if n < 2:
+    if n < 2 or not all(math.isfinite(v) for v in (*x, *y)):
         return math.nan
     mx, my = sum(x) / n, sum(y) / n
     sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
@@ -219,28 +230,45 @@ def task_scores(metrics: Iterable[str], preds: Sequence[str], golds: Sequence[st
     return scores, skipped, per_sample
 
 
-def aggregate(tasks: dict[str, dict[str, float]]) -> dict[str, object]:
-    """Category scores (mean of their tasks' main metrics) and AVG (mean of the categories present).
+def aggregate(tasks: dict[str, dict[str, float]], category_set: str = DEFAULT_CATEGORY_SET) -> dict[str, object]:
+    """Categories and AVG as llm-jp-eval v1.4.1 computes them, and what can be said of a partial run.
 
-    Returns {"categories": {CAT: score}, "AVG": value or None, "reported": {STS/SUM: score}}.
-    A category counts only when at least one of its tasks has its main metric scored.
+    Returns a dict with
+    - ``categories``: {CAT: mean of its tasks' main metrics}, for categories whose every task was scored;
+    - ``partial_categories``: {CAT: mean over the tasks scored}, for categories scored in part;
+    - ``AVG``: mean of all categories of the set, when every one of them is complete (else None);
+    - ``AVG_partial``: when AVG is None, the mean over the categories scored in whole or part (else None);
+    - ``reported``: {STS: jsts pearson}, never averaged;
+    - ``category_set`` and ``missing``: the set's tasks whose main metric was not scored.
     """
+    if category_set not in CATEGORY_SETS:
+        raise ValueError(f"unknown llm-jp-eval category set {category_set!r} (choose from: "
+                         f"{', '.join(CATEGORY_SETS)})")
     categories: dict[str, float] = {}
-    for cat, members in CATEGORIES.items():
+    partial: dict[str, float] = {}
+    missing: list[str] = []
+    for cat, members in CATEGORY_SETS[category_set].items():
         vals = [tasks[t][m] for t, m in members.items() if t in tasks and m in tasks[t]]
-        if vals:
+        missing += [f"{t}/{m}" for t, m in members.items() if not (t in tasks and m in tasks[t])]
+        if vals and len(vals) == len(members):
             categories[cat] = mean(vals)
+        elif vals:
+            partial[cat] = mean(vals)
     reported: dict[str, float] = {}
     for cat, members in REPORTED_ONLY.items():
         vals = [tasks[t][m] for t, m in members.items() if t in tasks and m in tasks[t]]
         if vals:
             reported[cat] = mean(vals)
-    avg = mean(categories.values()) if categories else None
-    return {"categories": categories, "AVG": avg, "reported": reported}
+    complete = not missing
+    avg = mean(categories.values()) if complete else None
+    scored = {**categories, **partial}
+    avg_partial = mean(scored.values()) if not complete and scored else None
+    return {"categories": categories, "partial_categories": partial, "AVG": avg, "AVG_partial": avg_partial,
+            "reported": reported, "category_set": category_set, "missing": missing}
 
 
 def category_of(task: str) -> str | None:
-    for cat, members in {**CATEGORIES, **REPORTED_ONLY}.items():
+    for cat, members in {**CATEGORY_SETS["all-with-nc"], **REPORTED_ONLY}.items():
         if task in members:
             return cat
     return None

@@ -7,8 +7,10 @@ Two prompt styles:
 - ``jp_stable``: JP-Stable prompt versions 0.2 / 0.3 (:mod:`jsweep.eval.jglue_tasks.jp_stable`).
 
 In both, only the data fields are replaced (local rows through ``custom_dataset``, or the hub
-dataset with ``hub``) and JSQuAD is scored by :mod:`.metrics` (exact match and character F1 over
-all gold answers). Imports lm_eval: use from the evaluator at scoring time only.
+dataset with ``hub``). JSQuAD is scored as each style's reference scores it: ``jp_stable`` by
+:mod:`.metrics` (JP-Stable's exact match and MeCab-word F1, and JGLUE's character F1, best over all
+gold answers), ``leaderboard`` by the harness YAML's own metric (exact match against the first
+gold answer, whitespace removed). Imports lm_eval: use from the evaluator at scoring time only.
 """
 
 from __future__ import annotations
@@ -66,17 +68,16 @@ def leaderboard_config(task: str) -> dict[str, Any]:
     return cfg
 
 
-def prompt_config(task: str, style: str, version: str | None = None) -> dict[str, Any]:
+def prompt_config(task: str, style: str, version: str | None = None, jnli_version: str = "1.1") -> dict[str, Any]:
     """The TaskConfig fields of ``task`` in ``style`` before data fields are set (JSQuAD scoring included)."""
     if style == "leaderboard":
-        cfg = leaderboard_config(task)
-    elif style == "jp_stable":
-        if version not in jp_stable.VERSIONS:
-            raise ConfigError(f"JP-Stable prompt version of {task} must be one of {', '.join(jp_stable.VERSIONS)}, "
-                              f"got {version!r}")
-        cfg = copy.deepcopy(jp_stable.config(task, version))
-    else:
+        return leaderboard_config(task)                     # the harness's own prompts and metrics
+    if style != "jp_stable":
         raise ConfigError(f"prompt_style must be one of {', '.join(STYLES)}, got {style!r}")
+    if version not in jp_stable.VERSIONS:
+        raise ConfigError(f"JP-Stable prompt version of {task} must be one of {', '.join(jp_stable.VERSIONS)}, "
+                          f"got {version!r}")
+    cfg = copy.deepcopy(jp_stable.config(task, version, jnli_version))
     if task == "jsquad":
         cfg["process_results"] = jsquad_metrics.process_results
         cfg["metric_list"] = copy.deepcopy(jsquad_metrics.METRIC_LIST)

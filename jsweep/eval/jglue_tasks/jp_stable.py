@@ -31,6 +31,15 @@ from typing import Any
 VERSIONS = ("0.2", "0.3")
 TASK_VERSION = 1.1        # JP-Stable task VERSION of these classes (task names jcommonsenseqa-1.1-0.3, ...)
 
+# JNLI's task VERSION sets its labels. 1.1: English labels; every published JP-Stable table
+# (rinna, Stability AI, Stockmark, 2023) was made with it. 1.2 (commit f9e1d75, Oct 2023, "Use
+# Japanese prompt instead of English for JNLI"): the same prompts with the labels 含意/矛盾/中立.
+# 1.3 (the branch head): 1.2 with class-stratified few-shot draws, which the installed harness's
+# sampler does not do (docs/jglue.md). 1.1 is the default.
+JNLI_VERSIONS = ("1.1", "1.2", "1.3")
+JNLI_LABELS = {"1.1": ["entailment", "contradiction", "neutral"], "1.2": ["含意", "矛盾", "中立"],
+               "1.3": ["含意", "矛盾", "中立"]}
+
 # JA-Alpaca header of all 0.3 prompts (fujiki/japanese_alpaca_data; Stability-AI/gpt-neox finetune_base_ja.py).
 ALPACA_DESCRIPTION = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
 
@@ -135,10 +144,28 @@ CLASS = {("jcommonsenseqa", "0.2"): "JCommonsenseQAWithFintanPrompt",
          ("marc_ja", "0.2"): "MARCJaWithFintanPrompt", ("marc_ja", "0.3"): "MARCJaWithJAAlpacaPrompt"}
 
 
-def config(task: str, version: str) -> dict[str, Any]:
-    """The TaskConfig fields (no data fields) of JP-Stable ``task`` at prompt ``version``."""
+def _jnli_labels(cfg: dict[str, Any], jnli_version: str) -> dict[str, Any]:
+    """JNLI ``cfg`` (written with the 1.1 English labels) with the labels of ``jnli_version``."""
+    if jnli_version not in JNLI_VERSIONS:
+        raise ValueError(f"JNLI task version must be one of {', '.join(JNLI_VERSIONS)}, got {jnli_version!r}")
+    for old, new in zip(JNLI_LABELS["1.1"], JNLI_LABELS[jnli_version]):
+        for key in ("description", "doc_to_text"):
+            cfg[key] = cfg[key].replace(old, new)
+    cfg["doc_to_choice"] = list(JNLI_LABELS[jnli_version])
+    return cfg
+
+
+def config(task: str, version: str, jnli_version: str = "1.1") -> dict[str, Any]:
+    """The TaskConfig fields (no data fields) of JP-Stable ``task`` at prompt ``version``.
+
+    ``jnli_version`` picks JNLI's task version (labels), see JNLI_VERSIONS.
+    """
     out = copy.deepcopy(CONFIGS[(task, version)])
-    out["metadata"] = {"version": TASK_VERSION, "prompt_style": "jp_stable", "prompt_version": version,
+    task_version: Any = TASK_VERSION
+    if task == "jnli":
+        out = _jnli_labels(out, jnli_version)
+        task_version = float(jnli_version)
+    out["metadata"] = {"version": task_version, "prompt_style": "jp_stable", "prompt_version": version,
                        "source": f"{SOURCE[task]} {CLASS[(task, version)]}",
-                       "jp_stable_task": f"{task}-{TASK_VERSION}-{version}"}
+                       "jp_stable_task": f"{task}-{task_version}-{version}"}
     return out

@@ -1,23 +1,30 @@
-"""JSQuAD scoring: exact match and character-level F1, SQuAD style (best over the gold answers).
+"""JSQuAD scoring of the ``jp_stable`` style: JP-Stable's own metrics, and JGLUE's character F1.
 
-- normalisation (both metrics): Unicode NFKC, then runs of whitespace collapsed to one space and
-  the ends stripped. NFKC folds full-/half-width variants, the part of JP-Stable's ``neologdn``
-  normalisation that matters for short spans (JP-Stable: ``lm_eval/jasquad/evaluate.py``).
-- exact_match: normalised prediction == a normalised gold answer (1/0), best over the golds
-  (JSQuAD dev questions have up to 3 answers; the harness's leaderboard task compares only the first).
-- f1: SQuAD's token F1 with characters as tokens, whitespace and punctuation (ASCII and the
-  CJK list JP-Stable removes) dropped, best over the golds. JGLUE's JSQuAD baselines score
-  F1 on characters; JP-Stable's jasquad scores it on MeCab words instead (see docs/jglue.md).
+All three take the best score over a question's gold answers (JSQuAD dev questions have up to 3).
 
-Pure Python. Scores are in [0, 1] (published tables print them x100).
+- ``exact_match`` (the headline, what the JP-Stable tables and their averages print):
+  JP-Stable's ``lm_eval/jasquad/evaluate.py``: emoji removed, ``neologdn.normalize``, runs of
+  whitespace collapsed; then prediction == gold.
+- ``f1``: JP-Stable's F1: both sides normalised as above, split into words by MeCab (fugashi's
+  ``Tagger("-Owakati")`` with the unidic-lite dictionary, JP-Stable's ``ja`` extra), punctuation
+  tokens dropped, SQuAD's token F1 (0 when nothing is shared, so also when both sides are empty).
+- ``char_f1``: JGLUE's character-level F1: NFKC and whitespace collapsed, characters as tokens,
+  whitespace and the punctuation above dropped (an empty side scores 1 only if both are empty).
+
+Scores are in [0, 1] (published tables print them x100). neologdn, emoji and fugashi come with
+jsweep's ``eval`` extra; they are imported when a JSQuAD answer is scored.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import string
 import unicodedata
 from collections import Counter
 from typing import Any, Sequence
+
+JP_STABLE_PACKAGES = ("neologdn", "emoji", "fugashi", "unidic_lite")
 
 # JP-Stable lm_eval/jasquad/evaluate.py remove_punc(): CJK punctuation + string.punctuation.
 PUNCTUATION = frozenset("！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
@@ -26,6 +33,44 @@ PUNCTUATION = frozenset("！？｡。＂＃＄％＆＇（）＊＋，－／：�
 
 def normalize_answer(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+# JP-Stable remove_emoji(): emoji.is_emoji per character, then these code-point ranges.
+_EMOJI_RANGES = re.compile("[\U0001F600-\U0001F64F\U0001F300-\U0001F5FF\U0001F680-\U0001F6FF"
+                           "\U0001F1E0-\U0001F1FF\U00002702-\U000027B0]+", flags=re.UNICODE)
+
+
+def jp_stable_normalize(text: str) -> str:
+    """JP-Stable's ``normalize_answer``: emoji removed, neologdn, whitespace collapsed."""
+    import emoji
+    import neologdn
+
+    text = _EMOJI_RANGES.sub("", "".join("" if emoji.is_emoji(c) else c for c in text))
+    return " ".join(neologdn.normalize(text).split())
+
+
+@functools.lru_cache(maxsize=1)
+def _wakati():
+    from fugashi import Tagger
+
+    return Tagger("-Owakati")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _wakati().parse(jp_stable_normalize(text)).split() if w not in PUNCTUATION]
+
+
+def jp_stable_exact_match_one(prediction: str, gold: str) -> float:
+    return float(jp_stable_normalize(prediction) == jp_stable_normalize(gold))
+
+
+def jp_stable_f1_one(prediction: str, gold: str) -> float:
+    pred, ref = _words(prediction), _words(gold)
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
 
 
 def _chars(text: str) -> list[str]:
@@ -52,7 +97,9 @@ def best(metric, prediction: str, golds: Sequence[str]) -> float:
 
 
 def jsquad_scores(prediction: str, golds: Sequence[str]) -> dict[str, float]:
-    return {"exact_match": best(exact_match_one, prediction, golds), "f1": best(char_f1_one, prediction, golds)}
+    return {"exact_match": best(jp_stable_exact_match_one, prediction, golds),
+            "f1": best(jp_stable_f1_one, prediction, golds),
+            "char_f1": best(char_f1_one, prediction, golds)}
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -61,5 +108,4 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
 
 
 # The metric_list that goes with process_results (mean over samples).
-METRIC_LIST = [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True},
-               {"metric": "f1", "aggregation": "mean", "higher_is_better": True}]
+METRIC_LIST = [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("exact_match", "f1", "char_f1")]
