@@ -101,3 +101,52 @@ def test_a_partial_run_gets_partial_names_never_the_full_ones(scored):
 
     flat = flat_metrics({"tasks": {"jnli": {"exact_match": 0.5}}, **only_jnli})
     assert flat == {"llm_jp_eval/AVG_partial": 0.5, "llm_jp_eval/NLI_partial": 0.5, "llm_jp_eval/jnli/exact_match": 0.5}
+
+
+# --------------------------------------------------------------------------- JGLUE (JP-Stable)
+
+def test_jsquad_scores_equal_jp_stable_jasquad():
+    from jsweep.eval.jglue_tasks import metrics as J
+
+    cases = json.loads((DATA / "jsquad_cases.json").read_text(encoding="utf-8"))
+    ref = json.loads((DATA / "jsquad_jp_stable_expected.json").read_text(encoding="utf-8"))
+    ours = [J.jsquad_scores(c["prediction"], c["answers"]) for c in cases]
+    for i, (got, want) in enumerate(zip(ours, ref["per_question"])):
+        assert got["exact_match"] == want["exact_match"], (i, cases[i])
+        assert got["f1"] == pytest.approx(want["f1"], abs=1e-9), (i, cases[i])
+    # the corpus figures JP-Stable prints (x100)
+    assert 100 * sum(g["exact_match"] for g in ours) / len(ours) == pytest.approx(ref["evaluate"]["exact_match"])
+    assert 100 * sum(g["f1"] for g in ours) / len(ours) == pytest.approx(ref["evaluate"]["f1"])
+
+
+def test_jnli_task_versions_name_their_labels():
+    from jsweep.eval.jglue_tasks import jp_stable
+
+    v11 = jp_stable.config("jnli", "0.2", "1.1")
+    v12 = jp_stable.config("jnli", "0.2", "1.2")
+    assert v11["doc_to_choice"] == ["entailment", "contradiction", "neutral"]
+    assert v12["doc_to_choice"] == ["含意", "矛盾", "中立"]
+    # JP-Stable f9e1d75 (jnli 1.1 -> 1.2) changed exactly these strings of the 0.2 description
+    assert v12["description"] == (
+        "前提と仮説の関係を含意、矛盾、中立の中から回答してください。\n\n制約:\n"
+        "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合は含意と出力\n"
+        "- 前提と仮説が両立しえない場合は矛盾と出力\n- そのいずれでもない場合は中立と出力\n\n")
+    assert "entailment" not in jp_stable.config("jnli", "0.3", "1.3")["doc_to_text"]
+    assert v11["metadata"]["jp_stable_task"] == "jnli-1.1-0.2" and v12["metadata"]["jp_stable_task"] == "jnli-1.2-0.2"
+    from jsweep.eval import jglue
+    from jsweep.errors import ConfigError
+
+    assert jglue.parse_options({"jnli_version": 1.3}).jnli_version == "1.3"
+    with pytest.raises(ConfigError, match="jnli_version must be one of 1.1, 1.2, 1.3"):
+        jglue.parse_options({"jnli_version": "2.0"})
+
+
+def test_leaderboard_jsquad_keeps_the_harness_metric():
+    from jsweep.eval.jglue_tasks import harness as H
+
+    cfg = H.prompt_config("jsquad", "leaderboard")
+    assert "process_results" not in cfg
+    assert [m["metric"] for m in cfg["metric_list"]] == ["exact_match"]     # against answers.text[0]
+    assert cfg["doc_to_target"] == "{{ answers['text'][0] }}"
+    jp = H.prompt_config("jsquad", "jp_stable", "0.2")
+    assert [m["metric"] for m in jp["metric_list"]] == ["exact_match", "f1", "char_f1"]

@@ -368,13 +368,15 @@ def test_no_train_file_draws_shots_from_the_scored_split_without_the_scored_doc(
 # --------------------------------------------------------------------------- metrics and AVG
 
 def test_jsquad_exact_match_and_char_f1():
-    assert M.jsquad_scores("東京", ["東京都", "東京"]) == {"exact_match": 1.0, "f1": 1.0}
-    assert M.jsquad_scores(" １４００万人 ", ["1400万人"])["exact_match"] == 1.0        # NFKC, stripped
+    # (JP-Stable's exact_match and word f1 against its own code: tests/test_fidelity.py)
+    assert M.jsquad_scores("東京", ["東京都", "東京"]) == {"exact_match": 1.0, "f1": 1.0, "char_f1": 1.0}
+    assert M.jsquad_scores(" １４００万人 ", ["1400万人"])["exact_match"] == 1.0        # neologdn, stripped
     s = M.jsquad_scores("東京都庁", ["東京都"])                                        # 3 of 4 chars, 3 of 3
-    assert s["exact_match"] == 0.0 and s["f1"] == pytest.approx(2 * 0.75 * 1.0 / 1.75)
+    assert s["exact_match"] == 0.0 and s["char_f1"] == pytest.approx(2 * 0.75 * 1.0 / 1.75)
     assert M.char_f1_one("「滋賀県」。", "滋賀県") == 1.0                               # punctuation dropped for F1
-    assert M.jsquad_scores("", ["滋賀県"]) == {"exact_match": 0.0, "f1": 0.0}
-    assert M.process_results({"answers": {"text": ["a", "b"]}}, ["b"]) == {"exact_match": 1.0, "f1": 1.0}
+    assert M.jsquad_scores("", ["滋賀県"]) == {"exact_match": 0.0, "f1": 0.0, "char_f1": 0.0}
+    assert M.process_results({"answers": {"text": ["a", "b"]}}, ["b"]) == {"exact_match": 1.0, "f1": 1.0,
+                                                                           "char_f1": 1.0}
 
 
 def test_avg_is_the_mean_of_the_main_metrics():
@@ -472,7 +474,7 @@ def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, caps
     side = tok.padding_side
     metrics = jglue.JGlueEval({}).evaluate(ctx, model, tok)
     assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match", "jglue/jsquad/f1",
-                            "jglue/marc_ja/acc", "jglue/AVG"}
+                            "jglue/jsquad/char_f1", "jglue/marc_ja/acc", "jglue/AVG"}
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
     assert metrics["jglue/AVG"] == pytest.approx(sum(metrics[f"jglue/{t}/{m}"] for t, m in jglue.MAIN_METRIC.items()) / 4)
     assert tok.padding_side == side
@@ -486,7 +488,11 @@ def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, caps
     assert all((r["prediction"] == r["gold"]) == (r["acc"] == 1.0) for r in jcqa)
     squad = tables["jglue/samples/jsquad.json"]
     assert len(squad) == 14 and squad[0]["answers"] == ["女王蜂"] * 3 and squad[0]["prompt"].endswith("回答:")
-    assert sum(r["f1"] for r in squad) / 14 == pytest.approx(metrics["jglue/jsquad/f1"])
+    for m in ("exact_match", "f1", "char_f1"):
+        assert sum(r[m] for r in squad) / 14 == pytest.approx(metrics[f"jglue/jsquad/{m}"])
+    assert ctx.tracker.tags["jglue.jnli_version"] == "1.1" and cfg_jnli_choices(ctx) == ["entailment", "contradiction",
+                                                                                         "neutral"]
+    assert ctx.tracker.tags["jglue.avg_tasks"] == "jcommonsenseqa/acc,jnli/acc,jsquad/exact_match,marc_ja/acc"
     # config, tags, files
     cfg = ctx.tracker.dicts["jglue/task_config.json"]
     import lm_eval
@@ -501,6 +507,10 @@ def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, caps
     assert (tmp_path / "predictions" / "jglue.jsonl").exists() and (tmp_path / "jglue_harness.log").exists()
 
 
+def cfg_jnli_choices(ctx):
+    return ctx.tracker.dicts["jglue/task_config.json"]["task_configs"]["jnli"]["doc_to_choice"]
+
+
 def test_leaderboard_style_and_a_lora_model(tmp_path, tiny):
     from peft import LoraConfig, get_peft_model
 
@@ -512,8 +522,10 @@ def test_leaderboard_style_and_a_lora_model(tmp_path, tiny):
                                    "jsquad_max_gen_toks": 4}).evaluate(ctx, lora, tok)
     finally:
         lora.unload()
-    assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match",
-                            "jglue/jsquad/f1", "jglue/AVG"}
+    # JSQuAD by the harness's own leaderboard metric: exact match against the first gold answer, no F1
+    assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match", "jglue/AVG"}
+    squad = ctx.tracker.tables["jglue/samples/jsquad.json"]
+    assert all(r["exact_match"] == float(r["prediction"].strip() == r["answers"][0].strip()) for r in squad)
     rows = ctx.tracker.tables["jglue/samples/jnli.json"]
     assert len(rows) == 3 and rows[0]["choices"] == ["含意", "矛盾", "中立"] and "### 応答：" in rows[0]["prompt"]
     assert ctx.tracker.tags["jglue.prompt_style"] == "leaderboard"
