@@ -94,7 +94,7 @@ def main() -> None:
                   **{k: round(v, 4) for k, v in c["metrics"].items()
                      if k in ("train/tokens_per_second", "train/tokens_per_second_per_gpu", "train/mfu",
                               "gpu/peak_memory_gb", "time/setup_seconds", "time/train_seconds", "time/eval_seconds",
-                              "time/total_seconds", "llm_jp_eval/AVG", "gpu/hours")}}
+                              "time/total_seconds", "llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "gpu/hours")}}
                  for c in summary["cells"]]
         tokens = sum(c["metrics"].get("train/tokens", 0) for c in summary["cells"])
         report["modes"][mode] = {"command": "python -m jsweep " + " ".join(cmd[3:]), "rc": proc.returncode,

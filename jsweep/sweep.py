@@ -615,6 +615,8 @@ def write_summary(result: SweepResult) -> None:
 
 def format_summary(result: SweepResult) -> str:
     keys = ["eval/loss", "llm_jp_eval/AVG", "jglue/AVG"]
+    if any("llm_jp_eval/AVG_partial" in o.metrics for o in result.outcomes):
+        keys.insert(2, "llm_jp_eval/AVG_partial")
     skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
     lines = [f"\njsweep: sweep {result.sweep_id} summary ({len(result.outcomes) - len(result.failed)}/"
              f"{len(result.outcomes)} finished{f', {skipped} skipped as already done' if skipped else ''}) -> "

@@ -64,12 +64,17 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         assert params["cfg.train.max_steps"] == "3" and params["cfg.method.lora.r"] == "8"
         history = client.get_metric_history(child.info.run_id, "train/loss")
         assert len(history) >= 3 and all(h.value > 0 for h in history)
-        for key in ("eval/loss", "train/tokens_per_second", "llm_jp_eval/AVG", "llm_jp_eval/NLI",
-                    "llm_jp_eval/jnli/exact_match", "llm_jp_eval/jsts/pearson", "llm_jp_eval/STS"):
+        for key in ("eval/loss", "train/tokens_per_second", "llm_jp_eval/AVG_partial", "llm_jp_eval/NLI_partial",
+                    "llm_jp_eval/RC", "llm_jp_eval/jnli/exact_match", "llm_jp_eval/jsts/pearson", "llm_jp_eval/STS"):
             assert key in metrics, key
+        # three tasks are not llm-jp-eval's full set: no full AVG and no full NLI under the reference's names
+        assert "llm_jp_eval/AVG" not in metrics and "llm_jp_eval/NLI" not in metrics
+        assert child.data.tags["llm_jp_eval.category_set"] == "all-without-nc"
+        assert child.data.tags["llm_jp_eval.avg"].startswith("partial")
         assert metrics["train/tokens_per_second"] > 0
-        # AVG is the mean of the categories present (NLI, RC); STS is reported, not averaged.
-        assert metrics["llm_jp_eval/AVG"] == pytest.approx((metrics["llm_jp_eval/NLI"] + metrics["llm_jp_eval/RC"]) / 2)
+        # AVG_partial is the mean of the categories present (NLI in part, RC); STS is reported, not averaged.
+        assert metrics["llm_jp_eval/AVG_partial"] == pytest.approx(
+            (metrics["llm_jp_eval/NLI_partial"] + metrics["llm_jp_eval/RC"]) / 2)
         files = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.yaml", "cell.log", "llm_jp_eval"} <= files
         tables = {a.path for a in client.list_artifacts(child.info.run_id, "llm_jp_eval/predictions")}
@@ -85,7 +90,7 @@ def test_cell_directories_hold_results(sweep):
         status = json.loads((cell / "status.json").read_text())
         assert status["status"] == "FINISHED"
         metrics = json.loads((cell / "metrics.json").read_text())
-        assert "eval/loss" in metrics and "llm_jp_eval/AVG" in metrics
+        assert "eval/loss" in metrics and "llm_jp_eval/AVG_partial" in metrics
         assert (cell / "model" / "adapter_config.json").exists()
         preds = [json.loads(l) for l in (cell / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
         assert len(preds) == 12 and {p["task"] for p in preds} == {"jnli", "jsquad", "jsts"}
@@ -100,7 +105,7 @@ def test_saved_predictions_rescore_to_the_logged_metrics(sweep):
     assert proc.returncode == 0, proc.stderr
     scored = json.loads(proc.stdout)
     metrics = json.loads((cell / "metrics.json").read_text())
-    assert scored["AVG"] == pytest.approx(metrics["llm_jp_eval/AVG"])
+    assert scored["AVG"] is None and scored["AVG_partial"] == pytest.approx(metrics["llm_jp_eval/AVG_partial"])
     assert scored["tasks"]["jsquad"]["char_f1"] == pytest.approx(metrics["llm_jp_eval/jsquad/char_f1"])
 
 

@@ -30,7 +30,7 @@ from jsweep.errors import JsweepError
 
 # Scores tried in order when --metric is not given: the first on which the cells differ is used
 # (a tiny test model scores 0 everywhere on llm-jp-eval, but its losses differ).
-DEFAULT_METRICS = ("llm_jp_eval/AVG", "jglue/AVG", "eval/loss", "train/final_loss")
+DEFAULT_METRICS = ("llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "jglue/AVG", "eval/loss", "train/final_loss")
 # Columns shown beside the score in the cells table, where cells have them.
 SIDE_COLUMNS = ("eval/loss", "train/final_loss", "train/tokens_per_second_per_gpu", "train/mfu",
                 "gpu/peak_memory_gb", "time/total_seconds")
@@ -172,7 +172,8 @@ def task_metrics(cells: list[CellResult]) -> list[str]:
     """Per-task scores: llm-jp-eval categories and JGLUE task metrics (no averages, no stderr)."""
     keys = {k for c in cells for k in c.metrics}
     cats = sorted(k for k in keys if k.startswith("llm_jp_eval/") and k.count("/") == 1
-                  and k.split("/")[1].isupper() and not k.endswith("/AVG"))
+                  and k.split("/")[1].removesuffix("_partial").isupper()
+                  and not k.endswith(("/AVG", "/AVG_partial")))
     jglue = sorted(k for k in keys if k.startswith("jglue/") and k.count("/") == 2 and "stderr" not in k)
     return cats + jglue
 
