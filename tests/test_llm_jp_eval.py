@@ -167,11 +167,35 @@ def test_fixture_instructions_match_the_prepared_ones():
         assert fixture["metrics"] == spec["metrics"] and fixture["output_length"] == spec["output_length"]
 
 
+def test_prepare_refuses_missing_train_files_unless_allowed(tmp_path, capsys):
+    from jsweep.errors import DataError
+    from jsweep.eval.llm_jp_eval import dev_only_tasks
+
+    raw = tmp_path / "raw"
+    import shutil
+
+    shutil.copytree(FIXTURE_JGLUE, raw)
+    (raw / "jnli" / "train-v1.3.json").unlink()
+    with pytest.raises(DataError, match=r"JGLUE train file missing: .*jnli/train-v1.3.json.*--allow-missing-train"):
+        prepare_jglue(raw, tmp_path / "out")
+    assert not (tmp_path / "out").exists()                        # nothing written
+    report = prepare_jglue(raw, tmp_path / "out", allow_missing_train=True)
+    assert "WARNING: jnli" in capsys.readouterr().err
+    assert report["jnli"]["dev_only"] is True and report["jcommonsenseqa"]["dev_only"] is False
+    assert report["jnli"]["test"] < report["jnli"]["valid_rows"] == 16
+    assert dev_only_tasks(str(tmp_path / "out")) == ["jnli"]
+
+
 @pytest.mark.skipif(not SHARED_JGLUE.exists(), reason="real JGLUE files not present")
 def test_prepare_real_jglue_counts(tmp_path):
-    report = prepare_jglue(SHARED_JGLUE, tmp_path)
-    assert report["jcommonsenseqa"]["test"] == 1119
+    from jsweep.errors import DataError
+
+    with pytest.raises(DataError, match="jnli/train-v1.3.json"):      # the shared copy has no JNLI/JSQuAD train
+        prepare_jglue(SHARED_JGLUE, tmp_path)
+    report = prepare_jglue(SHARED_JGLUE, tmp_path, allow_missing_train=True)
+    assert report["jcommonsenseqa"]["test"] == 1119 and not report["jcommonsenseqa"]["dev_only"]
     assert report["jnli"]["train"] + report["jnli"]["dev"] + report["jnli"]["test"] == 2434
+    assert report["jnli"]["dev_only"] and report["jnli"]["test"] == 2191 and report["jnli"]["valid_rows"] == 2434
     assert report["jsquad"]["train"] + report["jsquad"]["dev"] + report["jsquad"]["test"] == 4442
 
 

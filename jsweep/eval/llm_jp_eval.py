@@ -81,6 +81,19 @@ def _read_task(path: Path) -> dict[str, Any]:
     return obj
 
 
+def dev_only_tasks(data_dir: str | None) -> list[str]:
+    """Tasks that ``jsweep prepare --allow-missing-train`` built without a JGLUE train file (its report says so)."""
+    root = evaluation_root(data_dir)
+    for path in (root.parent / "prepare_report.json", root / "prepare_report.json"):
+        if path.is_file():
+            try:
+                report = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return []
+            return sorted(t for t, info in report.items() if isinstance(info, dict) and info.get("dev_only"))
+    return []
+
+
 def available_tasks(data_dir: str | None, split: str = "test") -> list[str]:
     d = evaluation_root(data_dir) / split
     return sorted(p.stem for p in d.glob("*.json"))
@@ -287,5 +300,12 @@ class LlmJpEval:
                           "llm_jp_eval.num_few_shots": self.options["num_few_shots"],
                           "llm_jp_eval.max_num_samples": self.options["max_num_samples"],
                           "llm_jp_eval.prompt_format": self.options["prompt_format"]})
+        dev_only = [t for t in dev_only_tasks(self.options["data_dir"]) if t in {x.name for x in tasks}]
+        if dev_only:
+            from jsweep.job.context import say
+
+            say(f"llm_jp_eval: WARNING: {', '.join(dev_only)} prepared without a JGLUE train file (few-shots from "
+                f"valid, smaller test set): not comparable with llm-jp-eval's scores")
+            tracker.set_tags({"llm_jp_eval.dev_only_tasks": ",".join(dev_only)})
         if result["skipped"]:
             tracker.set_tags({"llm_jp_eval.skipped": "; ".join(f"{k}: {v}" for k, v in result["skipped"].items())})

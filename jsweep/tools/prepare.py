@@ -6,9 +6,14 @@ into ``train`` (few-shot pool) and ``dev``; the JGLUE valid file becomes ``test`
 rendered as llm-jp-eval renders them (``前提：…\\n仮説：…``, ``文章：…\\n質問：…``, ``質問：…\\n選択肢：0.…,1.…``,
 ``文1：…\\n文2：…``). No network is used.
 
-When a task's JGLUE train file is missing (JNLI and JSQuAD train are not always at hand), its
-valid file is split instead: a seeded 10% becomes the train/dev pool and the rest ``test``,
-so few-shot examples never overlap the scored samples. ``prepare_report.json`` records which.
+Every selected task needs its JGLUE train file: without it the few-shot pool would have to come
+out of the scored split, and the test set would no longer be llm-jp-eval's (JNLI: 2,191 samples
+instead of 2,434), so prepare stops and names the missing files before writing anything.
+``--allow-missing-train`` takes that route anyway for the tasks without a train file: a seeded
+10% of valid becomes the train/dev pool and the rest ``test`` (few-shot examples never overlap the
+scored samples). It warns for each such task, and ``prepare_report.json`` records it
+(``dev_only: true``, the test size against the full valid size); llm-jp-eval cells scored on such
+data carry the ``llm_jp_eval.dev_only_tasks`` tag.
 """
 
 from __future__ import annotations
@@ -116,12 +121,23 @@ def _write(path: Path, task: str, samples: list[dict[str, str]]) -> None:
                                ensure_ascii=False, indent=4), encoding="utf-8")
 
 
-def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None) -> dict[str, Any]:
+def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None,
+                  allow_missing_train: bool = False) -> dict[str, Any]:
     """Write ``out_dir/evaluation/{train,dev,test}/<task>.json``; return a report of counts and sources."""
     report: dict[str, Any] = {}
-    for task in tasks or list(TASKS):
+    tasks = tasks or list(TASKS)
+    for task in tasks:
         if task not in TASKS:
             raise DataError(f"unknown task '{task}' (choose from: {', '.join(TASKS)})")
+    no_train = [jglue_dir / TASKS[t]["dir"] / "train-v1.3.json" for t in tasks
+                if (jglue_dir / TASKS[t]["dir"] / "valid-v1.3.json").exists()
+                and not (jglue_dir / TASKS[t]["dir"] / "train-v1.3.json").exists()]
+    if no_train and not allow_missing_train:
+        raise DataError(f"JGLUE train file missing: {', '.join(map(str, no_train))}. llm-jp-eval draws few-shot "
+                        f"examples from train; without it they would come out of the scored split and the test set "
+                        f"would shrink. Supply the train files, or pass --allow-missing-train to accept that "
+                        f"(it is recorded in prepare_report.json)")
+    for task in tasks:
         tdir = jglue_dir / TASKS[task]["dir"]
         train_file, valid_file = tdir / "train-v1.3.json", tdir / "valid-v1.3.json"
         if not valid_file.exists():
@@ -141,6 +157,8 @@ def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None
             test = [s for i, s in enumerate(test) if i not in held]
             note = (f"no JGLUE train file: a seeded 10% of valid ({k}) is the train/dev pool, "
                     f"the other {len(test)} are test")
+            print(f"jsweep prepare: WARNING: {task}: {note}; its scores are not comparable with llm-jp-eval's "
+                  f"({len(order)} test samples there)", file=sys.stderr)
         random.seed(42)
         random.shuffle(pool)
         cut = int(len(pool) * 0.9)
@@ -148,7 +166,10 @@ def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None
         root = out_dir / "evaluation"
         for split, samples in (("train", train), ("dev", dev), ("test", test)):
             _write(root / split / f"{task}.json", task, samples)
-        report[task] = {"train": len(train), "dev": len(dev), "test": len(test), "note": note}
+        report[task] = {"train": len(train), "dev": len(dev), "test": len(test), "note": note,
+                        "dev_only": not train_file.exists()}
+        if not train_file.exists():
+            report[task]["valid_rows"] = len(test) + len(pool)
     (out_dir / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report
 
@@ -159,11 +180,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jglue", type=Path, required=True, help="directory of raw JGLUE v1.3 (jnli/, jsquad/, ...)")
     parser.add_argument("--out", type=Path, default=Path("data/llm-jp-eval"), help="output directory")
     parser.add_argument("--tasks", nargs="*", default=None, help="subset of: " + ", ".join(TASKS))
+    parser.add_argument("--allow-missing-train", action="store_true",
+                        help="for tasks without a JGLUE train file, take few-shot examples from 10%% of valid "
+                             "(the test set shrinks; recorded in prepare_report.json)")
     args = parser.parse_args(argv)
     try:
         if not args.jglue.is_dir():
             raise DataError("JGLUE directory not found", file=str(args.jglue))
-        report = prepare_jglue(args.jglue, args.out, args.tasks)
+        report = prepare_jglue(args.jglue, args.out, args.tasks, args.allow_missing_train)
     except JsweepError as exc:
         print(f"jsweep prepare: error: {exc}", file=sys.stderr)
         return 2
