@@ -29,6 +29,21 @@ def run_jsweep(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> su
 
 
 @pytest.fixture(scope="session")
+def real_jglue() -> Path:
+    """Real JGLUE v1.3 files: $JSWEEP_REAL_JGLUE, else ../shared/data/jglue-v1.3 beside the checkout.
+
+    Where the variable is set (CI sets it), missing data fails the test instead of skipping it.
+    """
+    configured = os.environ.get("JSWEEP_REAL_JGLUE")
+    path = Path(configured) if configured else ROOT.parent / "shared" / "data" / "jglue-v1.3"
+    if not (path / "jcommonsenseqa" / "valid-v1.3.json").exists():
+        if configured:
+            pytest.fail(f"JSWEEP_REAL_JGLUE={configured} holds no JGLUE v1.3 files")
+        pytest.skip(f"real JGLUE files not present ({path}); set JSWEEP_REAL_JGLUE")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     from jsweep.models.tiny import build_tiny
 

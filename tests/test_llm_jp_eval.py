@@ -13,7 +13,6 @@ from jsweep.eval.llm_jp_eval import (HEADER, Sample, Task, build_prompt, check, 
 from jsweep.tools.prepare import TASKS, prepare_jglue
 from jsweep.tools.score import score_file
 
-SHARED_JGLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "jglue-v1.3"
 FIXTURE_JGLUE = Path(__file__).resolve().parents[1] / "jsweep" / "fixtures" / "eval" / "jglue"
 
 
@@ -186,8 +185,8 @@ def test_prepare_refuses_missing_train_files_unless_allowed(tmp_path, capsys):
     assert dev_only_tasks(str(tmp_path / "out")) == ["jnli"]
 
 
-@pytest.mark.skipif(not SHARED_JGLUE.exists(), reason="real JGLUE files not present")
-def test_prepare_real_jglue_counts(tmp_path):
+def test_prepare_real_jglue_counts(tmp_path, real_jglue):
+    SHARED_JGLUE = real_jglue
     from jsweep.errors import DataError
 
     with pytest.raises(DataError, match="jnli/train-v1.3.json"):      # the shared copy has no JNLI/JSQuAD train
