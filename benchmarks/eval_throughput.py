@@ -1,11 +1,20 @@
-"""Evaluation throughput: batched against one-by-one generation, on llm-jp-eval tasks prepared
-offline from the real JGLUE dev files (``jsweep prepare``), with the same model and prompts.
+"""Evaluation throughput: jsweep's generation engine against one-by-one generation and the previous
+default, side by side on the same model and prompts, on llm-jp-eval tasks prepared offline from the
+real JGLUE dev files; and, with ``--harness``, the full JGLUE dev sets through lm-evaluation-harness.
 
-    python benchmarks/eval_throughput.py --jglue ../shared/data/jglue-v1.3 --samples 100
+    python benchmarks/eval_throughput.py --jglue ../shared/data/jglue-v1.3 --samples 100 --harness
 
-Prints samples/s of both and their ratio, and writes benchmarks/results/eval_throughput.json.
-The default model is llm-jp-3-1.8b's architecture with random weights (no download): it never
-emits EOS early, so both modes generate exactly each task's output_length tokens per sample.
+Modes (each generates every request; outputs are compared with one-by-one greedy decoding):
+- ``one_by_one``: batch 1, no prefix sharing (what the reference tools do);
+- ``previous_default``: 16 rows per batch, no prefix sharing (jsweep's default before the engine);
+- ``batch_32``: 32 rows per batch, no prefix sharing (the figure the issue measured);
+- ``auto_no_prefix``: batches sized by memory, no prefix sharing;
+- ``engine``: the new default, batches sized by memory and the shared prefix computed once.
+
+Prints samples/s and ratios, and writes ``benchmarks/results/eval_throughput.json`` with a
+``samples_per_second`` value per mode. The model is llm-jp-3-1.8b's architecture with random
+weights (no download): it never emits EOS early, so every mode generates each task's full
+output_length per sample.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import argparse
 import json
 import tempfile
 import time
+import types
 from pathlib import Path
 
 from jsweep.compose import compose_spec
@@ -21,13 +31,46 @@ from jsweep.eval.generate import Request, generate
 from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
 from jsweep.tools.prepare import prepare_jglue
 
+MODES = {"one_by_one": (1, False), "previous_default": (16, False), "batch_32": (32, False),
+         "auto_no_prefix": ("auto", False), "engine": ("auto", True)}
+
+
+def timed(fn, cuda: bool):
+    import torch
+
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def harness_full(jglue: Path, model, tokenizer, out_dir: Path) -> dict:
+    """Full JGLUE dev sets (JCommonsenseQA, JNLI, JSQuAD) through the harness, batch size auto."""
+    from jsweep.eval.jglue import JGlueEval
+    from jsweep.tracking import NullTracker
+
+    ctx = types.SimpleNamespace(cell_dir=out_dir, tracker=NullTracker(), device="cuda",
+                                spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)))
+    evaluator = JGlueEval({"data_dir": str(jglue), "marc_ja": False, "batch_size": "auto"})
+    t0 = time.perf_counter()
+    metrics = evaluator.evaluate(ctx, model, tokenizer)
+    seconds = time.perf_counter() - t0
+    result = json.loads((out_dir / "jglue_results.json").read_text())
+    docs = {t: info.get("n_scored") for t, info in result["tasks"].items()}
+    print(f"harness, full JGLUE dev sets {docs}: {seconds:.1f} s", flush=True)
+    return {"seconds": round(seconds, 1), "documents": docs, "metrics": metrics}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jglue", type=Path, required=True, help="raw JGLUE v1.3 directory")
     parser.add_argument("--model", default="llm-jp-3-1.8b", help="model preset (built with random weights)")
     parser.add_argument("--samples", type=int, default=100, help="samples per task")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    parser.add_argument("--harness", action="store_true", help="also time the full JGLUE dev sets through the harness")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "eval_throughput.json")
     args = parser.parse_args()
 
@@ -35,7 +78,8 @@ def main() -> None:
 
     from jsweep.models.load import load_model, load_tokenizer
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
         prepare_jglue(args.jglue, Path(tmp), allow_missing_train=True)   # throughput only: dev-only copies do
         tasks = load_tasks({"data_dir": tmp, "max_num_samples": args.samples, "num_few_shots": 4})
@@ -43,30 +87,44 @@ def main() -> None:
     spec = compose_spec([f"model={args.model}", "model.init=random"])
     tokenizer = load_tokenizer(spec.model)
     model = load_model(spec.model, device=device).to(device).eval()
-    generate(model, tokenizer, requests[: args.batch_size], batch_size=args.batch_size, label="warmup")
+    prompt_tokens = [len(tokenizer(r.prompt, add_special_tokens=False).input_ids) for r in requests]
+    print(f"{len(requests)} requests, prompts {sum(prompt_tokens) / len(prompt_tokens):.0f} tokens on average, "
+          f"{sum(r.max_new_tokens for r in requests)} new tokens in all", flush=True)
+    generate(model, tokenizer, requests[:8], batch_size=8, label="warmup", add_special_tokens=False)
 
-    results = {}
-    outputs = {}
-    for mode, bs in (("batched", args.batch_size), ("one_by_one", 1)):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        outputs[mode] = generate(model, tokenizer, requests, batch_size=bs, label=mode)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        results[mode] = {"batch_size": bs, "seconds": round(seconds, 2), "samples": len(requests),
-                         "samples_per_second": round(len(requests) / seconds, 2)}
-        print(f"{mode:10}  batch {bs:3}  {len(requests)} samples in {seconds:7.1f} s  "
-              f"{len(requests) / seconds:7.2f} samples/s", flush=True)
-    same = sum(a == b for a, b in zip(outputs["batched"], outputs["one_by_one"])) / len(requests)
-    ratio = results["batched"]["samples_per_second"] / results["one_by_one"]["samples_per_second"]
-    report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "model": f"{args.model} (random)",
-              "tasks": {t.name: len(t.samples) for t in tasks}, "modes": results, "speedup": round(ratio, 2),
-              "identical_outputs": round(same, 3)}
-    print(f"batched / one-by-one: {ratio:.2f}x  (identical outputs: {same:.1%})")
+    results, outputs = {}, {}
+    for mode in args.modes.split(","):
+        bs, share = MODES[mode]
+        outputs[mode], seconds = timed(lambda: generate(model, tokenizer, requests, batch_size=bs, label=mode,
+                                                        add_special_tokens=False, share_prefix=share), cuda)
+        results[mode] = {"batch_size": bs, "share_prefix": share, "seconds": round(seconds, 2),
+                         "samples": len(requests), "samples_per_second": round(len(requests) / seconds, 2)}
+        print(f"{mode:17} batch {str(bs):5} prefix {str(share):5} {len(requests)} samples in {seconds:7.2f} s  "
+              f"{len(requests) / seconds:8.2f} samples/s", flush=True)
+    ref = outputs.get("one_by_one")
+    for mode, outs in outputs.items():
+        if ref is not None:
+            results[mode]["identical_to_one_by_one"] = round(sum(a == b for a, b in zip(outs, ref)) / len(ref), 3)
+    base = results.get("one_by_one", {}).get("samples_per_second")
+    prev = results.get("previous_default", {}).get("samples_per_second")
+    ratios = {}
+    for mode, r in results.items():
+        if base:
+            ratios[f"{mode}_vs_one_by_one"] = round(r["samples_per_second"] / base, 2)
+        if prev:
+            ratios[f"{mode}_vs_previous_default"] = round(r["samples_per_second"] / prev, 2)
+    for k, v in ratios.items():
+        print(f"{k:40} {v:6.2f}x")
+    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "model": f"{args.model} (random)",
+              "tasks": {t.name: len(t.samples) for t in tasks}, "prompt_tokens_mean": round(sum(prompt_tokens) / len(prompt_tokens), 1),
+              "modes": results, "ratios": ratios}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    if args.harness:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["harness_full_jglue_dev"] = harness_full(args.jglue, model, tokenizer, Path(tmp))
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""The generation engine every evaluator uses: batched greedy decoding with left padding.
+"""The generation engine every evaluator uses: batched greedy decoding, batches sized by memory.
 
-Requests are grouped by ``max_new_tokens`` and sorted by prompt length (longest first, so an
-out-of-memory error shows up in the first batch rather than the last), generated in batches,
-and returned in the original order. Progress goes to the cell log as ``[jsweep]`` lines.
+- Prompts are tokenised once. Requests are grouped by ``max_new_tokens`` and sorted by prompt
+  length (longest first, so an out-of-memory error shows up in the first batch rather than the
+  last), generated in batches, and returned in the original order.
+- ``batch_size="auto"`` (the default) sizes each batch in tokens: on a GPU, what the free memory
+  holds of the KV cache and activations of ``rows x (prompt + new tokens)``; on a CPU, up to 16 rows.
+  An out-of-memory error halves the batch and retries it (and the rows limit stays halved), so
+  no one has to tune a batch size. An integer fixes the rows per batch (OOM still backs off).
+- Rows of a batch that share a long token prefix (the instruction and few-shot examples of one
+  task) have that prefix computed once: its KV cache is built for one row, repeated across the
+  batch, and each row's own suffix follows it (``share_prefix``). Greedy decoding gives the same
+  tokens either way, up to the numerics of batched kernels.
+- Progress goes to the cell log as ``[jsweep]`` lines (done/total, rate, time left).
 """
 
 from __future__ import annotations
@@ -10,6 +19,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+MIN_SHARED_PREFIX = 32        # tokens: shorter shared prefixes are not worth a separate forward pass
+CPU_MAX_ROWS = 16
+GPU_MAX_ROWS = 256
+MEMORY_FRACTION = 0.7         # of the free GPU memory a batch may plan to use
 
 
 @dataclass
@@ -37,38 +51,124 @@ class Progress:
             self.say(f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, ~{eta:.0f}s left)")
 
 
-def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int = 16,
-             label: str = "generate", add_special_tokens: bool = True) -> list[str]:
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class BatchPlanner:
+    """How many rows of a given length go in one batch: a fixed count, or what memory holds."""
+
+    def __init__(self, model: Any, batch_size: int | str = "auto"):
+        import torch
+
+        self.device = next(model.parameters()).device
+        self.fixed = None if batch_size in (None, "auto") else int(batch_size)
+        if self.fixed is not None and self.fixed < 1:
+            raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+        self.max_rows = self.fixed or (GPU_MAX_ROWS if self.device.type == "cuda" else CPU_MAX_ROWS)
+        self.token_budget: int | None = None
+        if self.fixed is None and self.device.type == "cuda":
+            cfg = model.config
+            cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+            layers = int(getattr(cfg, "num_hidden_layers", 24))
+            heads = int(getattr(cfg, "num_attention_heads", 16))
+            kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+            hidden = int(getattr(cfg, "hidden_size", 2048))
+            head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
+            inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+            elem = next(model.parameters()).element_size()
+            per_token = 2 * layers * kv_heads * head_dim * elem + 4 * (hidden + inter) * elem
+            free, _ = torch.cuda.mem_get_info(self.device)
+            self.token_budget = max(1, int(MEMORY_FRACTION * free / per_token))
+
+    def rows(self, tokens_per_row: int) -> int:
+        if self.token_budget is None:
+            return self.max_rows
+        return max(1, min(self.max_rows, self.token_budget // max(tokens_per_row, 1)))
+
+    def shrink(self, rows: int) -> int:
+        """After an out-of-memory error with ``rows`` rows: the new rows limit (0 = give up)."""
+        self.max_rows = rows // 2
+        if self.token_budget is not None:
+            self.token_budget //= 2
+        return self.max_rows
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own."""
+    if len(rows) < 2:
+        return 0
+    first, n = rows[0], min(len(r) for r in rows) - 1
+    k = 0
+    while k < n and all(r[k] == first[k] for r in rows):
+        k += 1
+    return k if k >= MIN_SHARED_PREFIX else 0
+
+
+def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool) -> list[str]:
+    """Greedy completions of token-id ``rows`` (one batch): [prefix][left padding][own suffix]."""
+    import torch
+
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    shared = shared_prefix_length(rows) if share_prefix else 0
+    width = max(len(r) - shared for r in rows)
+    input_ids = torch.full((len(rows), shared + width), pad, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for b, r in enumerate(rows):
+        own = r[shared:]
+        input_ids[b, :shared] = torch.tensor(r[:shared], dtype=torch.long)
+        input_ids[b, shared + width - len(own):] = torch.tensor(own, dtype=torch.long)
+        mask[b, :shared] = 1
+        mask[b, shared + width - len(own):] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    kwargs: dict[str, Any] = {}
+    with torch.inference_mode():
+        if shared:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+            model(input_ids=input_ids[:1, :shared], attention_mask=mask[:1, :shared], past_key_values=cache,
+                  use_cache=True)
+            cache.batch_repeat_interleave(len(rows))
+            kwargs["past_key_values"] = cache
+        out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                             num_beams=1, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             temperature=None, top_p=None, top_k=None, **kwargs)
+    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in out[:, input_ids.shape[1]:]]
+
+
+def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int | str = "auto",
+             label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True) -> list[str]:
     """Greedy completions for ``requests`` (prompt text not included), in request order."""
     import torch
 
     if not requests:
         return []
-    device = next(model.parameters()).device
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    lengths = [len(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
-    order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, -lengths[i]))
+    ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, -len(ids[i])))
+    planner = BatchPlanner(model, batch_size)
     outputs: list[str] = [""] * len(requests)
     progress = Progress(label, len(requests))
-    try:
-        i = 0
-        while i < len(order):
-            max_new = requests[order[i]].max_new_tokens
-            batch = [j for j in order[i:i + batch_size] if requests[j].max_new_tokens == max_new]
-            i += len(batch)
-            enc = tokenizer([requests[j].prompt for j in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=add_special_tokens).to(device)
-            with torch.inference_mode():
-                out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, num_beams=1,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                     temperature=None, top_p=None, top_k=None)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            for j, ids in zip(batch, new_tokens):
-                outputs[j] = tokenizer.decode(ids, skip_special_tokens=True)
-            progress.update(len(batch))
-    finally:
-        tokenizer.padding_side = old_side
+    i = 0
+    while i < len(order):
+        max_new = requests[order[i]].max_new_tokens
+        rows = planner.rows(len(ids[order[i]]) + max_new)        # the first row of a sorted run is the longest
+        batch = [j for j in order[i:i + rows] if requests[j].max_new_tokens == max_new]
+        try:
+            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix)
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+            if not _is_oom(exc) or len(batch) == 1:
+                raise
+            torch.cuda.empty_cache()
+            progress.say(f"{label}: out of memory with {len(batch)} rows; retrying with {planner.shrink(len(batch))}")
+            continue
+        for j, text in zip(batch, texts):
+            outputs[j] = text
+        i += len(batch)
+        progress.update(len(batch))
     return outputs

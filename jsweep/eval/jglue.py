@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "prompt_versions": dict(DEFAULT_VERSIONS),
     "num_fewshot": dict(DEFAULT_FEWSHOT),
     "limit": None,
-    "batch_size": 8,
+    "batch_size": "auto",
     "data_dir": None,
     "paths": {t: None for t in TASKS},
     "hub": False,
@@ -411,7 +411,10 @@ class JGlueEval:
                     _say(f"{t}: {n} docs, {info[t]['num_fewshot']}-shot, {self.opts.prompt_style}"
                          f"{' ' + info[t]['prompt_version'] if info[t]['prompt_version'] else ''}, data {info[t]['data_label']}")
                     info[t]["n_scored"] = n
-                hflm_args: dict[str, Any] = {"batch_size": self.opts.batch_size}
+                bs = self.opts.batch_size
+                if isinstance(bs, str) and bs.startswith("auto") and next(model.parameters()).device.type != "cuda":
+                    bs = 8                      # the harness's auto search is for GPU memory; a CPU takes 8
+                hflm_args: dict[str, Any] = {"batch_size": bs}
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
                 lm = HFLM(pretrained=model.eval(), tokenizer=tokenizer, **hflm_args)

@@ -34,7 +34,7 @@ VERSION = "1.4.1"
 HEADER = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
 FIXTURE_DIR = FIXTURES / "eval" / "llm_jp_eval"
 DEFAULTS: dict[str, Any] = {"version": VERSION, "data_dir": None, "split": "test", "tasks": "all",
-                            "num_few_shots": 4, "max_num_samples": 100, "batch_size": 16,
+                            "num_few_shots": 4, "max_num_samples": 100, "batch_size": "auto",
                             "prompt_format": "llm_jp_eval", "add_special_tokens": False,
                             "category_set": M.DEFAULT_CATEGORY_SET}
 VERSIONS = (VERSION,)
@@ -142,6 +142,9 @@ def check(options: dict[str, Any]) -> list[str]:
     if options.get("category_set", M.DEFAULT_CATEGORY_SET) not in M.CATEGORY_SETS:
         return [f"eval.llm_jp_eval.category_set must be one of {', '.join(M.CATEGORY_SETS)}, "
                 f"got {options['category_set']!r}"]
+    bs = options.get("batch_size", "auto")
+    if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        return [f"eval.llm_jp_eval.batch_size must be a positive integer or auto, got {bs!r}"]
     if not isinstance(options.get("add_special_tokens", False), bool):
         return [f"eval.llm_jp_eval.add_special_tokens must be true or false, got {options['add_special_tokens']!r}"]
     try:
@@ -241,7 +244,7 @@ class LlmJpEval:
         tasks = load_tasks(self.options)
         prompts = self.prompts(tasks, ctx, tokenizer)
         requests = [Request(p, t.output_length) for p, t in zip(prompts, [t for t in tasks for _ in t.samples])]
-        raw = generate(model, tokenizer, requests, batch_size=int(self.options["batch_size"]), label="llm_jp_eval",
+        raw = generate(model, tokenizer, requests, batch_size=self.options["batch_size"], label="llm_jp_eval",
                        add_special_tokens=bool(self.options["add_special_tokens"]))
 
         rows: list[dict[str, Any]] = []

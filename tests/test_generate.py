@@ -1,0 +1,84 @@
+"""The generation engine: same completions as one-by-one greedy decoding, in request order."""
+
+from __future__ import annotations
+
+import pytest
+
+from jsweep.eval.generate import BatchPlanner, Request, generate, shared_prefix_length
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32").eval()
+    return model, AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+
+def fixture_requests():
+    from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
+
+    tasks = load_tasks({"num_few_shots": 4, "max_num_samples": -1})
+    # every task's real prompts; outputs capped at 12 tokens (a random tiny model never stops early,
+    # and 191-token chabsa answers one by one would cost minutes on a CPU without testing more)
+    return tasks, [Request(build_prompt(t, s.input), min(t.output_length, 12)) for t in tasks for s in t.samples]
+
+
+def test_engine_equals_one_by_one_greedy_on_every_fixture_task(tiny):
+    model, tok = tiny
+    tasks, requests = fixture_requests()
+    one_by_one = generate(model, tok, requests, batch_size=1, add_special_tokens=False, share_prefix=False)
+    engine = generate(model, tok, requests, add_special_tokens=False)                 # auto batches, shared prefix
+    plain_batches = generate(model, tok, requests, batch_size=5, add_special_tokens=False, share_prefix=False)
+    assert engine == one_by_one
+    assert plain_batches == one_by_one
+    # the prefix path really ran: each task's prompts share the instruction and few-shots
+    ids = [tok(r.prompt, add_special_tokens=False).input_ids for r in requests[: len(tasks[0].samples)]]
+    assert shared_prefix_length(ids) > 100
+    assert {len(t.samples) for t in tasks} and len(engine) == sum(len(t.samples) for t in tasks)
+
+
+def test_shared_prefix_length_leaves_every_row_a_token():
+    assert shared_prefix_length([[1] * 40, [1] * 40]) == 39
+    assert shared_prefix_length([[1] * 40 + [2], [1] * 40 + [3]]) == 40
+    assert shared_prefix_length([[1] * 10 + [2], [1] * 10 + [3]]) == 0          # too short to be worth it
+    assert shared_prefix_length([[1] * 40]) == 0
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(tiny, capsys):
+    import torch
+
+    model, tok = tiny
+    _, requests = fixture_requests()
+    requests = requests[:9]
+    expected = generate(model, tok, requests, batch_size=1, add_special_tokens=False, share_prefix=False)
+    original = model.generate
+    sizes = []
+
+    def generate_or_oom(*args, **kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        sizes.append(rows)
+        if rows > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(*args, **kwargs)
+
+    model.generate = generate_or_oom
+    try:
+        got = generate(model, tok, requests, batch_size=8, add_special_tokens=False, label="llm_jp_eval")
+    finally:
+        del model.generate
+    assert got == expected
+    assert sizes[0] > 2 and max(sizes[sizes.index(2):]) <= 2         # backed off, then stayed small
+    assert "llm_jp_eval: out of memory with" in capsys.readouterr().out
+
+
+def test_planner_sizes_by_tokens_on_a_gpu_and_by_rows_elsewhere(tiny):
+    model, _ = tiny
+    cpu = BatchPlanner(model, "auto")
+    assert cpu.token_budget is None and cpu.rows(10_000) == 16
+    assert BatchPlanner(model, 4).rows(10) == 4
+    with pytest.raises(ValueError):
+        BatchPlanner(model, 0)
+    cpu.token_budget = 1000                      # what a GPU's free memory gives, in tokens
+    assert cpu.rows(100) == 10 and cpu.rows(5000) == 1
+    assert cpu.shrink(10) == 5 and cpu.token_budget == 500
