@@ -107,7 +107,8 @@ def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return k if k >= MIN_SHARED_PREFIX else 0
 
 
-def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool) -> list[str]:
+def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool,
+                    extra: dict[str, Any] | None = None) -> list[str]:
     """Greedy completions of token-id ``rows`` (one batch): [prefix][left padding][own suffix]."""
     import torch
 
@@ -124,7 +125,7 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: 
         mask[b, :shared] = 1
         mask[b, shared + width - len(own):] = 1
     input_ids, mask = input_ids.to(device), mask.to(device)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(extra or {})
     with torch.inference_mode():
         if shared:
             from transformers import DynamicCache
@@ -141,8 +142,12 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: 
 
 
 def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int | str = "auto",
-             label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True) -> list[str]:
-    """Greedy completions for ``requests`` (prompt text not included), in request order."""
+             label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True,
+             generate_kwargs: dict[str, Any] | None = None) -> list[str]:
+    """Greedy completions for ``requests`` (prompt text not included), in request order.
+
+    ``generate_kwargs`` go to ``model.generate`` as they are (e.g. ``cache_implementation="static"``).
+    """
     import torch
 
     if not requests:
@@ -160,7 +165,7 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
         rows = planner.rows(len(ids[order[i]]) + max_new)        # the first row of a sorted run is the longest
         batch = [j for j in order[i:i + rows] if requests[j].max_new_tokens == max_new]
         try:
-            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix)
+            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if not _is_oom(exc) or len(batch) == 1:
                 raise
