@@ -415,6 +415,8 @@ class JGlueEval:
                 if isinstance(bs, str) and bs.startswith("auto") and next(model.parameters()).device.type != "cuda":
                     bs = 8                      # the harness's auto search is for GPU memory; a CPU takes 8
                 hflm_args: dict[str, Any] = {"batch_size": bs}
+                if isinstance(bs, str) and bs.startswith("auto"):
+                    hflm_args["max_batch_size"] = 512      # the harness's auto search starts here (its default: 64)
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
                 lm = HFLM(pretrained=model.eval(), tokenizer=tokenizer, **hflm_args)
