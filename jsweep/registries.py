@@ -55,7 +55,7 @@ EVALUATORS: Registry = Registry("evaluator", {
     "llm_jp_eval": "jsweep.eval.llm_jp_eval:LlmJpEval",
     "jglue": "jsweep.eval.jglue:JGlueEval",
     "elyza_tasks_100": "jsweep.eval.elyza:ElyzaTasks100",
-    "human_eval": "jsweep.eval.human:HumanEval",
+    "human_eval": "jsweep.eval.samples:HumanEval",
     "samples": "jsweep.eval.samples:Samples",
 })
 
