@@ -371,10 +371,20 @@ def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = 
             plots = plot(out, cells, chosen, axes)
         except ImportError:              # e.g. mlflow-skinny installs without matplotlib: tables only
             note = "\nNo plots: matplotlib is not installed (`pip install matplotlib`).\n"
-    text = markdown(sweep_dir, cells, chosen, axes, plots) + note
+    text = markdown(sweep_dir, cells, chosen, axes, plots) + note + judged_sections(sweep_dir)
     (out / "report.md").write_text(text, encoding="utf-8")
     write_csv(out / "cells.csv", cells, axes)
     return out, text
+
+
+# --------------------------------------------------------------------------- judged, graded and read (issue 18)
+
+def judged_sections(sweep_dir: Path) -> str:
+    """ELYZA-tasks-100 scores, pairwise win rates, human grading and samples (jsweep.tools.report_judged)."""
+    from jsweep.tools.report_judged import sections
+
+    text = sections(sweep_dir)
+    return "\n" + text if text else ""
 
 
 def main(argv: list[str]) -> int:
