@@ -83,7 +83,8 @@ def test_sweep_judged_pairwise_graded_and_sampled(tmp_path, mlflow_client_for):
         assert again.returncode == 0 and again.stdout.count("skip: already finished") == 2
         assert len(server.requests) == n_requests
 
-    # human grading: export a blinded, shuffled sheet; fill it; import it
+    # human grading: export a blinded, shuffled sheet (of the newest sweep: the re-run); fill it; import it
+    sweep_dir = max((tmp_path / "outputs" / "sweeps").glob("*/summary.json"), key=lambda p: p.stat().st_mtime).parent
     proc = run_jsweep(["grade", "export", "outputs"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     sheet = sweep_dir / "grading" / "sheet.csv"
