@@ -110,11 +110,11 @@ def _read_sheet(path: Path) -> list[dict[str, str]]:
     if missing:
         raise GradingError(f"{path}: row 1 (header): missing column(s) {', '.join(missing)} (have: {', '.join(header)})")
     out = []
-    for values in reader:
+    for number, values in enumerate(reader, 2):       # spreadsheet row numbers: the header is row 1
         if not any(v.strip() for v in values):
             continue
         row = dict(zip(header, values))
-        row["_row"] = str(reader.line_num)
+        row["_row"] = str(number)
         out.append(row)
     return out
 
