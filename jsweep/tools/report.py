@@ -30,7 +30,8 @@ from jsweep.errors import JsweepError
 
 # Scores tried in order when --metric is not given: the first on which the cells differ is used
 # (a tiny test model scores 0 everywhere on llm-jp-eval, but its losses differ).
-DEFAULT_METRICS = ("llm_jp_eval/AVG", "jglue/AVG", "eval/loss", "train/final_loss")
+DEFAULT_METRICS = ("llm_jp_eval/AVG", "jglue/AVG", "elyza_tasks_100/score", "human_eval/accuracy", "eval/loss",
+                   "train/final_loss")
 # Columns shown beside the score in the cells table, where cells have them.
 SIDE_COLUMNS = ("eval/loss", "train/final_loss", "train/tokens_per_second_per_gpu", "train/mfu",
                 "gpu/peak_memory_gb", "time/total_seconds")
