@@ -205,3 +205,28 @@ def test_judge_config_problems_name_the_key_and_never_the_secret(monkeypatch):
     assert J.check(J.options({"api_key_env": "OPENAI_API_KEY", "defer": True})) == []
     assert "NAME of an environment variable" in J.check(J.options({"api_key_env": KEY}))[0]
     assert "unknown judge.prompt" in J.check(J.options({"prompt": "nope"}))[0]
+
+
+def test_pairwise_groups_by_axis_and_pools_alternative_b_cells(tmp_path):
+    cells = []
+    for model, dataset in (("m1", "syn"), ("m1", "dolly"), ("m1", "oasst"), ("m2", "syn"), ("m2", "dolly")):
+        d = tmp_path / f"{model}-{dataset}"
+        write_answers(d, [f"{dataset}-answer{i}" for i in range(5)])
+        cells.append({"cell_id": f"{model}{dataset}", "cell_dir": d, "axes": {"model": model, "dataset": dataset},
+                      "label": ""})
+
+    def script(prompt, n):
+        a_part, b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
+        return "[[A]]" if "syn-" in a_part else "[[B]]"
+
+    with JudgeServer(script) as server:
+        cfg = P.options({"a": "dataset=syn", "b": "dataset=dolly|oasst", "by": "model"})
+        result = P.compare(cells, cfg, judge_opts(server), say=lambda m: None)
+        assert len(server.requests) == 3 * 5 * 2
+    groups = {g["group"]: g for g in result["groups"]}
+    assert set(groups) == {"model=m1", "model=m2"}
+    assert groups["model=m1"]["n"] == 10 and groups["model=m2"]["n"] == 5
+    assert groups["model=m1"]["win_rate"] == 1.0 and groups["model=m1"]["consistent"] == 1.0
+    assert set(P.metrics_of(result)) >= {"pairwise/dataset:syn_vs_dataset:dolly_oasst/model:m2/win_rate"}
+    with pytest.raises(Exception, match="key=value"):
+        P.options({"a": "syn", "b": "dataset=dolly"}) and P.parse_selector("syn")

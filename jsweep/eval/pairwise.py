@@ -4,7 +4,8 @@ Configured by ``judge.pairwise`` (or ``jsweep judge SWEEP --pairwise A B --by AX
 
     judge.pairwise: {a: dataset=synthetic, b: dataset=oasst, by: [model]}
 
-``a`` and ``b`` select cells by their grid values (``key=value``, several joined by ``,``); ``by``
+``a`` and ``b`` select cells by their grid values (``key=value``, alternatives ``key=v1|v2``, several
+keys joined by ``,``; e.g. ``b: dataset=dolly|oasst|alpaca_ja|ichikara`` pools the open sets); ``by``
 splits the comparison into one per value of those axes (e.g. one per model size). Inside a
 group every A cell meets every B cell on every question both have answered (the answers of
 ``evaluator``, default ``elyza_tasks_100``; they must be the same questions).
@@ -30,13 +31,14 @@ from jsweep.errors import ConfigError, DataError
 CI_RESAMPLES = 2000
 
 
-def parse_selector(expr: str) -> dict[str, str]:
+def parse_selector(expr: str) -> dict[str, set[str]]:
+    """``dataset=dolly|oasst,lr=1e-4`` -> {dataset: {dolly, oasst}, lr: {1e-4}} (every key must match)."""
     out = {}
     for part in str(expr).split(","):
         key, sep, value = part.strip().partition("=")
-        if not sep or not key:
-            raise ConfigError(f"pairwise selector must be key=value[,key=value], got {expr!r}")
-        out[key.strip()] = value.strip()
+        if not sep or not key or not value.strip():
+            raise ConfigError(f"pairwise selector must be key=value[|value][,key=value], got {expr!r}")
+        out[key.strip()] = {v.strip() for v in value.split("|")}
     return out
 
 
@@ -83,7 +85,7 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
         raise ConfigError(f"unknown pairwise prompt '{cfg['prompt']}' (choose from: {', '.join(PAIRWISE_PROMPTS)})")
 
     def matches(cell: dict[str, Any], sel: dict[str, str]) -> bool:
-        return all(cell["axes"].get(k) == v for k, v in sel.items())
+        return all(cell["axes"].get(k) in v for k, v in sel.items())
 
     groups: dict[tuple, dict[str, list]] = {}
     for cell in cells:
