@@ -13,7 +13,8 @@ are brought up to date, and the pairwise comparison (``judge.pairwise`` or ``--p
 and logged to the sweep's parent run. Exit code 1 while judgments are still missing.
 
 The sweep launcher calls :func:`after_sweep` before writing its report, so re-running a sweep
-also completes what is missing (for the cells it skipped as finished too).
+also completes what is missing (for the cells it skipped as finished too); it also runs the
+pairwise comparison and writes the blinded grading sheet of ``human_eval`` answers.
 """
 
 from __future__ import annotations
@@ -197,12 +198,28 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
             res = judge_cells(todo, say=say, only_missing=True)
             if res["cells"]:
                 refresh_summary(sweep_dir)
-        cfg = next((c.spec.judge.pairwise for c in cells if c.spec.judge.pairwise), None)
-        if cfg:
-            run_pairwise(sweep_dir, cfg, J.options(next(c.spec.judge for c in cells if c.spec.judge.pairwise)), say)
+        judged = next((c for c in cells if c.spec.judge.pairwise), None)
+        if judged is not None:
+            from jsweep.eval.pairwise import options as pairwise_options
+
+            cfg = pairwise_options(judged.spec.judge.pairwise)
+            if any(cfg["evaluator"] in c.spec.eval for c in cells):
+                run_pairwise(sweep_dir, cfg, J.options(judged.spec.judge), say)
+            else:
+                say(f"jsweep: pairwise comparison skipped: no cell runs {cfg['evaluator']}")
     except Exception as exc:  # noqa: BLE001 - answers and judgments so far are kept; `jsweep judge` retries
         say(f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
             f"run `python -m jsweep judge {sweep_dir}` to finish it")
+    if any("human_eval" in c.spec.eval for c in cells):
+        from jsweep.tools.grading import GradingError, export, grading_dir
+
+        try:
+            if not (grading_dir(sweep_dir) / "key.json").exists():
+                sheet, _, n = export(sweep_dir)
+                say(f"jsweep: grading sheet ({n} answers, blinded and shuffled): {sheet}; fill its grade column, "
+                    f"then `python -m jsweep grade import {sweep_dir} {sheet}`")
+        except (GradingError, OSError) as exc:
+            say(f"jsweep: warning: no grading sheet ({exc})")
 
 
 def main(argv: list[str]) -> int:
