@@ -116,6 +116,11 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path):
         with pytest.raises(J.JudgeUnavailable, match="after 3 attempt"):
             judge.complete("x")
         assert len(server.requests) == 3
+    with JudgeServer(lambda prompt, n: 400 if "too long" in prompt else "4") as server:   # one bad request
+        cache = J.JudgmentCache(tmp_path / "j.jsonl")
+        out = J.judge_all(J.Judge(judge_opts(server), sleep=lambda s: None), ["ok 1", "too long", "ok 2"], cache)
+        assert out.replies == ["4", None, "4"] and out.pending == 1 and "HTTP 400" in out.error
+        assert len(server.requests) == 3                    # not retried, and the others went on
     with JudgeServer(lambda prompt, n: 401) as server:  # a refused key is not retried
         with pytest.raises(J.JudgeUnavailable, match="HTTP 401"):
             J.Judge(judge_opts(server), sleep=lambda s: None).complete("x")

@@ -57,6 +57,10 @@ class JudgeUnavailable(JsweepError):
     """The judge could not be reached (or kept failing) after every retry."""
 
 
+class JudgeRejected(JudgeUnavailable):
+    """The judge refused one request (HTTP 400/413/422: e.g. a prompt over its context); the others go on."""
+
+
 def options(judge: Any) -> dict[str, Any]:
     """The judge config as a plain dict with defaults filled in (``judge`` is a spec or a dict)."""
     if judge is None:
@@ -155,6 +159,9 @@ class Judge:
                 resp = self.client.chat.completions.create(**kwargs)
                 return resp.choices[0].message.content or ""
             except openai.APIStatusError as exc:
+                if exc.status_code in (400, 413, 422):
+                    raise JudgeRejected(f"judge {self.opts['model']} rejected a request: HTTP {exc.status_code} "
+                                        f"({_short(exc)})") from None
                 if not isinstance(exc, retryable) and exc.status_code < 500:
                     raise JudgeUnavailable(f"judge {self.opts['model']} at {self.opts['base_url']} refused the "
                                            f"request: HTTP {exc.status_code} ({_short(exc)})") from None
@@ -234,7 +241,10 @@ def judge_all(judge: Judge, prompts: Sequence[str], cache: JudgmentCache, *, pro
             return
         try:
             reply = judge.complete(prompts[i])
-        except JudgeUnavailable as exc:
+        except JudgeRejected as exc:              # this prompt only: left pending, the others go on
+            errors.append(str(exc))
+            return
+        except (JudgeUnavailable, ConfigError) as exc:
             stop.set()
             errors.append(str(exc))
             return
