@@ -198,8 +198,9 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
         say(f"warning: {NAME}: {pending} of {len(rows)} answers not judged ({outcome.error}); the answers are "
             f"saved in {d / 'answers.jsonl'}: run `python -m jsweep judge {cell_dir}` once the judge is back")
     else:
-        say(f"{NAME}: score {metrics.get(f'{NAME}/score', float('nan')):.3f} over {len(scores)} judged "
-            f"({unparseable} unparseable; {outcome.requested} requests, {outcome.cached} cached)")
+        head = f"score {metrics[f'{NAME}/score']:.3f} over {len(scores)} judged" if f"{NAME}/score" in metrics \
+            else "no score (no judgment could be parsed)"
+        say(f"{NAME}: {head} ({unparseable} unparseable; {outcome.requested} requests, {outcome.cached} cached)")
     log_metrics(metrics)
     if tracker is not None:
         tracker.set_tags({f"{NAME}.{k}": v for k, v in info.items()} | {f"{NAME}.pending": str(pending)})
