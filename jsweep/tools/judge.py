@@ -192,13 +192,13 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
     from jsweep.eval import judge as J
 
     try:
-        todo = [(c.cell_dir, J.options(c.spec.judge)) for c in cells
-                if any(name in c.spec.eval for name in EVALUATORS) and (c.cell_dir / "status.json").exists()]
+        todo = [(c.cell_dir, J.options(c.spec.judge)) for c in cells if not c.spec.judge.defer
+                and any(name in c.spec.eval for name in EVALUATORS) and (c.cell_dir / "status.json").exists()]
         if todo:
             res = judge_cells(todo, say=say, only_missing=True)
             if res["cells"]:
                 refresh_summary(sweep_dir)
-        judged = next((c for c in cells if c.spec.judge.pairwise), None)
+        judged = next((c for c in cells if c.spec.judge.pairwise and not c.spec.judge.defer), None)
         if judged is not None:
             from jsweep.eval.pairwise import options as pairwise_options
 
