@@ -164,6 +164,7 @@ class JudgeSpec:
     temperature: float = 0.0
     max_tokens: int = 512
     seed: Optional[int] = None
+    extra_body: Optional[dict[str, Any]] = None
     timeout: float = 60.0
     max_retries: int = 6
     backoff: float = 1.0

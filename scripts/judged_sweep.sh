@@ -5,8 +5,10 @@
 #      human_eval question set; the judge scores the ELYZA answers 1-5 and compares the two cells pairwise;
 #   3. the report (outputs/sweeps/<time>/report/report.md) shows the absolute scores, the pairwise win rate,
 #      the grading export (sheet + key) and the samples side by side.
-# The tiny model is no judge: most of its judgments are unparseable, and the report counts them as such.
-# Point judge.base_url / judge.model at a real model (vLLM, a hosted API) for real scores (README, "LLM judge").
+# The tiny model is no judge. A logit bias (judge.extra_body, passed through the OpenAI API to the server) makes
+# its one-token replies a digit 1-5 (absolute) or A/B/C (pairwise), so the whole path produces scores and a
+# win rate; the numbers themselves mean nothing. Without the bias most of its replies are unparseable, and the
+# report counts them as such. Point judge.base_url / judge.model at a real model for real scores (README).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 PORT=${JUDGE_PORT:-8765}
@@ -25,7 +27,14 @@ for _ in range(180):
         time.sleep(1)
 sys.exit("transformers serve did not come up")
 PY
+# token ids of "1".."5" and "A","B","C" in the judge's tokenizer, for the logit bias
+read -r DIGITS LETTERS < <("$PY" -c "
+from transformers import AutoTokenizer
+t = AutoTokenizer.from_pretrained('$MODEL')
+ids = lambda cs: ','.join(f'{t.encode(c, add_special_tokens=False)[0]}:100' for c in cs)
+print(ids('12345'), ids('ABC'))")
 "$PY" -m jsweep -m dataset=dolly,oasst 'eval=[elyza_tasks_100,samples,human_eval]' \
     eval.elyza_tasks_100.max_new_tokens=64 eval.samples.max_new_tokens=64 eval.human_eval.max_new_tokens=64 \
-    judge.base_url="http://127.0.0.1:$PORT/v1" judge.model="$MODEL" judge.max_tokens=16 judge.concurrency=1 \
-    "judge.pairwise={a:'dataset=dolly',b:'dataset=oasst'}" "$@"
+    judge.base_url="http://127.0.0.1:$PORT/v1" judge.model="$MODEL" judge.max_tokens=1 judge.concurrency=1 \
+    "judge.extra_body={logit_bias:{$DIGITS}}" \
+    "judge.pairwise={a:'dataset=dolly',b:'dataset=oasst',extra_body:{logit_bias:{$LETTERS}}}" "$@"

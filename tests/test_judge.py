@@ -49,6 +49,7 @@ def test_parse_score_accepts_the_usual_reply_shapes_and_counts_the_rest_as_unpar
     assert parse_verdict("Aの方が具体的。\n[[A]]") == "A"
     assert parse_verdict("[[B]] ... 最終判定: [[C]]") == "C"
     assert parse_verdict("引き分け") is None
+    assert parse_verdict("B") == "B" and parse_verdict(" [A] ") == "A" and parse_verdict("Aです") is None
 
 
 def test_fixture_is_elyza_tasks_100s_format():
@@ -81,7 +82,7 @@ def test_scores_distribution_unparseable_table_and_cache(tmp_path):
         assert len(server.requests) == 5
         assert server.auth[0] == f"Bearer {KEY}"
         body = server.requests[0]
-        assert body["model"] == "judge-model" and body["temperature"] == 0.0
+        assert body["model"] == "judge-model" and body["temperature"] == 0.0 and "logit_bias" not in body
         assert "# 正解例" in body["messages"][0]["content"] and "問題固有の採点基準" in body["messages"][0]["content"]
         # a second run pays for nothing: every judgment comes from the cell's cache
         again = elyza.judge_cell(tmp_path, opts, log_metrics=lambda m: None, say=lambda m: None)
@@ -235,3 +236,13 @@ def test_pairwise_groups_by_axis_and_pools_alternative_b_cells(tmp_path):
     assert set(P.metrics_of(result)) >= {"pairwise/dataset:syn_vs_dataset:dolly_oasst/model:m2/win_rate"}
     with pytest.raises(Exception, match="key=value"):
         P.options({"a": "syn", "b": "dataset=dolly"}) and P.parse_selector("syn")
+
+
+def test_extra_body_reaches_the_server_and_is_part_of_the_judge_identity(tmp_path):
+    write_answers(tmp_path, ["a", "b", "c", "d", "e"])
+    with JudgeServer(lambda p, n: "2") as server:
+        bias = {"logit_bias": {"20": 100, "21": 100}}
+        elyza.judge_cell(tmp_path, judge_opts(server, extra_body=bias), log_metrics=lambda m: None, say=lambda m: None)
+        assert all(r["logit_bias"] == {"20": 100, "21": 100} for r in server.requests)
+        elyza.judge_cell(tmp_path, judge_opts(server), log_metrics=lambda m: None, say=lambda m: None)
+        assert len(server.requests) == 10         # another request, another judgment: not served from the cache

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 from jsweep.errors import ConfigError, JsweepError
 
 # Keys of the judge config that change what a judgment is (its identity, logged with every score).
-IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed")
+IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed", "extra_body")
 DEFAULTS: dict[str, Any] = {
     "name": "local",
     "base_url": "http://127.0.0.1:8000/v1",
@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 0.0,
     "max_tokens": 512,
     "seed": None,
+    "extra_body": None,
     "timeout": 60.0,
     "max_retries": 6,
     "backoff": 1.0,
@@ -150,6 +151,8 @@ class Judge:
                                   "temperature": self.opts["temperature"], "max_tokens": self.opts["max_tokens"]}
         if self.opts.get("seed") is not None:
             kwargs["seed"] = self.opts["seed"]
+        if self.opts.get("extra_body"):        # server-specific parameters: logit_bias, vLLM's guided_choice, ...
+            kwargs["extra_body"] = dict(self.opts["extra_body"])
         attempts = int(self.opts["max_retries"]) + 1
         delay = float(self.opts["backoff"])
         for attempt in range(1, attempts + 1):

@@ -163,4 +163,7 @@ def parse_verdict(reply: str | None) -> str | None:
     if reply is None:
         return None
     found = _VERDICT.findall(reply)
-    return found[-1] if found else None
+    if found:
+        return found[-1]
+    bare = re.fullmatch(r"\s*\[{0,2}\s*([ABC])\s*\]{0,2}\s*[。.]?\s*", reply)   # a judge that replies just "A"
+    return bare.group(1) if bare else None

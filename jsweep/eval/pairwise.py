@@ -8,7 +8,9 @@ Configured by ``judge.pairwise`` (or ``jsweep judge SWEEP --pairwise A B --by AX
 keys joined by ``,``; e.g. ``b: dataset=dolly|oasst|alpaca_ja|ichikara`` pools the open sets); ``by``
 splits the comparison into one per value of those axes (e.g. one per model size). Inside a
 group every A cell meets every B cell on every question both have answered (the answers of
-``evaluator``, default ``elyza_tasks_100``; they must be the same questions).
+``evaluator``, default ``elyza_tasks_100``; they must be the same questions). ``extra_body``
+replaces the judge's own extra request parameters for these requests (e.g. a logit bias or a
+guided choice towards ``A``/``B``/``C``: a bare ``A``, ``B`` or ``C`` reply counts as a verdict).
 
 Each pair of answers is judged twice, A first and B first, to cancel position bias. The judge
 says ``[[A]]``, ``[[B]]`` or ``[[C]]`` (a tie). Per question the A cell earns 1 for a win, 0.5
@@ -45,15 +47,16 @@ def parse_selector(expr: str) -> dict[str, set[str]]:
 def options(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
     if not cfg:
         return None
-    unknown = sorted(set(cfg) - {"a", "b", "by", "evaluator", "prompt"})
+    unknown = sorted(set(cfg) - {"a", "b", "by", "evaluator", "prompt", "extra_body"})
     if unknown:
-        raise ConfigError(f"unknown key 'judge.pairwise.{unknown[0]}' (valid keys: a, b, by, evaluator, prompt)")
+        raise ConfigError(f"unknown key 'judge.pairwise.{unknown[0]}' (valid keys: a, b, by, evaluator, extra_body, "
+                          f"prompt)")
     if not cfg.get("a") or not cfg.get("b"):
         raise ConfigError("judge.pairwise needs a and b, e.g. {a: dataset=synthetic, b: dataset=oasst}")
     by = cfg.get("by") or []
     by = [by] if isinstance(by, str) else list(by)
     return {"a": str(cfg["a"]), "b": str(cfg["b"]), "by": by, "evaluator": cfg.get("evaluator") or "elyza_tasks_100",
-            "prompt": cfg.get("prompt") or "pairwise"}
+            "prompt": cfg.get("prompt") or "pairwise", "extra_body": cfg.get("extra_body") or None}
 
 
 def slug(text: str) -> str:
@@ -95,7 +98,8 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
             groups.setdefault(key, {"a": [], "b": []})[side].append(cell)
     if not groups:
         raise ConfigError(f"pairwise: no cell matches {cfg['a']} or {cfg['b']}")
-    judge = J.Judge(judge_opts)
+    # extra_body of the pairwise config (e.g. a logit bias towards A/B/C) replaces the judge's own for these requests
+    judge = J.Judge({**judge_opts, "extra_body": cfg["extra_body"]} if cfg.get("extra_body") else judge_opts)
     jid = J.identity(judge.opts)
     answers_of = {}
     for cell in cells:
