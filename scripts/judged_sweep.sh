@@ -31,7 +31,7 @@ PY
 read -r DIGITS LETTERS < <("$PY" -c "
 from transformers import AutoTokenizer
 t = AutoTokenizer.from_pretrained('$MODEL')
-ids = lambda cs: ','.join(f'{t.encode(c, add_special_tokens=False)[0]}:100' for c in cs)
+ids = lambda cs: ','.join(f'{t.encode(c, add_special_tokens=False)[0]}:100.0' for c in cs)
 print(ids('12345'), ids('ABC'))")
 "$PY" -m jsweep -m dataset=dolly,oasst 'eval=[elyza_tasks_100,samples,human_eval]' \
     eval.elyza_tasks_100.max_new_tokens=64 eval.samples.max_new_tokens=64 eval.human_eval.max_new_tokens=64 \
