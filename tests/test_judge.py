@@ -246,3 +246,20 @@ def test_extra_body_reaches_the_server_and_is_part_of_the_judge_identity(tmp_pat
         assert all(r["logit_bias"] == {"20": 100, "21": 100} for r in server.requests)
         elyza.judge_cell(tmp_path, judge_opts(server), log_metrics=lambda m: None, say=lambda m: None)
         assert len(server.requests) == 10         # another request, another judgment: not served from the cache
+
+
+def test_bad_elyza_data_and_options_are_named_before_anything_runs(tmp_path, monkeypatch):
+    bad = tmp_path / "test.csv"
+    bad.write_text("input,output\n問題,答え\n", encoding="utf-8")
+    assert elyza.check({"path": str(bad)}) == [f"{bad}: record 0: field 'eval_aspect': missing or not a string"]
+    assert elyza.check({"path": str(tmp_path / "nope.csv")}) == [f"{tmp_path / 'nope.csv'}: file not found"]
+    assert "unknown key 'eval.elyza_tasks_100.colour'" in elyza.check({"colour": 1})[0]
+    assert elyza.check({"max_new_tokens": 0}) == ["eval.elyza_tasks_100.max_new_tokens must be positive"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (problem,) = elyza.check({"source": "hub"})
+    assert "elyza/ELYZA-tasks-100 is not in the local hub cache" in problem and "eval.elyza_tasks_100.path" in problem
+    jsonl = tmp_path / "tasks.jsonl"
+    write_answers(tmp_path / "x", ["a"] * 5)
+    A.write_jsonl(jsonl, [{"input": "問", "output": "答", "eval_aspect": ""}])
+    assert elyza.load_items({"path": str(jsonl)})[0] == [{"input": "問", "output": "答", "eval_aspect": ""}]

@@ -139,6 +139,12 @@ def check(options: dict[str, Any]) -> list[str]:
             load_items(opts, builtin_model=True)
         except DataError as exc:
             problems.append(str(exc))
+    elif opts["source"] == "hub":                      # offline: the data set must be in the hub cache
+        from jsweep.data.sources import Source, check_source
+
+        issue = check_source(Source("hub", opts["hub_id"]))
+        if issue:
+            problems.append(issue.replace("set dataset.path", f"set eval.{NAME}.path"))
     return problems
 
 
