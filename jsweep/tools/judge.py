@@ -2,8 +2,8 @@
 
 Completes the judgments a judge outage (or ``judge.defer=true``) left missing, or judges saved
 answers again with another judge, without generating anything: PATH is a sweep directory
-(``outputs/sweeps/<time>``), a cell directory (``outputs/cells/<id>``) or an output root (its
-newest sweep); default ``outputs``. The judge is each cell's own (``judge`` in its
+(``outputs/sweeps/<time>``), a cell directory (``outputs/cells/<id>``), a ``jsweep eval`` output
+directory, or an output root (its newest sweep); default ``outputs``. The judge is each cell's own (``judge`` in its
 ``cell.json``) unless ``judge=NAME`` (conf/judge/NAME.yaml) or ``judge.KEY=VALUE`` override it.
 
 Judgments already in a cell's ``judgments.jsonl`` for the same (judge, prompt) are not asked
@@ -237,7 +237,7 @@ def main(argv: list[str]) -> int:
     pending = 0
     try:
         for path in paths:
-            if (path / "cell.json").exists():
+            if (path / "cell.json").exists() or any((path / n / "answers.jsonl").exists() for n in EVALUATORS):
                 sweep_dir, cell_dirs = None, [path]
             else:
                 sweep_dir = find_sweep(path)
