@@ -6,8 +6,8 @@ from the environment when a request is made; it is never logged, written to a fi
 cell id (the judge config is not part of the cell identity at all: changing the judge re-judges,
 it never re-trains).
 
-- :class:`Judge` sends one prompt, retrying rate limits (429), server errors (5xx), timeouts and
-  refused connections with exponential back-off; after ``max_retries`` it raises
+- :class:`Judge` sends one prompt, retrying rate limits (429), server errors (5xx), 408/409,
+  timeouts and refused connections with exponential back-off; after ``max_retries`` it raises
   :class:`JudgeUnavailable`, and the caller keeps what it has (answers are saved first).
 - :class:`JudgmentCache` keeps every reply in ``<cell_dir>/judgments.jsonl``, keyed by a digest of
   (judge identity, prompt text): a re-run, a resumed sweep or ``jsweep judge`` pays for no
@@ -165,7 +165,7 @@ class Judge:
                 if exc.status_code in (400, 413, 422):
                     raise JudgeRejected(f"judge {self.opts['model']} rejected a request: HTTP {exc.status_code} "
                                         f"({_short(exc)})") from None
-                if not isinstance(exc, retryable) and exc.status_code < 500:
+                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:   # as the openai client retries
                     raise JudgeUnavailable(f"judge {self.opts['model']} at {self.opts['base_url']} refused the "
                                            f"request: HTTP {exc.status_code} ({_short(exc)})") from None
                 last = f"HTTP {exc.status_code}"
