@@ -44,6 +44,7 @@ def test_parse_score_accepts_the_usual_reply_shapes_and_counts_the_rest_as_unpar
     assert parse_score("計算は合っているが説明が不自然。\n点数: 4")[1].startswith("計算は合っている")
     assert parse_score("<score>1</score>")[0] == 1
     assert parse_score("2\n指示に部分的に従っていない")[0] == 2
+    assert parse_score("４")[0] == 4 and parse_score("点数：３")[0] == 3 and parse_score("4/5")[0] == 4
     for bad in ("わかりません", "10", "6", "", "1から5で言えば、3か4です", None):
         assert parse_score(bad)[0] is None, bad
     assert parse_verdict("Aの方が具体的。\n[[A]]") == "A"

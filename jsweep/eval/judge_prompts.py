@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from jsweep.eval.judge import digest
@@ -128,6 +129,7 @@ _ONLY = re.compile(r"^\s*[\[(「【]?\s*([1-5])(?:\.0+)?\s*(?:点)?\s*[\])」】
 _LABELLED = re.compile(r"(?:点数|スコア|評価|score)\s*[\"']?\s*[:：=]\s*[\"']?\s*([1-5])(?!\d)", re.I)
 _TAG = re.compile(r"<score>\s*([1-5])(?:\.0+)?\s*</score>", re.I)
 _LEADING = re.compile(r"^\s*([1-5])(?:\s*点)?(?=\s*(?:\n|$|[。、,.:：]))")
+_OUT_OF_5 = re.compile(r"^\s*([1-5])\s*/\s*5\s*(?:点)?\s*$")
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 
 
@@ -135,8 +137,8 @@ def parse_score(reply: str | None) -> tuple[int | None, str]:
     """(score 1-5 or None when unparseable, the judge's reason: its reply without the score)."""
     if reply is None:
         return None, ""
-    text = reply.strip()
-    m = _ONLY.match(text)
+    text = unicodedata.normalize("NFKC", reply).strip()      # full-width ４ / ：, as Japanese judges often write
+    m = _ONLY.match(text) or _OUT_OF_5.match(text)
     if m:
         return int(m.group(1)), ""
     if text.startswith("{"):
@@ -162,6 +164,7 @@ def parse_verdict(reply: str | None) -> str | None:
     """``A``, ``B``, ``C`` (tie), or None when the reply has no verdict (the last one counts)."""
     if reply is None:
         return None
+    reply = unicodedata.normalize("NFKC", reply)
     found = _VERDICT.findall(reply)
     if found:
         return found[-1]
