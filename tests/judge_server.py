@@ -2,7 +2,8 @@
 
 Started on 127.0.0.1 (a free port) in a thread; reached through the real ``openai`` client.
 ``script(prompt, n)`` returns the reply text, or an int HTTP status to fail the request with
-(429, 500, ...); ``n`` counts the requests so far (1-based). Every request is recorded.
+(429, 500, ...); ``n`` counts the requests so far (1-based). Every request is recorded. ``port`` restarts a judge on the
+port an earlier one used (the same endpoint, as after an outage).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 
 
 class JudgeServer:
-    def __init__(self, script: Callable[[str, int], str | int], model: str = "judge-model"):
+    def __init__(self, script: Callable[[str, int], str | int], model: str = "judge-model", port: int = 0):
         self.script, self.model = script, model
         self.requests: list[dict] = []
         self.auth: list[str] = []
@@ -55,7 +56,7 @@ class JudgeServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)   # port 0: a free one; or the same again
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

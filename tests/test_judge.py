@@ -139,16 +139,7 @@ def test_resumes_after_the_judge_stops_mid_judging_and_loses_no_answer(tmp_path)
     assert "elyza_tasks_100/score" not in metrics          # no score from a partial judging
     assert len(A.read_jsonl(tmp_path / "elyza_tasks_100" / "answers.jsonl")) == len(rows)
     # the judge is back (same endpoint): only the 3 missing judgments are asked for
-    server = JudgeServer(lambda prompt, n: "5")
-    server.httpd.server_close()
-    from http.server import ThreadingHTTPServer
-
-    server.httpd = ThreadingHTTPServer(("127.0.0.1", port), server.httpd.RequestHandlerClass)
-    server.port = port
-    import threading
-
-    server.thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    with server:
+    with JudgeServer(lambda prompt, n: "5", port=port) as server:
         metrics = elyza.judge_cell(tmp_path, judge_opts(server, concurrency=1), log_metrics=lambda m: None,
                                    say=lambda m: None)
         assert len(server.requests) == 3
