@@ -69,6 +69,10 @@ class JudgeServer:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            if getattr(self, "_stopped", False):
+                return
+            self._stopped = True
         self.httpd.shutdown()
         self.httpd.server_close()
 

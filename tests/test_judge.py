@@ -131,10 +131,20 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path):
 
 def test_resumes_after_the_judge_stops_mid_judging_and_loses_no_answer(tmp_path):
     rows = write_answers(tmp_path, [f"答え{i}" for i in range(5)])
-    with JudgeServer(lambda prompt, n: 500 if n > 2 else "3") as server:
+    import threading
+
+    def script(prompt, n):       # two judgments, then the server goes away (later requests: connection refused)
+        if n > 2:
+            threading.Thread(target=server.stop).start()
+            return 503
+        return "3"
+
+    server = JudgeServer(script)
+    with server:
         port = server.port
-        metrics = elyza.judge_cell(tmp_path, judge_opts(server, concurrency=1, max_retries=1),
+        metrics = elyza.judge_cell(tmp_path, judge_opts(server, concurrency=1, max_retries=2),
                                    log_metrics=lambda m: None, say=lambda m: None)
+        assert len(server.requests) == 3
     assert metrics["elyza_tasks_100/pending"] == 3 and metrics["elyza_tasks_100/judged"] == 2
     assert "elyza_tasks_100/score" not in metrics          # no score from a partial judging
     assert len(A.read_jsonl(tmp_path / "elyza_tasks_100" / "answers.jsonl")) == len(rows)
