@@ -143,6 +143,17 @@ def test_judge_outage_keeps_the_answers_and_jsweep_judge_completes_later(tmp_pat
     assert cell["metrics"]["elyza_tasks_100/score"] == 3.0 and cell["metrics"]["elyza_tasks_100/pending"] == 0
     run = mlflow_client_for(tmp_path).get_run(cell["run_id"])
     assert run.data.metrics["elyza_tasks_100/score"] == 3.0
+
+    # the cell ran without human_eval: its saved model answers the question set afterwards, for graders
+    proc = run_jsweep(["grade", "answers", "outputs", "eval.human_eval.max_new_tokens=8"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len((cell_dir / "human_eval" / "answers.jsonl").read_text().splitlines()) == 5
+    (cell,) = summary_of(tmp_path)["cells"]
+    assert cell["metrics"]["human_eval/answers"] == 5 and cell["metrics"]["elyza_tasks_100/score"] == 3.0
+    sheet = next((tmp_path / "outputs" / "sweeps").glob("*/grading/sheet.csv"))
+    assert sheet.read_bytes().startswith(b"\xef\xbb\xbf") and len(sheet.read_text(encoding="utf-8-sig").splitlines()) > 5
+    bad = run_jsweep(["grade", "answers", "outputs", "--cells", "zzz"], tmp_path)
+    assert bad.returncode == 2 and "no finished cell" in bad.stderr
     assert KEY not in all_text(tmp_path)
 
 

@@ -2,6 +2,10 @@
 
     python -m jsweep grade export [SWEEP] [--out sheet.csv] [--seed 0]
     python -m jsweep grade import [SWEEP] FILLED.csv
+    python -m jsweep grade answers [SWEEP] [--cells ID,...] [eval.human_eval.path=...]
+
+``answers`` is for cells that were trained without ``eval=[...,human_eval]``: it loads each chosen
+finished cell's saved model, answers the question set (as the evaluator would) and exports the sheet.
 
 ``export`` collects every cell's ``human_eval`` answers (``eval=[...,human_eval]``), shuffles
 them (seeded) and writes a **blinded** sheet: item id, question, reference answer, answer, and
@@ -201,6 +205,55 @@ def log_grades(sweep_dir: Path, result: dict[str, Any]) -> None:
         tracker.log_artifact(gdir / "results.json", NAME)
 
 
+def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | None = None,
+                     say: Any = print) -> int:
+    """Answer the question set with the saved model of every finished cell of the sweep (or of the
+    cells whose id starts with one of ``cells``), for cells that ran without ``human_eval``.
+    ``overrides`` are ``eval.human_eval.*`` settings. Returns the number of cells answered."""
+    from jsweep.compose import compose_spec, precheck_overrides
+    from jsweep.eval.samples import HumanEval
+    from jsweep.spec import cell_from_dict
+    from jsweep.tools.judge import _cell_meta, _sweep_cells, refresh_summary
+
+    bad = [o for o in overrides if not o.startswith(f"eval.{NAME}.")]
+    if bad:
+        raise GradingError(f"expected eval.{NAME}.KEY=VALUE, got {bad[0]!r}")
+    precheck_overrides([f"eval=[{NAME}]", *overrides])
+    opts = compose_spec([f"eval=[{NAME}]", *overrides]).eval[NAME]
+    problems = HumanEval.check(opts)
+    if problems:
+        raise GradingError("; ".join(problems))
+    chosen = [c for c in _sweep_cells(sweep_dir) if c["row"].get("status") in ("FINISHED", "SKIPPED")
+              and (not cells or any(c["cell_id"].startswith(p) for p in cells))]
+    if not chosen:
+        raise GradingError(f"no finished cell of {sweep_dir} matches" + (f" {', '.join(cells)}" if cells else ""))
+    missing = [c["cell_id"] for c in chosen if not (Path(c["cell_dir"]) / "model").is_dir()]
+    if missing:
+        raise GradingError(f"cell(s) {', '.join(m[:8] for m in missing)} kept no model (train.save_model=false)")
+    import torch
+
+    from jsweep.job.context import CellContext
+    from jsweep.tools.evaluate import load_for_eval
+    from jsweep.tracking import CellTracker, NullTracker
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for c in chosen:
+        cell_dir = Path(c["cell_dir"])
+        meta = _cell_meta(cell_dir)
+        spec = cell_from_dict(meta["spec"])
+        tracker = CellTracker(meta["tracking_uri"], meta["run_id"], cell_dir) if meta.get("run_id") else NullTracker()
+        ctx = CellContext(spec, cell_dir, tracker, device)
+        if (cell_dir / "metrics.json").exists():
+            ctx.metrics = json.loads((cell_dir / "metrics.json").read_text())
+        say(f"{c['cell_id'][:8]} {c['label']}: answering the question set with {cell_dir / 'model'}")
+        model, tokenizer = load_for_eval(str(cell_dir / "model"), spec, device)
+        model.eval()
+        ctx.log_metrics(HumanEval(opts).evaluate(ctx, model, tokenizer))
+        del model
+    refresh_summary(sweep_dir)
+    return len(chosen)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep grade", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -208,12 +261,24 @@ def main(argv: list[str]) -> int:
     ex.add_argument("sweep", nargs="?", type=Path, default=Path("outputs"), help="sweep dir or output root")
     ex.add_argument("--out", type=Path, help="sheet path (default: <sweep>/grading/sheet.csv)")
     ex.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    an = sub.add_parser("answers", help="answer the question set with finished cells' saved models")
+    an.add_argument("args", nargs="*", help="[SWEEP] [eval.human_eval.KEY=VALUE ...]")
+    an.add_argument("--cells", default="", help="comma-separated cell-id prefixes (default: every finished cell)")
     im = sub.add_parser("import", help="read the filled sheet, log accuracy per cell")
     im.add_argument("args", nargs="+", help="[SWEEP] FILLED.csv")
     args = parser.parse_args(argv)
     from jsweep.tools.report import find_sweep, write_report
 
     try:
+        if args.cmd == "answers":
+            paths = [a for a in args.args if "=" not in a]
+            sweep_dir = find_sweep(Path(paths[0]) if paths else Path("outputs"))
+            n = generate_answers(sweep_dir, [a for a in args.args if "=" in a],
+                                 [p for p in args.cells.split(",") if p] or None)
+            sheet, key, total = export(sweep_dir)
+            print(f"jsweep grade: {n} cell(s) answered; sheet ({total} answers, blinded and shuffled): {sheet}\n"
+                  f"  key (keep it from graders): {key}")
+            return 0
         if args.cmd == "export":
             sweep_dir = find_sweep(args.sweep)
             sheet, key, n = export(sweep_dir, args.out, args.seed)
