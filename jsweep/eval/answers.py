@@ -6,8 +6,8 @@ prompt format (``prompt_format: cell``, what it was tuned on) or as the bare tex
 
 Decoding: greedy (``do_sample: false``, batched with left padding) or sampling with
 temperature / top_p / top_k; ``repetition_penalty`` applies to both. When sampling, each
-question is generated alone after ``torch.manual_seed(seed + i)``, so an answer depends only on
-its question and the seed, not on batching or on the other questions.
+question is generated alone after ``torch.manual_seed(seed + i)`` (``i``: its position in the
+list), so a run is reproducible and an answer does not depend on batching.
 """
 
 from __future__ import annotations
