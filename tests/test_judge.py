@@ -265,3 +265,17 @@ def test_bad_elyza_data_and_options_are_named_before_anything_runs(tmp_path, mon
     write_answers(tmp_path / "x", ["a"] * 5)
     A.write_jsonl(jsonl, [{"input": "問", "output": "答", "eval_aspect": ""}])
     assert elyza.load_items({"path": str(jsonl)})[0] == [{"input": "問", "output": "答", "eval_aspect": ""}]
+
+
+def test_a_rerun_cell_reuses_the_judgments_of_its_replaced_directory(tmp_path):
+    cell = tmp_path / "cells" / "abc123"
+    write_answers(cell, ["同じ答え"] * 5)
+    with JudgeServer(lambda p, n: "4") as server:
+        opts = judge_opts(server)
+        elyza.judge_cell(cell, opts, log_metrics=lambda m: None, say=lambda m: None)
+        cell.rename(cell.with_name("abc123.replaced-20260101-000000"))      # what --rerun does
+        write_answers(cell, ["同じ答え"] * 4 + ["新しい答え"])
+        metrics = elyza.judge_cell(cell, opts, log_metrics=lambda m: None, say=lambda m: None)
+        assert len(server.requests) == 5 + 1                                 # only the changed answer
+    assert metrics["elyza_tasks_100/score"] == 4.0
+    assert len(J.JudgmentCache(cell / "judgments.jsonl").entries) == 5

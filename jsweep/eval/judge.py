@@ -183,20 +183,33 @@ def _short(exc: Exception) -> str:
 
 
 class JudgmentCache:
-    """Replies by (judge identity, prompt) in a JSON-lines file; appended one reply at a time."""
+    """Replies by (judge identity, prompt) in a JSON-lines file; appended one reply at a time.
+
+    A cell run again with ``--rerun`` keeps its earlier directory as ``<id>.replaced-<time>``: the
+    judgments there are read too (a reply found there is copied into this file when used), so a
+    re-run cell whose answers did not change pays for no judgment again."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
         self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue                    # a line cut by a kill mid-write
-                if isinstance(row, dict) and "key" in row and "reply" in row:
-                    self.entries[row["key"]] = row
+        self.earlier: dict[str, dict[str, Any]] = {}
+        cell_dir = self.path.parent
+        for old in sorted(cell_dir.parent.glob(f"{cell_dir.name}.replaced-*/{self.path.name}")):
+            self._read(old, self.earlier)
+        self._read(self.path, self.entries)
+
+    @staticmethod
+    def _read(path: Path, into: dict[str, dict[str, Any]]) -> None:
+        if not path.exists():
+            return
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue                        # a line cut by a kill mid-write
+            if isinstance(row, dict) and "key" in row and "reply" in row:
+                into[row["key"]] = row
 
     @staticmethod
     def key(judge_identity: dict[str, Any], prompt: str) -> str:
@@ -204,6 +217,9 @@ class JudgmentCache:
 
     def get(self, key: str) -> str | None:
         row = self.entries.get(key)
+        if row is None and key in self.earlier:         # from a replaced directory: keep it here from now on
+            row = self.earlier[key]
+            self.put(key, row["reply"], **{k: v for k, v in row.items() if k not in ("key", "reply", "time")})
         return None if row is None else row["reply"]
 
     def put(self, key: str, reply: str, **meta: Any) -> None:
