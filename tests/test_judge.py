@@ -279,3 +279,14 @@ def test_a_rerun_cell_reuses_the_judgments_of_its_replaced_directory(tmp_path):
         assert len(server.requests) == 5 + 1                                 # only the changed answer
     assert metrics["elyza_tasks_100/score"] == 4.0
     assert len(J.JudgmentCache(cell / "judgments.jsonl").entries) == 5
+
+
+def test_token_counts_are_logged_while_credentials_are_not():
+    from jsweep.tracking import flatten, redact
+
+    cfg = {"judge": {"max_tokens": 512, "api_key_env": "OPENAI_API_KEY", "token": "hf_" + "x" * 30},
+           "eval": {"elyza_tasks_100": {"max_new_tokens": 512}}}
+    flat = flatten(cfg)
+    assert flat["judge.max_tokens"] == "512" and flat["eval.elyza_tasks_100.max_new_tokens"] == "512"
+    assert "judge.token" not in flat and "judge.api_key_env" not in flat
+    assert redact(cfg)["judge"] == {"max_tokens": 512, "api_key_env": "***", "token": "***"}
