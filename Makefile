@@ -27,6 +27,9 @@ env: $(ENV_STAMP) ## create .venv with everything installed (torch pinned first)
 sweep: env ## run the mission sweep on the embedded default (6 cells, offline)
 	$(BIN)/python -m jsweep -m dataset=dolly,ichikara,oasst lr=1e-5,1e-4
 
+judged-sweep: env ## the embedded default scored by a local judge (transformers serve): ELYZA, pairwise, grading sheet, samples
+	PY=$(BIN)/python scripts/judged_sweep.sh
+
 test: env ## run the fast CPU test suite
 	$(BIN)/python -m pytest -q
 
@@ -43,4 +46,4 @@ ui: env ## start the MLflow UI on http://127.0.0.1:5000 (Ctrl-C stops it cleanly
 clean: ## remove sweep outputs and the embedded MLflow store (keeps .venv)
 	rm -rf outputs mlflow.db mlruns
 
-.PHONY: help env sweep test test-slow test-gpu ui clean
+.PHONY: help env sweep judged-sweep test test-slow test-gpu ui clean

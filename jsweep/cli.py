@@ -16,6 +16,8 @@ TOOLS: dict[str, str] = {
     "eval": "jsweep.tools.evaluate:main",
     "sync": "jsweep.tools.sync:main",
     "report": "jsweep.tools.report:main",
+    "judge": "jsweep.tools.judge:main",
+    "grade": "jsweep.tools.grading:main",
 }
 
 

@@ -14,7 +14,7 @@ from jsweep.errors import ConfigError
 from jsweep.paths import CONF_DIR
 from jsweep.spec import CellSpec, cell_from_dict
 
-GROUPS = ("model", "dataset", "method", "eval", "distributed", "launcher", "tracking", "experiment")
+GROUPS = ("model", "dataset", "method", "eval", "distributed", "launcher", "tracking", "judge", "experiment")
 
 
 def group_options(group: str) -> list[str]:

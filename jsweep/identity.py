@@ -2,7 +2,7 @@
 
 Counted: the resolved cell config except the cosmetic keys below, and the jsweep version.
 Not counted (changing them does not make a new cell): where outputs and logs go
-(``output_root``, ``tracking.*``, ``launcher.*``), logging cadence (``train.logging_steps``),
+(``output_root``, ``tracking.*``, ``launcher.*``), the LLM judge (``judge.*``), logging cadence (``train.logging_steps``),
 and the cell's own override labels. Dataset content digests and the base model's revision are
 added by the planner through ``extra`` when they are known.
 """
@@ -15,7 +15,8 @@ from typing import Any
 
 from jsweep import __version__
 
-COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment")
+# judge: who scores the answers does not change them; a new judge re-judges the saved answers (jsweep judge).
+COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment", "judge")
 COSMETIC_NESTED = (("train", "logging_steps"),)
 
 

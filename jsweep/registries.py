@@ -54,4 +54,10 @@ TRAINERS: Registry = Registry("trainer", {
 EVALUATORS: Registry = Registry("evaluator", {
     "llm_jp_eval": "jsweep.eval.llm_jp_eval:LlmJpEval",
     "jglue": "jsweep.eval.jglue:JGlueEval",
+    "elyza_tasks_100": "jsweep.eval.elyza:ElyzaTasks100",
+    "human_eval": "jsweep.eval.samples:HumanEval",
+    "samples": "jsweep.eval.samples:Samples",
 })
+
+# Evaluators scored by the LLM judge (config group ``judge``): its config is checked before a sweep runs.
+JUDGED_EVALUATORS = frozenset({"elyza_tasks_100"})

@@ -153,6 +153,29 @@ class TrackingSpec:
 
 
 @dataclass
+class JudgeSpec:
+    """The LLM judge (conf/judge/<name>.yaml; jsweep.eval.judge). ``api_key_env`` names the
+    environment variable holding the key; the key itself is never in the config."""
+
+    name: str = "local"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "judge"
+    api_key_env: Optional[str] = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: Optional[int] = None
+    extra_body: Optional[dict[str, Any]] = None
+    timeout: float = 60.0
+    max_retries: int = 6
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    concurrency: int = 4
+    prompt: str = "elyza"
+    defer: bool = False
+    pairwise: Optional[dict[str, Any]] = None
+
+
+@dataclass
 class CellSpec:
     model: ModelSpec
     dataset: DatasetSpec
@@ -165,6 +188,7 @@ class CellSpec:
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
     distributed: DistributedSpec = field(default_factory=DistributedSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    judge: JudgeSpec = field(default_factory=JudgeSpec)
     seed: int = 0
     output_root: str = "outputs"
     data_source: str = "auto"
@@ -299,6 +323,10 @@ def validate_cell(cell: CellSpec) -> list[str]:
     check_choice(cell.prompt.format, registries.PROMPT_FORMATS, "prompt.format")
     for name in cell.eval:
         check_choice(name, registries.EVALUATORS, "eval")
+    if any(name in registries.JUDGED_EVALUATORS for name in cell.eval):   # the judge, before any GPU work
+        from jsweep.eval import judge as _judge
+
+        problems.extend(_judge.check(_judge.options(cell.judge)))
     check(cell.method.peft in ("none", "lora"), f"method.peft must be none or lora, got {cell.method.peft!r}")
     if cell.method.peft == "lora":
         check(cell.method.lora.r > 0, f"method.lora.r must be positive, got {cell.method.lora.r}")

@@ -561,6 +561,10 @@ class SweepRunner:
         be written is a warning, never a failed sweep."""
         from jsweep.tools.report import write_report
 
+        if any(c.spec.eval.keys() & {"elyza_tasks_100", "human_eval"} or c.spec.judge.pairwise for c in self.cells):
+            from jsweep.tools.judge import after_sweep   # missing judgments, pairwise, grading sheet (issue 18)
+
+            after_sweep(self.sweep_dir, self.cells, self.echo)
         try:
             out, _ = write_report(self.sweep_dir)
         except Exception as exc:  # noqa: BLE001 - the results are safe; only the report is missing

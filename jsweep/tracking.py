@@ -29,6 +29,8 @@ def resolve_uri(uri: str | None) -> str:
 
 
 def is_secret(key: str, value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float)):
+        return False        # numbers are never credentials: max_new_tokens, judge.max_tokens stay logged
     return bool(SECRET_KEY.search(key.rsplit(".", 1)[-1])) or (isinstance(value, str) and bool(SECRET_VALUE.match(value)))
 
 

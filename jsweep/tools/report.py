@@ -30,7 +30,8 @@ from jsweep.errors import JsweepError
 
 # Scores tried in order when --metric is not given: the first on which the cells differ is used
 # (a tiny test model scores 0 everywhere on llm-jp-eval, but its losses differ).
-DEFAULT_METRICS = ("llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "jglue/AVG", "eval/loss", "train/final_loss")
+DEFAULT_METRICS = ("llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "jglue/AVG", "elyza_tasks_100/score",
+                   "human_eval/accuracy", "eval/loss", "train/final_loss")
 # Columns shown beside the score in the cells table, where cells have them.
 SIDE_COLUMNS = ("eval/loss", "train/final_loss", "train/tokens_per_second_per_gpu", "train/mfu",
                 "gpu/peak_memory_gb", "time/total_seconds")
@@ -372,10 +373,20 @@ def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = 
             plots = plot(out, cells, chosen, axes)
         except ImportError:              # e.g. mlflow-skinny installs without matplotlib: tables only
             note = "\nNo plots: matplotlib is not installed (`pip install matplotlib`).\n"
-    text = markdown(sweep_dir, cells, chosen, axes, plots) + note
+    text = markdown(sweep_dir, cells, chosen, axes, plots) + note + judged_sections(sweep_dir)
     (out / "report.md").write_text(text, encoding="utf-8")
     write_csv(out / "cells.csv", cells, axes)
     return out, text
+
+
+# --------------------------------------------------------------------------- judged, graded and read (issue 18)
+
+def judged_sections(sweep_dir: Path) -> str:
+    """ELYZA-tasks-100 scores, pairwise win rates, human grading and samples (jsweep.tools.report_judged)."""
+    from jsweep.tools.report_judged import sections
+
+    text = sections(sweep_dir)
+    return "\n" + text if text else ""
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,170 @@
+"""Qualitative samples (evaluator ``samples``) and human-graded question sets (``human_eval``).
+
+``samples``: the cell's answers to a prompt list (``prompts: [...]``, or ``path``: a text file with
+one prompt per line, or JSON lines with ``prompt`` and optional ``id``; default: the shipped
+fixture) with sampling parameters (temperature, top_p, top_k, repetition_penalty, max_new_tokens,
+seed; ``num_samples`` answers per prompt). Written to ``<cell_dir>/samples/answers.jsonl``, logged
+as the MLflow table ``samples/answers.json``, and shown side by side (prompt x cell) in the report.
+
+``human_eval``: the cell's answers to a question set (docs/grading.md: JSON lines or CSV with
+``id``, ``question`` and optional ``reference``), greedy by default, written to
+``<cell_dir>/human_eval/answers.jsonl`` for ``jsweep grade export`` (a blinded sheet for
+graders) and ``jsweep grade import`` (accuracy per cell).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from jsweep.data.sources import FIXTURES
+from jsweep.errors import DataError
+from jsweep.eval import answers as A
+
+SAMPLES_FIXTURE = FIXTURES / "eval" / "samples" / "prompts.txt"
+QUESTIONS_FIXTURE = FIXTURES / "eval" / "human_eval" / "questions.jsonl"
+GEN_DEFAULTS = {"prompt_format": "cell", "batch_size": 8, "max_new_tokens": 128, "do_sample": True,
+                "temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.0, "seed": 0}
+
+
+def read_prompts(options: dict[str, Any]) -> list[dict[str, str]]:
+    """[{id, prompt}] from ``prompts`` (a list) or ``path`` (text lines or JSON lines)."""
+    if options.get("prompts"):
+        return [{"id": f"p{i + 1:02d}", "prompt": str(p)} for i, p in enumerate(options["prompts"])]
+    path = Path(options.get("path") or SAMPLES_FIXTURE).expanduser()
+    if not path.exists():
+        raise DataError("prompt list not found", file=str(path))
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON ({exc.msg})", file=str(path), record=f"line {i}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) or not obj["prompt"].strip():
+                raise DataError("needs a non-empty string", file=str(path), record=f"line {i}", field="prompt")
+            out.append({"id": str(obj.get("id", f"p{len(out) + 1:02d}")), "prompt": obj["prompt"]})
+        else:
+            out.append({"id": f"p{len(out) + 1:02d}", "prompt": line.strip()})
+    if not out:
+        raise DataError("no prompts", file=str(path))
+    return out
+
+
+def read_questions(path: str | Path | None) -> list[dict[str, str]]:
+    """A question set: JSON lines or CSV with ``id``, ``question`` and optional ``reference``."""
+    path = Path(path or QUESTIONS_FIXTURE).expanduser()
+    if not path.exists():
+        raise DataError("question set not found", file=str(path))
+    rows: list[tuple[str, Any]] = []
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"id", "question"} <= set(reader.fieldnames):
+                raise DataError("the header must have the columns id and question (and optionally reference)",
+                                file=str(path), record="line 1")
+            rows = [(f"line {i}", r) for i, r in enumerate(reader, 2)]
+    else:
+        for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((f"line {i}", json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"not valid JSON ({exc.msg})", file=str(path), record=f"line {i}") from None
+    out, seen = [], set()
+    for where, r in rows:
+        if not isinstance(r, dict):
+            raise DataError("not an object", file=str(path), record=where)
+        for key in ("id", "question"):
+            if not str(r.get(key) or "").strip():
+                raise DataError("missing or empty", file=str(path), record=where, field=key)
+        qid = str(r["id"]).strip()
+        if qid in seen:
+            raise DataError(f"duplicate id '{qid}'", file=str(path), record=where, field="id")
+        seen.add(qid)
+        out.append({"id": qid, "question": str(r["question"]), "reference": str(r.get("reference") or "")})
+    if not out:
+        raise DataError("no questions", file=str(path))
+    return out
+
+
+class Samples:
+    """Evaluator ``samples`` (see jsweep.eval.protocols.Evaluator)."""
+
+    NAME = "samples"
+    DEFAULTS: dict[str, Any] = {"prompts": None, "path": None, "num_samples": 1, **GEN_DEFAULTS}
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = {**self.DEFAULTS, **options}
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> list[str]:
+        unknown = sorted(set(options) - set(cls.DEFAULTS))
+        if unknown:
+            return [f"unknown key 'eval.{cls.NAME}.{unknown[0]}' (valid keys: {', '.join(sorted(cls.DEFAULTS))})"]
+        opts = {**cls.DEFAULTS, **options}
+        problems = A.check_gen(opts, cls.NAME)
+        if int(opts["num_samples"]) < 1:
+            problems.append(f"eval.{cls.NAME}.num_samples must be at least 1")
+        try:
+            read_prompts(opts)
+        except DataError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def evaluate(self, ctx: Any, model: Any, tokenizer: Any) -> dict[str, float]:
+        prompts = read_prompts(self.options)
+        k = int(self.options["num_samples"])
+        texts = A.model_prompts([p["prompt"] for p in prompts], ctx, tokenizer, self.options["prompt_format"])
+        texts_k = [t for t in texts for _ in range(k)]
+        answers = A.generate_answers(model, tokenizer, texts_k, self.options, label="samples")
+        gen = A.gen_params(self.options)
+        rows = [{"id": p["id"], "prompt": p["prompt"], "sample": j, "answer": answers[i * k + j], **gen}
+                for i, p in enumerate(prompts) for j in range(k)]
+        d = Path(ctx.cell_dir) / self.NAME
+        A.write_jsonl(d / "answers.jsonl", rows)
+        ctx.tracker.log_table(rows, f"{self.NAME}/answers.json")
+        ctx.tracker.set_tags({f"{self.NAME}.generation": json.dumps(gen)})
+        return {f"{self.NAME}/count": float(len(rows)),
+                f"{self.NAME}/answer_chars": sum(len(r["answer"]) for r in rows) / max(1, len(rows))}
+
+
+class HumanEval:
+    """Evaluator ``human_eval``: answers to a question set, for graders (jsweep grade)."""
+
+    NAME = "human_eval"
+    DEFAULTS: dict[str, Any] = {"path": None, **GEN_DEFAULTS, "do_sample": False, "max_new_tokens": 256}
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = {**self.DEFAULTS, **options}
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> list[str]:
+        unknown = sorted(set(options) - set(cls.DEFAULTS))
+        if unknown:
+            return [f"unknown key 'eval.{cls.NAME}.{unknown[0]}' (valid keys: {', '.join(sorted(cls.DEFAULTS))})"]
+        opts = {**cls.DEFAULTS, **options}
+        problems = A.check_gen(opts, cls.NAME)
+        try:
+            read_questions(opts["path"])
+        except DataError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def evaluate(self, ctx: Any, model: Any, tokenizer: Any) -> dict[str, float]:
+        questions = read_questions(self.options["path"])
+        texts = A.model_prompts([q["question"] for q in questions], ctx, tokenizer, self.options["prompt_format"])
+        answers = A.generate_answers(model, tokenizer, texts, self.options, label="human_eval")
+        gen = A.gen_params(self.options)
+        rows = [{**q, "answer": a} for q, a in zip(questions, answers)]
+        d = Path(ctx.cell_dir) / self.NAME
+        A.write_jsonl(d / "answers.jsonl", rows)
+        (d / "generation.json").write_text(json.dumps({"questions": str(self.options["path"] or QUESTIONS_FIXTURE),
+                                                       "generation": gen}, ensure_ascii=False, indent=2),
+                                           encoding="utf-8")
+        ctx.tracker.log_table(rows, f"{self.NAME}/answers.json")
+        return {f"{self.NAME}/answers": float(len(rows))}
