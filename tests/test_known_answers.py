@@ -55,8 +55,9 @@ class Script:
 def scripted(model, script: Script):
     """Wrap ``model.forward`` so that its logits follow ``script``.
 
-    With a KV cache, generation feeds only the new tokens after the first step; the wrapper keeps
-    the rows seen so far so that it always reads whole rows. The model's own computation still runs
+    With a KV cache, generation feeds only the new tokens after the first step (and the engine may
+    compute a prefix the rows share once, for one row); the wrapper keeps the rows seen so far so
+    that it always reads whole rows. The model's own computation still runs
     (shapes, cache and devices as usual); only its logits are replaced.
     """
     import torch
@@ -67,7 +68,10 @@ def scripted(model, script: Script):
     def forward(input_ids=None, attention_mask=None, **kwargs):
         past = kwargs.get("past_key_values")
         prior = past.get_seq_length() if past is not None and hasattr(past, "get_seq_length") else 0
-        rows = input_ids if prior == 0 or state["rows"] is None else torch.cat([state["rows"], input_ids], dim=1)
+        seen = state["rows"]
+        if prior and seen is not None and seen.shape[0] != input_ids.shape[0]:
+            seen = seen.repeat_interleave(input_ids.shape[0] // seen.shape[0], dim=0)   # a shared prefix's cache
+        rows = input_ids if prior == 0 or seen is None else torch.cat([seen, input_ids], dim=1)
         state["rows"] = rows
         out = original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         width = out.logits.shape[1]                      # logits of the last `width` positions of each row
