@@ -42,10 +42,14 @@ CONFIGS = {
     "jsweep_new_lora": ("jsweep", "sft_lora", []),
     "trl_padded_lora": ("trl", "sft_lora", []),
     "jsweep_prev_lora": ("jsweep", "sft_lora", ["train.packing=false", "train.attention=sdpa", "train.liger=false"]),
-    # ablations of the new default, one switch at a time
-    "jsweep_new_no_liger": ("jsweep", "sft_full", ["train.liger=false"]),
-    "jsweep_packed_sdpa": ("jsweep", "sft_full", ["train.attention=sdpa", "train.liger=false"]),
+    # variants of the new default, one switch at a time
+    "jsweep_new_liger": ("jsweep", "sft_full", ["train.liger=true"]),
+    "jsweep_packed_sdpa": ("jsweep", "sft_full", ["train.attention=sdpa"]),     # jsweep's old packing=true
+    "jsweep_new_micro4": ("jsweep", "sft_full", ["train.micro_batch_size=4"]),
     "jsweep_new_micro16": ("jsweep", "sft_full", ["train.micro_batch_size=16"]),
+    "jsweep_new_lora_nodropout": ("jsweep", "sft_lora", ["method.lora.dropout=0"]),
+    "jsweep_new_lora_r64_mlp": ("jsweep", "sft_lora", ["method.lora.r=64",
+                                "method.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"]),
 }
 BASELINE = {"sft_full": "trl_padded", "sft_lora": "trl_padded_lora"}
 
@@ -106,7 +110,28 @@ def spec_for(args, method: str, overrides: list[str]):
                          "train.save_model=false", "train.logging_steps=20", "eval=[]", *overrides])
 
 
-def make_clock(counter, warmup: int, seconds: float):
+GEMM = ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma", "sm90")
+
+
+def kernel_breakdown(prof, steps: int) -> dict:
+    """GPU time per step by kind of kernel (matrix products, attention, Triton, the rest) and the top kernels."""
+    kernels = {}
+    for evt in prof.key_averages():
+        t = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
+        if t and str(getattr(evt, "device_type", "")).endswith("CUDA"):
+            kernels[evt.key] = kernels.get(evt.key, 0) + t / 1e3 / steps           # ms per step
+    kinds = {"matmul": 0.0, "attention": 0.0, "triton": 0.0, "other": 0.0}
+    for name, ms in kernels.items():
+        low = name.lower()
+        kind = ("attention" if "flash" in low or "fmha" in low or "attention" in low else
+                "matmul" if any(g in low for g in GEMM) else "triton" if "triton" in low else "other")
+        kinds[kind] += ms
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:15]
+    return {"gpu_ms_per_step": sum(kernels.values()), "ms_per_step_by_kind": kinds,
+            "top_kernels_ms_per_step": [[n[:120], ms] for n, ms in top]}
+
+
+def make_clock(counter, warmup: int, seconds: float, profile: bool = False):
     import torch
     from transformers import TrainerCallback
 
@@ -114,7 +139,8 @@ def make_clock(counter, warmup: int, seconds: float):
         """Times the steps after ``warmup`` for ``seconds``, counting the real and padded tokens collated."""
 
         def __init__(self):
-            self.t0 = self.result = None
+            self.t0 = self.result = self.prof = self.profile = None
+            self.wall = 0.0
 
         def mark(self, state):
             if torch.cuda.is_available():
@@ -128,7 +154,22 @@ def make_clock(counter, warmup: int, seconds: float):
                 now = self.mark(state)
                 if now[0] - self.t0[0] >= seconds:
                     self.result = [b - a for a, b in zip(self.t0, now)]
-                    control.should_training_stop = True
+                    control.should_training_stop = not profile
+                    if profile:              # then profile 3 more steps
+                        acts = [torch.profiler.ProfilerActivity.CPU]
+                        if torch.cuda.is_available():
+                            acts.append(torch.profiler.ProfilerActivity.CUDA)
+                        self.prof = torch.profiler.profile(activities=acts)
+                        self.prof.__enter__()
+                        self.pstart = (state.global_step, time.perf_counter())
+            elif self.prof is not None and state.global_step - self.pstart[0] >= 3:
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                wall = (time.perf_counter() - self.pstart[1]) / 3 * 1e3
+                self.prof.__exit__(None, None, None)
+                self.profile = {"wall_ms_per_step": wall, **kernel_breakdown(self.prof, 3)}
+                self.prof = None
+                control.should_training_stop = True
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.t0 is not None and self.result is None:
@@ -184,7 +225,7 @@ def run_config(name: str, args, examples, report: dict) -> dict:
         trainer.data_collator = PaddingCounter(trainer.data_collator)
         tracker.params.update({"train.attention_impl": model.config._attn_implementation})
     setup_s = time.perf_counter() - t_setup
-    clock = make_clock(trainer.data_collator, args.warmup, args.seconds)
+    clock = make_clock(trainer.data_collator, args.warmup, args.seconds, profile=name in args.profile.split(","))
     trainer.add_callback(clock)
     trainer.train()
     seconds, real, slots, steps = clock.result
@@ -199,6 +240,7 @@ def run_config(name: str, args, examples, report: dict) -> dict:
            "tokens_per_step": real / steps if steps else None, "flops_per_token": flops_per_token,
            "mfu": flops_per_token * tps / (peak * 1e12), "mfu_6n": 6 * n_params * tps / (peak * 1e12),
            "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None, "setup_seconds": setup_s,
+           "profile": clock.profile,
            "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)}
     del trainer, model
     gc.collect()
@@ -273,6 +315,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=6000)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per configuration")
+    parser.add_argument("--profile", default="", help="comma list of configurations to profile for 3 more steps")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cell_throughput.json")
     args = parser.parse_args()
     import torch
