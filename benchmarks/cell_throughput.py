@@ -25,6 +25,7 @@ import json
 import math
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,8 +44,8 @@ CONFIGS = {
     "trl_padded_lora": ("trl", "sft_lora", []),
     "jsweep_prev_lora": ("jsweep", "sft_lora", ["train.packing=false", "train.attention=sdpa", "train.liger=false"]),
     # variants of the new default, one switch at a time
-    "jsweep_new_liger": ("jsweep", "sft_full", ["train.liger=true"]),
-    "jsweep_packed_sdpa": ("jsweep", "sft_full", ["train.attention=sdpa"]),     # jsweep's old packing=true
+    "jsweep_new_no_liger": ("jsweep", "sft_full", ["train.liger=false"]),
+    "jsweep_packed_sdpa": ("jsweep", "sft_full", ["train.attention=sdpa", "train.liger=false"]),  # old packing=true
     "jsweep_new_micro4": ("jsweep", "sft_full", ["train.micro_batch_size=4"]),
     "jsweep_new_micro16": ("jsweep", "sft_full", ["train.micro_batch_size=16"]),
     "jsweep_new_lora_nodropout": ("jsweep", "sft_lora", ["method.lora.dropout=0"]),
@@ -316,11 +317,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per configuration")
     parser.add_argument("--profile", default="", help="comma list of configurations to profile for 3 more steps")
+    parser.add_argument("--one", help=argparse.SUPPRESS)   # internal: run one configuration in this process
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cell_throughput.json")
     args = parser.parse_args()
     import torch
 
     examples, data = build_records(args.records, args.jglue)
+    if args.one:
+        try:
+            row = run_config(args.one, args, examples, {})
+        except Exception as exc:  # noqa: BLE001 - reported to the parent process
+            traceback.print_exc()
+            row = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+        print("ROW " + json.dumps(row), flush=True)
+        return
     report = {"setup": {k: str(v) for k, v in vars(args).items() if k != "out"}, "data": data,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "configs": {}}
     import transformers
@@ -334,21 +344,35 @@ def main() -> None:
         report["varlen_check"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         traceback.print_exc()
     print(f"varlen check: {report['varlen_check']}", flush=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()            # the configurations run in their own processes
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.configs.split(","):
         print(f"=== {name}", flush=True)
-        try:
-            report["configs"][name] = run_config(name, args, examples, report)
-        except Exception as exc:  # noqa: BLE001 - one failing configuration does not stop the others
-            traceback.print_exc()
-            report["configs"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        report["configs"][name] = isolated(name, args)
         print(f"{name}: {report['configs'][name]}", flush=True)
         ratios(report)
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     table(report)
+
+
+def isolated(name: str, args) -> dict:
+    """Run one configuration in its own process: Liger patches transformers' Llama functions for the whole
+    process, so a configuration run after one with Liger would silently keep its kernels."""
+    cmd = [sys.executable, __file__, "--one", name, "--model", args.model, "--seq", str(args.seq),
+           "--micro", str(args.micro), "--records", str(args.records), "--warmup", str(args.warmup),
+           "--seconds", str(args.seconds), "--profile", args.profile, "--out", str(args.out)]
+    if args.jglue:
+        cmd += ["--jglue", str(args.jglue)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    row = None
+    for line in proc.stdout:
+        if line.startswith("ROW "):
+            row = json.loads(line[4:])
+        else:
+            print(line, end="", flush=True)
+    proc.wait()
+    return row if row is not None else {"error": f"the configuration's process exited with {proc.returncode}"}
 
 
 def ratios(report: dict) -> None:

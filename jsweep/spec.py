@@ -105,7 +105,7 @@ class TrainSpec:
     max_length: int = 512
     packing: bool = True                # padding-free packing (TRL bfd) of SFT examples into max_length rows
     attention: str = "auto"             # auto | varlen | sdpa | eager (see jsweep.job.attention)
-    liger: Any = False                  # auto | true | false: Liger Triton kernels (RMSNorm, SwiGLU, RoPE) on GPU
+    liger: Any = "auto"                 # auto | true | false: Liger Triton kernels (RMSNorm, SwiGLU, RoPE) on GPU
     eval_fraction: float = 0.1
     eval_steps: int = 0
     logging_steps: int = 1
