@@ -177,7 +177,11 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
 
 
 def test_unpacked_cells_count_their_padding(tmp_path):
-    ctx, trainer, _ = build(tmp_path, ["train.packing=false", "train.micro_batch_size=4"])
+    ctx, trainer, model = build(tmp_path, ["train.packing=false", "train.micro_batch_size=4"])
+    model.eval()                                             # held-out batches are not counted
+    trainer.data_collator([trainer.train_dataset[j] for j in range(4)])
+    assert trainer.data_collator.fraction() is None
+    model.train()
     for i in range(0, 8, 4):
         trainer.data_collator([trainer.train_dataset[j] for j in range(i, i + 4)])
     assert 0 < trainer.data_collator.fraction() < 1

@@ -165,17 +165,22 @@ def liger_enabled(choice: Any, device: str) -> bool:
 
 
 class PaddingCounter:
-    """Wraps the data collator: counts the real tokens and the token slots of the training batches, so a cell
-    can log its padding fraction (0 for padding-free packing by construction)."""
+    """Wraps the data collator: counts the real tokens and the token slots of the training batches (those
+    collated while ``training()`` is true: not the held-out ones), so a cell can log its padding fraction
+    (0 for padding-free packing by construction)."""
 
-    def __init__(self, collator: Any):
-        self.collator, self.real, self.slots = collator, 0, 0
+    def __init__(self, collator: Any, training: Any = lambda: True):
+        self.collator, self.training, self.real, self.slots = collator, training, 0, 0
 
     def __getattr__(self, name: str) -> Any:
+        if name == "collator":                      # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.collator, name)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = self.collator(examples)
+        if not self.training():
+            return batch
         ids = batch["input_ids"]
         self.slots += ids.numel()
         mask = batch.get("attention_mask")
@@ -205,7 +210,7 @@ def build_sft_trainer(ctx: CellContext, model: Any, tokenizer: Any, train_rows: 
         peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
         callbacks=callbacks_for(ctx),
     )
-    trainer.data_collator = PaddingCounter(trainer.data_collator)
+    trainer.data_collator = PaddingCounter(trainer.data_collator, lambda: trainer.model.training)
     return trainer
 
 
