@@ -103,7 +103,9 @@ class TrainSpec:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 512
-    packing: bool = False
+    packing: bool = True                # padding-free packing (TRL bfd) of SFT examples into max_length rows
+    attention: str = "auto"             # auto | varlen | sdpa | eager (see jsweep.job.attention)
+    liger: Any = "auto"                 # auto | true | false: Liger Triton kernels (RMSNorm, SwiGLU, RoPE) on GPU
     eval_fraction: float = 0.1
     eval_steps: int = 0
     logging_steps: int = 1
@@ -345,6 +347,9 @@ def validate_cell(cell: CellSpec) -> list[str]:
     check(t.max_length > 8, f"train.max_length must be above 8, got {t.max_length}")
     check(0 <= t.eval_fraction < 1, f"train.eval_fraction must be in [0, 1), got {t.eval_fraction}")
     check(t.warmup_steps >= 0 and 0 <= t.warmup_ratio < 1, "train.warmup_steps must be >= 0 and warmup_ratio in [0, 1)")
+    check(t.attention in ("auto", "varlen", "sdpa", "eager"),
+          f"train.attention must be one of auto, varlen, sdpa, eager, got {t.attention!r}")
+    check(t.liger in (True, False, "auto"), f"train.liger must be auto, true or false, got {t.liger!r}")
     check(t.logging_steps > 0, f"train.logging_steps must be positive, got {t.logging_steps}")
     check(cell.launcher.concurrency > 0, f"launcher.concurrency must be positive, got {cell.launcher.concurrency}")
     check(cell.resources.gpus >= 0, f"resources.gpus must be >= 0, got {cell.resources.gpus}")

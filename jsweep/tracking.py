@@ -203,6 +203,10 @@ def apply_op(client: Any, run_id: str, op: dict[str, Any]) -> None:
     elif kind == "log_table":
         client.log_table(run_id, data=json.loads(Path(op["path"]).read_text(encoding="utf-8")),
                          artifact_file=op["artifact_file"])
+    elif kind == "log_params":
+        from mlflow.entities import Param
+
+        client.log_batch(run_id, params=[Param(k, v) for k, v in op["params"].items()])
     elif kind == "set_terminated":
         client.set_terminated(run_id, op["status"])
     else:
@@ -267,6 +271,12 @@ class CellTracker:
         if clean:
             self._do({"op": "set_tags", "tags": clean})
 
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Params the cell decides itself (e.g. the attention implementation it could run)."""
+        clean = {k: str(v)[:6000] for k, v in params.items() if not is_secret(k, v)}
+        if clean:
+            self._do({"op": "log_params", "params": clean})
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._do({"op": "log_artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path})
 
@@ -302,6 +312,7 @@ class NullTracker:
 
     def log_metrics(self, *args: Any, **kwargs: Any) -> None: ...
     def set_tags(self, *args: Any, **kwargs: Any) -> None: ...
+    def log_params(self, *args: Any, **kwargs: Any) -> None: ...
     def log_artifact(self, *args: Any, **kwargs: Any) -> None: ...
     def log_dict(self, *args: Any, **kwargs: Any) -> None: ...
     def log_table(self, *args: Any, **kwargs: Any) -> None: ...

@@ -174,6 +174,9 @@ class _Tracker:
     def set_tags(self, tags):
         pass
 
+    def log_params(self, params):
+        self.logged.update(params)
+
 
 def _run_dpo(tmp_path, *overrides):
     from jsweep import registries

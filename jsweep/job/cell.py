@@ -116,8 +116,14 @@ def train(ctx: CellContext, model, tokenizer):
     return trainer(ctx, model, tokenizer)
 
 
+def flops_per_token(ctx: CellContext) -> float:
+    """Model FLOPs of one trained token: 6 * params (forward, input and weight gradients); 4 * params for
+    LoRA, whose frozen weights need no weight gradient (the adapters' own FLOPs are negligible)."""
+    return (4 if ctx.spec.method.peft == "lora" else 6) * ctx.n_params
+
+
 def log_efficiency(ctx: CellContext) -> None:
-    """tokens/s per GPU, MFU (6 * params * tokens / peak), peak GPU memory (this rank)."""
+    """tokens/s per GPU, MFU (model FLOPs per token * tokens/s over the GPU's bf16 peak), peak GPU memory (this rank)."""
     import torch
 
     from jsweep.distributed import peak_tflops
@@ -130,7 +136,7 @@ def log_efficiency(ctx: CellContext) -> None:
         out["gpu/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         peak = peak_tflops(torch.cuda.get_device_name(0))
         if tps and peak and ctx.n_params:
-            out["train/mfu"] = 6 * ctx.n_params * tps / (peak * 1e12 * ctx.world_size)
+            out["train/mfu"] = flops_per_token(ctx) * tps / (peak * 1e12 * ctx.world_size)
         if peak:
             ctx.tracker.set_tags({"jsweep.gpu": torch.cuda.get_device_name(0), "jsweep.gpu_peak_tflops": peak})
     ctx.log_metrics(out)

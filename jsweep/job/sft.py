@@ -136,10 +136,94 @@ def save_result(ctx: CellContext, trainer: Any, tokenizer: Any) -> TrainResult:
     return TrainResult(trainer.model, tokenizer, model_dir)
 
 
-def train_sft(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
+def step_options(ctx: CellContext, model: Any) -> dict[str, Any]:
+    """The trainer's speed switches of ``train.*`` for this cell: the attention implementation set on
+    the model (logged as the param ``train.attention_impl``), Liger kernels. Says once in the cell log
+    when the fast path cannot run here and what runs instead."""
+    from jsweep.job.attention import resolve, set_attention
+
+    t = ctx.spec.train
+    impl, note = resolve(t.attention, ctx.device, t.packing)
+    set_attention(model, impl)
+    if note:
+        say(note)
+    liger = liger_enabled(t.liger, ctx.device)
+    if t.liger is True and not liger:
+        say("liger kernels: not used (liger-kernel is not installed or this cell runs on CPU)")
+    ctx.tracker.log_params({"train.attention_impl": impl, "train.liger_enabled": str(liger)})
+    return {"use_liger_kernel": liger}
+
+
+def liger_enabled(choice: Any, device: str) -> bool:
+    """``train.liger``: true/auto use Liger's Triton kernels (RMSNorm, SwiGLU, RoPE) where liger-kernel is
+    installed and the cell runs on a GPU; false never."""
+    import importlib.util
+
+    if choice is False or device != "cuda":
+        return False
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
+class PaddingCounter:
+    """Wraps the data collator: counts the real tokens and the token slots of the training batches (those
+    collated while ``training()`` is true: not the held-out ones), so a cell can log its padding fraction
+    (0 for padding-free packing by construction)."""
+
+    def __init__(self, collator: Any, training: Any = lambda: True):
+        self.collator, self.training, self.real, self.slots = collator, training, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "collator":                      # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.collator, name)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(examples)
+        if not self.training():
+            return batch
+        ids = batch["input_ids"]
+        self.slots += ids.numel()
+        mask = batch.get("attention_mask")
+        self.real += int(mask.sum()) if mask is not None else int(ids.numel())
+        return batch
+
+    def fraction(self) -> float | None:
+        return 1.0 - self.real / self.slots if self.slots else None
+
+
+def build_sft_trainer(ctx: CellContext, model: Any, tokenizer: Any, train_rows: list[dict[str, str]],
+                      eval_rows: list[dict[str, str]]):
+    """TRL's SFTTrainer configured from the cell's spec (jsweep's SFT step, minus the training loop)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    spec = ctx.spec
+    options = step_options(ctx, model)
+    args = trainer_args(ctx, SFTConfig, max_length=spec.train.max_length, packing=spec.train.packing,
+                        completion_only_loss=not spec.prompt.train_on_inputs, dataset_num_proc=None, **options)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
+        callbacks=callbacks_for(ctx),
+    )
+    trainer.data_collator = PaddingCounter(trainer.data_collator, lambda: trainer.model.training)
+    return trainer
+
+
+def restore_attention(model: Any) -> None:
+    """After training: plain sdpa again, so evaluation, generation and the saved config need nothing jsweep registers."""
+    from jsweep.job.attention import NAME, set_attention
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if base.config._attn_implementation == NAME:
+        set_attention(model, "sdpa")
+
+
+def train_sft(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
     spec = ctx.spec
 
     # 1. Data: render examples in the cell's prompt format; count what max_length truncates.
@@ -154,22 +238,17 @@ def train_sft(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
         say(f"warning: {truncated}/{len(lengths)} training examples exceed max_length="
             f"{spec.train.max_length} and are truncated")
 
-    # 2. Trainer: completion-only loss unless train_on_inputs; LoRA through PEFT when asked.
-    args = trainer_args(ctx, SFTConfig, max_length=spec.train.max_length, packing=spec.train.packing,
-                        completion_only_loss=not spec.prompt.train_on_inputs, dataset_num_proc=None)
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
-        callbacks=callbacks_for(ctx),
-    )
+    # 2. Trainer: completion-only loss unless train_on_inputs; LoRA through PEFT when asked; packed
+    #    padding-free batches with a varlen attention kernel by default (see jsweep.job.attention).
+    trainer = build_sft_trainer(ctx, model, tokenizer, train_rows, eval_rows)
 
     # 3. Train, then log throughput (non-padding tokens per second).
     ctx.log_metrics(run_training(ctx, trainer))
     log_final_eval_loss(ctx, trainer)
+    padding = trainer.data_collator.fraction()
+    if padding is not None:
+        ctx.log_metrics({"train/padding_fraction": padding})
+    restore_attention(trainer.model)
 
     # 4. Save the final model (or adapter) and tokenizer.
     return save_result(ctx, trainer, tokenizer)
