@@ -139,9 +139,28 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         seen.setdefault(cid, i)
         cell_dir = Path(spec.output_root).resolve() / "cells" / cid
         planned.append(PlannedCell(i, spec, cid, cell_dir, data))
+    problems.extend(same_data_different_n(planned))
     if problems:
         raise PreflightError(problems)
     return planned
+
+
+def same_data_different_n(planned: list[PlannedCell]) -> list[str]:
+    """Cells that differ only in ``dataset.n`` but train on the same records (n beyond a shipped
+    fixture, capped): labelled as different sizes, they would be identical runs."""
+    groups: dict[str, PlannedCell] = {}
+    out = []
+    for cell in planned:
+        d = cell.spec.to_dict()
+        d.get("dataset", {}).pop("n", None)
+        d.pop("overrides", None)
+        key = json.dumps([d, cell.data.get("digest")], sort_keys=True, default=str)
+        first = groups.setdefault(key, cell)
+        if first is not cell and cell.data.get("digest") and first.spec.dataset.n != cell.spec.dataset.n:
+            out.append(f"cell {cell.index} ({cell.spec.label}): dataset.n={cell.spec.dataset.n} gives the same "
+                       f"{cell.data.get('n')} records as dataset.n={first.spec.dataset.n} (cell {first.index}); "
+                       f"the data holds only {cell.data.get('n')}: choose sizes up to that")
+    return out
 
 
 # --------------------------------------------------------------------------- running
