@@ -98,6 +98,36 @@ def _check_evaluators(spec: CellSpec) -> list[str]:
     return problems
 
 
+# What prepares each evaluator's real data (the shipped evaluation fixtures serve the builtin tiny model only).
+EVAL_DATA_HINTS = {
+    "llm_jp_eval": ("eval.llm_jp_eval.data_dir",
+                    "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
+                    "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)"),
+    "jglue": ("eval.jglue.data_dir",
+              "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
+              "(or eval.jglue.hub=true to fetch it online)"),
+}
+
+
+def _check_eval_data(spec: CellSpec) -> list[str]:
+    """A real model is never scored on the toy evaluation fixtures: each evaluator needs its data set.
+    (Random-weight presets, ``model.init=random``, are throughput rigs whose scores mean nothing either way.)"""
+    if spec.model.builtin or spec.model.init == "random":
+        return []
+    problems = []
+    for name, options in spec.eval.items():
+        if name not in EVAL_DATA_HINTS:
+            continue
+        options = dict(options or {})
+        configured = options.get("data_dir") or options.get("hub") or any((options.get("paths") or {}).values())
+        if not configured:
+            key, how = EVAL_DATA_HINTS[name]
+            problems.append(f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "
+                            f"(a few samples per task, for the builtin tiny model only): set {key}. To prepare it: {how}; "
+                            f"or leave {name} out (eval=[...])")
+    return problems
+
+
 def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     """Validate every cell and its data; raise PreflightError with all problems at once."""
     from jsweep.data.load import preflight
@@ -115,6 +145,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         if model_problem:
             problems.append(f"{where}: {model_problem}")
         problems.extend(f"{where}: {p}" for p in _check_evaluators(spec))
+        problems.extend(f"{where}: {p}" for p in _check_eval_data(spec))
         if gpus is None:
             visible = set(discover_gpus(spec.launcher.gpus))
             gpus = [g for g in gpu_facts() if g["index"] in visible]

@@ -540,3 +540,30 @@ def test_log_dataset_input_through_the_cell_tracker(tmp_path):
     down = CellTracker("sqlite:////nonexistent/dir/mlflow.db", run.info.run_id, tmp_path / "cell2")
     assert log_dataset_input(down, data, spec) is None
     assert (tmp_path / "cell2" / "artifacts" / "data_provenance.json").exists()
+
+
+# --------------------------------------------------------------------------- evaluation data of real models
+
+def test_a_real_model_without_evaluation_data_is_refused_with_the_prepare_command(tmp_path):
+    from jsweep.sweep import plan
+
+    with pytest.raises(PreflightError) as err:
+        plan([spec_for("model=llm-jp-3-1.8b", "dataset=dolly")])
+    msg = str(err.value)
+    assert "eval.llm_jp_eval: model 'llm-jp-3-1.8b' would be scored on the shipped toy fixtures" in msg, msg
+    assert "python -m jsweep prepare llm-jp-eval --jglue" in msg and "set eval.jglue.data_dir" in msg, msg
+    (tmp_path / "evaluation" / "test").mkdir(parents=True)
+    ok = spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[llm_jp_eval]",
+                  f"eval.llm_jp_eval.data_dir={tmp_path}")
+    from jsweep.sweep import _check_eval_data
+
+    assert _check_eval_data(ok) == []
+    assert _check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []           # the fixtures serve the tiny model
+    assert _check_eval_data(spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[]")) == []
+
+
+def test_the_stockmark_study_command_sets_its_evaluation_data():
+    from jsweep.paths import CONF_DIR
+
+    head = (CONF_DIR / "experiment" / "stockmark13b_datasets.yaml").read_text().splitlines()[2]
+    assert "eval.jglue.data_dir=" in head and "eval.llm_jp_eval.data_dir=" in head, head
