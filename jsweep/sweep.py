@@ -600,11 +600,25 @@ class SweepRunner:
             self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
                 {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
                                             "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
+                *self.summary_ops(report),
                 *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
                 {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
         if interrupted:
             raise Stopped(interrupted)
         return result
+
+    def summary_ops(self, report: list[Path]) -> list[dict[str, Any]]:
+        """The parent run's aggregate of the report: each condition's mean ± interval over its replicates."""
+        from jsweep.tools.report import parent_metrics
+
+        path = next((p for p in report if p.name == "conditions.json"), None)
+        if path is None:
+            return []
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        now = int(time.time() * 1000)
+        tags = {"jsweep.score": summary["metric"], "jsweep.winner": summary["winner"] or f"none ({summary['why']})"}
+        return [{"op": "log_batch", "metrics": [[k, v, now, 0] for k, v in parent_metrics(summary).items()]},
+                {"op": "set_tags", "tags": tags}]
 
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot

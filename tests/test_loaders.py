@@ -567,3 +567,22 @@ def test_the_stockmark_study_command_sets_its_evaluation_data():
 
     head = (CONF_DIR / "experiment" / "stockmark13b_datasets.yaml").read_text().splitlines()[2]
     assert "eval.jglue.data_dir=" in head and "eval.llm_jp_eval.data_dir=" in head, head
+
+
+# --------------------------------------------------------------------------- seeds: training replicates, one data seed
+
+def test_the_training_seed_leaves_the_data_alone_and_data_seed_moves_it():
+    from jsweep.sweep import plan
+
+    a, b = (spec_for("dataset=dolly", "eval=[]", "dataset.n=10", f"seed={s}") for s in (0, 1))
+    assert (a.seed, b.seed) == (0, 1) and a.dataset.seed == b.dataset.seed == 0
+    pa, pb = plan([a, b])
+    assert pa.data["digest"] == pb.data["digest"] and pa.cell_id != pb.cell_id      # same data, two replicates
+    c = spec_for("dataset=dolly", "eval=[]", "dataset.n=10", "data_seed=1")
+    assert c.seed == 0 and c.dataset.seed == 1
+    assert load_examples(c.dataset, builtin_model=True).digest != pa.data["digest"]
+    data = load_examples(a.dataset, builtin_model=True).examples
+    held = split_train_eval(data, 0.2, a.dataset.seed)[1]
+    assert held == split_train_eval(data, 0.2, b.dataset.seed)[1]                   # one held-out split for all seeds
+    mix = spec_for("dataset=dolly_ichikara_oasst", "eval=[]", "seed=3")
+    assert mix.dataset.seed == 0
