@@ -16,6 +16,7 @@ TOOLS: dict[str, str] = {
     "eval": "jsweep.tools.evaluate:main",
     "sync": "jsweep.tools.sync:main",
     "report": "jsweep.tools.report:main",
+    "ui-check": "jsweep.tools.ui_check:main",
 }
 
 

@@ -448,15 +448,16 @@ class SweepRunner:
                 return meta["run_id"], True
             except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
                 pass
+        from jsweep.runview import cell_params, run_name
+
         spec_dict = cell.spec.to_dict()
+        fixed = [o for o in self.grid if not ("," in o.partition("=")[2] and not o.partition("=")[2].startswith(("[", "{")))]
         new_run = {
-            "name": cell.spec.label, "parent_id": self.tracker.parent_id,
+            "name": run_name(cell.spec.overrides, fixed), "parent_id": self.tracker.parent_id,
             "tags": {"jsweep.kind": "cell", "jsweep.sweep_id": self.sweep_id, "jsweep.cell_id": cell.cell_id,
                      "jsweep.git_commit": self.commit, "jsweep.cell_dir": str(cell.cell_dir),
                      "jsweep.dataset_license": cell.spec.dataset.license},
-            "params": {"model": cell.spec.model.name, "dataset": cell.spec.dataset.name,
-                       "method": cell.spec.method.name, "lr": repr(cell.spec.lr),
-                       **flatten(redact({k: v for k, v in spec_dict.items() if k != "overrides"}), "cfg.")}}
+            "params": cell_params(redact(spec_dict), [o.partition("=")[0] for o in cell.spec.overrides])}
         try:
             return self.tracker.create_child(new_run["name"], new_run["tags"], new_run["params"]), False
         except Exception as exc:  # noqa: BLE001 - the cell still runs; `jsweep sync` creates the run later
