@@ -99,3 +99,52 @@ def run_name(overrides: Iterable[str], fixed: Iterable[str] = ()) -> str:
             continue
         seen[key] = o.lstrip("+~")
     return " ".join(seen.values()) or "(defaults)"
+
+
+# The scores a person looks at first, in order. MLflow lists metrics by name (capitals before small
+# letters), so aliases under "Headline/<n>_" come before the data bookkeeping (data/contamination/...)
+# in the run page, the compare page and its default plot.
+HEADLINE = ("llm_jp_eval/AVG", "jglue/AVG", "heldout/loss", "eval/loss", "train/final_loss")
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for i, key in enumerate(HEADLINE, 1):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and value == value:
+            out[f"Headline/{i}_{key}"] = float(value)
+    return out
+
+
+# The runs table opens on MLflow's default columns (source, models, dataset) with child runs folded
+# under their parent. A shared view (an experiment tag MLflow's UI reads from ?viewStateShareKey=...)
+# opens it on the sweep's cells with the grid axes and headline scores as columns.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+LATEST_VIEW = "jsweep-latest"
+
+
+def column(kind: str, key: str) -> str:
+    return f"{kind}.`{key}`"
+
+
+def shared_view(sweep_id: str, axes: Iterable[str], metric_keys: Iterable[str]) -> dict[str, Any]:
+    """The view state of a sweep's runs table: its cells only, axes and headline metrics as columns,
+    sorted by the first headline score."""
+    params = ["model", "dataset", "method", "lr"]
+    params += [a.split("@")[0].lstrip("+~") for a in axes if a.split("@")[0].lstrip("+~") not in params
+               and not a.startswith(BOOKKEEPING)]
+    headline = sorted(k for k in metric_keys if k.startswith("Headline/"))
+    columns = [column("params", p) for p in params] + [column("metrics", m) for m in headline]
+    view: dict[str, Any] = {
+        "searchFilter": f"tags.`jsweep.sweep_id` = \"{sweep_id}\" and tags.`jsweep.kind` = \"cell\"",
+        "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL", "columnOrder": [],
+        "columnWidths": {c: 190 for c in columns if c.startswith("metrics.")},
+    }
+    if headline:
+        view["orderByKey"] = column("metrics", headline[0])
+        view["orderByAsc"] = headline[0].endswith("loss")
+    return view
+
+
+def view_url(base: str, experiment_id: str, key: str = LATEST_VIEW) -> str:
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}"

@@ -505,7 +505,12 @@ class SweepRunner:
         outcome = CellOutcome(cell, "FINISHED", fin.seconds, run_id, metrics=_read_json(cell.cell_dir / "metrics.json"))
         journal = Journal(cell.cell_dir / "tracking_journal.jsonl")
         if ok:
-            self._tracked(journal, run_id, [{"op": "log_artifact", "path": str(cell.cell_dir / "cell.log"),
+            from jsweep.runview import headline_metrics
+
+            now = int(time.time() * 1000)
+            headline = [[k, v, now, 0] for k, v in headline_metrics(outcome.metrics or {}).items()]
+            self._tracked(journal, run_id, [*([{"op": "log_batch", "metrics": headline}] if headline else []),
+                                            {"op": "log_artifact", "path": str(cell.cell_dir / "cell.log"),
                                              "artifact_path": None}])
         else:
             error_class = status.get("error_class") or (f"killed by signal {-fin.returncode}" if fin.returncode < 0
@@ -598,6 +603,7 @@ class SweepRunner:
             write_summary(result)
             self.echo(format_summary(result))
             report = self.report() if self.launcher.report and not interrupted else []
+            self.share_view(result)
             self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
                 {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
                                             "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
@@ -607,6 +613,22 @@ class SweepRunner:
         if interrupted:
             raise Stopped(interrupted)
         return result
+
+    def share_view(self, result: SweepResult) -> None:
+        """Save the runs-table view of this sweep (its cells, axes and headline scores as columns) on the
+        experiment, and print its MLflow UI link; a tracking store that is down only loses the link."""
+        from jsweep.runview import LATEST_VIEW, SHARED_VIEW_TAG, headline_metrics, shared_view, view_url
+
+        keys = {k for o in result.outcomes for k in headline_metrics(o.metrics or {})}
+        axes = sorted({o.partition("=")[0] for c in self.cells for o in c.spec.overrides})
+        view = json.dumps(shared_view(self.sweep_id, axes, keys))
+        try:
+            exp_id = self.tracker.experiment_id
+            for key in (self.sweep_id, LATEST_VIEW):
+                self.tracker.client.set_experiment_tag(exp_id, SHARED_VIEW_TAG + key, view)
+        except Exception:  # noqa: BLE001 - the results are logged; only the saved view is missing
+            return
+        self.echo(f"jsweep: compare the cells (make ui): {view_url('http://127.0.0.1:5000', exp_id, self.sweep_id)}")
 
     def summary_ops(self, report: list[Path]) -> list[dict[str, Any]]:
         """The parent run's aggregate of the report: each condition's mean ± interval over its replicates."""

@@ -30,3 +30,13 @@ def test_run_names_hold_fixed_overrides_and_leave_out_bookkeeping():
                                                     "tracking.experiment=x", "+method.lora.r=16"]) \
         == "dataset=dolly lr=1e-05 train.epochs=3 method.lora.r=16"
     assert run_name([], []) == "(defaults)"
+
+
+def test_headline_metrics_sort_before_the_bookkeeping():
+    from jsweep.runview import headline_metrics
+
+    metrics = {"llm_jp_eval/AVG": 0.4, "eval/loss": 2.0, "data/contamination/llm_jp_eval/overlap_ratio": 0.0,
+               "jglue/AVG": float("nan")}
+    head = headline_metrics(metrics)
+    assert head == {"Headline/1_llm_jp_eval/AVG": 0.4, "Headline/4_eval/loss": 2.0}
+    assert sorted([*head, *metrics])[:2] == ["Headline/1_llm_jp_eval/AVG", "Headline/4_eval/loss"]

@@ -6,7 +6,8 @@ It starts ``mlflow server`` on a free local port over the tracking store (defaul
 ``sqlite:///./mlflow.db``), waits for it, then runs Debian's ``chromium`` (``apt-get install
 chromium``) headless on:
 
-- the runs table, ``/#/experiments/<id>/runs``: ``runs.png`` and ``runs.html`` (the rendered DOM);
+- the runs table, opened on the view the sweep saved (``?viewStateShareKey=jsweep-latest``: its cells,
+  grid axes and headline scores as columns): ``runs.png`` and ``runs.html`` (the rendered DOM);
 - the compare page of the newest sweep's cells, ``/#/compare-runs?runs=[...]``: ``compare.png``
   and ``compare.html``.
 
@@ -126,11 +127,16 @@ def main(argv: list[str]) -> int:
         cells = [r for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
         ptags = tags(parent)
         grid = [g for g in (p["value"] for p in parent["data"].get("params", []) if p["key"] == "grid")][0]
-        axes = [o.partition("=")[0] for o in grid.split() if "," in o.partition("=")[2]]
-        expect = [e for e in args.expect.split(",") if e] or [*axes, ptags.get("jsweep.score", "")]
+        axes = [o.partition("=")[0] for o in grid.split()
+                if "," in o.partition("=")[2] and not o.partition("=")[2].startswith(("[", "{"))]
+        score = ptags.get("jsweep.score", "")
+        expect = [e for e in args.expect.split(",") if e] or [*axes, score]
         expect = [e for e in expect if e]
+        from jsweep.runview import LATEST_VIEW, SHARED_VIEW_TAG, view_url
+
+        shared = any(t["key"] == SHARED_VIEW_TAG + LATEST_VIEW for t in exp.get("tags", []))
         with tempfile.TemporaryDirectory() as profile:
-            runs_url = f"{base}/#/experiments/{exp['experiment_id']}/runs"
+            runs_url = view_url(base, exp["experiment_id"]) if shared else f"{base}/#/experiments/{exp['experiment_id']}/runs"
             ids = json.dumps([r["info"]["run_id"] for r in cells])
             compare_url = f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([exp['experiment_id']])}"
             runs_dom = render(chromium, runs_url, args.out / "runs.png", args.out / "runs.html", Path(profile) / "a")
@@ -145,7 +151,8 @@ def main(argv: list[str]) -> int:
                   "screenshots": ["runs.png", "compare.png"]}
         (args.out / "ui_check.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
         print(json.dumps(report, indent=2, ensure_ascii=False))
-        ok = all(v["compare"] for v in found.values()) and len(report["run_names_in_table"]) == len(names)
+        ok = all(v["compare"] and v["runs_table"] for v in found.values()) \
+            and len(report["run_names_in_table"]) == len(names)
         return 0 if ok else 1
     finally:
         try:
