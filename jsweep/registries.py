@@ -54,4 +54,5 @@ TRAINERS: Registry = Registry("trainer", {
 EVALUATORS: Registry = Registry("evaluator", {
     "llm_jp_eval": "jsweep.eval.llm_jp_eval:LlmJpEval",
     "jglue": "jsweep.eval.jglue:JGlueEval",
+    "heldout": "jsweep.eval.heldout:HeldOut",
 })

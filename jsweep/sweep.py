@@ -103,6 +103,9 @@ EVAL_DATA_HINTS = {
     "llm_jp_eval": ("eval.llm_jp_eval.data_dir",
                     "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
                     "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)"),
+    "heldout": ("eval.heldout.path",
+                "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
+                "default dolly)"),
     "jglue": ("eval.jglue.data_dir",
               "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
               "(or eval.jglue.hub=true to fetch it online)"),
@@ -119,7 +122,8 @@ def _check_eval_data(spec: CellSpec) -> list[str]:
         if name not in EVAL_DATA_HINTS:
             continue
         options = dict(options or {})
-        configured = options.get("data_dir") or options.get("hub") or any((options.get("paths") or {}).values())
+        configured = (options.get("data_dir") or options.get("path") or options.get("hub")
+                      or any((options.get("paths") or {}).values()))
         if not configured:
             key, how = EVAL_DATA_HINTS[name]
             problems.append(f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "

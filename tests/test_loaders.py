@@ -467,7 +467,7 @@ def test_log_dataset_input_records_source_n_and_digest_in_sqlite_store(tmp_path)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.create_experiment("prov", artifact_location=str(tmp_path / "artifacts"))
     runs = {}
-    for key, overrides in {"full": (), "sub": ("dataset.n=10",), "sub1": ("dataset.n=10", "seed=1")}.items():
+    for key, overrides in {"full": (), "sub": ("dataset.n=10",), "sub1": ("dataset.n=10", "data_seed=1")}.items():
         spec = spec_for("dataset=dolly", "eval=[]", *overrides)
         data = load_examples(spec.dataset, builtin_model=True)
         with mlflow.start_run(experiment_id=exp) as run:

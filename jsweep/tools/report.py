@@ -224,6 +224,30 @@ def bootstrap_llm_jp_eval(cell: CellResult, metric: str, resamples: int = BOOTST
     return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
 
 
+def bootstrap_heldout(cell: CellResult, resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
+    (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
+    import random
+
+    if cell.cell_dir is None or resamples <= 0:
+        return None
+    path = cell.cell_dir / "predictions" / "heldout.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < 2:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picked = [rows[rng.randrange(len(rows))] for _ in rows]
+        tokens = sum(r["tokens"] for r in picked)
+        if tokens:
+            values.append(sum(r["nll"] for r in picked) / tokens)
+    values.sort()
+    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+
+
 def stderr_interval(cell: CellResult, metric: str) -> tuple[float, float] | None:
     """95% interval of a JGLUE score from the harness's own standard errors (``..._stderr``); for
     jglue/AVG, the errors of its tasks combined as independent."""
@@ -252,6 +276,8 @@ def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTR
             ci = bootstrap_llm_jp_eval(c, metric, resamples)
         elif metric.startswith("jglue/"):
             ci = stderr_interval(c, metric)
+        elif metric == "heldout/loss":
+            ci = bootstrap_heldout(c, resamples)
         if ci is not None:
             c.intervals[metric] = ci
 
@@ -290,7 +316,7 @@ def conditions(cells: list[CellResult], metric: str, axes: list[str]) -> list[Co
             only = next(c for c in cond.cells if metric in c.metrics)
             if metric in only.intervals:
                 cond.low, cond.high = only.intervals[metric]
-                cond.basis = "bootstrap over samples" if metric.startswith("llm_jp_eval/") else "harness stderr"
+                cond.basis = "harness stderr" if metric.startswith("jglue/") else "bootstrap over samples"
     return list(groups.values())
 
 
@@ -403,7 +429,8 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
         lines += [f"Replicates: {', '.join(f'`{r}`' for r in reps)} ({max(c.n for c in conds)} per condition); "
                   f"each condition's score is their mean, with a 95% t interval.", ""]
     lines += ["Intervals are 95%: over replicates where a condition has several, else over the cell's "
-              "evaluation samples (bootstrap of llm-jp-eval predictions; JGLUE: the harness's standard error).", ""]
+              "evaluation samples (bootstrap of llm-jp-eval predictions or held-out records; JGLUE: the "
+              "harness's standard error).", ""]
     if not fair:
         lines += [f"**Not ranked:** `{metric}` is measured on each cell's own data, and this grid changes the data "
                   f"({', '.join(a for a in axes if not comparable('x', [a]))}), so it does not compare the cells. "
