@@ -241,3 +241,19 @@ def test_the_parent_run_gets_each_conditions_mean_and_interval(tmp_path):
         "summary/dataset_oasst/llm_jp_eval/AVG/ci_high"]
     for name in metrics:
         _validate_metric_name(name)
+
+
+def test_sizes_and_learning_rates_are_plotted_on_a_log_axis(tmp_path, monkeypatch):
+    from jsweep.tools import report
+
+    assert report.numeric_values(["100", "1000", "10000"]) == [100.0, 1000.0, 10000.0]
+    assert report.numeric_values(["dolly", "oasst"]) is None and report.numeric_values(["0", "1"]) is None
+    import matplotlib.axes
+
+    scales = []
+    real = matplotlib.axes.Axes.set_xscale
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xscale", lambda self, v, **kw: (scales.append(v), real(self, v, **kw)))
+    sweep_dir = make_sweep(tmp_path / "outputs", SCORES)
+    out, _ = write_report(sweep_dir)
+    assert scales == ["log"]                                  # lr: a quantity; dataset: categories
+    assert (out / "axes.png").read_bytes()[:4] == b"\x89PNG"

@@ -538,6 +538,15 @@ def _ink(im: Any, value: float) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
+def numeric_values(labels: list[str]) -> list[float] | None:
+    """The axis values as positive numbers (dataset.n, lr, steps), or None for categories."""
+    try:
+        values = [float(v) for v in labels]
+    except ValueError:
+        return None
+    return values if values and all(v > 0 for v in values) and len(set(values)) > 1 else None
+
+
 def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> list[str]:
     """Write the PNG plots; return their file names. Score plots only for a comparable score."""
     import matplotlib
@@ -597,19 +606,32 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         for ax, axis in zip(panels[0], grid):
             groups = by_axis(cells, axis, metric)
             labels = [g["value"] for g in groups]
+            numeric = numeric_values(labels)
+            # sizes and learning rates are quantities: placed at their values on a log axis, not as categories
+            xs = numeric if numeric is not None else list(range(len(groups)))
             for c in scored:                       # each cell a dot, each value's mean and interval across
-                ax.plot(labels.index(c.value(axis)), c.metrics[metric], "o", color="tab:blue",
+                ax.plot(xs[labels.index(c.value(axis))], c.metrics[metric], "o", color="tab:blue",
                         ms=5, alpha=0.7)
-            for i, g in enumerate(groups):
+            for x, g in zip(xs, groups):
                 if g["n"]:
-                    ax.hlines(g["mean"], i - 0.3, i + 0.3, color="black", lw=2)
+                    if numeric is not None:
+                        ax.plot([x], [g["mean"]], "_", color="black", ms=16, mew=2)
+                    else:
+                        ax.hlines(g["mean"], x - 0.3, x + 0.3, color="black", lw=2)
                     if g["n"] > 1:
-                        ax.vlines(i, g["low"], g["high"], color="black", lw=1)
-            ax.set_xlim(-0.6, len(groups) - 0.4)
-            ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right")
-            if axis.endswith(".n") or axis == "dataset.n":
-                ax.set_title(axis + " (sizes in order)")
+                        ax.vlines(x, g["low"], g["high"], color="black", lw=1)
+            if numeric is not None:
+                ax.set_xscale("log")
+                ax.set_xticks(sorted(set(numeric)), [labels[numeric.index(v)] for v in sorted(set(numeric))],
+                              rotation=30, ha="right")
+                ax.minorticks_off()
+                means = sorted((x, g["mean"]) for x, g in zip(xs, groups) if g["n"])
+                if len(means) > 1:
+                    ax.plot(*zip(*means), "-", color="black", lw=1, alpha=0.6)
+                ax.set_title(f"{axis} (log scale)")
             else:
+                ax.set_xlim(-0.6, len(groups) - 0.4)
+                ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right")
                 ax.set_title(axis)
             ax.set_ylabel(metric)
         fig.tight_layout()
