@@ -691,7 +691,8 @@ def format_plan(cells: list[PlannedCell]) -> str:
              f"  {'#':>3}  {'cell id':12}  {'data':16}  cell"]
     for c in cells:
         data = f"{c.data.get('n', '?')} ex {str(c.data.get('digest', ''))[:8]}" if c.data else "-"
-        lines.append(f"  {c.index:>3}  {c.cell_id:12}  {data:16}  {c.spec.label}")
+        note = f"  [{c.data['capped']}]" if c.data.get("capped") else ""
+        lines.append(f"  {c.index:>3}  {c.cell_id:12}  {data:16}  {c.spec.label}{note}")
     return "\n".join(lines)
 
 

@@ -586,3 +586,10 @@ def test_the_training_seed_leaves_the_data_alone_and_data_seed_moves_it():
     assert held == split_train_eval(data, 0.2, b.dataset.seed)[1]                   # one held-out split for all seeds
     mix = spec_for("dataset=dolly_ichikara_oasst", "eval=[]", "seed=3")
     assert mix.dataset.seed == 0
+
+
+def test_the_dry_run_labels_a_capped_size():
+    from jsweep.sweep import format_plan, plan
+
+    text = format_plan(plan([spec_for("dataset=dolly_10k", "eval=[]")]))
+    assert "48 ex" in text and "[dataset.n=10000 capped to the 48 records of the shipped fixture]" in text
