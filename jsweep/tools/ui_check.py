@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> int:
             print(f"jsweep ui-check: error: mlflow server did not start (see {args.out / 'server.log'})",
                   file=sys.stderr)
             return 2
-        exp = api(base, f"experiments/get-by-name?experiment_name={args.experiment}")["experiment"]
+        exp = api(base, f"experiments/get-by-name?experiment_name={urllib.parse.quote(args.experiment)}")["experiment"]
         runs = api(base, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500}).get("runs", [])
         tags = lambda r: {t["key"]: t["value"] for t in r["data"].get("tags", [])}  # noqa: E731
         sweeps = sorted((r for r in runs if tags(r).get("jsweep.kind") == "sweep"), key=lambda r: r["info"]["start_time"])
