@@ -692,6 +692,11 @@ def format_plan(cells: list[PlannedCell]) -> str:
     for c in cells:
         data = f"{c.data.get('n', '?')} ex {str(c.data.get('digest', ''))[:8]}" if c.data else "-"
         note = f"  [{c.data['capped']}]" if c.data.get("capped") else ""
+        if c.data.get("dropped"):
+            from jsweep.data.load import describe_drops
+
+            note += f"  [dropped {c.data['dropped']} {c.data.get('unit', 'records')}: " \
+                    f"{describe_drops(c.data.get('dropped_by_reason') or {})}]"
         lines.append(f"  {c.index:>3}  {c.cell_id:12}  {data:16}  {c.spec.label}{note}")
     return "\n".join(lines)
 

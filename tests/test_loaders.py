@@ -593,3 +593,11 @@ def test_the_dry_run_labels_a_capped_size():
 
     text = format_plan(plan([spec_for("dataset=dolly_10k", "eval=[]")]))
     assert "48 ex" in text and "[dataset.n=10000 capped to the 48 records of the shipped fixture]" in text
+
+
+def test_the_dry_run_reports_what_a_dataset_drops():
+    from jsweep.sweep import format_plan, plan
+
+    text = format_plan(plan([spec_for("dataset=oasst", "eval=[]")]))
+    assert "45 ex" in text and ("[dropped 3 messages: 2 untranslated (ng_translation), "
+                                "1 parent dropped: untranslated (ng_translation)]") in text, text
