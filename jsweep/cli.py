@@ -18,6 +18,7 @@ TOOLS: dict[str, str] = {
     "report": "jsweep.tools.report:main",
     "judge": "jsweep.tools.judge:main",
     "grade": "jsweep.tools.grading:main",
+    "ui-check": "jsweep.tools.ui_check:main",
 }
 
 

@@ -57,6 +57,7 @@ EVALUATORS: Registry = Registry("evaluator", {
     "elyza_tasks_100": "jsweep.eval.elyza:ElyzaTasks100",
     "human_eval": "jsweep.eval.samples:HumanEval",
     "samples": "jsweep.eval.samples:Samples",
+    "heldout": "jsweep.eval.heldout:HeldOut",
 })
 
 # Evaluators scored by the LLM judge (config group ``judge``): its config is checked before a sweep runs.

@@ -191,7 +191,8 @@ class CellSpec:
     distributed: DistributedSpec = field(default_factory=DistributedSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
-    seed: int = 0
+    seed: int = 0                 # training seed (replicates)
+    data_seed: int = 0            # data seed (split, subsets, mixtures); dataset.seed follows it
     output_root: str = "outputs"
     data_source: str = "auto"
     experiment: Optional[dict[str, Any]] = None

@@ -98,6 +98,40 @@ def _check_evaluators(spec: CellSpec) -> list[str]:
     return problems
 
 
+# What prepares each evaluator's real data (the shipped evaluation fixtures serve the builtin tiny model only).
+EVAL_DATA_HINTS = {
+    "llm_jp_eval": ("eval.llm_jp_eval.data_dir",
+                    "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
+                    "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)"),
+    "heldout": ("eval.heldout.path",
+                "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
+                "default dolly)"),
+    "jglue": ("eval.jglue.data_dir",
+              "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
+              "(or eval.jglue.hub=true to fetch it online)"),
+}
+
+
+def _check_eval_data(spec: CellSpec) -> list[str]:
+    """A real model is never scored on the toy evaluation fixtures: each evaluator needs its data set.
+    (Random-weight presets, ``model.init=random``, are throughput rigs whose scores mean nothing either way.)"""
+    if spec.model.builtin or spec.model.init == "random":
+        return []
+    problems = []
+    for name, options in spec.eval.items():
+        if name not in EVAL_DATA_HINTS:
+            continue
+        options = dict(options or {})
+        configured = (options.get("data_dir") or options.get("path") or options.get("hub")
+                      or any((options.get("paths") or {}).values()))
+        if not configured:
+            key, how = EVAL_DATA_HINTS[name]
+            problems.append(f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "
+                            f"(a few samples per task, for the builtin tiny model only): set {key}. To prepare it: {how}; "
+                            f"or leave {name} out (eval=[...])")
+    return problems
+
+
 def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     """Validate every cell and its data; raise PreflightError with all problems at once."""
     from jsweep.data.load import preflight
@@ -115,6 +149,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         if model_problem:
             problems.append(f"{where}: {model_problem}")
         problems.extend(f"{where}: {p}" for p in _check_evaluators(spec))
+        problems.extend(f"{where}: {p}" for p in _check_eval_data(spec))
         if gpus is None:
             visible = set(discover_gpus(spec.launcher.gpus))
             gpus = [g for g in gpu_facts() if g["index"] in visible]
@@ -139,9 +174,28 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         seen.setdefault(cid, i)
         cell_dir = Path(spec.output_root).resolve() / "cells" / cid
         planned.append(PlannedCell(i, spec, cid, cell_dir, data))
+    problems.extend(same_data_different_n(planned))
     if problems:
         raise PreflightError(problems)
     return planned
+
+
+def same_data_different_n(planned: list[PlannedCell]) -> list[str]:
+    """Cells that differ only in ``dataset.n`` but train on the same records (n beyond a shipped
+    fixture, capped): labelled as different sizes, they would be identical runs."""
+    groups: dict[str, PlannedCell] = {}
+    out = []
+    for cell in planned:
+        d = cell.spec.to_dict()
+        d.get("dataset", {}).pop("n", None)
+        d.pop("overrides", None)
+        key = json.dumps([d, cell.data.get("digest")], sort_keys=True, default=str)
+        first = groups.setdefault(key, cell)
+        if first is not cell and cell.data.get("digest") and first.spec.dataset.n != cell.spec.dataset.n:
+            out.append(f"cell {cell.index} ({cell.spec.label}): dataset.n={cell.spec.dataset.n} gives the same "
+                       f"{cell.data.get('n')} records as dataset.n={first.spec.dataset.n} (cell {first.index}); "
+                       f"the data holds only {cell.data.get('n')}: choose sizes up to that")
+    return out
 
 
 # --------------------------------------------------------------------------- running
@@ -398,15 +452,16 @@ class SweepRunner:
                 return meta["run_id"], True
             except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
                 pass
+        from jsweep.runview import cell_params, run_name
+
         spec_dict = cell.spec.to_dict()
+        fixed = [o for o in self.grid if not ("," in o.partition("=")[2] and not o.partition("=")[2].startswith(("[", "{")))]
         new_run = {
-            "name": cell.spec.label, "parent_id": self.tracker.parent_id,
+            "name": run_name(cell.spec.overrides, fixed), "parent_id": self.tracker.parent_id,
             "tags": {"jsweep.kind": "cell", "jsweep.sweep_id": self.sweep_id, "jsweep.cell_id": cell.cell_id,
                      "jsweep.git_commit": self.commit, "jsweep.cell_dir": str(cell.cell_dir),
                      "jsweep.dataset_license": cell.spec.dataset.license},
-            "params": {"model": cell.spec.model.name, "dataset": cell.spec.dataset.name,
-                       "method": cell.spec.method.name, "lr": repr(cell.spec.lr),
-                       **flatten(redact({k: v for k, v in spec_dict.items() if k != "overrides"}), "cfg.")}}
+            "params": cell_params(redact(spec_dict), [o.partition("=")[0] for o in cell.spec.overrides])}
         try:
             return self.tracker.create_child(new_run["name"], new_run["tags"], new_run["params"]), False
         except Exception as exc:  # noqa: BLE001 - the cell still runs; `jsweep sync` creates the run later
@@ -454,7 +509,12 @@ class SweepRunner:
         outcome = CellOutcome(cell, "FINISHED", fin.seconds, run_id, metrics=_read_json(cell.cell_dir / "metrics.json"))
         journal = Journal(cell.cell_dir / "tracking_journal.jsonl")
         if ok:
-            self._tracked(journal, run_id, [{"op": "log_artifact", "path": str(cell.cell_dir / "cell.log"),
+            from jsweep.runview import headline_metrics
+
+            now = int(time.time() * 1000)
+            headline = [[k, v, now, 0] for k, v in headline_metrics(outcome.metrics or {}).items()]
+            self._tracked(journal, run_id, [*([{"op": "log_batch", "metrics": headline}] if headline else []),
+                                            {"op": "log_artifact", "path": str(cell.cell_dir / "cell.log"),
                                              "artifact_path": None}])
         else:
             error_class = status.get("error_class") or (f"killed by signal {-fin.returncode}" if fin.returncode < 0
@@ -547,14 +607,45 @@ class SweepRunner:
             write_summary(result)
             self.echo(format_summary(result))
             report = self.report() if self.launcher.report and not interrupted else []
+            self.share_view(result)
             self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
                 {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
                                             "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
+                *self.summary_ops(report),
                 *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
                 {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
         if interrupted:
             raise Stopped(interrupted)
         return result
+
+    def share_view(self, result: SweepResult) -> None:
+        """Save the runs-table view of this sweep (its cells, axes and headline scores as columns) on the
+        experiment, and print its MLflow UI link; a tracking store that is down only loses the link."""
+        from jsweep.runview import LATEST_VIEW, SHARED_VIEW_TAG, headline_metrics, shared_view, view_url
+
+        keys = {k for o in result.outcomes for k in headline_metrics(o.metrics or {})}
+        axes = sorted({o.partition("=")[0] for c in self.cells for o in c.spec.overrides})
+        view = json.dumps(shared_view(self.sweep_id, axes, keys))
+        try:
+            exp_id = self.tracker.experiment_id
+            for key in (self.sweep_id, LATEST_VIEW):
+                self.tracker.client.set_experiment_tag(exp_id, SHARED_VIEW_TAG + key, view)
+        except Exception:  # noqa: BLE001 - the results are logged; only the saved view is missing
+            return
+        self.echo(f"jsweep: compare the cells (make ui): {view_url('http://127.0.0.1:5000', exp_id, self.sweep_id)}")
+
+    def summary_ops(self, report: list[Path]) -> list[dict[str, Any]]:
+        """The parent run's aggregate of the report: each condition's mean ± interval over its replicates."""
+        from jsweep.tools.report import parent_metrics
+
+        path = next((p for p in report if p.name == "conditions.json"), None)
+        if path is None:
+            return []
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        now = int(time.time() * 1000)
+        tags = {"jsweep.score": summary["metric"], "jsweep.winner": summary["winner"] or f"none ({summary['why']})"}
+        return [{"op": "log_batch", "metrics": [[k, v, now, 0] for k, v in parent_metrics(summary).items()]},
+                {"op": "set_tags", "tags": tags}]
 
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
@@ -604,7 +695,13 @@ def format_plan(cells: list[PlannedCell]) -> str:
              f"  {'#':>3}  {'cell id':12}  {'data':16}  cell"]
     for c in cells:
         data = f"{c.data.get('n', '?')} ex {str(c.data.get('digest', ''))[:8]}" if c.data else "-"
-        lines.append(f"  {c.index:>3}  {c.cell_id:12}  {data:16}  {c.spec.label}")
+        note = f"  [{c.data['capped']}]" if c.data.get("capped") else ""
+        if c.data.get("dropped"):
+            from jsweep.data.load import describe_drops
+
+            note += f"  [dropped {c.data['dropped']} {c.data.get('unit', 'records')}: " \
+                    f"{describe_drops(c.data.get('dropped_by_reason') or {})}]"
+        lines.append(f"  {c.index:>3}  {c.cell_id:12}  {data:16}  {c.spec.label}{note}")
     return "\n".join(lines)
 
 

@@ -80,38 +80,118 @@ def test_alpaca_yields_instruction_input_output_with_index_ids():
     assert ex.input == "私は毎朝公園を散歩します。"
 
 
-def test_oasst_rebuilds_best_path_and_skips_deleted_and_failed_review():
-    raw = [json.loads(line) for line in (INSTRUCT / "oasst_ja.jsonl").read_text().splitlines() if line.strip()]
-    data = load("oasst", fixture="instruct/oasst_ja.jsonl")
-    assert len(data.examples) == 16 and sum(1 for e in data.examples if len(e.messages) > 2) == 4
-    assert data.report.dropped == {"deleted message": 1, "failed review": 1}
+OASST_FIXTURE = "instruct/oasst1_89k_ja.json"
+
+
+def test_oasst1_89k_ja_fixture_has_the_real_file_quirks():
+    """The shipped fixture is laid out as kunishou/oasst1-89k-ja is: one JSON array, roots with
+    parent_id the string "nan", text_ja beside text, ng_translation "0"/"1", and no rank, deleted or
+    review_result."""
+    raw = json.loads((INSTRUCT / "oasst1_89k_ja.json").read_text())
+    roots = [m for m in raw if m["role"] == "prompter" and m["parent_id"] == "nan"]
+    assert len(roots) == 16 and not any(m["parent_id"] is None for m in raw)
+    assert not any(k in m for m in raw for k in ("rank", "deleted", "review_result"))
+    assert {m["ng_translation"] for m in raw} == {"0", "1"}
+    assert all(m["text_ja"] == m["text"] for m in raw if m["ng_translation"] == "1")
+
+
+def test_oasst_reads_nan_roots_drops_untranslated_and_gives_every_reply_its_thread():
+    raw = json.loads((INSTRUCT / "oasst1_89k_ja.json").read_text())
     msgs = {m["message_id"]: m for m in raw}
+    data = load("oasst", fixture=OASST_FIXTURE)
+    ng = {m["message_id"] for m in raw if m["ng_translation"] == "1"}
+    below_ng = {m["message_id"] for m in raw if m["parent_id"] in ng}
+    # every assistant reply is one conversation (the publisher's conversion), except the untranslated ones
+    replies = {m["message_id"] for m in raw if m["role"] == "assistant"} - ng - below_ng
+    assert {e.id for e in data.examples} == replies and len(data.examples) == 45
+    assert data.report.read == 69 and data.report.unit == "messages"
+    assert data.report.dropped == {"untranslated (ng_translation)": 2,
+                                   "parent dropped: untranslated (ng_translation)": 1}
     for ex in data.examples:
-        root = msgs[ex.id]
-        assert root["parent_id"] is None and ex.messages[0].content == root["text_ja"]
-        # the first reply is the best-ranked live child of the root
-        kids = [m for m in raw if m["parent_id"] == root["message_id"] and not m["deleted"] and m["review_result"]]
-        best = min(kids, key=lambda m: (m["rank"] is None, m["rank"] or 0, m["created_date"], m["message_id"]))
-        assert ex.messages[1] == Message("assistant", best["text_ja"])
+        path, cur = [], ex.id
+        while cur != "nan":
+            path.append(msgs[cur])
+            cur = msgs[cur]["parent_id"]
+        assert [m.content for m in ex.messages] == [m["text_ja"] for m in reversed(path)]
         assert [m.role for m in ex.messages] == ["user", "assistant"] * (len(ex.messages) // 2)
-    deleted = next(m for m in raw if m["deleted"])
-    assert all(deleted["text_ja"] not in [m.content for m in e.messages] for e in data.examples)
+    assert sum(1 for e in data.examples if len(e.messages) > 2) == 10
+    untranslated = [m["text_ja"] for m in raw if m["message_id"] in ng]
+    assert not any(t in m.content for e in data.examples for m in e.messages for t in untranslated)
+    prov = data.provenance()
+    assert prov["dropped"] == 3 and prov["dropped_by_reason"] == data.report.dropped
+
+
+def test_oasst_reads_openassistants_own_layout_with_ranks(tmp_path):
+    """OpenAssistant's jsonl (parent_id null, rank, deleted, review_result): one best-ranked
+    conversation per tree; deleted and rejected messages drop with their subtrees, all counted."""
+    rows = [
+        {"message_id": "r", "parent_id": None, "role": "prompter", "text_ja": "質問", "created_date": "1"},
+        {"message_id": "a0", "parent_id": "r", "role": "assistant", "text_ja": "最良", "rank": 0, "deleted": True,
+         "created_date": "2"},
+        {"message_id": "a1", "parent_id": "r", "role": "assistant", "text_ja": "次点", "rank": 1, "created_date": "3"},
+        {"message_id": "a2", "parent_id": "r", "role": "assistant", "text_ja": "三位", "rank": 2,
+         "review_result": False, "created_date": "4"},
+        {"message_id": "p2", "parent_id": "a1", "role": "prompter", "text_ja": "続き", "created_date": "5"},
+        {"message_id": "b0", "parent_id": "p2", "role": "assistant", "text_ja": "答え", "rank": 0, "created_date": "6"},
+        {"message_id": "b1", "parent_id": "p2", "role": "assistant", "text_ja": "別解", "rank": 1, "created_date": "7"},
+    ]
+    f = tmp_path / "oasst.jsonl"
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    data = load("oasst", path=f)
+    assert [turns(e) for e in data.examples] == [[("user", "質問"), ("assistant", "次点"), ("user", "続き"),
+                                                  ("assistant", "答え")]]
+    assert data.report.dropped == {"deleted message": 1, "failed review": 1, "not on the best-ranked path": 1}
+
+
+def test_oasst_english_text_keeps_the_untranslated_rows():
+    english = load("oasst", fixture=OASST_FIXTURE, field_map={"text": "text"})
+    assert len(english.examples) == 47 and english.report.dropped == {}
+    assert english.examples[0].messages[0].content.isascii()
 
 
 def test_oasst2_preset_reads_the_oasst_format():
     spec = spec_for("dataset=oasst2", "eval=[]")
     assert spec.dataset.hub_id == "kunishou/oasst2-135k-ja" and spec.dataset.loader == "oasst"
-    assert len(load_examples(spec.dataset, builtin_model=True).examples) == 16
-    english = load("oasst", fixture="instruct/oasst_ja.jsonl", field_map={"text": "text"})
-    assert english.examples[0].messages[0].content.isascii()
+    assert len(load_examples(spec.dataset, builtin_model=True).examples) == 45
+
+
+def test_a_preset_that_drops_everything_is_an_error_that_says_why(tmp_path):
+    raw = json.loads((INSTRUCT / "oasst1_89k_ja.json").read_text())
+    for m in raw:
+        m["ng_translation"] = "1"
+    f = tmp_path / "all_ng.json"
+    f.write_text(json.dumps(raw, ensure_ascii=False))
+    with pytest.raises(DataError) as err:
+        load("oasst", path=f, on_error="skip")
+    msg = str(err.value)
+    assert "no usable records: read 69 messages" in msg and "untranslated (ng_translation)" in msg, msg
+    bad = [{"instruction": "", "input": "", "output": "x", "category": "open_qa", "index": "0"}]
+    (tmp_path / "d.json").write_text(json.dumps(bad))
+    with pytest.raises(DataError, match=r"dropped them all \(1 empty text \(instruction\)\)"):
+        load("dolly", path=tmp_path / "d.json", on_error="skip")
+
+
+JASTER_TRAIN = INSTRUCT / "jaster" / "tuning" / "train"
+
+
+def test_jaster_fixture_is_laid_out_as_llm_jp_eval_writes_it():
+    files = sorted(p.name for p in JASTER_TRAIN.iterdir())
+    assert files == ["chabsa.json", "jcommonsenseqa.json", "jemhopqa.json", "jnli.json"]
+    for p in JASTER_TRAIN.iterdir():
+        text = p.read_text()
+        raw = json.loads(text)
+        assert text.startswith("[\n    {\n        \"ID\": ")                      # json.dump(indent=4)
+        assert [r["ID"] for r in raw] == [f"{p.stem}-{i}" for i in range(len(raw))]
+        assert all(list(r) == ["ID", "instruction", "input", "output", "text"] for r in raw)
 
 
 def test_jaster_yields_instruction_input_output_and_matches_its_text_field():
-    raw = json.loads((INSTRUCT / "jaster_train.json").read_text())
-    data = load("jaster", fixture="instruct/jaster_train.json")
+    raw = [r for p in sorted(JASTER_TRAIN.iterdir()) for r in json.loads(p.read_text())]
+    data = load("jaster", fixture="instruct/jaster/tuning/train")
     ex = by_id(data.examples)
     assert len(ex) == 44 and ex["jnli-0"].meta["task"] == "jnli"
-    assert turns(ex["jnli-0"]) == [("user", raw[0]["instruction"]), ("assistant", "entailment")]
+    jnli0 = next(r for r in raw if r["ID"] == "jnli-0")
+    assert turns(ex["jnli-0"]) == [("user", jnli0["instruction"]), ("assistant", "entailment")]
     assert ex["jnli-0"].input == "前提：白い犬が芝生の上でボールを追いかけている。\n仮説：動物が屋外で遊んでいる。"
     # jaster's `text` is the alpaca-ja prompt + output: the alpaca_ja format reproduces it exactly
     for rec in raw:
@@ -120,18 +200,25 @@ def test_jaster_yields_instruction_input_output_and_matches_its_text_field():
 
 
 def test_jaster_reads_a_tuning_train_directory_and_refuses_dev(tmp_path):
-    raw = json.loads((INSTRUCT / "jaster_train.json").read_text())
     train = tmp_path / "tuning" / "train"
-    train.mkdir(parents=True)
-    for task in ("jnli", "jcommonsenseqa", "jemhopqa", "chabsa"):
-        (train / f"{task}.json").write_text(json.dumps([r for r in raw if r["ID"].rsplit("-", 1)[0] == task],
-                                                       ensure_ascii=False))
+    shutil.copytree(JASTER_TRAIN, train)
     data = load("jaster", path=train)
-    assert sorted(e.id for e in data.examples) == sorted(r["ID"] for r in raw)
+    assert len(data.examples) == 44
     dev = tmp_path / "tuning" / "dev"
     shutil.copytree(train, dev)
     with pytest.raises(DataError, match=r"dev split file.*tuning/train"):
         load("jaster", path=tmp_path / "tuning")
+
+
+def test_hh_rlhf_12k_ja_replies_are_plain_strings_with_a_source():
+    raw = [json.loads(line) for line in (INSTRUCT / "hh_rlhf_ja.jsonl").read_text().splitlines()]
+    assert all(isinstance(r["chosen"], str) and isinstance(r["rejected"], str) for r in raw)
+    assert {r["source"] for r in raw} == {"harmless-base", "helpful-base", "helpful-online",
+                                          "helpful-rejection-sampled"}
+    data = load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl")
+    first = data.examples[0]
+    assert first.chosen == raw[0]["chosen"] and first.rejected == raw[0]["rejected"]
+    assert first.meta["source"] == raw[0]["source"]
 
 
 def test_generic_with_field_map_reads_the_synthetic_seeds():
@@ -265,6 +352,35 @@ def test_digest_changes_when_the_data_changes(tmp_path):
     assert digest_examples([ex]) != digest_examples([Example("1", [Message("user", "a"), Message("assistant", "c")])])
 
 
+def test_dataset_n_beyond_a_local_file_is_refused(tmp_path):
+    shutil.copy(INSTRUCT / "dolly_ja.json", tmp_path / "dolly.json")
+    with pytest.raises(DataError, match=r"dataset.n=100 is more than the 48 usable records .*choose n <= 48"):
+        load("dolly", path=tmp_path / "dolly.json", n=100)
+    assert len(load("dolly", path=tmp_path / "dolly.json", n=48).examples) == 48
+
+
+def test_dataset_n_beyond_the_fixture_is_capped_with_a_label():
+    data = load("dolly", fixture="instruct/dolly_ja.json", n=10000)
+    prov = data.provenance()
+    assert prov["n"] == 48 and prov["n_requested"] == 10000 and "capped to the 48 records" in prov["capped"]
+
+
+def test_a_grid_of_sizes_that_give_the_same_data_is_refused_before_anything_runs(tmp_path):
+    from jsweep.sweep import plan
+
+    shutil.copy(INSTRUCT / "dolly_ja.json", tmp_path / "dolly.json")
+    specs = [spec_for("dataset=jaster", "eval=[]", f"dataset.n={n}") for n in (10, 100, 1000)]
+    with pytest.raises(PreflightError) as err:
+        plan(specs)
+    msg = str(err.value)
+    assert "dataset.n=1000 gives the same 44 records as dataset.n=100" in msg, msg
+    assert "dataset.n=10 " not in msg
+    local = [spec_for("dataset=dolly", "eval=[]", f"dataset.path={tmp_path / 'dolly.json'}", f"dataset.n={n}")
+             for n in (10, 100)]
+    with pytest.raises(PreflightError, match="dataset.n=100 is more than the 48 usable records"):
+        plan(local)
+
+
 def test_split_is_seeded_and_disjoint():
     data = load("ichikara", fixture="instruct/ichikara.json").examples
     tr, ev = split_train_eval(data, 0.1, 0)
@@ -295,9 +411,9 @@ def test_alpaca_and_llmjp_formats_render_input_and_turns():
 
 # --------------------------------------------------------------------------- presets and pre-flight
 
-PRESETS = {"dolly": 48, "dolly_10k": 48, "ichikara": 44, "oasst": 16, "oasst2": 16, "alpaca_ja": 42, "jaster": 44,
+PRESETS = {"dolly": 48, "dolly_10k": 48, "ichikara": 44, "oasst": 45, "oasst2": 45, "alpaca_ja": 42, "jaster": 44,
            "generic": 40, "synthetic": 40, "hh_rlhf_ja": 40, "chatbot_arena_ja": 40, "preference": 40,
-           "dolly_ichikara_oasst": 108, "jaster_oasst_dolly": 108}
+           "dolly_ichikara_oasst": 137, "jaster_oasst_dolly": 137}
 
 
 def test_every_preset_composes_validates_and_loads_on_the_embedded_default():
@@ -351,7 +467,7 @@ def test_log_dataset_input_records_source_n_and_digest_in_sqlite_store(tmp_path)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.create_experiment("prov", artifact_location=str(tmp_path / "artifacts"))
     runs = {}
-    for key, overrides in {"full": (), "sub": ("dataset.n=10",), "sub1": ("dataset.n=10", "seed=1")}.items():
+    for key, overrides in {"full": (), "sub": ("dataset.n=10",), "sub1": ("dataset.n=10", "data_seed=1")}.items():
         spec = spec_for("dataset=dolly", "eval=[]", *overrides)
         data = load_examples(spec.dataset, builtin_model=True)
         with mlflow.start_run(experiment_id=exp) as run:
@@ -394,8 +510,8 @@ def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
                            "dolly_ichikara_oasst/oasst"}
     mix, tags = inputs["dolly_ichikara_oasst"]
     assert mix.source_type == "jsweep_mixture" and set(json.loads(mix.source)["components"]) == {"dolly", "ichikara", "oasst"}
-    assert tags["jsweep.n"] == "108" and json.loads(tags["jsweep.dropped_by_reason"]) == {
-        "oasst: deleted message": 1, "oasst: failed review": 1}
+    assert tags["jsweep.n"] == "137" and json.loads(tags["jsweep.dropped_by_reason"]) == {
+        "oasst: untranslated (ng_translation)": 2, "oasst: parent dropped: untranslated (ng_translation)": 1}
     comp, ctags = inputs["dolly_ichikara_oasst/ichikara"]
     assert ctags["mlflow.data.context"] == "training_component" and ctags["jsweep.n"] == "44"
     assert "CC BY-NC-SA" in ctags["jsweep.license"]
@@ -424,3 +540,64 @@ def test_log_dataset_input_through_the_cell_tracker(tmp_path):
     down = CellTracker("sqlite:////nonexistent/dir/mlflow.db", run.info.run_id, tmp_path / "cell2")
     assert log_dataset_input(down, data, spec) is None
     assert (tmp_path / "cell2" / "artifacts" / "data_provenance.json").exists()
+
+
+# --------------------------------------------------------------------------- evaluation data of real models
+
+def test_a_real_model_without_evaluation_data_is_refused_with_the_prepare_command(tmp_path):
+    from jsweep.sweep import plan
+
+    with pytest.raises(PreflightError) as err:
+        plan([spec_for("model=llm-jp-3-1.8b", "dataset=dolly")])
+    msg = str(err.value)
+    assert "eval.llm_jp_eval: model 'llm-jp-3-1.8b' would be scored on the shipped toy fixtures" in msg, msg
+    assert "python -m jsweep prepare llm-jp-eval --jglue" in msg and "set eval.jglue.data_dir" in msg, msg
+    (tmp_path / "evaluation" / "test").mkdir(parents=True)
+    ok = spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[llm_jp_eval]",
+                  f"eval.llm_jp_eval.data_dir={tmp_path}")
+    from jsweep.sweep import _check_eval_data
+
+    assert _check_eval_data(ok) == []
+    assert _check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []           # the fixtures serve the tiny model
+    assert _check_eval_data(spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[]")) == []
+
+
+def test_the_stockmark_study_command_sets_its_evaluation_data():
+    from jsweep.paths import CONF_DIR
+
+    head = (CONF_DIR / "experiment" / "stockmark13b_datasets.yaml").read_text().splitlines()[2]
+    assert "eval.jglue.data_dir=" in head and "eval.llm_jp_eval.data_dir=" in head, head
+
+
+# --------------------------------------------------------------------------- seeds: training replicates, one data seed
+
+def test_the_training_seed_leaves_the_data_alone_and_data_seed_moves_it():
+    from jsweep.sweep import plan
+
+    a, b = (spec_for("dataset=dolly", "eval=[]", "dataset.n=10", f"seed={s}") for s in (0, 1))
+    assert (a.seed, b.seed) == (0, 1) and a.dataset.seed == b.dataset.seed == 0
+    pa, pb = plan([a, b])
+    assert pa.data["digest"] == pb.data["digest"] and pa.cell_id != pb.cell_id      # same data, two replicates
+    c = spec_for("dataset=dolly", "eval=[]", "dataset.n=10", "data_seed=1")
+    assert c.seed == 0 and c.dataset.seed == 1
+    assert load_examples(c.dataset, builtin_model=True).digest != pa.data["digest"]
+    data = load_examples(a.dataset, builtin_model=True).examples
+    held = split_train_eval(data, 0.2, a.dataset.seed)[1]
+    assert held == split_train_eval(data, 0.2, b.dataset.seed)[1]                   # one held-out split for all seeds
+    mix = spec_for("dataset=dolly_ichikara_oasst", "eval=[]", "seed=3")
+    assert mix.dataset.seed == 0
+
+
+def test_the_dry_run_labels_a_capped_size():
+    from jsweep.sweep import format_plan, plan
+
+    text = format_plan(plan([spec_for("dataset=dolly_10k", "eval=[]")]))
+    assert "48 ex" in text and "[dataset.n=10000 capped to the 48 records of the shipped fixture]" in text
+
+
+def test_the_dry_run_reports_what_a_dataset_drops():
+    from jsweep.sweep import format_plan, plan
+
+    text = format_plan(plan([spec_for("dataset=oasst", "eval=[]")]))
+    assert "45 ex" in text and ("[dropped 3 messages: 2 untranslated (ng_translation), "
+                                "1 parent dropped: untranslated (ng_translation)]") in text, text

@@ -38,7 +38,7 @@ def spec_for(*overrides: str):
 # --------------------------------------------------------------------------- proportions
 
 def test_weights_with_total_n_give_exact_shares_with_upsampling():
-    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 2},
+    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 2, "n": 16},
                          "jaster": {"preset": "jaster", "weight": 1}}, n=200))
     assert len(data.examples) == 200 and counts(data) == {"dolly": 50, "oasst": 100, "jaster": 50}
     oasst = [e for e in data.examples if e.meta["component"] == "oasst"]
@@ -50,7 +50,7 @@ def test_weights_with_total_n_give_exact_shares_with_upsampling():
 
 
 def test_weights_without_n_take_the_largest_mixture_without_repeats():
-    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1}}))
+    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1, "n": 16}}))
     assert counts(data) == {"dolly": 16, "oasst": 16}                        # oasst (16) limits a 50/50 mix
     assert not any("repeat_of" in e.meta for e in data.examples)
 
@@ -66,19 +66,19 @@ def test_shares_hold_for_uneven_totals():
 
 
 def test_upsample_factors_repeat_components_in_a_concatenation():
-    data = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3},
+    data = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3, "n": 16},
                          "ichikara": {"preset": "ichikara", "upsample": 0.5}}))
     assert counts(data) == {"dolly": 48, "oasst": 48, "ichikara": 22}
     origins = Counter(e.meta.get("repeat_of") for e in data.examples if e.meta["component"] == "oasst")
     assert origins[None] == 16 and all(v == 2 for k, v in origins.items() if k)     # each oasst record 3 times
-    scaled = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3}}, n=48))
+    scaled = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3, "n": 16}}, n=48))
     assert counts(scaled) == {"dolly": 24, "oasst": 24}                              # same 1:1 proportions, n total
 
 
 def test_concatenation_preset_keeps_every_record_once():
     spec = spec_for("dataset=dolly_ichikara_oasst", "eval=[]")
     data = load(spec.dataset)
-    assert counts(data) == {"dolly": 48, "ichikara": 44, "oasst": 16}
+    assert counts(data) == {"dolly": 48, "ichikara": 44, "oasst": 45}
     assert sorted(e.id for e in data.examples if e.meta["component"] == "dolly") == sorted(f"dolly/{i}" for i in range(48))
     assert data.source.kind == "mixture" and "ichikara=" in data.source.describe()
 
@@ -177,8 +177,8 @@ def test_examples_budget_gives_every_dataset_the_same_size():
         sizes[preset] = len(data.examples)
         assert len({e.id for e in data.examples}) == 30
     assert set(sizes.values()) == {30}
-    oasst = load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture", "budget": "examples:30"}))
-    assert sum("repeat_of" in e.meta for e in oasst.examples) == 14                  # 16 records + 14 repeats
+    oasst = load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture", "budget": "examples:60"}))
+    assert sum("repeat_of" in e.meta for e in oasst.examples) == 15                  # 45 records + 15 repeats
     assert oasst.digest != load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture"})).digest
     mix = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1}},
                        budget="examples:60"))
@@ -187,6 +187,7 @@ def test_examples_budget_gives_every_dataset_the_same_size():
 
 def test_take_is_exact_and_marks_copies():
     data = load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture"})).examples
+    data = data[:16]
     out = take(data, 40, 0)
     assert len(out) == 40 and [e.id for e in out[:16]] == [e.id for e in data]
     assert out[16].id == f"{data[0].id}#2" and out[16].meta["repeat_of"] == data[0].id

@@ -42,7 +42,7 @@ def test_hh_rlhf_yields_prompt_turns_chosen_and_rejected():
     first = data.examples[0]
     assert isinstance(first, PreferenceExample) and first.id == "1"
     assert first.prompt == [Message("user", "隣の家の犬が夜中にずっと吠えていて眠れません。どうしたらいいですか？")]
-    assert first.chosen == raw[0]["chosen"]["value"] and first.rejected == "犬が悪いので、犬に向かって大声で怒鳴れば静かになりますよ。"
+    assert first.chosen == raw[0]["chosen"] and first.rejected == "犬が悪いので、犬に向かって大声で怒鳴れば静かになりますよ。"
     multi = data.examples[32]
     assert [(m.role, m.content) for m in multi.prompt] == [
         ("user", "週末に一泊二日で旅行したいです。"),

@@ -47,9 +47,11 @@ def test_cells_are_ranked_and_each_axis_value_is_averaged(tmp_path):
     lrs = {g["value"]: g for g in by_axis(cells, "lr", "llm_jp_eval/AVG")}
     assert lrs["0.0001"]["mean"] == pytest.approx(0.45) and lrs["1e-05"]["mean"] == pytest.approx(0.25)
     assert (lrs["0.0001"]["best"], lrs["0.0001"]["worst"]) == (0.5, 0.4)
-    assert "| **0.0001** | 2 | 0.4500 | 0.5000 | 0.4000 |" in text        # the better lr is marked
-    assert "| 1e-05 | 2 | 0.2500 |" in text
-    assert "| **dolly** | 2 | 0.3500 |" in text and "| **oasst** | 2 | 0.3500 |" in text   # a tie marks both
+    # two cells per lr that disagree by more than the lr gap: no lr is marked as the better one
+    assert lrs["0.0001"]["low"] < lrs["1e-05"]["high"] and not lrs["0.0001"]["clear"]
+    assert "| 0.0001 | 2 | 0.4500 |" in text and "**0.0001**" not in text
+    # single cells with no evaluation samples on disk: no interval, so no winner is declared
+    assert "**No clear winner:** no interval for these scores" in text and "**0.5000**" not in text
     for name in ("scores.png", "axes.png", "tasks.png", "loss.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
     rows = list(csv.DictReader(open(out / "cells.csv")))
@@ -57,14 +59,103 @@ def test_cells_are_ranked_and_each_axis_value_is_averaged(tmp_path):
     assert float(rows[3]["llm_jp_eval/AVG"]) == 0.50
 
 
-def test_a_score_on_which_all_cells_tie_gives_way_to_the_next(tmp_path):
+def test_a_benchmark_on_which_all_cells_tie_is_kept_and_nothing_is_ranked(tmp_path):
     tied = {k: 0.0 for k in SCORES}                      # a tiny model scores 0 on every task
     sweep_dir = make_sweep(tmp_path / "outputs", tied)
     cells = load_sweep(sweep_dir)
-    assert pick_metric(cells, None) == "eval/loss"
+    assert pick_metric(cells, None) == "llm_jp_eval/AVG"  # never each cell's own eval/loss on a dataset grid
     _, text = write_report(sweep_dir, with_plots=False)
-    assert "(lower is better)" in text and "does not compare cells across datasets" in text
-    assert pick_metric(cells, "llm_jp_eval/AVG") == "llm_jp_eval/AVG"   # asked for by name: used as is
+    assert "**All cells tie:** every cell scores 0.0000 on `llm_jp_eval/AVG`" in text
+    assert "Best:" not in text and "**" not in text.split("## Conditions")[1].split("## By")[0]
+    assert pick_metric(cells, "eval/loss") == "eval/loss"   # asked for by name: used as is, but not ranked
+    _, text = write_report(sweep_dir, "eval/loss", with_plots=False)
+    assert "**Not ranked:** `eval/loss` is measured on each cell's own data" in text and "## By `dataset`" not in text
+
+
+def test_a_loss_on_each_cells_own_data_ranks_only_a_grid_that_keeps_the_data(tmp_path):
+    from jsweep.tools.report import comparable
+
+    assert not comparable("eval/loss", ["dataset", "lr"]) and comparable("eval/loss", ["lr", "seed"])
+    assert not comparable("eval/loss", ["dataset.n"]) and comparable("llm_jp_eval/AVG", ["dataset"])
+    assert comparable("heldout/loss", ["dataset"])
+    sweep_dir = make_sweep(tmp_path / "outputs", {("dolly", "1e-05"): 0.0, ("dolly", "0.0001"): 0.0})
+    cells = load_sweep(sweep_dir)
+    assert pick_metric(cells, None) == "eval/loss"            # one dataset: its held-out split is shared
+
+
+def write_predictions(cell_dir: Path, correct: list[int]) -> None:
+    """An llm-jp-eval result as the evaluator leaves it: per-sample predictions and the task list."""
+    (cell_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    with open(cell_dir / "predictions" / "llm_jp_eval.jsonl", "w") as f:
+        for i, ok in enumerate(correct):
+            f.write(json.dumps({"task": "jnli", "pred": "entailment" if ok else "neutral", "gold": "entailment",
+                                "input": str(i)}) + "\n")
+    (cell_dir / "llm_jp_eval_results.json").write_text(json.dumps({"tasks": {"jnli": {"exact_match": 0}}}))
+
+
+def test_bootstrap_intervals_over_samples_and_a_winner_only_when_they_clear(tmp_path):
+    from jsweep.tools.report import bootstrap_llm_jp_eval
+
+    scores = {("dolly", "1e-05"): 0.9, ("oasst", "1e-05"): 0.1}
+    sweep_dir = make_sweep(tmp_path / "outputs", scores)
+    cells = {c.label: c for c in load_sweep(sweep_dir)}
+    write_predictions(cells["dataset=dolly lr=1e-05"].cell_dir, [1] * 36 + [0] * 4)     # 0.9 on 40 samples
+    write_predictions(cells["dataset=oasst lr=1e-05"].cell_dir, [1] * 4 + [0] * 36)     # 0.1
+    lo, hi = bootstrap_llm_jp_eval(cells["dataset=dolly lr=1e-05"], "llm_jp_eval/AVG")
+    assert 0.75 < lo < 0.9 < hi <= 1.0
+    out, text = write_report(sweep_dir, with_plots=True)
+    assert "**Best: dolly** (its interval clears the runner-up's)" in text, text
+    row = next(l for l in text.splitlines() if l.startswith("| 1 |"))
+    assert "| **0.9000** | [0.8" in row and "bootstrap" not in row
+    cond = json.loads((out / "conditions.json").read_text())
+    assert cond["winner"] == "dolly" and cond["conditions"][0]["basis"] == "bootstrap over samples"
+    # close scores on few samples: intervals overlap, no winner
+    close = make_sweep(tmp_path / "close", {("dolly", "1e-05"): 0.6, ("oasst", "1e-05"): 0.5})
+    cc = {c.label: c for c in load_sweep(close)}
+    write_predictions(cc["dataset=dolly lr=1e-05"].cell_dir, [1] * 6 + [0] * 4)
+    write_predictions(cc["dataset=oasst lr=1e-05"].cell_dir, [1] * 5 + [0] * 5)
+    _, text = write_report(close, with_plots=False)
+    assert "**No clear winner:** the intervals of the two best overlap" in text and "**0.6000**" not in text
+
+
+def make_replicated_sweep(root: Path, means: dict[str, float], spread: float) -> Path:
+    """A dataset x seed sweep: three seeds per dataset, scores mean ± spread."""
+    sweep_dir = root / "sweeps" / "rep"
+    sweep_dir.mkdir(parents=True)
+    rows, i = [], 0
+    for dataset, m in means.items():
+        for seed, d in zip((0, 1, 2), (-spread, 0.0, spread)):
+            cell_dir = root / "cells" / f"cell{i:08d}"
+            cell_dir.mkdir(parents=True)
+            overrides = [f"dataset={dataset}", f"seed={seed}"]
+            rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": " ".join(overrides), "status": "FINISHED",
+                         "log": str(cell_dir / "cell.log"), "overrides": overrides,
+                         "metrics": {"llm_jp_eval/AVG": m + d}})
+            i += 1
+    (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": "rep", "parent_run_id": None, "cells": rows}))
+    return sweep_dir
+
+
+def test_seeds_are_replicates_pooled_as_mean_and_interval(tmp_path):
+    from jsweep.tools.report import conditions, mean_interval
+
+    sweep_dir = make_replicated_sweep(tmp_path / "a", {"dolly": 0.50, "oasst": 0.30}, 0.01)
+    cells = load_sweep(sweep_dir)
+    conds = {c.where[0]: c for c in conditions(cells, "llm_jp_eval/AVG", ["dataset", "seed"])}
+    assert conds["dolly"].n == 3 and conds["dolly"].mean == pytest.approx(0.50)
+    m, lo, hi = mean_interval([0.49, 0.50, 0.51])
+    assert (conds["dolly"].low, conds["dolly"].high) == (pytest.approx(lo), pytest.approx(hi))
+    assert hi - m == pytest.approx(4.303 * 0.01 / 3 ** 0.5)        # t(2) * sd / sqrt(3)
+    out, text = write_report(sweep_dir)
+    assert "Replicates: `seed` (3 per condition)" in text and "## By `seed`" not in text
+    assert "**Best: dolly** (its interval clears the runner-up's)" in text
+    assert "| 1 | cell0000,cell0000,cell0000 | dolly | 3 | FINISHED | **0.5000** |" in text
+    cond = json.loads((out / "conditions.json").read_text())
+    assert cond["replicate_axes"] == ["seed"] and cond["conditions"][0]["replicates"] == {
+        "seed=0": pytest.approx(0.49), "seed=1": 0.5, "seed=2": pytest.approx(0.51)}
+    noisy = make_replicated_sweep(tmp_path / "b", {"dolly": 0.50, "oasst": 0.45}, 0.05)
+    _, text = write_report(noisy, with_plots=False)
+    assert "**No clear winner:** the intervals of the two best overlap" in text
 
 
 def test_a_resumed_attempt_replaces_the_steps_it_repeated(tmp_path):
@@ -135,3 +226,34 @@ def test_axes_come_from_the_summary_for_skipped_and_unstarted_cells(tmp_path):
     assert [c.axes for c in cells] == [dict(zip(("dataset", "lr"), k)) for k in SCORES]
     _, text = write_report(sweep_dir, with_plots=False)
     assert "## Not finished" in text and "NOT_RUN" in text
+
+
+def test_the_parent_run_gets_each_conditions_mean_and_interval(tmp_path):
+    from mlflow.utils.validation import _validate_metric_name
+
+    from jsweep.tools.report import parent_metrics
+
+    out, _ = write_report(make_replicated_sweep(tmp_path, {"dolly": 0.50, "oasst": 0.30}, 0.01), with_plots=False)
+    metrics = parent_metrics(json.loads((out / "conditions.json").read_text()))
+    assert metrics["summary/dataset_dolly/llm_jp_eval/AVG/mean"] == pytest.approx(0.50)
+    assert metrics["summary/dataset_dolly/llm_jp_eval/AVG/replicates"] == 3
+    assert metrics["summary/dataset_oasst/llm_jp_eval/AVG/ci_low"] < 0.30 < metrics[
+        "summary/dataset_oasst/llm_jp_eval/AVG/ci_high"]
+    for name in metrics:
+        _validate_metric_name(name)
+
+
+def test_sizes_and_learning_rates_are_plotted_on_a_log_axis(tmp_path, monkeypatch):
+    from jsweep.tools import report
+
+    assert report.numeric_values(["100", "1000", "10000"]) == [100.0, 1000.0, 10000.0]
+    assert report.numeric_values(["dolly", "oasst"]) is None and report.numeric_values(["0", "1"]) is None
+    import matplotlib.axes
+
+    scales = []
+    real = matplotlib.axes.Axes.set_xscale
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xscale", lambda self, v, **kw: (scales.append(v), real(self, v, **kw)))
+    sweep_dir = make_sweep(tmp_path / "outputs", SCORES)
+    out, _ = write_report(sweep_dir)
+    assert scales == ["log"]                                  # lr: a quantity; dataset: categories
+    assert (out / "axes.png").read_bytes()[:4] == b"\x89PNG"

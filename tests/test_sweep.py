@@ -61,7 +61,13 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         assert params["model"] == "tiny" and params["method"] == "sft_lora"
         assert float(params["lr"]) in (1e-5, 1e-4)
         seen.add((params["dataset"], float(params["lr"])))
-        assert params["cfg.train.max_steps"] == "3" and params["cfg.method.lora.r"] == "8"
+        # the settings a person compares, not ~200 flattened config keys; the config is an artifact + digest
+        assert params["max_steps"] == "3" and params["lora.r"] == "8" and params["effective_batch"] == "4"
+        assert len(params["config_digest"]) == 16 and len(params) < 40 and not any(k.startswith("cfg.") for k in params)
+        # the run name holds every result-changing override: the grid values and the fixed ones
+        name = child.info.run_name
+        assert name.startswith(f"dataset={params['dataset']} lr=") and " train.max_steps=3 " in name, name
+        assert name.endswith("eval.llm_jp_eval.tasks=[jnli,jsquad,jsts] eval.llm_jp_eval.max_num_samples=4"), name
         history = client.get_metric_history(child.info.run_id, "train/loss")
         assert len(history) >= 3 and all(h.value > 0 for h in history)
         for key in ("eval/loss", "train/tokens_per_second", "llm_jp_eval/AVG_partial", "llm_jp_eval/NLI_partial",
@@ -80,6 +86,15 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         tables = {a.path for a in client.list_artifacts(child.info.run_id, "llm_jp_eval/predictions")}
         assert tables == {f"llm_jp_eval/predictions/{t}.json" for t in ("jnli", "jsquad", "jsts")}
     assert seen == {(d, lr) for d in ("dolly", "oasst") for lr in (1e-5, 1e-4)}
+
+
+def test_the_parent_run_aggregates_the_conditions(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    parent = _runs(mlflow_client_for(tmp))[0][0]
+    score = parent.data.tags["jsweep.score"]
+    means = {k: v for k, v in parent.data.metrics.items() if k.startswith("summary/") and k.endswith("/mean")}
+    assert len(means) == 4 and all(f"/{score}/" in k for k in means)
+    assert "jsweep.winner" in parent.data.tags
 
 
 def test_cell_directories_hold_results(sweep):

@@ -26,6 +26,7 @@ class LoadedData:
     digest: str            # content digest of the examples actually used (after subsetting and budgets)
     name: str = ""         # the dataset's name (dataset.name)
     components: dict[str, dict[str, Any]] = field(default_factory=dict)   # a mixture's parts (provenance)
+    n_requested: int | None = None   # dataset.n when it was more than a shipped fixture holds (capped, labelled)
 
     @property
     def records(self) -> str:
@@ -40,6 +41,11 @@ class LoadedData:
             out["revision"] = self.source.revision
         if self.report.dropped:
             out["dropped_by_reason"] = dict(self.report.dropped)
+        if self.report.unit != "records":
+            out["unit"] = self.report.unit
+        if self.n_requested is not None:
+            out["n_requested"] = self.n_requested
+            out["capped"] = f"dataset.n={self.n_requested} capped to the {len(self.examples)} records of the shipped fixture"
         if self.components:
             out["components"] = {n: {k: c.get(k) for k in ("source", "n", "available", "share", "weight",
                                                             "upsample", "digest")}
@@ -58,6 +64,21 @@ def subset(examples: list[Any], n: int | None, seed: int) -> list[Any]:
     return [examples[i] for i in sorted(order[:n])]
 
 
+def describe_drops(dropped: dict[str, int]) -> str:
+    """'3 untranslated (ng_translation), 1 empty text (output)': the reasons, most frequent first."""
+    return ", ".join(f"{n} {why}" for why, n in sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def check_n(spec: Any, available: int, src: Source | None = None) -> None:
+    """``dataset.n`` larger than the usable records is an error, never a silent cap: a learning curve
+    whose points hold the same data would be labelled as different sizes."""
+    n = getattr(spec, "n", None)
+    if n is not None and n > available:
+        where = f" of {src.describe()}" if src is not None else ""
+        raise DataError(f"dataset.n={n} is more than the {available} usable records{where}: "
+                        f"choose n <= {available} (or leave dataset.n unset for all of them)")
+
+
 def load_single(spec: Any, *, builtin_model: bool) -> LoadedData:
     """One (non-mixture) dataset: source -> rows -> records -> ``dataset.n`` subset."""
     src = resolve_source(spec, builtin_model=builtin_model)
@@ -66,9 +87,17 @@ def load_single(spec: Any, *, builtin_model: bool) -> LoadedData:
     rows = read_rows(src, on_error=spec.on_error, report=report)
     examples = loader(rows, on_error=spec.on_error, report=report, field_map=dict(spec.field_map or {}))
     if not examples:
-        raise DataError(f"no usable records (read {report.read}, dropped {report.dropped})", file=src.location)
+        raise DataError(f"no usable records: read {report.read} {report.unit}, dropped them all "
+                        f"({describe_drops(report.dropped) or 'no reason recorded'})", file=src.location)
+    if src.kind != "fixture":
+        check_n(spec, len(examples), src)
     used = subset(examples, spec.n, spec.seed)
-    return LoadedData(used, report, src, digest_examples(used), name=spec.name)
+    data = LoadedData(used, report, src, digest_examples(used), name=spec.name)
+    if spec.n is not None and spec.n > len(used):
+        # The shipped fixture stands in for the real data (a preset such as dolly_10k pins a size of the
+        # real set): capped, and labelled so; a grid whose sizes all cap to the same data is refused by the planner.
+        data.n_requested = spec.n
+    return data
 
 
 def load_examples(spec: Any, *, builtin_model: bool) -> LoadedData:

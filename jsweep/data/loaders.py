@@ -103,21 +103,47 @@ def load_ichikara(rows: list[Row], *, on_error: str, report: LoadReport, **_: An
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="ID")
 
 
+ROOT_PARENTS = (None, "", "nan", "NaN", "None", "null")   # how a root message's parent_id is written
+
+
+def _is_root(parent: Any) -> bool:
+    """A root message: parent_id null (OpenAssistant's jsonl) or the string "nan" (kunishou's oasst1-89k-ja,
+    written from pandas), or a float NaN (the same file read through pandas/datasets)."""
+    return parent in ROOT_PARENTS or (isinstance(parent, float) and parent != parent)
+
+
+def _flag(value: Any) -> bool:
+    """ng_translation / use_deepl as the files write them: "1"/"0", 1/0, 1.0, true/false."""
+    return str(value).strip().lower() in ("1", "1.0", "true")
+
+
 def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
                **_: Any) -> list[Example]:
-    """oasst1/oasst2 Japanese translations: message rows linked by parent_id, rebuilt into conversations.
+    """oasst1/oasst2 message trees (kunishou's Japanese translations, or OpenAssistant's own jsonl),
+    linked by ``parent_id`` and rebuilt into conversations.
 
-    Rule (documented in README): messages that are ``deleted`` or failed review
-    (``review_result: false``) are dropped with their subtrees. Each message tree gives one
-    conversation: from the root prompter message, repeatedly follow the best child, i.e. the
-    lowest ``rank`` (unranked last), ties broken by ``created_date`` then ``message_id``, and stop
-    at a leaf. Trailing prompter turns are cut so the conversation ends with an assistant reply;
-    trees with no assistant reply are dropped ("no assistant reply"). The text is read from
-    ``text_ja`` (``dataset.field_map={text: text}`` reads the English original instead).
+    The real files differ, and both are read unchanged:
+
+    - kunishou/oasst1-89k-ja (and oasst2-135k-ja): one JSON array of every oasst message, the
+      Japanese text in ``text_ja`` beside the English ``text``; a root's ``parent_id`` is the string
+      ``"nan"``; ``ng_translation`` is "1" where translation failed (``text_ja`` then holds the
+      untranslated original). There is no ``rank``, ``deleted`` or ``review_result``: deleted and
+      rejected messages are in the file and cannot be told apart from it.
+    - OpenAssistant's own layout: roots have ``parent_id: null``, replies carry ``rank``, ``deleted``
+      and ``review_result``.
+
+    Rules: a message with ``ng_translation`` set is dropped with its subtree ("untranslated
+    (ng_translation)"; reading ``text`` with ``dataset.field_map={text: text}`` keeps them);
+    ``deleted`` / ``review_result: false`` messages are dropped with their subtrees. Then, when the
+    file ranks replies, each tree gives one conversation: from the root follow the best child (lowest
+    ``rank``, ties by ``created_date`` then ``message_id``) to a leaf, cut to end on an assistant reply.
+    When it does not (the Japanese files), every assistant reply gives one conversation, its thread from
+    the root (the conversion the publisher's card gives, with the earlier turns kept). Every message
+    that ends in no conversation is counted in ``dropped`` with its reason.
     """
     text_key = (field_map or {}).get("text", "text_ja")
     messages: dict[str, tuple[Row, dict[str, Any]]] = {}
-    children: dict[str | None, list[str]] = {}
+    order: list[str] = []
     all_ids = {str(r.data.get("message_id")) for r in rows}
     for row in rows:
         report.read += 1
@@ -129,54 +155,116 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
             role = row.data.get("role")
             if role not in ("prompter", "assistant"):
                 raise row.error(f"role must be prompter or assistant, got {role!r}", field="role", kind="bad role")
+            if "parent_id" not in row.data:
+                raise row.error("missing field (a root has parent_id null or \"nan\")", field="parent_id",
+                                kind="missing field")
+            parent = row.data.get("parent_id")
+            parent = None if _is_root(parent) else str(parent)
+            if parent is not None and parent not in all_ids:
+                raise row.error(f"parent_id {parent!r} refers to no message", field="parent_id", kind="unknown parent")
             text = text_field(row, text_key)
         except DataError as exc:
             if on_error != "skip":
                 raise
             report.drop(drop_reason(exc), str(exc))
             continue
+        why = None
         if row.data.get("deleted") is True:
-            report.drop("deleted message")
-            continue
-        if row.data.get("review_result") is False:
-            report.drop("failed review")
-            continue
-        parent = row.data.get("parent_id") or None
-        messages[mid] = (row, {"role": role, "text": text, "rank": row.data.get("rank"),
-                               "date": str(row.data.get("created_date") or ""), "parent": parent})
-        children.setdefault(parent, []).append(mid)
+            why = "deleted message"
+        elif row.data.get("review_result") is False:
+            why = "failed review"
+        elif text_key == "text_ja" and _flag(row.data.get("ng_translation", 0)):
+            why = "untranslated (ng_translation)"
+        rank = row.data.get("rank")
+        messages[mid] = (row, {"role": role, "text": text, "rank": rank if isinstance(rank, (int, float)) and rank == rank
+                                else None, "date": str(row.data.get("created_date") or ""), "parent": parent,
+                               "why": why})
+        order.append(mid)
 
-    for mid, (row, m) in messages.items():
-        if m["parent"] is not None and m["parent"] not in messages and on_error != "skip":
-            # A parent that was dropped (deleted/failed review) silently prunes the subtree; one that
-            # never existed is a broken file.
-            if m["parent"] not in all_ids:
-                raise row.error(f"parent_id {m['parent']!r} refers to no message", field="parent_id",
-                                kind="unknown parent")
+    # A message lives when it and all its ancestors are kept; otherwise it is dropped for the first
+    # reason on its path to the root (its own, or "parent dropped: <reason>").
+    status: dict[str, str | None] = {}
+    visiting: set[str] = set()
 
-    def best(ids: list[str]) -> str:
-        def key(i: str) -> tuple:
-            rank = messages[i][1]["rank"]
-            return (rank is None, rank if rank is not None else 0, messages[i][1]["date"], i)
-        return min(ids, key=key)
+    def reason(mid: str) -> str | None:
+        if mid in status:
+            return status[mid]
+        m = messages[mid][1]
+        if m["parent"] is None:
+            r = m["why"]
+        elif m["parent"] not in messages:            # the parent was a bad record (on_error=skip)
+            r = "parent dropped"
+        elif mid in visiting:
+            r = "parent_id cycle"
+        else:
+            visiting.add(mid)
+            up = reason(m["parent"])
+            visiting.discard(mid)
+            r = m["why"] if up is None else (up if up.startswith("parent") else f"parent dropped: {up}")
+        status[mid] = r
+        return r
 
+    live = [m for m in order if reason(m) is None]
+    for mid in order:
+        r = reason(mid)
+        if r is not None:
+            report.drop(r)
+    children: dict[str | None, list[str]] = {}
+    for mid in live:
+        children.setdefault(messages[mid][1]["parent"], []).append(mid)
+
+    def conv(path: list[str]) -> list[Message]:
+        return [Message("user" if messages[i][1]["role"] == "prompter" else "assistant", messages[i][1]["text"])
+                for i in path]
+
+    def thread(mid: str) -> list[str]:
+        path = [mid]
+        while messages[path[-1]][1]["parent"] is not None:
+            path.append(messages[path[-1]][1]["parent"])
+        return path[::-1]
+
+    roots = sorted(children.get(None, []), key=lambda i: (messages[i][1]["date"], i))
+    ranked = any(messages[m][1]["rank"] is not None for m in live)
     out: list[Example] = []
-    for root in sorted(children.get(None, []), key=lambda i: (messages[i][1]["date"], i)):
+    used: set[str] = set()
+    for root in roots:
         if messages[root][1]["role"] != "prompter":
-            report.drop("root is not a prompter message")
             continue
-        path = [root]
-        while children.get(path[-1]):
-            path.append(best(children[path[-1]]))
-        while path and messages[path[-1]][1]["role"] != "assistant":
-            path.pop()
-        if not path:
-            report.drop("no assistant reply")
+        if ranked:
+            def key(i: str) -> tuple:
+                rank = messages[i][1]["rank"]
+                return (rank is None, rank if rank is not None else 0, messages[i][1]["date"], i)
+            path = [root]
+            while children.get(path[-1]):
+                path.append(min(children[path[-1]], key=key))
+            while path and messages[path[-1]][1]["role"] != "assistant":
+                path.pop()
+            if path:
+                used.update(path)
+                out.append(Example(id=root, messages=conv(path), meta={"turns": len(path) // 2}))
             continue
-        turns = [Message("user" if messages[i][1]["role"] == "prompter" else "assistant", messages[i][1]["text"])
-                 for i in path]
-        out.append(Example(id=root, messages=turns, meta={"turns": len(turns) // 2}))
+        stack = [root]
+        while stack:                                 # depth-first, siblings by date: a stable order
+            mid = stack.pop()
+            kids = sorted(children.get(mid, []), key=lambda i: (messages[i][1]["date"], i))
+            stack.extend(reversed(kids))
+            if messages[mid][1]["role"] == "assistant":
+                path = thread(mid)
+                roles = [messages[i][1]["role"] for i in path]
+                if roles == ["prompter", "assistant"] * (len(path) // 2):
+                    used.update(path)
+                    out.append(Example(id=mid, messages=conv(path), meta={"turns": len(path) // 2, "root": root}))
+    for mid in live:
+        if mid not in used:
+            m = messages[mid][1]
+            if m["parent"] is None and m["role"] != "prompter":
+                report.drop("root is not a prompter message")
+            elif ranked:
+                report.drop("not on the best-ranked path")
+            else:
+                report.drop("no assistant reply" if m["role"] == "prompter" else "turns do not alternate")
     report.kept = len(out)
+    report.unit = "messages"
     return out
 
 

@@ -68,13 +68,19 @@ def _pair(row: Row, ex_id: str, prompt: list[Message], chosen_key: str, rejected
 
 
 def load_hh_rlhf(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[PreferenceExample]:
-    """llm-jp/hh-rlhf-12k-ja: conversations [{from: human|gpt, value}] ending with a human turn,
-    chosen {from: gpt, value}, rejected {from: gpt, value}. No id field: the record index is the id."""
+    """llm-jp/hh-rlhf-12k-ja (hh-rlhf-12k-ja.jsonl, as llm-jp-dpo's train.py reads it): ``conversations``
+    [{from: human|gpt, value}] ending with a human turn, ``chosen`` and ``rejected`` plain strings (the
+    two replies), ``source`` the hh-rlhf group (harmless-base, helpful-base, helpful-online,
+    helpful-rejection-sampled), kept as ``meta["source"]``. A ``{from, value}`` reply is read too. No id
+    field: the record index (line) is the id."""
     ids = index_ids(rows)
 
     def convert(row: Row) -> PreferenceExample:
         prompt = _turns(row, "conversations")
-        return _pair(row, ids(row), prompt, "chosen", "rejected", turns=sum(m.role == "user" for m in prompt))
+        meta = {"turns": sum(m.role == "user" for m in prompt)}
+        if isinstance(row.data.get("source"), str):
+            meta["source"] = row.data["source"]
+        return _pair(row, ids(row), prompt, "chosen", "rejected", **meta)
 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 

@@ -65,7 +65,7 @@ def setup(ctx: CellContext):
     if ctx.deepspeed_config:
         ctx.tracker.log_artifact(ctx.deepspeed_config)          # the generated DeepSpeed config
     data = load_examples(spec.dataset, builtin_model=spec.model.builtin)
-    ctx.train, ctx.held_out = split_train_eval(data.examples, spec.train.eval_fraction, spec.seed)
+    ctx.train, ctx.held_out = split_train_eval(data.examples, spec.train.eval_fraction, spec.dataset.seed)
     ctx.tracker.set_tags({"jsweep.data_digest": data.digest, "jsweep.data_source": data.source.describe()})
     log_dataset_input(ctx.tracker, data, spec)
     contamination, flags = check_contamination(spec, ctx.train)

@@ -44,7 +44,7 @@ def apply_token_budget(ctx: CellContext, rows: list[dict[str, str]], lengths: li
     budget = budget_tokens(ctx.spec.dataset.budget)
     if budget is None or not rows:
         return rows
-    idx = token_budget_indices(lengths, budget, ctx.spec.seed)
+    idx = token_budget_indices(lengths, budget, ctx.spec.dataset.seed)
     tokens = sum(lengths[i] for i in idx)
     ctx.log_metrics({"data/budget/tokens": tokens, "data/budget/examples": len(idx),
                      "data/budget/passes": len(idx) / len(rows)})

@@ -3,8 +3,11 @@
 PATH is a sweep directory (``outputs/sweeps/<time>/``, holding ``summary.json``) or an output root,
 whose newest sweep is taken; the default is ``outputs``. The report goes to ``<sweep dir>/report/``:
 
-- ``report.md``: the cells ranked by the chosen score; for each axis of the grid, the mean, best
-  and worst score of each of its values ("which data / method / lr helped"); per-task scores;
+- ``report.md``: the conditions (cells, with their ``seed`` replicates pooled) ranked by a score
+  that is comparable across them, each with a 95% interval; a winner only where its interval does
+  not overlap the runner-up's; for each axis of the grid, the mean and interval of each of its
+  values ("which data / method / lr helped"); per-task scores;
+- ``conditions.json``: each condition's mean, interval and replicates (logged to the parent run);
 - ``cells.csv``: one row per cell (axes, status, every metric), for spreadsheets;
 - ``scores.png``: the score of every cell, or a heat map when the grid has two axes;
 - ``axes.png``: the score against each axis' values, one panel per axis;
@@ -28,13 +31,23 @@ from typing import Any
 
 from jsweep.errors import JsweepError
 
-# Scores tried in order when --metric is not given: the first on which the cells differ is used
-# (a tiny test model scores 0 everywhere on llm-jp-eval, but its losses differ).
+# Scores tried in order when --metric is not given: the first comparable one on which the cells differ.
 DEFAULT_METRICS = ("llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "jglue/AVG", "elyza_tasks_100/score",
-                   "human_eval/accuracy", "eval/loss", "train/final_loss")
+                   "human_eval/accuracy", "heldout/loss", "eval/loss", "train/final_loss")
+# Scores measured on one evaluation set shared by every cell: comparable whatever the grid varies.
+SHARED_PREFIXES = ("llm_jp_eval/", "jglue/", "heldout/", "elyza_tasks_100/", "human_eval/")
+# Axes that change the data a cell is trained and held out on: with one of them in the grid, a loss on
+# each cell's own held-out split (eval/loss) or training data compares different data, not models.
+DATA_AXES = ("dataset", "data_source", "data_seed", "train.eval_fraction")
+# Axes whose values are replicates of one condition, pooled as mean ± interval (not compared).
+REPLICATE_AXES = ("seed",)
 # Columns shown beside the score in the cells table, where cells have them.
 SIDE_COLUMNS = ("eval/loss", "train/final_loss", "train/tokens_per_second_per_gpu", "train/mfu",
                 "gpu/peak_memory_gb", "time/total_seconds")
+BOOTSTRAP = 200            # bootstrap resamples of a cell's evaluation samples (0 = no per-cell intervals)
+# Two-sided 95% t quantiles by degrees of freedom (replicate intervals); 1.96 beyond 30.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
 class ReportError(JsweepError):
@@ -51,6 +64,8 @@ class CellResult:
     metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)   # metrics that are NaN or infinite (kept out of rankings)
+    cell_dir: Path | None = None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)   # 95% interval per score (samples)
 
     def value(self, axis: str) -> str:
         """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
@@ -116,26 +131,215 @@ def load_sweep(sweep_dir: Path) -> list[CellResult]:
         cells.append(CellResult(row["index"], row["cell_id"], row["label"], row["status"], axes_of(overrides),
                                 {k: v for k, v in values.items() if math.isfinite(v)},
                                 read_history(cell_dir / "history.jsonl"),
-                                sorted(k for k, v in values.items() if not math.isfinite(v))))
+                                sorted(k for k, v in values.items() if not math.isfinite(v)), cell_dir))
     return cells
 
 
 # --------------------------------------------------------------------------- analysis
 
-def pick_metric(cells: list[CellResult], requested: str | None) -> str:
+def comparable(metric: str, axes: list[str]) -> bool:
+    """Whether ``metric`` compares the cells of a grid over ``axes``: a score on one shared evaluation
+    set always does; a loss on each cell's own data only when no axis changes the data."""
+    if metric.startswith(SHARED_PREFIXES):
+        return True
+    return not any(a.split("@")[0].split(".")[0] in DATA_AXES or a in DATA_AXES for a in axes)
+
+
+def pick_metric(cells: list[CellResult], requested: str | None, axes: list[str] | None = None) -> str:
+    """The score to rank by: ``requested``, else the first comparable default on which the cells differ,
+    else the first comparable one present (every cell ties on it), else the first present at all (then
+    the report does not rank: see :func:`comparable`)."""
     have = {k for c in cells for k in c.metrics}
     if requested:
         if requested not in have:
             close = sorted(k for k in have if requested.split("/")[-1].lower() in k.lower())[:8]
             raise ReportError(f"no cell has metric '{requested}'" + (f" (similar: {', '.join(close)})" if close else ""))
         return requested
+    axes = varying_axes(cells) if axes is None else axes
     present = [k for k in DEFAULT_METRICS if k in have]
-    for key in present:                 # a score on which every cell ties ranks nothing: try the next
+    fair = [k for k in present if comparable(k, axes)]
+    for key in fair:
         if len({c.metrics[key] for c in cells if key in c.metrics}) > 1:
             return key
+    if fair:
+        return fair[0]
     if present:
         return present[0]
     raise ReportError("no cell has a score to compare (" + ", ".join(DEFAULT_METRICS) + ")")
+
+
+def grid_axes(axes: list[str]) -> list[str]:
+    return [a for a in axes if a not in REPLICATE_AXES]
+
+
+def replicate_axes(axes: list[str]) -> list[str]:
+    return [a for a in axes if a in REPLICATE_AXES]
+
+
+def mean_interval(xs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t interval of replicate values (the interval is the mean itself for one value)."""
+    n = len(xs)
+    m = sum(xs) / n
+    if n < 2:
+        return m, m, m
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    df = n - 1
+    t = T95.get(df) or (1.96 if df > 30 else T95[max(k for k in T95 if k <= df)])
+    half = t * sd / math.sqrt(n)
+    return m, m - half, m + half
+
+
+def bootstrap_llm_jp_eval(cell: CellResult, metric: str, resamples: int = BOOTSTRAP, seed: int = 0
+                          ) -> tuple[float, float] | None:
+    """95% percentile interval of an llm-jp-eval score of one cell, resampling its scored samples
+    within each task (predictions/llm_jp_eval.jsonl) and re-scoring them as the evaluator does."""
+    import random
+
+    if cell.cell_dir is None or resamples <= 0:
+        return None
+    pred_file = cell.cell_dir / "predictions" / "llm_jp_eval.jsonl"
+    results = cell.cell_dir / "llm_jp_eval_results.json"
+    if not pred_file.exists() or not results.exists():
+        return None
+    from jsweep.eval.llm_jp_eval import flat_metrics, score_predictions
+
+    metrics_of = {t: list(m) for t, m in json.loads(results.read_text(encoding="utf-8"))["tasks"].items()}
+    by_task: dict[str, list[tuple[str, str]]] = {}
+    for line in pred_file.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["task"] in metrics_of:
+            by_task.setdefault(row["task"], []).append((row["pred"], row["gold"]))
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        sample = {}
+        for task, pairs in by_task.items():
+            picked = [pairs[rng.randrange(len(pairs))] for _ in pairs]
+            sample[task] = ([p for p, _ in picked], [g for _, g in picked])
+        v = flat_metrics(score_predictions(sample, metrics_of)).get(metric)
+        if v is not None and math.isfinite(v):
+            values.append(v)
+    if len(values) < max(10, resamples // 2):
+        return None
+    values.sort()
+    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+
+
+def bootstrap_heldout(cell: CellResult, resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
+    (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
+    import random
+
+    if cell.cell_dir is None or resamples <= 0:
+        return None
+    path = cell.cell_dir / "predictions" / "heldout.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < 2:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picked = [rows[rng.randrange(len(rows))] for _ in rows]
+        tokens = sum(r["tokens"] for r in picked)
+        if tokens:
+            values.append(sum(r["nll"] for r in picked) / tokens)
+    values.sort()
+    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+
+
+def stderr_interval(cell: CellResult, metric: str) -> tuple[float, float] | None:
+    """95% interval of a JGLUE score from the harness's own standard errors (``..._stderr``); for
+    jglue/AVG, the errors of its tasks combined as independent."""
+    value = cell.metrics.get(metric)
+    if value is None:
+        return None
+    if metric == "jglue/AVG":
+        parts = [k for k in cell.metrics if k.startswith("jglue/") and k.count("/") == 2 and "stderr" not in k]
+        ses = [cell.metrics.get(k + "_stderr") for k in parts]
+        if not parts or any(se is None for se in ses):
+            return None
+        se = math.sqrt(sum(x * x for x in ses)) / len(parts)
+    else:
+        se = cell.metrics.get(metric + "_stderr")
+        if se is None:
+            return None
+    return value - 1.96 * se, value + 1.96 * se
+
+
+def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTRAP) -> None:
+    for c in cells:
+        if metric not in c.metrics:
+            continue
+        ci = None
+        if metric.startswith("llm_jp_eval/"):
+            ci = bootstrap_llm_jp_eval(c, metric, resamples)
+        elif metric.startswith("jglue/"):
+            ci = stderr_interval(c, metric)
+        elif metric == "heldout/loss":
+            ci = bootstrap_heldout(c, resamples)
+        if ci is not None:
+            c.intervals[metric] = ci
+
+
+@dataclass
+class Condition:
+    """One point of the grid: its cells are replicates (values of the replicate axes, e.g. seed)."""
+
+    where: list[str]
+    cells: list[CellResult]
+    mean: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    basis: str = ""                 # how the interval was made: replicates, bootstrap, stderr, none
+
+    @property
+    def n(self) -> int:
+        return len(self.cells)
+
+
+def conditions(cells: list[CellResult], metric: str, axes: list[str]) -> list[Condition]:
+    """Cells grouped by their grid-axis values (replicate axes pooled), with mean and 95% interval:
+    over replicates when there are 2+, else the single cell's sampling interval (bootstrap over its
+    evaluation samples, or the harness's standard error), else none."""
+    groups: dict[tuple[str, ...], Condition] = {}
+    for c in cells:
+        key = tuple(c.where(grid_axes(axes)))
+        groups.setdefault(key, Condition(list(key), [])).cells.append(c)
+    for cond in groups.values():
+        xs = [c.metrics[metric] for c in cond.cells if metric in c.metrics]
+        if not xs:
+            continue
+        cond.mean, cond.low, cond.high = mean_interval(xs)
+        cond.basis = f"{len(xs)} replicates" if len(xs) > 1 else "none"
+        if len(xs) == 1:
+            only = next(c for c in cond.cells if metric in c.metrics)
+            if metric in only.intervals:
+                cond.low, cond.high = only.intervals[metric]
+                cond.basis = "harness stderr" if metric.startswith("jglue/") else "bootstrap over samples"
+    return list(groups.values())
+
+
+def ranked_conditions(conds: list[Condition], metric: str) -> list[Condition]:
+    sign = 1 if lower_is_better(metric) else -1
+    return sorted(conds, key=lambda c: (math.isnan(c.mean), sign * (0.0 if math.isnan(c.mean) else c.mean)))
+
+
+def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
+    """The best condition when its interval clears the runner-up's; else None and why not."""
+    scored = [c for c in ranked_conditions(conds, metric) if not math.isnan(c.mean)]
+    if len(scored) < 2:
+        return None, "one condition: nothing to compare"
+    best, second = scored[0], scored[1]
+    if best.mean == second.mean:
+        return None, f"{best.mean:.4g} ties with the next"
+    if best.basis == "none" or second.basis == "none":
+        return None, "no interval for these scores (add replicates: seed=0,1,2)"
+    clear = best.high < second.low if lower_is_better(metric) else best.low > second.high
+    if not clear:
+        return None, "the intervals of the two best overlap"
+    return best, "its interval clears the runner-up's"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -156,7 +360,9 @@ def ranked(cells: list[CellResult], metric: str) -> list[CellResult]:
 
 
 def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, Any]]:
-    """Per value of ``axis``: cells, mean, best and worst score (cells without the score are left out)."""
+    """Per value of ``axis``: cells, mean, 95% interval of the mean (over its cells), best and worst
+    score (cells without the score are left out). ``clear`` marks the one value whose interval lies
+    wholly on the better side of every other value's; none when intervals overlap."""
     groups: dict[str, list[float]] = {}
     for c in cells:
         groups.setdefault(c.value(axis), [])
@@ -164,9 +370,20 @@ def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, A
             groups[c.value(axis)].append(c.metrics[metric])
     best = min if lower_is_better(metric) else max
     worst = max if lower_is_better(metric) else min
-    return [{"value": v, "n": len(xs), "mean": sum(xs) / len(xs) if xs else math.nan,
-             "best": best(xs) if xs else math.nan, "worst": worst(xs) if xs else math.nan}
-            for v, xs in groups.items()]
+    out = []
+    for v, xs in groups.items():
+        m, lo, hi = mean_interval(xs) if xs else (math.nan, math.nan, math.nan)
+        out.append({"value": v, "n": len(xs), "mean": m, "low": lo, "high": hi,
+                    "best": best(xs) if xs else math.nan, "worst": worst(xs) if xs else math.nan, "clear": False})
+    scored = [g for g in out if g["n"] >= 2]
+    if len(scored) >= 2 and len(scored) == len([g for g in out if g["n"]]):
+        top = best(scored, key=lambda g: g["mean"])
+        others = [g for g in scored if g is not top]
+        if lower_is_better(metric):
+            top["clear"] = all(top["high"] < g["low"] for g in others)
+        else:
+            top["clear"] = all(top["low"] > g["high"] for g in others)
+    return out
 
 
 def task_metrics(cells: list[CellResult]) -> list[str]:
@@ -198,37 +415,71 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _ci(low: float, high: float) -> str:
+    return "-" if math.isnan(low) or low == high else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
 def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[str], plots: list[str]) -> str:
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     done = sum(c.status in ("FINISHED", "SKIPPED") for c in cells)
+    grid, reps = grid_axes(axes), replicate_axes(axes)
+    fair = comparable(metric, axes)
+    conds = conditions(cells, metric, axes)
     lines = [f"# Sweep report: {sweep_dir.name}", "",
              f"{len(cells)} cell(s), {done} finished. Score: `{metric}` ({direction}).", ""]
-    if metric.startswith(("eval/", "train/")) and any(a.split("@")[0] in ("dataset", "data_source") for a in axes):
-        lines += [f"Note: `{metric}` is measured on each cell's own data, so it does not compare cells across "
-                  f"datasets. Rank by a shared benchmark instead (`--metric llm_jp_eval/AVG`).", ""]
+    if reps:
+        lines += [f"Replicates: {', '.join(f'`{r}`' for r in reps)} ({max(c.n for c in conds)} per condition); "
+                  f"each condition's score is their mean, with a 95% t interval.", ""]
+    lines += ["Intervals are 95%: over replicates where a condition has several, else over the cell's "
+              "evaluation samples (bootstrap of llm-jp-eval predictions or held-out records; JGLUE: the "
+              "harness's standard error).", ""]
+    if not fair:
+        lines += [f"**Not ranked:** `{metric}` is measured on each cell's own data, and this grid changes the data "
+                  f"({', '.join(a for a in axes if not comparable('x', [a]))}), so it does not compare the cells. "
+                  f"Add a shared benchmark (eval=[llm_jp_eval], eval=[jglue]) or a shared held-out set.", ""]
+    values = {c.metrics[metric] for c in cells if metric in c.metrics}
+    if fair and len(values) == 1 and len(cells) > 1:
+        lines += [f"**All cells tie:** every cell scores {_fmt(next(iter(values)))} on `{metric}`; "
+                  f"nothing is ranked.", ""]
     side = [k for k in SIDE_COLUMNS if k != metric and any(k in c.metrics for c in cells)]
-    names = axes or ["cell"]
+    names = grid or ["cell"]
+    best, why = winner(conds, metric) if fair else (None, "not comparable")
+    if fair and len(values) > 1:
+        lines += [f"**Best: {' '.join(best.where) or best.cells[0].label}** ({why})." if best else
+                  f"**No clear winner:** {why}.", ""]
     rows = []
-    for rank, c in enumerate(ranked(cells, metric), 1):
-        rows.append([str(rank), c.cell_id[:8], *c.where(axes), c.status, _cell(c, metric), *(_cell(c, k) for k in side)])
-    lines += ["## Cells, best first", ""]
-    lines += _md_table(["#", "cell", *names, "status", f"**{metric}**", *side], rows) + [""]
+    order = ranked_conditions(conds, metric) if fair else sorted(conds, key=lambda c: min(x.index for x in c.cells))
+    for rank, cond in enumerate(order, 1):
+        first = cond.cells[0]
+        status = ",".join(sorted({c.status for c in cond.cells}))
+        score = "nan (diverged)" if math.isnan(cond.mean) and any(metric in c.diverged for c in cond.cells) \
+            else _fmt(cond.mean)
+        if cond is best:
+            score = f"**{score}**"
+        where = cond.where if grid else [first.label]
+        rows.append([str(rank) if fair else "-", ",".join(c.cell_id[:8] for c in cond.cells), *where,
+                     str(cond.n), status, score, _ci(cond.low, cond.high),
+                     *(_fmt(sum(c.metrics[k] for c in cond.cells if k in c.metrics)
+                            / max(1, sum(k in c.metrics for c in cond.cells))) if any(k in c.metrics for c in cond.cells)
+                       else "-" for k in side)])
+    lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
+    lines += _md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows) + [""]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
         lines += [f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
                   + ", ".join(f"`{c.cell_id[:8]}` {c.label}" for c in bad), ""]
-    for axis in axes:
+    for axis in grid if fair else []:
         groups = by_axis(cells, axis, metric)
-        scored = [g for g in groups if g["n"]]
-        top = (min if lower_is_better(metric) else max)(g["mean"] for g in scored) if scored else None
         lines += [f"## By `{axis}`", ""]
-        lines += _md_table([axis, "cells", f"mean {metric}", "best", "worst"],
-                           [[f"**{g['value']}**" if g["n"] and g["mean"] == top else g["value"], str(g["n"]), _fmt(g["mean"]),
-                             _fmt(g["best"]), _fmt(g["worst"])] for g in groups]) + [""]
+        lines += _md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
+                           [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
+                             _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]) + [""]
+        if not any(g["clear"] for g in groups):
+            lines += [f"No value of `{axis}` is marked: their intervals overlap (or too few cells to tell).", ""]
     tasks = task_metrics(cells)
     if tasks:
         lines += ["## Per task", ""]
-        lines += _md_table(["cell", *names, *tasks],
+        lines += _md_table(["cell", *(axes or ["cell"]), *tasks],
                            [[c.cell_id[:8], *c.where(axes),
                              *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]) + [""]
     failed = [c for c in cells if c.status not in ("FINISHED", "SKIPPED")]
@@ -237,6 +488,40 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def parent_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The parent run's view of the sweep: per condition, the score's mean, interval and replicates,
+    as ``summary/<axis values>/<metric>/mean|ci_low|ci_high|replicates`` (names MLflow accepts)."""
+    import re
+
+    out: dict[str, float] = {}
+    metric = summary["metric"]
+    for cond in summary["conditions"]:
+        slug = re.sub(r"[^\w.\- /]", "_", " ".join(f"{k}_{v}" for k, v in cond["where"].items()))[:200]
+        base = f"summary/{slug}/{metric}"
+        for key, name in (("mean", "mean"), ("low", "ci_low"), ("high", "ci_high")):
+            if cond[key] is not None:
+                out[f"{base}/{name}"] = float(cond[key])
+        out[f"{base}/replicates"] = float(cond["n"])
+    return out
+
+
+def conditions_json(cells: list[CellResult], metric: str, axes: list[str]) -> dict[str, Any]:
+    """What the parent run logs: each condition's mean, interval and replicate values."""
+    fair = comparable(metric, axes)
+    conds = conditions(cells, metric, axes)
+    best, why = winner(conds, metric) if fair else (None, "not comparable")
+    return {"metric": metric, "comparable": fair, "axes": grid_axes(axes), "replicate_axes": replicate_axes(axes),
+            "winner": (" ".join(best.where) if best else None), "why": why,
+            "conditions": [{"where": dict(zip(grid_axes(axes), c.where)) if grid_axes(axes) else {"cell": c.cells[0].label},
+                            "label": " ".join(c.where) if grid_axes(axes) else c.cells[0].label,
+                            "n": c.n, "mean": None if math.isnan(c.mean) else c.mean,
+                            "low": None if math.isnan(c.low) else c.low, "high": None if math.isnan(c.high) else c.high,
+                            "basis": c.basis,
+                            "replicates": {",".join(f"{a}={x.value(a)}" for a in replicate_axes(axes)) or x.cell_id: x.metrics.get(metric)
+                                           for x in c.cells}}
+                           for c in (ranked_conditions(conds, metric) if fair else conds)]}
 
 
 def write_csv(path: Path, cells: list[CellResult], axes: list[str]) -> None:
@@ -255,8 +540,17 @@ def _ink(im: Any, value: float) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
+def numeric_values(labels: list[str]) -> list[float] | None:
+    """The axis values as positive numbers (dataset.n, lr, steps), or None for categories."""
+    try:
+        values = [float(v) for v in labels]
+    except ValueError:
+        return None
+    return values if values and all(v > 0 for v in values) and len(set(values)) > 1 else None
+
+
 def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> list[str]:
-    """Write the PNG plots; return their file names."""
+    """Write the PNG plots; return their file names. Score plots only for a comparable score."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,50 +560,81 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     name = {c.index: (" ".join(f"{a.split('.')[-1]}={c.axes.get(a, '-')}" for a in axes) if axes else c.label)
             for c in cells}
     scored = [c for c in ranked(cells, metric) if metric in c.metrics]
+    grid = grid_axes(axes)
+    fair = comparable(metric, axes)
+    conds = [c for c in conditions(cells, metric, axes) if not math.isnan(c.mean)] if fair else []
+    best, why = winner(conditions(cells, metric, axes), metric) if fair else (None, "")
+    title = f"{metric}: " + (f"best {' '.join(best.where)}" if best else f"no clear winner ({why})")
 
-    if len(axes) == 2 and scored:                      # the classic grid: a heat map of axis 1 x axis 2
-        rows = list(dict.fromkeys(c.value(axes[0]) for c in cells))
-        cols = list(dict.fromkeys(c.value(axes[1]) for c in cells))
-        grid = [[math.nan] * len(cols) for _ in rows]
-        for c in scored:
-            grid[rows.index(c.value(axes[0]))][cols.index(c.value(axes[1]))] = \
-                c.metrics[metric]
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 1.2 + 0.6 * len(rows)))
-        im = ax.imshow(grid, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
+    if len(grid) == 2 and conds:                     # the classic grid: a heat map of axis 1 x axis 2
+        rows = list(dict.fromkeys(c.value(grid[0]) for c in cells))
+        cols = list(dict.fromkeys(c.value(grid[1]) for c in cells))
+        values = [[math.nan] * len(cols) for _ in rows]
+        text = [[""] * len(cols) for _ in rows]
+        for cond in conds:
+            i, j = rows.index(cond.where[0]), cols.index(cond.where[1])
+            values[i][j] = cond.mean
+            half = (cond.high - cond.low) / 2 if cond.basis != "none" else None
+            text[i][j] = f"{cond.mean:.4g}" + (f"\n±{half:.2g}" if half else "") + ("\nbest" if cond is best else "")
+        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.4 + 0.7 * len(rows)))
+        im = ax.imshow(values, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
         ax.set_yticks(range(len(rows)), rows)
-        ax.set_xlabel(axes[1])
-        ax.set_ylabel(axes[0])
-        for i, r in enumerate(grid):
+        ax.set_xlabel(grid[1])
+        ax.set_ylabel(grid[0])
+        for i, r in enumerate(values):
             for j, v in enumerate(r):
                 if not math.isnan(v):
-                    ax.text(j, i, f"{v:.4g}", ha="center", va="center", color=_ink(im, v), fontsize=8)
+                    ax.text(j, i, text[i][j], ha="center", va="center", color=_ink(im, v), fontsize=7,
+                            fontweight="bold" if "best" in text[i][j] else "normal")
         fig.colorbar(im, ax=ax, label=metric)
-    elif scored:
-        fig, ax = plt.subplots(figsize=(7, 0.9 + 0.35 * len(scored)))
-        ax.barh([name[c.index] for c in scored][::-1], [c.metrics[metric] for c in scored][::-1], color="tab:blue")
-        ax.set_xlabel(metric + (" (lower is better)" if lower_is_better(metric) else ""))
-    if scored:
-        ax.set_title(f"{metric} per cell")
+    elif conds:
+        order = ranked_conditions(conds, metric)
+        labels = [" ".join(c.where) or c.cells[0].label for c in order][::-1]
+        fig, ax = plt.subplots(figsize=(7, 0.9 + 0.35 * len(order)))
+        means = [c.mean for c in order][::-1]
+        err = [[c.mean - c.low for c in order][::-1], [c.high - c.mean for c in order][::-1]]
+        ax.barh(labels, means, xerr=err, color="tab:blue", ecolor="black", capsize=3)
+        ax.set_xlabel(metric + (" (lower is better)" if lower_is_better(metric) else "") + ", 95% interval")
+    if conds:
+        ax.set_title(title, fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "scores.png", dpi=110)
         plt.close(fig)
         written.append("scores.png")
 
-    if axes and scored:
-        fig, panels = plt.subplots(1, len(axes), figsize=(3.6 * len(axes), 3.2), squeeze=False)
-        for ax, axis in zip(panels[0], axes):
+    if grid and conds:
+        fig, panels = plt.subplots(1, len(grid), figsize=(3.6 * len(grid), 3.2), squeeze=False)
+        for ax, axis in zip(panels[0], grid):
             groups = by_axis(cells, axis, metric)
             labels = [g["value"] for g in groups]
-            for c in scored:                       # each cell a dot, each value's mean a bar across
-                ax.plot(labels.index(c.value(axis)), c.metrics[metric], "o", color="tab:blue",
+            numeric = numeric_values(labels)
+            # sizes and learning rates are quantities: placed at their values on a log axis, not as categories
+            xs = numeric if numeric is not None else list(range(len(groups)))
+            for c in scored:                       # each cell a dot, each value's mean and interval across
+                ax.plot(xs[labels.index(c.value(axis))], c.metrics[metric], "o", color="tab:blue",
                         ms=5, alpha=0.7)
-            for i, g in enumerate(groups):
+            for x, g in zip(xs, groups):
                 if g["n"]:
-                    ax.hlines(g["mean"], i - 0.3, i + 0.3, color="black", lw=2)
-            ax.set_xlim(-0.6, len(groups) - 0.4)
-            ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right")
-            ax.set_title(axis)
+                    if numeric is not None:
+                        ax.plot([x], [g["mean"]], "_", color="black", ms=16, mew=2)
+                    else:
+                        ax.hlines(g["mean"], x - 0.3, x + 0.3, color="black", lw=2)
+                    if g["n"] > 1:
+                        ax.vlines(x, g["low"], g["high"], color="black", lw=1)
+            if numeric is not None:
+                ax.set_xscale("log")
+                ax.set_xticks(sorted(set(numeric)), [labels[numeric.index(v)] for v in sorted(set(numeric))],
+                              rotation=30, ha="right")
+                ax.minorticks_off()
+                means = sorted((x, g["mean"]) for x, g in zip(xs, groups) if g["n"])
+                if len(means) > 1:
+                    ax.plot(*zip(*means), "-", color="black", lw=1, alpha=0.6)
+                ax.set_title(f"{axis} (log scale)")
+            else:
+                ax.set_xlim(-0.6, len(groups) - 0.4)
+                ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right")
+                ax.set_title(axis)
             ax.set_ylabel(metric)
         fig.tight_layout()
         fig.savefig(out / "axes.png", dpi=110)
@@ -356,13 +681,15 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     return written
 
 
-def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = True) -> tuple[Path, str]:
+def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = True,
+                 resamples: int = BOOTSTRAP) -> tuple[Path, str]:
     """Write ``<sweep_dir>/report/``; return the directory and the markdown text."""
     cells = load_sweep(sweep_dir)
     if not cells:
         raise ReportError(f"{sweep_dir / 'summary.json'} lists no cells")
-    chosen = pick_metric(cells, metric)
     axes = varying_axes(cells)
+    chosen = pick_metric(cells, metric, axes)
+    add_intervals(cells, chosen, resamples)
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):          # plots of an earlier report that may not be drawn this time
@@ -376,6 +703,8 @@ def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = 
     text = markdown(sweep_dir, cells, chosen, axes, plots) + note + judged_sections(sweep_dir)
     (out / "report.md").write_text(text, encoding="utf-8")
     write_csv(out / "cells.csv", cells, axes)
+    (out / "conditions.json").write_text(json.dumps(conditions_json(cells, chosen, axes), indent=2,
+                                                    ensure_ascii=False), encoding="utf-8")
     return out, text
 
 
@@ -395,9 +724,11 @@ def main(argv: list[str]) -> int:
                         help="a sweep directory, or an output root (its newest sweep); default: outputs")
     parser.add_argument("--metric", help=f"score to rank by (default: first present of {', '.join(DEFAULT_METRICS)})")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
+                        help=f"resamples for each cell's interval over its evaluation samples (default {BOOTSTRAP}; 0 = none)")
     args = parser.parse_args(argv)
     try:
-        out, text = write_report(find_sweep(args.path), args.metric, not args.no_plots)
+        out, text = write_report(find_sweep(args.path), args.metric, not args.no_plots, args.bootstrap)
     except JsweepError as exc:
         print(f"jsweep report: error: {exc}", file=sys.stderr)
         return 2

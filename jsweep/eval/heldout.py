@@ -1,0 +1,116 @@
+"""Evaluator ``heldout``: the loss of every cell on ONE shared held-out set.
+
+Each cell's own ``eval/loss`` is measured on a split of its own training data, so it cannot compare
+cells trained on different datasets. This evaluator scores every cell on the same records: the
+mean token loss of the reference reply given the prompt, in the cell's own prompt format (as in
+training: EOS closes the reply, the loss is on the reply tokens only).
+
+- ``heldout/loss``: total reply-token NLL / reply tokens (lower is better);
+- ``heldout/perplexity``: exp of that;
+- ``heldout/samples``, ``heldout/tokens``;
+- ``predictions/heldout.jsonl``: per-record NLL and token count, which ``jsweep report`` resamples
+  for the score's 95% interval.
+
+Data: ``path`` (a file or directory in the format of ``loader``, any instruction loader: dolly,
+ichikara, alpaca, jaster, generic with ``field_map``...), else the shipped fixture
+(``fixtures/eval/heldout/heldout_ja.json``, hand-written, in no training fixture), which serves the
+builtin tiny model only: pre-flight asks a real model for ``eval.heldout.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from jsweep.data.sources import FIXTURES
+
+FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
+DEFAULTS: dict[str, Any] = {"path": None, "loader": "dolly", "field_map": {}, "max_samples": -1, "batch_size": 8}
+
+
+def load_records(options: dict[str, Any]) -> list[Any]:
+    from jsweep.data.load import load_examples
+    from jsweep.spec import DatasetSpec
+
+    path = options.get("path")
+    spec = DatasetSpec(name="heldout", loader=options.get("loader") or "dolly",
+                       path=str(Path(path).expanduser()) if path else str(FIXTURE), source="path",
+                       field_map=dict(options.get("field_map") or {}))
+    records = load_examples(spec, builtin_model=True).examples
+    n = int(options.get("max_samples") if options.get("max_samples") is not None else -1)
+    return records[:n] if n > 0 else records
+
+
+def check(options: dict[str, Any]) -> list[str]:
+    opts = {**DEFAULTS, **options}
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        return [f"unknown option '{unknown[0]}' (valid: {', '.join(DEFAULTS)})"]
+    try:
+        records = load_records(opts)
+    except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
+        return [f"{type(exc).__name__}: {exc}"]
+    if any(not hasattr(r, "messages") for r in records):
+        return ["the held-out set must be instruction data (not preference pairs)"]
+    return []
+
+
+class HeldOut:
+    """Evaluator ``heldout`` (see jsweep.eval.protocols.Evaluator)."""
+
+    check = staticmethod(check)
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = {**DEFAULTS, **options}
+
+    def evaluate(self, ctx: Any, model: Any, tokenizer: Any) -> dict[str, float]:
+        import torch
+
+        from jsweep import registries
+
+        records = load_records(self.options)
+        fmt = registries.PROMPT_FORMATS.get(ctx.spec.prompt.format)
+        max_len = int(ctx.spec.train.max_length)
+        rows = []
+        for ex in records:
+            prompt, reply = fmt.render(ex, tokenizer=tokenizer, system=ctx.spec.prompt.system)
+            p_ids = tokenizer(prompt).input_ids
+            r_ids = tokenizer(reply + tokenizer.eos_token, add_special_tokens=False).input_ids
+            ids = (p_ids + r_ids)[-max_len:]
+            n_reply = min(len(r_ids), len(ids) - 1)
+            rows.append((ex.id, ids, n_reply))
+        device = next(model.parameters()).device
+        out, total_nll, total_tok = [], 0.0, 0
+        bs = max(1, int(self.options["batch_size"]))
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        with torch.no_grad():
+            for i in range(0, len(rows), bs):
+                batch = rows[i:i + bs]
+                width = max(len(ids) for _, ids, _ in batch)
+                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                for j, (_, ids, n_reply) in enumerate(batch):
+                    input_ids[j, :len(ids)] = torch.tensor(ids)
+                    mask[j, :len(ids)] = 1
+                    labels[j, len(ids) - n_reply:len(ids)] = torch.tensor(ids[len(ids) - n_reply:])
+                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float()
+                logp = torch.log_softmax(logits[:, :-1], dim=-1)
+                target = labels[:, 1:].to(device)
+                keep = target != -100
+                nll = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+                for j, (rid, _, _) in enumerate(batch):
+                    s, t = float(nll[j].sum()), int(keep[j].sum())
+                    out.append({"id": rid, "nll": s, "tokens": t})
+                    total_nll += s
+                    total_tok += t
+        pred_dir = ctx.cell_dir / "predictions"
+        pred_dir.mkdir(parents=True, exist_ok=True)
+        with open(pred_dir / "heldout.jsonl", "w", encoding="utf-8") as f:
+            for row in out:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        loss = total_nll / max(1, total_tok)
+        return {"heldout/loss": loss, "heldout/perplexity": math.exp(min(loss, 50.0)),
+                "heldout/samples": float(len(out)), "heldout/tokens": float(total_tok)}
