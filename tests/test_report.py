@@ -15,7 +15,8 @@ from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, ra
 SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"): 0.20, ("oasst", "0.0001"): 0.50}
 
 
-def make_sweep(root: Path, scores: dict[tuple[str, str], float], name: str = "2026-11-23_10-00-00") -> Path:
+def make_sweep(root: Path, scores: dict[tuple[str, str], float], name: str = "2026-11-23_10-00-00",
+               key: str = "llm_jp_eval/AVG") -> Path:
     """A finished 2x2 sweep as the launcher leaves it on disk."""
     sweep_dir = root / "sweeps" / name
     sweep_dir.mkdir(parents=True)
@@ -30,7 +31,7 @@ def make_sweep(root: Path, scores: dict[tuple[str, str], float], name: str = "20
                 f.write(json.dumps({"step": step, "attempt": 1, "train/loss": 3.0 - step * score}) + "\n")
         rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": " ".join(overrides), "status": "FINISHED",
                      "seconds": 10.0, "run_id": None, "error": "", "log": str(cell_dir / "cell.log"),
-                     "metrics": {"llm_jp_eval/AVG": score, "llm_jp_eval/NLI": score / 2, "llm_jp_eval/RC": score,
+                     "metrics": {key: score, "llm_jp_eval/NLI": score / 2, "llm_jp_eval/RC": score,
                                  "eval/loss": 2.0 - score + i / 100}})
     (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": name, "parent_run_id": None, "cells": rows}))
     return sweep_dir
@@ -96,12 +97,14 @@ def write_predictions(cell_dir: Path, correct: list[int]) -> None:
 def test_bootstrap_intervals_over_samples_and_a_winner_only_when_they_clear(tmp_path):
     from jsweep.tools.report import bootstrap_llm_jp_eval
 
+    # jnli alone is part of llm-jp-eval's task set: the average is AVG_partial, never AVG
     scores = {("dolly", "1e-05"): 0.9, ("oasst", "1e-05"): 0.1}
-    sweep_dir = make_sweep(tmp_path / "outputs", scores)
+    sweep_dir = make_sweep(tmp_path / "outputs", scores, key="llm_jp_eval/AVG_partial")
     cells = {c.label: c for c in load_sweep(sweep_dir)}
     write_predictions(cells["dataset=dolly lr=1e-05"].cell_dir, [1] * 36 + [0] * 4)     # 0.9 on 40 samples
     write_predictions(cells["dataset=oasst lr=1e-05"].cell_dir, [1] * 4 + [0] * 36)     # 0.1
-    lo, hi = bootstrap_llm_jp_eval(cells["dataset=dolly lr=1e-05"], "llm_jp_eval/AVG")
+    assert bootstrap_llm_jp_eval(cells["dataset=dolly lr=1e-05"], "llm_jp_eval/AVG") is None
+    lo, hi = bootstrap_llm_jp_eval(cells["dataset=dolly lr=1e-05"], "llm_jp_eval/AVG_partial")
     assert 0.75 < lo < 0.9 < hi <= 1.0
     out, text = write_report(sweep_dir, with_plots=True)
     assert "**Best: dolly** (its interval clears the runner-up's)" in text, text
@@ -110,7 +113,8 @@ def test_bootstrap_intervals_over_samples_and_a_winner_only_when_they_clear(tmp_
     cond = json.loads((out / "conditions.json").read_text())
     assert cond["winner"] == "dolly" and cond["conditions"][0]["basis"] == "bootstrap over samples"
     # close scores on few samples: intervals overlap, no winner
-    close = make_sweep(tmp_path / "close", {("dolly", "1e-05"): 0.6, ("oasst", "1e-05"): 0.5})
+    close = make_sweep(tmp_path / "close", {("dolly", "1e-05"): 0.6, ("oasst", "1e-05"): 0.5},
+                       key="llm_jp_eval/AVG_partial")
     cc = {c.label: c for c in load_sweep(close)}
     write_predictions(cc["dataset=dolly lr=1e-05"].cell_dir, [1] * 6 + [0] * 4)
     write_predictions(cc["dataset=oasst lr=1e-05"].cell_dir, [1] * 5 + [0] * 5)
