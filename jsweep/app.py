@@ -18,7 +18,22 @@ _exit_code = 0
 
 
 def execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
-    """Plan (pre-flight) and run cells; the exit code is 0 only when every cell finished."""
+    """Plan (pre-flight) and run cells; the exit code is 0 only when every cell finished. What it
+    prints (MLflow's own lines included) has the grid's secrets masked."""
+    from jsweep.redaction import RedactingStream, remember, secret_values
+
+    for spec in specs:
+        remember(secret_values(spec.to_dict()))
+    remember(secret_values({"grid": list(grid)}))
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        return _execute(specs, sweep_dir, grid)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     from jsweep import sweep
 
     try:

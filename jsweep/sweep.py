@@ -26,6 +26,8 @@ from jsweep import __version__
 from jsweep.errors import JsweepError, PreflightError
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
+from jsweep.redaction import ENV as SECRETS_ENV
+from jsweep.redaction import redact_text, remember, secret_values, secrets_in
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
 from jsweep.spec import CellSpec, validate_cell
@@ -163,7 +165,11 @@ class CellProcess:
     def _pump(self, prefix: str, echo: Callable[[str], None] | None) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.log.write(line)
+            line = redact_text(line)        # third-party lines too (MLflow prints its tracking URI)
+            try:
+                self.log.write(line)
+            except OSError:                 # a full disk: keep draining the pipe, or the cell would block
+                pass
             mark = line.find("[jsweep]") if echo else -1     # not always at the start: ranks share the pipe
             if mark >= 0:
                 echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
@@ -313,7 +319,11 @@ class SweepRunner:
 
     def __init__(self, cells: list[PlannedCell], sweep_dir: Path, grid: list[str] | None,
                  echo: Callable[[str], None]):
-        self.cells, self.echo, self.grid = cells, survive_closed_output(echo), grid or []
+        for cell in cells:             # every secret of the grid is masked wherever it shows up later
+            remember(secret_values(cell.spec.to_dict()))
+        remember(secret_values({"grid": list(grid or [])}))
+        self.cells, self.grid = cells, grid or []
+        self.echo = survive_closed_output(lambda msg: echo(redact_text(msg)))
         self.first = cells[0].spec
         self.launcher = self.first.launcher
         self.sweep_dir = Path(sweep_dir).resolve()
@@ -343,7 +353,7 @@ class SweepRunner:
         if status.get("status") != "FINISHED" or not status.get("complete"):
             return None
         meta = _read_json(cell.cell_dir / "cell.json")
-        same_store = (meta.get("tracking_uri") == resolve_uri(self.first.tracking.uri)
+        same_store = (meta.get("tracking_uri") == redact_text(resolve_uri(self.first.tracking.uri))
                       and meta.get("spec", {}).get("tracking", {}).get("experiment") == self.first.tracking.experiment)
         return {"run_id": meta.get("run_id"), "metrics": _read_json(cell.cell_dir / "metrics.json"),
                 "logged": bool(meta.get("run_id") and same_store
@@ -400,7 +410,7 @@ class SweepRunner:
                 pass
         spec_dict = cell.spec.to_dict()
         new_run = {
-            "name": cell.spec.label, "parent_id": self.tracker.parent_id,
+            "name": redact_text(cell.spec.label), "parent_id": self.tracker.parent_id,
             "tags": {"jsweep.kind": "cell", "jsweep.sweep_id": self.sweep_id, "jsweep.cell_id": cell.cell_id,
                      "jsweep.git_commit": self.commit, "jsweep.cell_dir": str(cell.cell_dir),
                      "jsweep.dataset_license": cell.spec.dataset.license},
@@ -425,11 +435,14 @@ class SweepRunner:
             self.runs[cell.index] = run_id
         else:
             run_id, resumed = self.runs[cell.index], bool(checkpoints(cell.cell_dir))
-        write_json(cell.cell_dir / "cell.json",
-                   {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
-                    "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
-                    "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()},
-                   ensure_ascii=False, default=str)
+        meta = {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
+                "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
+                "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()}
+        write_json(cell.cell_dir / "cell.json", meta, ensure_ascii=False, default=str)     # secrets redacted
+        # What the cell needs back (the tracking URI with its credentials) comes in its environment, never
+        # from a file; credential keys of the config are not read by any cell code and stay masked.
+        secrets = {k: v for k, v in secrets_in(json.loads(json.dumps(meta, default=str)), keys=False).items()
+                   if not k.startswith("spec.overrides")}
         what = "resume" if resumed else ("retry" if attempt > 1 else "start")
         self.echo(f"{self.prefix(cell)} {what} {cell.spec.label}" + (f" on GPU {','.join(map(str, ids))}" if ids else ""))
         nproc = processes(cell.spec)
@@ -440,7 +453,11 @@ class SweepRunner:
         if cell.spec.distributed.backend == "deepspeed":
             facts = [g for g in gpu_facts() if g["index"] in ids]
             write_json(cell.cell_dir / "deepspeed.json", deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
-        proc = CellProcess(cmd, cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc)),
+        env = cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc))
+        env.pop(SECRETS_ENV, None)
+        if secrets:
+            env[SECRETS_ENV] = json.dumps(secrets, default=str)
+        proc = CellProcess(cmd, env,
                            cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
                            functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None)
         self.procs[cell.index] = proc
@@ -524,7 +541,7 @@ class SweepRunner:
             f"sweep {self.sweep_id}",
             tags={"jsweep.kind": "sweep", "jsweep.sweep_id": self.sweep_id, "jsweep.git_commit": self.commit,
                   "jsweep.version": __version__, "jsweep.sweep_dir": str(self.sweep_dir)},
-            params={"grid": " ".join(self.grid) or "(single cell)", "n_cells": str(self.total)})
+            params={"grid": redact_text(" ".join(self.grid)) or "(single cell)", "n_cells": str(self.total)})
         self.echo(f"jsweep: sweep {self.sweep_id}: {self.total} cell(s); tracking {self.tracker.uri} "
                   f"(experiment '{self.first.tracking.experiment}', parent run {parent_id})")
         to_run = self.triage()

@@ -4,8 +4,9 @@ The launcher (parent process) creates the runs and logs params and tags, so a ce
 before logging anything still has a run with its config and a FAILED status. The cell process
 attaches to its child run by id and logs metrics and artifacts.
 
-Secrets never reach MLflow: keys that look like credentials are dropped from params, tags and
-the logged config (see :func:`redact`).
+Secrets never reach MLflow: keys that look like credentials are dropped from params and tags,
+and every value goes through jsweep.redaction (URI user information, token-shaped and known
+secret values are masked), as does the logged config.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-SECRET_KEY = re.compile(r"(token|api[_-]?key|secret|password|passwd|credential|auth)", re.I)
-SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})$")
+from jsweep.redaction import is_secret, redact, redact_text
+
 MAX_PARAM_LEN = 6000
 
 
@@ -26,22 +27,6 @@ def resolve_uri(uri: str | None) -> str:
     """The tracking URI: the config's, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def is_secret(key: str, value: Any) -> bool:
-    return bool(SECRET_KEY.search(key.rsplit(".", 1)[-1])) or (isinstance(value, str) and bool(SECRET_VALUE.match(value)))
-
-
-def redact(obj: Any, prefix: str = "") -> Any:
-    """A copy of a nested dict/list with secret-looking keys and values replaced by '***'."""
-    if isinstance(obj, Mapping):
-        return {k: ("***" if is_secret(f"{prefix}{k}", v) and not isinstance(v, Mapping) else redact(v, f"{prefix}{k}."))
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact(v, prefix) for v in obj]
-    if isinstance(obj, str) and SECRET_VALUE.match(obj):
-        return "***"
-    return obj
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -52,7 +37,7 @@ def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
         elif not is_secret(name, value):
-            text = "null" if value is None else str(value)
+            text = "null" if value is None else redact_text(str(value))
             out[name] = text[:MAX_PARAM_LEN]
     return out
 
@@ -99,8 +84,8 @@ class SweepTracker:
             exp = self.client.get_experiment_by_name(experiment)
             self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
         except Exception as exc:  # noqa: BLE001
-            raise TrackingUnreachable(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0][:200]}); nothing was launched") from None
+            raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
+                                      f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
         self.parent_id: str | None = None
 
     def start_parent(self, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
@@ -112,14 +97,14 @@ class SweepTracker:
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k[:250], v) for k, v in params.items() if not is_secret(k, v)]
+        items = [Param(k[:250], redact_text(str(v))) for k, v in params.items() if not is_secret(k, v)]
         for batch in _batches(items):
             self.client.log_batch(run_id, params=batch)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if not is_secret(k, v)]
+        items = [RunTag(k, redact_text(str(v))[:5000]) for k, v in tags.items() if not is_secret(k, v)]
         for batch in _batches(items):
             self.client.log_batch(run_id, tags=batch)
 
@@ -170,7 +155,7 @@ class Journal:
     def append(self, op: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(op, ensure_ascii=False, default=str) + "\n")
+            f.write(json.dumps(redact(op), ensure_ascii=False, default=str) + "\n")
 
     def ops(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -211,9 +196,9 @@ def fail_ops(error_class: str, message: str, log_file: Path | None, status: str 
     """The tracking calls that mark a cell's run failed: error tags, the log tail and file, the status."""
     tail = ""
     if log_file and log_file.exists():
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
+        tail = redact_text("\n".join(log_file.read_text(errors="replace").splitlines()[-40:]))
     ops: list[dict[str, Any]] = [{"op": "set_tags", "tags": {"jsweep.error_class": error_class,
-                                                            "jsweep.error": message[:1000],
+                                                            "jsweep.error": redact_text(message)[:1000],
                                                             "jsweep.log_tail": tail[-4000:]}}]
     if log_file and log_file.exists():
         ops.append({"op": "log_artifact", "path": str(log_file), "artifact_path": None})
@@ -261,7 +246,7 @@ class CellTracker:
             self._do({"op": "log_batch", "metrics": rows[i:i + 500]})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        clean = {k: str(v)[:5000] for k, v in tags.items() if not is_secret(k, v)}
+        clean = {k: redact_text(str(v))[:5000] for k, v in tags.items() if not is_secret(k, v)}
         if clean:
             self._do({"op": "set_tags", "tags": clean})
 

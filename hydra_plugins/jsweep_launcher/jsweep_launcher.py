@@ -59,10 +59,13 @@ class JsweepLauncher(Launcher):
                 problems.append(f"cell {idx} ({' '.join(overrides)}): {str(exc).splitlines()[0]}")
         if problems:
             print(f"jsweep: error: {len(problems)} problem(s) found before launching; nothing ran:", file=sys.stderr)
+            from jsweep.redaction import redact_text
+
             for p in problems:
-                print(f"  - {p}", file=sys.stderr)
+                print(f"  - {redact_text(p)}", file=sys.stderr)
             sys.exit(2)
         grid = [o for o in sys.argv[1:] if "=" in o and not o.startswith("-")]
+        _redact_saved_config(sweep_dir / "multirun.yaml", grid)
         code = execute(specs, sweep_dir, grid)
         if code != 0:
             sys.exit(code)
@@ -73,3 +76,24 @@ class JsweepLauncher(Launcher):
             ret._return_value = None
             rets.append(ret)
         return rets
+
+
+def _redact_saved_config(path: Path, grid: list) -> None:
+    """Hydra's sweeper saved the whole config with the raw overrides as multirun.yaml: mask its secrets
+    (credential keys, URI user information, the grid's secret values) before anything runs."""
+    import yaml
+
+    from jsweep.redaction import redact, remember, secret_values
+
+    if not path.is_file():
+        return
+    remember(secret_values({"grid": list(grid)}))
+    text = path.read_text(encoding="utf-8")
+    try:
+        clean = yaml.safe_dump(redact(yaml.safe_load(text)), allow_unicode=True, sort_keys=False)
+    except yaml.YAMLError:
+        from jsweep.redaction import redact_text
+
+        clean = redact_text(text)
+    if clean != text:
+        path.write_text(clean, encoding="utf-8")

@@ -193,7 +193,10 @@ def finish(ctx: CellContext, stage: str) -> None:
 def main(argv: list[str]) -> int:
     cell_dir = Path(argv[0]).resolve()
     stage = argv[argv.index("--stage") + 1] if "--stage" in argv else "all"
-    meta = json.loads((cell_dir / "cell.json").read_text())
+    from jsweep.redaction import load_env_secrets, restore
+
+    # cell.json has its secrets masked; the launcher hands them over in the environment.
+    meta = restore(json.loads((cell_dir / "cell.json").read_text()), load_env_secrets())
     spec = cell_from_dict(meta["spec"])
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     lead = rank == 0
