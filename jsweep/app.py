@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from jsweep.compose import CONF_DIR, to_spec
-from jsweep.errors import JsweepError, TrackingUnreachable
+from jsweep.errors import JsweepError, LauncherError, TrackingUnreachable
 
 _exit_code = 0
 
@@ -51,6 +51,9 @@ def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     except TrackingUnreachable as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
         return 2
+    except LauncherError as exc:
+        print(f"jsweep: error: {exc}", file=sys.stderr)
+        return 1
     return 1 if result.failed else 0
 
 

@@ -43,3 +43,17 @@ def write_json(path: Path, obj: Any, **dumps: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line (``line`` without its newline) to a JSON-lines file, in one write. A last line
+    left unterminated by a process killed mid-write is closed first, so it cannot swallow this one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        prefix = b""
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                prefix = b"\n"
+        f.write(prefix + line.encode("utf-8") + b"\n")

@@ -9,6 +9,7 @@ summary, and returns it. No Hydra here: the Hydra launcher and the single-run pa
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import json
 import os
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jsweep import __version__
-from jsweep.errors import JsweepError, PreflightError
+from jsweep.errors import JsweepError, LauncherError, PreflightError
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
+from jsweep.locking import FileLock, cell_lock_path, describe_holder
 from jsweep.redaction import ENV as SECRETS_ENV
 from jsweep.redaction import redact_text, remember, secret_values, secrets_in
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
@@ -50,7 +52,7 @@ class PlannedCell:
 @dataclass
 class CellOutcome:
     cell: PlannedCell
-    status: str                      # FINISHED | FAILED | KILLED | SKIPPED
+    status: str                      # FINISHED | FAILED | KILLED | SKIPPED | BUSY | NOT_RUN
     seconds: float
     run_id: str | None
     error: str = ""
@@ -100,6 +102,23 @@ def _check_evaluators(spec: CellSpec) -> list[str]:
     return problems
 
 
+def _check_output_root(root: str) -> str | None:
+    """output_root must be a directory this process can write, or creatable in one (nothing is created now)."""
+    path = Path(os.path.expanduser(root)).absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"output_root={root}: {probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"output_root={root}: {probe} is not writable"
+    for sub in ("cells", "sweeps"):
+        d = path / sub
+        if d.exists() and not (d.is_dir() and os.access(d, os.W_OK | os.X_OK)):
+            return f"output_root={root}: {d} is not a writable directory"
+    return None
+
+
 def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     """Validate every cell and its data; raise PreflightError with all problems at once."""
     from jsweep.data.load import preflight
@@ -109,7 +128,12 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     data_cache: dict[str, Any] = {}
     seen: dict[str, int] = {}
     gpus: list[dict[str, Any]] | None = None
+    roots: set[str] = set()
     for i, spec in enumerate(specs):
+        if spec.output_root not in roots:
+            roots.add(spec.output_root)
+            if (problem := _check_output_root(spec.output_root)):
+                problems.append(problem)
         where = f"cell {i} ({spec.label})"
         for p in validate_cell(spec):
             problems.append(f"{where}: {p}")
@@ -153,12 +177,13 @@ class CellProcess:
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, prefix: str,
                  echo: Callable[[str], None] | None,
-                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None):
+                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None, pass_fds: tuple[int, ...] = ()):
         self.started = time.time()
         self.gpus_in_use = gpus_in_use
         self.log = open(log_path, "a", encoding="utf-8", buffering=1)
+        # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
         self.thread = threading.Thread(target=self._pump, args=(prefix, echo), daemon=True)
         self.thread.start()
 
@@ -314,6 +339,27 @@ def checkpoints(cell_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
 
 
+def damage(cell: PlannedCell) -> str | None:
+    """What is wrong with the results of a cell its directory records as FINISHED: metrics.json missing
+    or not a JSON object, the saved model gone. None when they are whole (or the cell is not finished)."""
+    d = cell.cell_dir
+    if _read_json(d / "status.json").get("status") != "FINISHED":
+        return None
+    try:
+        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            return "metrics.json is not a JSON object"
+    except FileNotFoundError:
+        return "metrics.json is missing"
+    except (OSError, ValueError) as exc:
+        return f"metrics.json is corrupt ({type(exc).__name__})"
+    if cell.spec.train.save_model:
+        model = d / "model"
+        if not ((model / "config.json").is_file() or (model / "adapter_config.json").is_file()):
+            return "the saved model (model/) is missing"
+    return None
+
+
 class SweepRunner:
     """Runs planned cells: skips finished ones, resumes interrupted ones, retries OOMs, isolates failures."""
 
@@ -334,6 +380,9 @@ class SweepRunner:
         self.procs: dict[int, CellProcess] = {}
         self.attempts: dict[int, int] = {}
         self.pending_runs: dict[int, dict[str, Any]] = {}   # runs to create at `jsweep sync`
+        self.locks: dict[int, FileLock] = {}                 # cell locks this sweep holds
+        self.launcher_lock: FileLock | None = None
+        self.started_cells = 0
         self.total = len(cells)
         gpus = discover_gpus(self.launcher.gpus) if any(c.spec.resources.gpus > 0 for c in cells) else []
         self.gpus = gpus
@@ -350,7 +399,7 @@ class SweepRunner:
         whether it is fully logged to this sweep's tracking store (same store, empty journal). None if
         the directory records no such run."""
         status = _read_json(cell.cell_dir / "status.json")
-        if status.get("status") != "FINISHED" or not status.get("complete"):
+        if status.get("status") != "FINISHED" or not status.get("complete") or damage(cell):
             return None
         meta = _read_json(cell.cell_dir / "cell.json")
         same_store = (meta.get("tracking_uri") == redact_text(resolve_uri(self.first.tracking.uri))
@@ -382,32 +431,71 @@ class SweepRunner:
         return any(cell.cell_id.startswith(str(x)) for x in (r if isinstance(r, list) else [r]))
 
     def triage(self) -> list[PlannedCell]:
-        """Skip cells already finished with complete results; archive them first when a rerun is asked."""
+        """Lock each cell, then skip the ones already finished with complete results (archived first when a
+        rerun is asked). A cell locked by another process (another sweep, or a cell whose launcher died) is
+        reported busy and left alone. A finished cell whose results are damaged runs again."""
         finished = self.tracker.finished_cells({c.cell_id for c in self.cells})
         to_run = []
         for cell in self.cells:
-            done = finished.get(cell.cell_id) or self.local_result(cell)
+            lock = FileLock(cell_lock_path(cell.cell_dir))
+            if not lock.acquire(sweep_id=self.sweep_id, sweep_dir=str(self.sweep_dir), cell=redact_text(cell.spec.label)):
+                self.busy(cell, lock.holder())
+                continue
+            # Decided under the lock: another sweep may have finished the cell since the search above.
+            broken = damage(cell)
+            done = self.local_result(cell) or (finished.get(cell.cell_id) if not broken else None)
             if done and not self.rerun_requested(cell):
+                lock.release()
                 self.skip(cell, done)
                 continue
-            if done and cell.cell_dir.exists():
+            if broken:
+                old = _read_json(cell.cell_dir / "cell.json").get("run_id") or \
+                    (finished.get(cell.cell_id) or {}).get("run_id")
+                archive = cell.cell_dir.with_name(f"{cell.cell_id}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
+                cell.cell_dir.rename(archive)
+                self.echo(f"{self.prefix(cell)} finished earlier, but its results are damaged ({broken}): running it "
+                          f"again; the damaged directory is kept as {archive}")
+                if old:
+                    self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), old, [
+                        {"op": "set_tags", "tags": {"jsweep.complete": "false", "jsweep.damaged": broken,
+                                                    "jsweep.replaced_by_sweep": self.sweep_id}}])
+            elif done and cell.cell_dir.exists():
                 archive = cell.cell_dir.with_name(f"{cell.cell_id}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
                 cell.cell_dir.rename(archive)
                 self.echo(f"{self.prefix(cell)} rerun: previous results kept in {archive}")
+            self.locks[cell.index] = lock
             to_run.append(cell)
         return to_run
 
+    def busy(self, cell: PlannedCell, holder: dict[str, Any]) -> None:
+        where = describe_holder(holder)
+        self.echo(f"{self.prefix(cell)} busy: already running in {where}; not started here - {cell.spec.label}")
+        self.outcomes[cell.index] = CellOutcome(cell, "BUSY", 0.0, None, error=f"busy: running in {where}")
+
     def child_run(self, cell: PlannedCell) -> tuple[str, bool]:
-        """The MLflow run of a cell: the interrupted run it resumes, or a new child run."""
+        """The MLflow run of a cell: the interrupted run it resumes, or a new child run.
+
+        The cell's earlier run is continued when that attempt left a checkpoint, or when it did not fail
+        on its own: it was killed, or it is still marked RUNNING (its launcher died, or the disk filled).
+        A cell that failed on its own with nothing to resume gets a fresh run."""
         meta = _read_json(cell.cell_dir / "cell.json")
         status = _read_json(cell.cell_dir / "status.json").get("status")
-        if meta.get("run_id") and status != "FINISHED" and checkpoints(cell.cell_dir):
+        if meta.get("run_id") and status != "FINISHED":
             try:
-                self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
-                                                     "mlflow.parentRunId": self.tracker.parent_id})
-                return meta["run_id"], True
+                previous = self.tracker.status(meta["run_id"])
             except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
-                pass
+                previous = None
+            if previous and previous != "FINISHED" and (checkpoints(cell.cell_dir) or status in (None, "RUNNING", "KILLED")
+                                                          or previous in ("RUNNING", "KILLED")):
+                try:
+                    self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
+                                                         "mlflow.parentRunId": self.tracker.parent_id})
+                    return meta["run_id"], bool(checkpoints(cell.cell_dir))
+                except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+                    pass
+        history = cell.cell_dir / "history.jsonl"
+        if history.exists():             # the curves of an earlier run stay with it, not with the new run
+            history.rename(history.with_name(f"history.{(meta.get('run_id') or 'unlogged')[:8]}-{int(time.time())}.jsonl"))
         spec_dict = cell.spec.to_dict()
         new_run = {
             "name": redact_text(cell.spec.label), "parent_id": self.tracker.parent_id,
@@ -427,6 +515,7 @@ class SweepRunner:
 
     # ----------------------------------------------------------------------- one cell
     def start(self, cell: PlannedCell, ids: list[int]) -> CellProcess:
+        self.started_cells += 1
         cell.cell_dir.mkdir(parents=True, exist_ok=True)
         attempt = self.attempts.get(cell.index, 0) + 1
         self.attempts[cell.index] = attempt
@@ -435,6 +524,7 @@ class SweepRunner:
             self.runs[cell.index] = run_id
         else:
             run_id, resumed = self.runs[cell.index], bool(checkpoints(cell.cell_dir))
+        _launcher_fault(self.started_cells, cell.cell_dir)
         meta = {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
                 "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
                 "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()}
@@ -457,9 +547,13 @@ class SweepRunner:
         env.pop(SECRETS_ENV, None)
         if secrets:
             env[SECRETS_ENV] = json.dumps(secrets, default=str)
+        lock = self.locks.get(cell.index)
         proc = CellProcess(cmd, env,
                            cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
-                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None)
+                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None,
+                           pass_fds=(lock.fd,) if lock and lock.fd is not None else ())
+        if lock:
+            lock.note(cell_pid=proc.proc.pid, run_id=run_id or None)
         self.procs[cell.index] = proc
         return proc
 
@@ -487,12 +581,14 @@ class SweepRunner:
             if self.launcher.fail_fast:
                 self.scheduler.stop_launching = True
         self.outcomes[cell.index] = outcome
+        self.release(cell.index)
         self.echo(f"{self.prefix(cell)} {outcome.status} in {fin.seconds:.0f}s"
                   + (f" - {outcome.error}" if outcome.error else ""))
         return None
 
-    def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]]) -> None:
-        """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server."""
+    def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]], journal_errors: bool = True) -> None:
+        """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server (after a
+        launcher error, ``journal_errors=False``: a journal that cannot be written either is given up)."""
         pending = list(ops)
         if run_id:
             while pending:
@@ -502,7 +598,12 @@ class SweepRunner:
                     break
                 pending.pop(0)
         for op in pending:
-            journal.append(op)
+            try:
+                journal.append(op)
+            except OSError:
+                if journal_errors:
+                    raise
+                break
 
     def retry(self, cell: PlannedCell, error_class: str) -> Job | None:
         """Out-of-memory errors are retried with a halved micro-batch; other errors are not."""
@@ -536,7 +637,30 @@ class SweepRunner:
             write_summary(result)
             self.echo(format_summary(result))
             return result
+        self.hold_launcher_lock()
+        try:
+            return self._run()
+        finally:
+            for idx in list(self.locks):
+                self.release(idx)
+            if self.launcher_lock:
+                self.launcher_lock.release()
+
+    def hold_launcher_lock(self) -> None:
+        """The sweep directory's launcher.lock, held while this launcher lives (a later sweep that finds it
+        free while the parent run is RUNNING knows the launcher died). Two sweeps started in the same second
+        share Hydra's sweep directory: the second one takes a directory of its own."""
+        lock = FileLock(self.sweep_dir / "launcher.lock")
+        if not lock.acquire(sweep_id=self.sweep_id):
+            self.sweep_dir = self.sweep_dir.with_name(f"{self.sweep_dir.name}-{os.getpid()}")
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.sweep_dir / "launcher.lock")
+            lock.acquire(blocking=True, sweep_id=self.sweep_id)
+        self.launcher_lock = lock
+
+    def _run(self) -> SweepResult:
         self.commit = git_commit()
+        self.reap_stale()
         parent_id = self.tracker.start_parent(
             f"sweep {self.sweep_id}",
             tags={"jsweep.kind": "sweep", "jsweep.sweep_id": self.sweep_id, "jsweep.git_commit": self.commit,
@@ -544,34 +668,104 @@ class SweepRunner:
             params={"grid": redact_text(" ".join(self.grid)) or "(single cell)", "n_cells": str(self.total)})
         self.echo(f"jsweep: sweep {self.sweep_id}: {self.total} cell(s); tracking {self.tracker.uri} "
                   f"(experiment '{self.first.tracking.experiment}', parent run {parent_id})")
-        to_run = self.triage()
         interrupted = 0                 # the signal that stopped the sweep, if one did
+        error: BaseException | None = None
         with StopSignals() as stop:     # signals ignored from the first one until the sweep is wound up
             self.scheduler.check = stop.check
+            to_run: list[PlannedCell] = []
             try:
+                to_run = self.triage()
                 self.scheduler.run([self.job(c) for c in to_run], on_finish=self.finish)
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", signal.SIGINT)
                 self.interrupt(interrupted)
+            except Exception as exc:  # noqa: BLE001 - a launcher error (a full disk...): stop and record, then report
+                error = exc
+                self.abandon(exc)
             for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
-                self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, None,
-                                                                 error="not started" if interrupted
+                self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, self.runs.get(cell.index),
+                                                                 error="not started" if interrupted or error
                                                                  else "not started (launcher.fail_fast)"))
             result = SweepResult(self.sweep_id, self.sweep_dir, parent_id,
                                  [self.outcomes[i] for i in sorted(self.outcomes)])
             failed = result.failed
             skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
-            write_summary(result)
-            self.echo(format_summary(result))
-            report = self.report() if self.launcher.report and not interrupted else []
+            if error is None:
+                write_summary(result)
+                self.echo(format_summary(result))
+            report = self.report() if self.launcher.report and not interrupted and error is None else []
+            end_tags = {"jsweep.cells_failed": str(len(failed)), "jsweep.cells_total": str(self.total),
+                        "jsweep.cells_skipped": str(skipped)}
+            if error is not None:
+                end_tags.update({"jsweep.error_class": type(error).__name__, "jsweep.error": str(error)[:1000]})
             self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
-                {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
-                                            "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
+                {"op": "set_tags", "tags": end_tags},
                 *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
-                {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
+                {"op": "set_terminated",
+                 "status": "KILLED" if interrupted else ("FAILED" if failed or error is not None else "FINISHED")}],
+                journal_errors=error is None)
         if interrupted:
             raise Stopped(interrupted)
+        if error is not None:
+            raise LauncherError(
+                f"the launcher failed ({type(error).__name__}: {error}); its cells were stopped and their runs "
+                f"marked KILLED (parent run {parent_id} FAILED). Run the same sweep again to resume them.") from error
         return result
+
+    def abandon(self, exc: BaseException) -> None:
+        """After a launcher error: stop running cells, and mark every run this sweep opened KILLED (the
+        cells did not fail; the next run of the sweep continues them in the same runs)."""
+        self.interrupt(signal.SIGTERM, reason=f"launcher error ({type(exc).__name__})")
+        for idx, run_id in list(self.runs.items()):
+            if idx in self.outcomes or not run_id:
+                continue
+            cell = self.cells[idx]
+            self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, run_id, error=f"launcher error: {exc}")
+            ops = [{"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
+                                                "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
+                   {"op": "set_terminated", "status": "KILLED"}]
+            self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), run_id, ops, journal_errors=False)
+
+    def reap_stale(self) -> None:
+        """Parent runs of this experiment left RUNNING by a launcher that died (kill -9, a crash): its
+        launcher.lock is free. They are marked KILLED, and so are their RUNNING child runs, except those
+        of cells still alive on their own (they hold their cell lock, and end their run themselves)."""
+        client, exp = self.tracker.client, self.tracker.experiment_id
+        try:
+            parents = client.search_runs([exp], "attributes.status = 'RUNNING' and tags.`jsweep.kind` = 'sweep'",
+                                         max_results=500)
+        except Exception:  # noqa: BLE001 - best effort; the sweep itself does not depend on it
+            return
+        for parent in parents:
+            sweep_dir = parent.data.tags.get("jsweep.sweep_dir")
+            lock = FileLock(Path(sweep_dir) / "launcher.lock") if sweep_dir else None
+            if lock is None or not lock.path.exists() or lock.held_elsewhere():
+                continue                 # alive, or not a sweep of this machine: not ours to judge
+            note = {"jsweep.error_class": "LauncherDied",
+                    "jsweep.error": f"the sweep's launcher ended without closing this run; found by sweep {self.sweep_id}"}
+            try:
+                children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
+                                                     f"attributes.status = 'RUNNING'", max_results=5000)
+                orphans = 0
+                for child in children:
+                    cell_dir = child.data.tags.get("jsweep.cell_dir")
+                    if cell_dir and FileLock(cell_lock_path(Path(cell_dir))).held_elsewhere():
+                        orphans += 1
+                        continue
+                    self.tracker.set_tags(child.info.run_id, note)
+                    client.set_terminated(child.info.run_id, "KILLED")
+                self.tracker.set_tags(parent.info.run_id, note)
+                client.set_terminated(parent.info.run_id, "KILLED")
+            except Exception:  # noqa: BLE001
+                continue
+            self.echo(f"jsweep: sweep {parent.data.tags.get('jsweep.sweep_id', '?')} ended without its launcher: "
+                      f"parent run {parent.info.run_id} and {len(children) - orphans} running cell run(s) marked KILLED"
+                      + (f" ({orphans} cell(s) still running on their own)" if orphans else ""))
+
+    def release(self, idx: int) -> None:
+        lock = self.locks.pop(idx, None)
+        if lock:
+            lock.release()
 
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
@@ -586,14 +780,14 @@ class SweepRunner:
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
         return sorted(p for p in out.iterdir() if p.is_file())
 
-    def interrupt(self, signum: int = signal.SIGINT, grace: float = 30.0) -> None:
+    def interrupt(self, signum: int = signal.SIGINT, grace: float = 30.0, reason: str = "") -> None:
         """Stop every running cell: SIGTERM to all at once (they record KILLED and exit), then SIGKILL
         what is left after ``grace`` seconds. Each is marked KILLED on its run."""
-        name = signal.Signals(signum).name
+        name = reason or signal.Signals(signum).name
         running = [(idx, proc) for idx, proc in self.procs.items() if proc.proc.poll() is None]
         for _, proc in running:          # first, before anything else can go wrong (a closed terminal)
             proc.signal_group(signal.SIGTERM)
-        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT else ' by ' + name}; stopping "
+        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT and not reason else ' by ' + name}; stopping "
                   f"{len(running)} running cell(s) (further Ctrl-C is ignored until they stop) ...")
         deadline = time.monotonic() + grace
         for idx, proc in running:
@@ -601,9 +795,20 @@ class SweepRunner:
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error=f"interrupted ({name})")
             self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
-                          fail_ops("KeyboardInterrupt" if signum == signal.SIGINT else name,
-                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"))
+                          fail_ops("KeyboardInterrupt" if signum == signal.SIGINT and not reason
+                                   else ("LauncherError" if reason else name),
+                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"),
+                          journal_errors=not reason)
             proc.poll()
+            self.release(idx)
+
+
+def _launcher_fault(n: int, cell_dir: Path) -> None:
+    """Fault injection for tests: ``JSWEEP_LAUNCHER_FAULT=enospc@N`` makes the launcher find the disk
+    full when it starts its N-th cell (as a write of that cell's state files would). Unset in normal use."""
+    kind, _, at = os.environ.get("JSWEEP_LAUNCHER_FAULT", "").partition("@")
+    if kind == "enospc" and n == int(at or 1):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cell_dir / "cell.json"))
 
 
 def run(cells: list[PlannedCell], sweep_dir: Path, *, grid: list[str] | None = None,

@@ -58,11 +58,19 @@ def git_commit(path: str | Path | None = None) -> str:
 
 
 def _client(uri: str):
+    """An MlflowClient for ``uri``. An SQLite store is opened (created, migrated) under its lock file,
+    so two processes opening a fresh store at once do not both create its tables."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from jsweep.locking import sqlite_path, store_lock
+
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    if sqlite_path(uri) is not None:
+        with store_lock(uri):
+            client.search_experiments(max_results=1)      # creates and migrates the store, once
+    return client
 
 
 def _batches(items: list, size: int = 100) -> Iterable[list]:
@@ -79,10 +87,21 @@ class SweepTracker:
         self.uri = resolve_uri(uri)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")   # fail fast; journaled instead
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-        self.client = _client(self.uri)
+        from jsweep.locking import store_lock
+
         try:
-            exp = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            self.client = _client(self.uri)
+            with store_lock(self.uri):      # two sweeps starting together create the experiment once
+                exp = self.client.get_experiment_by_name(experiment)
+                if exp is None:
+                    try:
+                        self.experiment_id = self.client.create_experiment(experiment)
+                    except Exception:  # noqa: BLE001 - created meanwhile by another process (tracking server)
+                        exp = self.client.get_experiment_by_name(experiment)
+                        if exp is None:
+                            raise
+                if exp is not None:
+                    self.experiment_id = exp.experiment_id
         except Exception as exc:  # noqa: BLE001
             raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
                                       f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
@@ -153,17 +172,36 @@ class Journal:
         self.path = Path(path)
 
     def append(self, op: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(redact(op), ensure_ascii=False, default=str) + "\n")
+        from jsweep.files import append_line
 
-    def ops(self) -> list[dict[str, Any]]:
+        append_line(self.path, json.dumps(redact(op), ensure_ascii=False, default=str))
+
+    def ops(self, warn: bool = True) -> list[dict[str, Any]]:
+        """The journaled calls, in order. A line that is not a whole call (a process killed mid-write, a
+        damaged disk) is skipped with a warning naming the file and line; the rest is kept."""
+        import sys
+
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out = []
+        text = self.path.read_bytes().decode("utf-8", errors="replace")
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                op = json.loads(line)
+                if not isinstance(op, dict) or "op" not in op:
+                    raise ValueError("not a tracking call")
+            except ValueError as exc:
+                if warn:
+                    print(f"jsweep: warning: {self.path}: line {n} is not a whole tracking call, skipped "
+                          f"({type(exc).__name__})", file=sys.stderr)
+                continue
+            out.append(op)
+        return out
 
     def __len__(self) -> int:
-        return len(self.ops())
+        return len(self.ops(warn=False))
 
     def rewrite(self, ops: list[dict[str, Any]]) -> None:
         if ops:

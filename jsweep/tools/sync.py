@@ -58,7 +58,11 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
     for d in dirs:
         journal = Journal(d / "tracking_journal.jsonl")
         meta_path = d / "cell.json"
-        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        try:
+            meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except ValueError:
+            print(f"  {meta_path}: not readable JSON, skipped", file=sys.stderr)
+            continue
         pending = meta.get("pending_run")
         if not len(journal) and not (pending and not meta.get("run_id")):
             continue
