@@ -467,6 +467,19 @@ class SweepRunner:
             to_run.append(cell)
         return to_run
 
+    def open_run_of(self, cell: PlannedCell) -> str | None:
+        """The newest run of this cell (same directory) left RUNNING or KILLED, if the store has one."""
+        try:
+            runs = self.tracker.client.search_runs(
+                [self.tracker.experiment_id], f"tags.`jsweep.cell_id` = '{cell.cell_id}'",
+                max_results=50, order_by=["attributes.start_time DESC"])
+        except Exception:  # noqa: BLE001
+            return None
+        for run in runs:
+            if run.data.tags.get("jsweep.cell_dir") == str(cell.cell_dir) and run.info.status in ("RUNNING", "KILLED"):
+                return run.info.run_id
+        return None
+
     def busy(self, cell: PlannedCell, holder: dict[str, Any]) -> None:
         where = describe_holder(holder)
         self.echo(f"{self.prefix(cell)} busy: already running in {where}; not started here - {cell.spec.label}")
@@ -480,6 +493,8 @@ class SweepRunner:
         A cell that failed on its own with nothing to resume gets a fresh run."""
         meta = _read_json(cell.cell_dir / "cell.json")
         status = _read_json(cell.cell_dir / "status.json").get("status")
+        if not meta.get("run_id"):      # the launcher could not record it (a full disk): ask the store
+            meta["run_id"] = self.open_run_of(cell)
         if meta.get("run_id") and status != "FINISHED":
             try:
                 previous = self.tracker.status(meta["run_id"])

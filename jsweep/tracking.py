@@ -66,9 +66,9 @@ def _client(uri: str):
     from jsweep.locking import sqlite_path, store_lock
 
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    if sqlite_path(uri) is not None:
-        with store_lock(uri):
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        if sqlite_path(uri) is not None:
             client.search_experiments(max_results=1)      # creates and migrates the store, once
     return client
 

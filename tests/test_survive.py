@@ -107,3 +107,178 @@ def test_redaction_masks_credentials_but_keeps_token_counts():
     assert clean["tracking"]["uri"] == "http://***@h" and clean["metrics"] == cfg["metrics"]
     uris = secrets_in(cfg, keys=False)
     assert uris == {"tracking.uri": "http://u:p4ss@h"} and restore(clean, uris)["tracking"]["uri"] == "http://u:p4ss@h"
+
+
+# --------------------------------------------------------------------------- 2. exclusion
+
+def _steps(client, run_id: str, key: str = "train/loss") -> list[int]:
+    """Every logged step of a metric, duplicates kept."""
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def _history_steps(cell: Path, key: str = "train/loss") -> list[int]:
+    rows = [json.loads(line) for line in (cell / "history.jsonl").read_text().splitlines() if line.strip()]
+    return sorted(r["step"] for r in rows if key in r)
+
+
+def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_path, mlflow_client_for,
+                                                                          tiny_model_dir):
+    grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=3", "eval=[]"]
+    procs = [_popen(grid, tmp_path) for _ in range(2)]          # together, on a store that does not exist yet
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    both = "\n=====\n".join(outs)
+    assert "alembic" not in both and "Traceback" not in both, both[-4000:]
+    assert sorted(p.returncode for p in procs) in ([0, 1], [1, 1]), both[-4000:]
+    assert "busy: already running in sweep" in both, both[-4000:]
+    client = mlflow_client_for(tmp_path)
+    runs = _child_runs(client)
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), both[-4000:]
+    assert len({r.data.tags["jsweep.cell_id"] for r in runs}) == 2
+    for run in runs:
+        assert _steps(client, run.info.run_id) == [1, 2, 3]
+    for cell in _cells(tmp_path):
+        assert _history_steps(cell) == [1, 2, 3]
+        assert (cell / "cell.log").read_text().count("[jsweep] done") == 1
+    again = run_jsweep(grid, tmp_path)                           # the store is healthy afterwards
+    assert again.returncode == 0 and again.stdout.count("skip: already finished") == 2, again.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- 3. crash consistency
+
+def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_are_closed(
+        tmp_path, mlflow_client_for, tiny_model_dir):
+    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
+    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = _stalled(tmp_path)
+    cell_pid = json.loads((cell / "status.json").read_text())["pid"]
+    os.kill(proc.pid, signal.SIGKILL)                        # kill -9 of the launcher alone
+    proc.wait(timeout=30)
+    assert _alive(cell_pid)                                  # the cell lives on, in a session of its own
+    client = mlflow_client_for(tmp_path)
+    (run,) = _child_runs(client)
+    first_parent = run.data.tags["mlflow.parentRunId"]
+
+    again = run_jsweep(FAST, tmp_path)                       # the orphan holds its cell's lock
+    assert again.returncode == 1, again.stdout[-3000:]
+    assert "busy: already running in sweep" in again.stdout and "(gone)" in again.stdout, again.stdout[-3000:]
+    assert " start " not in again.stdout and " resume " not in again.stdout
+    assert client.get_run(first_parent).info.status == "KILLED"         # the dead launcher's parent run
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"     # its cell still runs
+    assert len(_child_runs(client)) == 1
+
+    os.kill(cell_pid, signal.SIGUSR1)                        # the orphan goes on, and finishes on its own
+    _wait_for(lambda: not _alive(cell_pid), timeout=300, what="the orphan cell to finish")
+    assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", (cell / "cell.log").read_text()[-3000:]
+    assert "the launcher (pid" in (cell / "cell.log").read_text()
+    (done,) = _child_runs(client)
+    assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
+    assert _steps(client, run.info.run_id) == [1, 2, 3, 4, 5, 6]
+    last = run_jsweep(FAST, tmp_path)
+    assert last.returncode == 0 and "skip: already finished" in last.stdout, last.stdout[-2000:]
+    assert len(_child_runs(client)) == 1
+
+
+def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_model_dir):
+    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")    # steps 1-3 logged, checkpoint at 2
+    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = _stalled(tmp_path)
+    os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
+    proc.communicate(timeout=120)
+    again = run_jsweep(FAST, tmp_path)
+    assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
+    client = mlflow_client_for(tmp_path)
+    (run,) = _child_runs(client)
+    for key in ("train/loss", "train/lr", "train/grad_norm"):
+        assert _steps(client, run.info.run_id, key) == [1, 2, 3, 4, 5, 6], key    # step 3 was re-trained, logged once
+        assert _history_steps(cell, key) == [1, 2, 3, 4, 5, 6], key
+    assert _steps(client, run.info.run_id, "eval/loss").count(6) == 1
+
+
+def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_training_past_max_steps(
+        tmp_path, mlflow_client_for, tiny_model_dir):
+    args = ["train.max_steps=4", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.max_num_samples=20"]
+    proc = _popen(args, tmp_path)
+
+    def evaluating() -> Path | None:
+        for cell in _cells(tmp_path) if (tmp_path / "outputs" / "cells").exists() else []:
+            try:
+                if "evaluating: llm_jp_eval" in (cell / "cell.log").read_text():
+                    return cell
+            except FileNotFoundError:
+                pass
+        return None
+
+    _wait_for(evaluating, timeout=300, what="the evaluation to start")
+    cell = evaluating()
+    os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert (cell / "checkpoints" / "checkpoint-4").is_dir()
+    again = run_jsweep(args, tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "trained and saved by an earlier attempt; evaluating it" in again.stdout
+    client = mlflow_client_for(tmp_path)
+    (run,) = _child_runs(client)
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["train/steps"] == 4 and "llm_jp_eval/AVG" in metrics
+    assert _steps(client, run.info.run_id) == [1, 2, 3, 4] and _history_steps(cell) == [1, 2, 3, 4]
+    assert run.info.status == "FINISHED" and run.data.metrics["train/steps"] == 4
+
+
+def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, mlflow_client_for, tiny_model_dir):
+    grid = ["-m", "lr=1e-5,1e-4", *TINY]
+    proc = run_jsweep(grid, tmp_path, JSWEEP_LAUNCHER_FAULT="enospc@2")   # the disk is full at the second cell
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("jsweep: error:")]
+    assert "No space left on device" in line and "Run the same sweep again" in line
+    client = mlflow_client_for(tmp_path)
+    runs = _child_runs(client)
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED" and parent.data.tags["jsweep.error_class"] == "OSError"
+    again = run_jsweep(grid, tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    after = _child_runs(client)
+    assert len(after) == 2 and all(r.info.status == "FINISHED" for r in after)     # the killed run was re-used
+    assert {r.info.run_id for r in after} == {r.info.run_id for r in runs}
+
+
+def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(tmp_path, mlflow_client_for,
+                                                                              tiny_model_dir):
+    assert run_jsweep(TINY, tmp_path).returncode == 0
+    (cell,) = _cells(tmp_path)
+    journal = cell / "tracking_journal.jsonl"
+    # What an outage followed by a kill mid-write leaves: whole calls around a line cut short.
+    journal.write_text(json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}}) + "\n"
+                       + '{"op": "set_tags", "tags": {"jsweep.no' + "\n"
+                       + json.dumps({"op": "set_tags", "tags": {"jsweep.note2": "after"}}) + "\n")
+    again = run_jsweep(TINY, tmp_path)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    sync = run_jsweep(["sync"], tmp_path)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert f"{cell.name}/tracking_journal.jsonl: line 2 is not a whole tracking call, skipped" in sync.stderr
+    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    assert run.data.tags["jsweep.note"] == "before" and run.data.tags["jsweep.note2"] == "after"
+    assert not journal.exists()
+
+
+@pytest.mark.parametrize("damage", ["model", "metrics"])
+def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client_for, tiny_model_dir, damage):
+    assert run_jsweep(TINY, tmp_path).returncode == 0
+    (cell,) = _cells(tmp_path)
+    if damage == "model":
+        import shutil
+
+        shutil.rmtree(cell / "model")
+    else:
+        (cell / "metrics.json").write_text('{"train/loss": 1.2')
+    again = run_jsweep(TINY, tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert "results are damaged" in again.stdout and "skip" not in again.stdout, again.stdout[-2000:]
+    assert (cell / "model" / "adapter_config.json").exists()
+    assert isinstance(json.loads((cell / "metrics.json").read_text()), dict)
+    runs = _child_runs(mlflow_client_for(tmp_path))
+    complete = [r for r in runs if r.data.tags.get("jsweep.complete") == "true"]
+    assert len(complete) == 1 and complete[0].info.status == "FINISHED"
+    assert any(r.data.tags.get("jsweep.damaged") for r in runs)
