@@ -57,6 +57,27 @@ def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     return 1 if result.failed else 0
 
 
+def remove_unused(sweep_dir: Path, keep_if_more_than: set[str] = frozenset()) -> None:
+    """Remove a sweep directory Hydra created for a sweep that was refused before anything ran (holding
+    nothing, or only ``keep_if_more_than`` files such as Hydra's multirun.yaml), and the ``sweeps`` and
+    output directories above it if that leaves them empty."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir() or any(p.name not in keep_if_more_than or p.is_dir() for p in sweep_dir.iterdir()):
+        return
+    for p in sweep_dir.iterdir():
+        p.unlink()
+    dirs = [sweep_dir]
+    if sweep_dir.parent.name == "sweeps":
+        dirs.append(sweep_dir.parent)
+        if sweep_dir.parent.parent.resolve() != Path.cwd().resolve():
+            dirs.append(sweep_dir.parent.parent)
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _task(cfg: DictConfig) -> None:
     global _exit_code
@@ -67,8 +88,11 @@ def _task(cfg: DictConfig) -> None:
     except JsweepError as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
         _exit_code = 2
+        remove_unused(Path(hc.run.dir))
         return
     _exit_code = execute([spec], Path(hc.run.dir), overrides)
+    if _exit_code == 2:          # refused before anything ran: leave nothing behind
+        remove_unused(Path(hc.run.dir))
 
 
 def run_hydra(argv: Sequence[str]) -> int:

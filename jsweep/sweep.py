@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -88,17 +89,162 @@ def _check_model(spec: CellSpec) -> str | None:
     return None
 
 
-def _check_evaluators(spec: CellSpec) -> list[str]:
-    """Each evaluator's own pre-flight check (data present, options valid); imports no torch."""
+def _check_evaluators(spec: CellSpec, cache: dict[str, list[str]] | None = None) -> list[str]:
+    """Each evaluator's own pre-flight check (data present, options valid), then its data files read as
+    the evaluator will read them; imports no torch. ``cache``: results by options, for large grids."""
     from jsweep import registries
+    from jsweep.spec import eval_option_problems
 
     problems = []
     for name, options in spec.eval.items():
-        if name not in registries.EVALUATORS:
+        if name not in registries.EVALUATORS or eval_option_problems(name, options or {}):
             continue  # reported by validate_cell
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        if cache is not None and key in cache:
+            problems.extend(cache[key])
+            continue
+        found: list[str] = []
         check = getattr(registries.EVALUATORS.get(name), "check", None)
-        if check is not None:
-            problems.extend(f"eval.{name}: {p}" for p in check(options))
+        try:
+            if name == "llm_jp_eval":
+                found.extend(_llm_jp_eval_files(options))
+            if check is not None and not found:
+                found.extend(f"eval.{name}: {p}" for p in check(options))
+            if name == "jglue" and not found:
+                found.extend(_jglue_files(options))
+        except Exception as exc:  # noqa: BLE001 - never a traceback from pre-flight
+            found.append(f"eval.{name}: {type(exc).__name__}: {str(exc)[:300]}")
+        if cache is not None:
+            cache[key] = found
+        problems.extend(found)
+    return problems
+
+
+def _regular_file_problem(path: Path) -> str | None:
+    """A data path that is not a regular file (a FIFO, a device, a socket) would hang or never end: refused
+    without opening it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror})"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    return f"{path}: not a regular file (a FIFO, device or socket); give a file or a directory of files"
+
+
+def _text_problem(path: Path) -> str | None:
+    """A data file that is not UTF-8 text, or JSON nested too deeply to read."""
+    if (problem := _regular_file_problem(path)) or path.is_dir():
+        return problem
+    if path.suffix in (".parquet", ".arrow"):
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        return f"{path}: JSON nested {depth} levels deep (more than {MAX_JSON_DEPTH}); not read"
+    return None
+
+
+MAX_JSON_DEPTH = 500
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of brackets in JSON text (strings skipped), found without recursion."""
+    import re
+
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = re.sub(r"[^\[\]{}]+", "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text))
+    depth = deepest = 0
+    for ch in brackets:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith("."))
+    return [path]
+
+
+def _check_data_files(spec: CellSpec) -> list[str]:
+    """The local files of a dataset (and of a mixture's components), before any loader opens them:
+    regular files only, UTF-8, JSON of a readable depth. Each problem names its file."""
+    paths = [spec.dataset.path] + [c.get("path") for c in (spec.dataset.components or {}).values()
+                                   if isinstance(c, dict)]
+    problems = []
+    for raw in paths:
+        if not raw:
+            continue
+        root = Path(os.path.expanduser(str(raw)))
+        if not root.exists():
+            continue                                  # reported by the data pre-flight
+        if (problem := _regular_file_problem(root)):
+            problems.append(problem)
+            continue
+        for f in _files_of(root):
+            if (problem := _text_problem(f)):
+                problems.append(problem)
+    return problems
+
+
+def _llm_jp_eval_files(options: dict[str, Any]) -> list[str]:
+    """llm-jp-eval task files: regular files, UTF-8, each a JSON object (not an array)."""
+    from jsweep.errors import DataError
+    from jsweep.eval.llm_jp_eval import evaluation_root
+
+    opts = options or {}
+    try:
+        root = evaluation_root(opts.get("data_dir"))
+    except DataError:
+        return []                                     # reported by the evaluator's own check
+    problems = []
+    for split in ("train", opts.get("split", "test")):
+        for f in sorted((root / split).glob("*.json")) if (root / split).is_dir() else []:
+            if (problem := _text_problem(f)):
+                problems.append(f"eval.llm_jp_eval: {problem}")
+                continue
+            try:
+                obj = json.loads(f.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                problems.append(f"eval.llm_jp_eval: {f}: not valid JSON ({exc})")
+                continue
+            if not isinstance(obj, dict):
+                problems.append(f"eval.llm_jp_eval: {f}: expected a JSON object (instruction, output_length, "
+                                f"metrics, samples), got a JSON {type(obj).__name__}")
+    return problems
+
+
+def _jglue_files(options: dict[str, Any]) -> list[str]:
+    """JGLUE split files read in full, by the evaluator's own reader, so a malformed record stops the sweep
+    before training rather than after it."""
+    from jsweep.errors import JsweepError
+    from jsweep.eval.jglue import parse_options, plan_tasks
+    from jsweep.eval.jglue_tasks.data import read_split
+
+    planned, _ = plan_tasks(parse_options(options))
+    problems = []
+    for task in planned:
+        files = task.files
+        if files is None or files.disk is not None:
+            continue
+        for f in (files.valid, files.train):
+            if f is None:
+                continue
+            if (problem := _text_problem(Path(f))):
+                problems.append(f"eval.jglue: {problem}")
+                continue
+            try:
+                read_split(task.task, f)
+            except JsweepError as exc:
+                problems.append(f"eval.jglue: {exc}")
     return problems
 
 
@@ -126,6 +272,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     problems: list[str] = []
     planned: list[PlannedCell] = []
     data_cache: dict[str, Any] = {}
+    eval_cache: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
     gpus: list[dict[str, Any]] | None = None
     roots: set[str] = set()
@@ -140,13 +287,19 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         model_problem = _check_model(spec)
         if model_problem:
             problems.append(f"{where}: {model_problem}")
-        problems.extend(f"{where}: {p}" for p in _check_evaluators(spec))
+        problems.extend(f"{where}: {p}" for p in _check_evaluators(spec, eval_cache))
         if gpus is None:
             visible = set(discover_gpus(spec.launcher.gpus))
             gpus = [g for g in gpu_facts() if g["index"] in visible]
         problems.extend(f"{where}: {p}" for p in check_resources(spec, gpus))
+        if not gpus and spec.train.precision in ("bf16", "fp16"):
+            problems.append(f"{where}: train.precision={spec.train.precision} needs a GPU, and none is visible "
+                            f"(training on CPU is fp32: set train.precision=auto or fp32)")
         data: dict[str, Any] = {}
         key = json.dumps([spec.dataset.__dict__, spec.model.builtin], sort_keys=True, default=str)
+        if key not in data_cache and (file_problems := _check_data_files(spec)):
+            data_cache[key] = PreflightError(file_problems)
+            problems.extend(f"{where}: dataset: {p}" for p in file_problems)
         try:
             if key not in data_cache:
                 # Local data is read and validated now, so a bad record stops the sweep before any work.

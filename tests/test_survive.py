@@ -282,3 +282,82 @@ def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client
     complete = [r for r in runs if r.data.tags.get("jsweep.complete") == "true"]
     assert len(complete) == 1 and complete[0].info.status == "FINISHED"
     assert any(r.data.tags.get("jsweep.damaged") for r in runs)
+
+
+# --------------------------------------------------------------------------- 4. pre-flight
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    """Broken inputs, each beside a healthy copy of what it breaks."""
+    from jsweep.eval.llm_jp_eval import FIXTURE_DIR
+
+    root = tmp / "bad"
+    root.mkdir()
+    latin1 = root / "dolly_latin1.json"             # a dolly record saved as Latin-1
+    latin1.write_bytes('[{"instruction": "caf\xe9", "input": "", "output": "x", "category": "open_qa"}]'
+                       .encode("latin-1"))
+    deep = root / "dolly_deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    fifo = root / "dolly_fifo.json"
+    os.mkfifo(fifo)
+    import shutil
+
+    array_dir = root / "llm_jp_array"
+    shutil.copytree(FIXTURE_DIR, array_dir)
+    task = sorted((array_dir / "evaluation" / "test").glob("*.json"))[0]
+    task.write_text(json.dumps([json.loads(task.read_text(encoding="utf-8"))]), encoding="utf-8")
+    latin_dir = root / "llm_jp_latin1"
+    shutil.copytree(FIXTURE_DIR, latin_dir)
+    task2 = sorted((latin_dir / "evaluation" / "test").glob("*.json"))[0]
+    task2.write_bytes(task2.read_bytes() + b"\xe9")
+    jglue = root / "jglue_bad"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "jsweep" / "fixtures" / "eval" / "jglue", jglue)
+    jnli = sorted((jglue / "jnli").rglob("valid*.json"))[0]
+    lines = jnli.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]                 # a record cut in the middle
+    jnli.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"latin1": latin1, "deep": deep, "fifo": fifo, "array": array_dir, "task_latin1": latin_dir,
+            "task": task, "task2": task2, "jglue": jglue, "jnli": jnli}
+
+
+PREFLIGHT = [
+    (["train.epochs=inf"], "train.epochs must be a positive finite number, got inf"),
+    (["method.lora.dropout=1.5"], "method.lora.dropout must be in [0, 1), got 1.5"),
+    (["train.scheduler=cosin"], "train.scheduler must be one of linear, cosine"),
+    (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
+    (["model.arch.hidden_size=65"], "model.arch.hidden_size=65 is not divisible by model.arch.num_attention_heads="),
+    (["eval.llm_jp_eval.batch_size=0"], "eval.llm_jp_eval.batch_size must be an integer >= 1, got 0"),
+    (["eval.llm_jp_eval.num_few_shots=abc"], "eval.llm_jp_eval.num_few_shots must be an integer >= 0, got 'abc'"),
+    (["eval.jglue.limit=many"], "eval.jglue.limit must be an integer >= 1 or null, got 'many'"),
+    (["eval.llm_jp_eval.split=valid"], "eval.llm_jp_eval.split must be one of test, dev, got 'valid'"),
+    (["tracking.uri=bogus://x"], "tracking.uri: unknown scheme 'bogus://'"),
+    (["train.precision=bf16"], "train.precision=bf16 needs a GPU, and none is visible"),
+    (["train.precision=fp16"], "train.precision=fp16 needs a GPU, and none is visible"),
+    (["dataset.path={latin1}"], "{latin1}: not UTF-8 text"),
+    (["dataset.path={deep}"], "{deep}: JSON nested 200000 levels deep"),
+    (["dataset.path={fifo}"], "{fifo}: not a regular file"),
+    (["eval.llm_jp_eval.data_dir={array}"], "{task}: expected a JSON object"),
+    (["eval.llm_jp_eval.data_dir={task_latin1}"], "{task2}: not UTF-8 text"),
+    (["eval.jglue.data_dir={jglue}"], "{jnli}: record line 2: not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("args,message", PREFLIGHT, ids=[a[0].split("=")[0] + "=" + a[0].split("=")[1][:12]
+                                                        for a, _ in PREFLIGHT])
+def test_bad_values_and_files_are_refused_before_any_cell_starts(tmp_path, args, message):
+    files = _bad_files(tmp_path) if any("{" in a for a in args) else {}
+    args = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
+    message = message.format(**{k: str(v) for k, v in files.items()})
+    proc = run_jsweep(["-m", *args], tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.startswith("jsweep: error:") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert [ln for ln in proc.stderr.splitlines() if message in ln], "named on one line"
+    assert not (tmp_path / "mlflow.db").exists(), "no MLflow run may be created"
+    assert not (tmp_path / "outputs").exists(), "nothing is left behind"
+
+
+def test_an_unusable_output_root_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    proc = run_jsweep([f"output_root={tmp_path / 'a_file' / 'outputs'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "mlflow.db").exists()

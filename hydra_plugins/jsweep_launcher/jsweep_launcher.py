@@ -63,10 +63,13 @@ class JsweepLauncher(Launcher):
 
             for p in problems:
                 print(f"  - {redact_text(p)}", file=sys.stderr)
+            _remove_unused(sweep_dir)
             sys.exit(2)
         grid = [o for o in sys.argv[1:] if "=" in o and not o.startswith("-")]
         _redact_saved_config(sweep_dir / "multirun.yaml", grid)
         code = execute(specs, sweep_dir, grid)
+        if code == 2:               # refused before anything ran: leave nothing behind
+            _remove_unused(sweep_dir)
         if code != 0:
             sys.exit(code)
         rets = []
@@ -97,3 +100,9 @@ def _redact_saved_config(path: Path, grid: list) -> None:
         clean = redact_text(text)
     if clean != text:
         path.write_text(clean, encoding="utf-8")
+
+
+def _remove_unused(sweep_dir: Path) -> None:
+    from jsweep.app import remove_unused
+
+    remove_unused(sweep_dir, keep_if_more_than={"multirun.yaml"})
