@@ -361,3 +361,32 @@ def test_an_unusable_output_root_is_refused_before_anything_runs(tmp_path):
     proc = run_jsweep([f"output_root={tmp_path / 'a_file' / 'outputs'}"], tmp_path, timeout=120)
     assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "mlflow.db").exists()
+
+
+# --------------------------------------------------------------------------- 5. planning at scale
+
+GRID_CASES = [[], ["lr=1e-3"], ["method.lr=3e-4"], ["model.prompt_format=llmjp"], ["dataset=ichikara", "lr=2e-5"],
+              ["train.max_steps=3", "seed=4"], ["+experiment.note=abc"], ["method.lr=1e-2", "model.prompt_format=llmjp"],
+              ["method=dpo_lora", "dataset=hh_rlhf_ja", "method.beta=0.2"], ["eval=[llm_jp_eval]", "eval.llm_jp_eval.batch_size=4"],
+              ["experiment=jaster_learning_curve", "dataset.n=100"], ["~train.packing"]]
+
+
+def test_the_grid_composer_gives_each_cell_the_config_hydra_composes(monkeypatch):
+    """Planning composes the base config once per set of group choices and applies each cell's other
+    overrides to it (benchmarks/plan_scale.py measures the time); the cells must be exactly what Hydra's
+    full composition gives, in any order, the base config untouched between cells."""
+    from omegaconf.errors import ConfigKeyError
+
+    from jsweep.compose import GridComposer, compose, compose_spec
+    from jsweep.errors import ConfigError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    grid = GridComposer(compose)
+    for overrides in GRID_CASES + list(reversed(GRID_CASES)):
+        try:
+            expected = compose_spec(overrides)
+        except (ConfigError, ConfigKeyError, Exception) as exc:      # noqa: BLE001 - then both must refuse it
+            with pytest.raises(type(exc)):
+                grid.spec(overrides, overrides)
+            continue
+        assert grid.spec(overrides, overrides) == expected, overrides
