@@ -1,6 +1,6 @@
 """Lock files held by a process: released by the OS when the process dies, however it dies.
 
-- A **cell lock** (``<output_root>/cells/<cell_id>.lock``) is taken by the launcher before it
+- A **cell lock** (``<output_root>/.locks/<cell_id>.lock``) is taken by the launcher before it
   decides to run a cell, and handed to the cell's process (an inherited descriptor), so it is held
   as long as either lives. A second sweep that wants the same cell finds it busy and says where it
   runs; a cell that outlived its launcher (kill -9) still holds it, so it is never started twice.
@@ -89,9 +89,10 @@ class FileLock:
 
 
 def cell_lock_path(cell_dir: Path) -> Path:
-    """A cell's lock: beside its directory, so it survives the directory being archived on --rerun."""
+    """A cell's lock, ``<output_root>/.locks/<cell_id>.lock``: outside its directory, which --rerun archives,
+    and outside ``cells/``, which holds only cell directories."""
     cell_dir = Path(cell_dir)
-    return cell_dir.parent / f"{cell_dir.name}.lock"
+    return cell_dir.parent.parent / ".locks" / f"{cell_dir.name}.lock"
 
 
 def describe_holder(info: dict[str, Any]) -> str:
