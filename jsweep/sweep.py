@@ -1022,6 +1022,6 @@ def format_summary(result: SweepResult) -> str:
                      f"in the cell directories. Run `jsweep sync {result.outcomes[0].cell.spec.output_root}` "
                      f"once it is back.")
     for o in result.failed:
-        lines.append(f"  FAILED cell {o.cell.index} ({o.cell.spec.label}): {o.error}\n"
+        lines.append(f"  {o.status} cell {o.cell.index} ({redact_text(o.cell.spec.label)}): {o.error}\n"
                      f"         log: {o.cell.cell_dir / 'cell.log'}")
     return "\n".join(lines)
