@@ -178,6 +178,35 @@ def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_
     assert len(_child_runs(client)) == 1
 
 
+def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_resumed_in_the_same_run(
+        tmp_path, mlflow_client_for, tiny_model_dir):
+    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
+    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = _stalled(tmp_path)
+    cell_pid = json.loads((cell / "status.json").read_text())["pid"]
+    os.kill(proc.pid, signal.SIGKILL)                        # the machine's OOM killer takes both
+    os.kill(cell_pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    _wait_for(lambda: not _alive(cell_pid), timeout=30, what="the cell to die")
+    client = mlflow_client_for(tmp_path)
+    (run,) = _child_runs(client)
+    parent_id = run.data.tags["mlflow.parentRunId"]
+    assert run.info.status == "RUNNING" and client.get_run(parent_id).info.status == "RUNNING"
+
+    other = run_jsweep(["lr=3e-4", *TINY], tmp_path)         # any later sweep on the store closes them
+    assert other.returncode == 0, other.stdout[-2000:]
+    assert "ended without its launcher" in other.stdout
+    for run_id in (parent_id, run.info.run_id):
+        closed = client.get_run(run_id)
+        assert closed.info.status == "KILLED" and closed.data.tags["jsweep.error_class"] == "LauncherDied"
+
+    again = run_jsweep(FAST, tmp_path)                       # and the cell resumes in its own run
+    assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
+    mine = [r for r in _child_runs(client) if r.data.tags["jsweep.cell_id"] == run.data.tags["jsweep.cell_id"]]
+    assert [r.info.run_id for r in mine] == [run.info.run_id] and mine[0].info.status == "FINISHED"
+    assert _steps(client, run.info.run_id) == [1, 2, 3, 4, 5, 6]
+
+
 def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_model_dir):
     proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")    # steps 1-3 logged, checkpoint at 2
     _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
