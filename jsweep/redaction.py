@@ -32,7 +32,8 @@ _SECRET_KEY = re.compile(r"(token|api[_-]?key|apikey|secret|password|passwd|pass
                          r"private[_-]?key|access[_-]?key|cookie|session[_-]?key)", re.I)
 # ... unless it names something about tokens or a place where a credential is kept.
 _NOT_SECRET = re.compile(r"(_ids?|_len|_length|_count|_counts|tokens|_toks|tokenizer\w*|_accuracy|_per_second"
-                         r"|_dir|_path|_file|_style|_type|_format|_env|_var)$|^(author|authors)$", re.I)
+                         r"|_dir|_path|_file|_style|_type|_format|_env|_var)$|^(author|authors)$"
+                         r"|^(pad|eos|bos|unk|sep|cls|mask)_token$", re.I)
 _SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})\b")
 # scheme://user[:password]@host  ->  scheme://***@host
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@'\"<>]+)@")

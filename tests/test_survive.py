@@ -100,6 +100,7 @@ def test_redaction_masks_credentials_but_keeps_token_counts():
     assert redact_text("+experiment.hf_token=abcdef lr=1e-4") == "+experiment.hf_token=*** lr=1e-4"
     assert redact_text('{"api_key": "zzzz1234", "n": 3}') == '{"api_key": "***", "n": 3}'
     assert redact_text("model.arch.pad_token_id=3 max_new_tokens=8") == "model.arch.pad_token_id=3 max_new_tokens=8"
+    assert redact_text("pad_token: <pad> eos_token=</s>") == "pad_token: <pad> eos_token=</s>"
     cfg = {"model": {"arch": {"pad_token_id": 1, "secret_key": "s3cr3t"}}, "tracking": {"uri": "http://u:p4ss@h"},
            "metrics": {"train/tokens_per_second": 3.0, "train/token_accuracy": 0.5}}
     clean = redact(cfg)
