@@ -12,13 +12,28 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from jsweep.compose import CONF_DIR, to_spec
-from jsweep.errors import JsweepError, TrackingUnreachable
+from jsweep.errors import JsweepError, LauncherError, TrackingUnreachable
 
 _exit_code = 0
 
 
 def execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
-    """Plan (pre-flight) and run cells; the exit code is 0 only when every cell finished."""
+    """Plan (pre-flight) and run cells; the exit code is 0 only when every cell finished. What it
+    prints (MLflow's own lines included) has the grid's secrets masked."""
+    from jsweep.redaction import RedactingStream, remember, secret_values
+
+    for spec in specs:
+        remember(secret_values(spec.to_dict()))
+    remember(secret_values({"grid": list(grid)}))
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        return _execute(specs, sweep_dir, grid)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     from jsweep import sweep
 
     try:
@@ -36,7 +51,31 @@ def execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     except TrackingUnreachable as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
         return 2
+    except LauncherError as exc:
+        print(f"jsweep: error: {exc}", file=sys.stderr)
+        return 1
     return 1 if result.failed else 0
+
+
+def remove_unused(sweep_dir: Path, keep_if_more_than: set[str] = frozenset()) -> None:
+    """Remove a sweep directory Hydra created for a sweep that was refused before anything ran (holding
+    nothing, or only ``keep_if_more_than`` files such as Hydra's multirun.yaml), and the ``sweeps`` and
+    output directories above it if that leaves them empty."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir() or any(p.name not in keep_if_more_than or p.is_dir() for p in sweep_dir.iterdir()):
+        return
+    for p in sweep_dir.iterdir():
+        p.unlink()
+    dirs = [sweep_dir]
+    if sweep_dir.parent.name == "sweeps":
+        dirs.append(sweep_dir.parent)
+        if sweep_dir.parent.parent.resolve() != Path.cwd().resolve():
+            dirs.append(sweep_dir.parent.parent)
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -49,8 +88,11 @@ def _task(cfg: DictConfig) -> None:
     except JsweepError as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
         _exit_code = 2
+        remove_unused(Path(hc.run.dir))
         return
     _exit_code = execute([spec], Path(hc.run.dir), overrides)
+    if _exit_code == 2:          # refused before anything ran: leave nothing behind
+        remove_unused(Path(hc.run.dir))
 
 
 def run_hydra(argv: Sequence[str]) -> int:

@@ -40,3 +40,8 @@ class PreflightError(JsweepError):
 
 class TrackingUnreachable(JsweepError):
     """The tracking store cannot be reached when a sweep starts (nothing was launched)."""
+
+
+class LauncherError(JsweepError):
+    """The launcher itself failed mid-sweep (a full disk, an unwritable directory). Its cells were
+    stopped and recorded; running the sweep again resumes them."""

@@ -9,6 +9,7 @@ combinations. Neither imports Hydra or torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -276,8 +277,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -301,6 +307,66 @@ def cell_from_dict(data: dict[str, Any]) -> CellSpec:
 # --------------------------------------------------------------------------- validation
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# transformers' SchedulerType values (kept here: planning imports no transformers).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay")
+TRACKING_SCHEMES = ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
+                    "databricks-uc", "uc")
+LLM_JP_EVAL_SPLITS = ("test", "dev")
+# Evaluator options that are numbers: key -> (kind, lowest value, also allowed). Checked in pre-flight,
+# so a bad value is one line before any cell starts rather than an error after training.
+EVAL_NUMBERS: dict[str, dict[str, tuple[type, int, tuple]]] = {
+    "llm_jp_eval": {"num_few_shots": (int, 0, ()), "max_num_samples": (int, 1, (-1,)), "batch_size": (int, 1, ())},
+    "jglue": {"limit": (int, 1, (None,)), "batch_size": (int, 1, ("auto",)), "fewshot_seed": (int, 0, ()),
+              "jsquad_max_gen_toks": (int, 1, (None,)), "max_length": (int, 1, (None,)),
+              "num_fewshot.*": (int, 0, ())},
+}
+
+
+def _number_problem(key: str, value: Any, kind: type, low: int, also: tuple) -> str | None:
+    if not isinstance(value, bool) and value in also:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok:
+        return None
+    extra = "".join(f" or {'null' if a is None else a}" for a in also)
+    return f"{key} must be an integer >= {low}{extra}, got {value!r}"
+
+
+def eval_option_problems(name: str, options: dict[str, Any]) -> list[str]:
+    """Numbers and choices of an evaluator's options (the evaluator checks its data itself)."""
+    problems = []
+    for key, (kind, low, also) in EVAL_NUMBERS.get(name, {}).items():
+        if key.endswith(".*"):
+            group = options.get(key[:-2])
+            items = group.items() if isinstance(group, dict) else []
+            for sub, value in items:
+                if (p := _number_problem(f"eval.{name}.{key[:-2]}.{sub}", value, kind, low, also)):
+                    problems.append(p)
+        elif key in options and (p := _number_problem(f"eval.{name}.{key}", options[key], kind, low, also)):
+            problems.append(p)
+    if name == "llm_jp_eval" and options.get("split", "test") not in LLM_JP_EVAL_SPLITS:
+        problems.append(f"eval.llm_jp_eval.split must be one of {', '.join(LLM_JP_EVAL_SPLITS)}, "
+                        f"got {options.get('split')!r}")
+    return problems
+
+
+def _arch_problems(arch: dict[str, Any]) -> list[str]:
+    """An architecture that cannot be built: widths and head counts that do not divide."""
+    problems = []
+    width, heads, kv = arch.get("hidden_size"), arch.get("num_attention_heads"), arch.get("num_key_value_heads")
+    for key, value in (("hidden_size", width), ("num_attention_heads", heads), ("num_key_value_heads", kv),
+                       ("num_hidden_layers", arch.get("num_hidden_layers")),
+                       ("intermediate_size", arch.get("intermediate_size"))):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            problems.append(f"model.arch.{key} must be a positive integer, got {value!r}")
+    if not problems and isinstance(width, int) and isinstance(heads, int) and width % heads:
+        problems.append(f"model.arch.hidden_size={width} is not divisible by model.arch.num_attention_heads={heads}")
+    if not problems and isinstance(heads, int) and isinstance(kv, int) and heads % kv:
+        problems.append(f"model.arch.num_attention_heads={heads} is not divisible by "
+                        f"model.arch.num_key_value_heads={kv}")
+    return problems
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 SOURCES = ("auto", "fixture", "hub", "path")
 
@@ -334,6 +400,9 @@ def validate_cell(cell: CellSpec) -> list[str]:
     if cell.method.peft == "lora":
         check(cell.method.lora.r > 0, f"method.lora.r must be positive, got {cell.method.lora.r}")
         check(bool(cell.method.lora.target_modules), "method.lora.target_modules is empty")
+        d = cell.method.lora.dropout
+        check(math.isfinite(d) and 0 <= d < 1, f"method.lora.dropout must be in [0, 1), got {d}")
+        check(cell.method.lora.alpha > 0, f"method.lora.alpha must be positive, got {cell.method.lora.alpha}")
     check(cell.model.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {cell.model.dtype!r}")
     check(cell.model.init in ("pretrained", "random"), f"model.init must be pretrained or random, got {cell.model.init!r}")
     check(cell.dataset.source in SOURCES, f"dataset.source must be one of {', '.join(SOURCES)}, got {cell.dataset.source!r}")
@@ -342,7 +411,19 @@ def validate_cell(cell: CellSpec) -> list[str]:
     problems.extend(_dataset_problems(cell))
     t = cell.train
     check(t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
-    check(t.epochs > 0, f"train.epochs must be positive, got {t.epochs}")
+    check(math.isfinite(t.epochs) and t.epochs > 0, f"train.epochs must be a positive finite number, got {t.epochs}")
+    check(t.scheduler in SCHEDULERS, f"train.scheduler must be one of {', '.join(SCHEDULERS)}, got {t.scheduler!r}")
+    check(0 <= cell.seed < 2**32, f"seed must be an integer in [0, 2**32), got {cell.seed}")
+    check(math.isfinite(t.max_grad_norm) and t.max_grad_norm > 0, f"train.max_grad_norm must be positive, got {t.max_grad_norm}")
+    check(math.isfinite(t.weight_decay) and t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    problems.extend(_arch_problems(cell.model.arch))
+    for name, options in cell.eval.items():
+        problems.extend(eval_option_problems(name, options or {}))
+    uri = cell.tracking.uri
+    if uri:
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ("sqlite" if uri.startswith("sqlite:") else "")
+        check(scheme in TRACKING_SCHEMES, f"tracking.uri: unknown scheme '{scheme}://' (use a path, sqlite:///file.db, "
+                                          f"http(s)://host:port, or a database URI)")
     check(t.micro_batch_size > 0, f"train.micro_batch_size must be positive, got {t.micro_batch_size}")
     check(t.grad_accum > 0, f"train.grad_accum must be positive, got {t.grad_accum}")
     check(t.max_length > 8, f"train.max_length must be above 8, got {t.max_length}")

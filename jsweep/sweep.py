@@ -9,10 +9,12 @@ summary, and returns it. No Hydra here: the Hydra launcher and the single-run pa
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -23,9 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jsweep import __version__
-from jsweep.errors import JsweepError, PreflightError
+from jsweep.errors import JsweepError, LauncherError, PreflightError
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
+from jsweep.locking import FileLock, cell_lock_path, describe_holder
+from jsweep.redaction import ENV as SECRETS_ENV
+from jsweep.redaction import redact_text, remember, secret_values, secrets_in
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
 from jsweep.spec import CellSpec, validate_cell
@@ -48,7 +53,7 @@ class PlannedCell:
 @dataclass
 class CellOutcome:
     cell: PlannedCell
-    status: str                      # FINISHED | FAILED | KILLED | SKIPPED
+    status: str                      # FINISHED | FAILED | KILLED | SKIPPED | BUSY | NOT_RUN
     seconds: float
     run_id: str | None
     error: str = ""
@@ -84,17 +89,34 @@ def _check_model(spec: CellSpec) -> str | None:
     return None
 
 
-def _check_evaluators(spec: CellSpec) -> list[str]:
-    """Each evaluator's own pre-flight check (data present, options valid); imports no torch."""
+def _check_evaluators(spec: CellSpec, cache: dict[str, list[str]] | None = None) -> list[str]:
+    """Each evaluator's own pre-flight check (data present, options valid), then its data files read as
+    the evaluator will read them; imports no torch. ``cache``: results by options, for large grids."""
     from jsweep import registries
+    from jsweep.spec import eval_option_problems
 
     problems = []
     for name, options in spec.eval.items():
-        if name not in registries.EVALUATORS:
+        if name not in registries.EVALUATORS or eval_option_problems(name, options or {}):
             continue  # reported by validate_cell
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        if cache is not None and key in cache:
+            problems.extend(cache[key])
+            continue
+        found: list[str] = []
         check = getattr(registries.EVALUATORS.get(name), "check", None)
-        if check is not None:
-            problems.extend(f"eval.{name}: {p}" for p in check(options))
+        try:
+            if name == "llm_jp_eval":
+                found.extend(_llm_jp_eval_files(options))
+            if check is not None and not found:
+                found.extend(f"eval.{name}: {p}" for p in check(options))
+            if name == "jglue" and not found:
+                found.extend(_jglue_files(options))
+        except Exception as exc:  # noqa: BLE001 - never a traceback from pre-flight
+            found.append(f"eval.{name}: {type(exc).__name__}: {str(exc)[:300]}")
+        if cache is not None:
+            cache[key] = found
+        problems.extend(found)
     return problems
 
 
@@ -132,6 +154,151 @@ def _check_eval_data(spec: CellSpec) -> list[str]:
     return problems
 
 
+def _regular_file_problem(path: Path) -> str | None:
+    """A data path that is not a regular file (a FIFO, a device, a socket) would hang or never end: refused
+    without opening it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror})"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    return f"{path}: not a regular file (a FIFO, device or socket); give a file or a directory of files"
+
+
+def _text_problem(path: Path) -> str | None:
+    """A data file that is not UTF-8 text, or JSON nested too deeply to read."""
+    if (problem := _regular_file_problem(path)) or path.is_dir():
+        return problem
+    if path.suffix in (".parquet", ".arrow"):
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        return f"{path}: JSON nested {depth} levels deep (more than {MAX_JSON_DEPTH}); not read"
+    return None
+
+
+MAX_JSON_DEPTH = 500
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of brackets in JSON text (strings skipped), found without recursion."""
+    import re
+
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = re.sub(r"[^\[\]{}]+", "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text))
+    depth = deepest = 0
+    for ch in brackets:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith("."))
+    return [path]
+
+
+def _check_data_files(spec: CellSpec) -> list[str]:
+    """The local files of a dataset (and of a mixture's components), before any loader opens them:
+    regular files only, UTF-8, JSON of a readable depth. Each problem names its file."""
+    paths = [spec.dataset.path] + [c.get("path") for c in (spec.dataset.components or {}).values()
+                                   if isinstance(c, dict)]
+    problems = []
+    for raw in paths:
+        if not raw:
+            continue
+        root = Path(os.path.expanduser(str(raw)))
+        if not root.exists():
+            continue                                  # reported by the data pre-flight
+        if (problem := _regular_file_problem(root)):
+            problems.append(problem)
+            continue
+        for f in _files_of(root):
+            if (problem := _text_problem(f)):
+                problems.append(problem)
+    return problems
+
+
+def _llm_jp_eval_files(options: dict[str, Any]) -> list[str]:
+    """llm-jp-eval task files: regular files, UTF-8, each a JSON object (not an array)."""
+    from jsweep.errors import DataError
+    from jsweep.eval.llm_jp_eval import evaluation_root
+
+    opts = options or {}
+    try:
+        root = evaluation_root(opts.get("data_dir"))
+    except DataError:
+        return []                                     # reported by the evaluator's own check
+    problems = []
+    for split in ("train", opts.get("split", "test")):
+        for f in sorted((root / split).glob("*.json")) if (root / split).is_dir() else []:
+            if (problem := _text_problem(f)):
+                problems.append(f"eval.llm_jp_eval: {problem}")
+                continue
+            try:
+                obj = json.loads(f.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                problems.append(f"eval.llm_jp_eval: {f}: not valid JSON ({exc})")
+                continue
+            if not isinstance(obj, dict):
+                problems.append(f"eval.llm_jp_eval: {f}: expected a JSON object (instruction, output_length, "
+                                f"metrics, samples), got a JSON {type(obj).__name__}")
+    return problems
+
+
+def _jglue_files(options: dict[str, Any]) -> list[str]:
+    """JGLUE split files read in full, by the evaluator's own reader, so a malformed record stops the sweep
+    before training rather than after it."""
+    from jsweep.errors import JsweepError
+    from jsweep.eval.jglue import parse_options, plan_tasks
+    from jsweep.eval.jglue_tasks.data import read_split
+
+    planned, _ = plan_tasks(parse_options(options))
+    problems = []
+    for task in planned:
+        files = task.files
+        if files is None or files.disk is not None:
+            continue
+        for f in (files.valid, files.train):
+            if f is None:
+                continue
+            if (problem := _text_problem(Path(f))):
+                problems.append(f"eval.jglue: {problem}")
+                continue
+            try:
+                read_split(task.task, f)
+            except JsweepError as exc:
+                problems.append(f"eval.jglue: {exc}")
+    return problems
+
+
+def _check_output_root(root: str) -> str | None:
+    """output_root must be a directory this process can write, or creatable in one (nothing is created now)."""
+    path = Path(os.path.expanduser(root)).absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"output_root={root}: {probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"output_root={root}: {probe} is not writable"
+    for sub in ("cells", "sweeps"):
+        d = path / sub
+        if d.exists() and not (d.is_dir() and os.access(d, os.W_OK | os.X_OK)):
+            return f"output_root={root}: {d} is not a writable directory"
+    return None
+
+
 def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     """Validate every cell and its data; raise PreflightError with all problems at once."""
     from jsweep.data.load import preflight
@@ -139,23 +306,35 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     problems: list[str] = []
     planned: list[PlannedCell] = []
     data_cache: dict[str, Any] = {}
+    eval_cache: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
     gpus: list[dict[str, Any]] | None = None
+    roots: set[str] = set()
     for i, spec in enumerate(specs):
+        if spec.output_root not in roots:
+            roots.add(spec.output_root)
+            if (problem := _check_output_root(spec.output_root)):
+                problems.append(problem)
         where = f"cell {i} ({spec.label})"
         for p in validate_cell(spec):
             problems.append(f"{where}: {p}")
         model_problem = _check_model(spec)
         if model_problem:
             problems.append(f"{where}: {model_problem}")
-        problems.extend(f"{where}: {p}" for p in _check_evaluators(spec))
+        problems.extend(f"{where}: {p}" for p in _check_evaluators(spec, eval_cache))
         problems.extend(f"{where}: {p}" for p in _check_eval_data(spec))
         if gpus is None:
             visible = set(discover_gpus(spec.launcher.gpus))
             gpus = [g for g in gpu_facts() if g["index"] in visible]
         problems.extend(f"{where}: {p}" for p in check_resources(spec, gpus))
+        if not gpus and spec.train.precision in ("bf16", "fp16"):
+            problems.append(f"{where}: train.precision={spec.train.precision} needs a GPU, and none is visible "
+                            f"(training on CPU is fp32: set train.precision=auto or fp32)")
         data: dict[str, Any] = {}
         key = json.dumps([spec.dataset.__dict__, spec.model.builtin], sort_keys=True, default=str)
+        if key not in data_cache and (file_problems := _check_data_files(spec)):
+            data_cache[key] = PreflightError(file_problems)
+            problems.extend(f"{where}: dataset: {p}" for p in file_problems)
         try:
             if key not in data_cache:
                 # Local data is read and validated now, so a bad record stops the sweep before any work.
@@ -205,19 +384,24 @@ class CellProcess:
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, prefix: str,
                  echo: Callable[[str], None] | None,
-                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None):
+                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None, pass_fds: tuple[int, ...] = ()):
         self.started = time.time()
         self.gpus_in_use = gpus_in_use
         self.log = open(log_path, "a", encoding="utf-8", buffering=1)
+        # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
         self.thread = threading.Thread(target=self._pump, args=(prefix, echo), daemon=True)
         self.thread.start()
 
     def _pump(self, prefix: str, echo: Callable[[str], None] | None) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.log.write(line)
+            line = redact_text(line)        # third-party lines too (MLflow prints its tracking URI)
+            try:
+                self.log.write(line)
+            except OSError:                 # a full disk: keep draining the pipe, or the cell would block
+                pass
             mark = line.find("[jsweep]") if echo else -1     # not always at the start: ranks share the pipe
             if mark >= 0:
                 echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
@@ -362,12 +546,37 @@ def checkpoints(cell_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
 
 
+def damage(cell: PlannedCell) -> str | None:
+    """What is wrong with the results of a cell its directory records as FINISHED: metrics.json missing
+    or not a JSON object, the saved model gone. None when they are whole (or the cell is not finished)."""
+    d = cell.cell_dir
+    if _read_json(d / "status.json").get("status") != "FINISHED":
+        return None
+    try:
+        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            return "metrics.json is not a JSON object"
+    except FileNotFoundError:
+        return "metrics.json is missing"
+    except (OSError, ValueError) as exc:
+        return f"metrics.json is corrupt ({type(exc).__name__})"
+    if cell.spec.train.save_model:
+        model = d / "model"
+        if not ((model / "config.json").is_file() or (model / "adapter_config.json").is_file()):
+            return "the saved model (model/) is missing"
+    return None
+
+
 class SweepRunner:
     """Runs planned cells: skips finished ones, resumes interrupted ones, retries OOMs, isolates failures."""
 
     def __init__(self, cells: list[PlannedCell], sweep_dir: Path, grid: list[str] | None,
                  echo: Callable[[str], None]):
-        self.cells, self.echo, self.grid = cells, survive_closed_output(echo), grid or []
+        for cell in cells:             # every secret of the grid is masked wherever it shows up later
+            remember(secret_values(cell.spec.to_dict()))
+        remember(secret_values({"grid": list(grid or [])}))
+        self.cells, self.grid = cells, grid or []
+        self.echo = survive_closed_output(lambda msg: echo(redact_text(msg)))
         self.first = cells[0].spec
         self.launcher = self.first.launcher
         self.sweep_dir = Path(sweep_dir).resolve()
@@ -378,6 +587,9 @@ class SweepRunner:
         self.procs: dict[int, CellProcess] = {}
         self.attempts: dict[int, int] = {}
         self.pending_runs: dict[int, dict[str, Any]] = {}   # runs to create at `jsweep sync`
+        self.locks: dict[int, FileLock] = {}                 # cell locks this sweep holds
+        self.launcher_lock: FileLock | None = None
+        self.started_cells = 0
         self.total = len(cells)
         gpus = discover_gpus(self.launcher.gpus) if any(c.spec.resources.gpus > 0 for c in cells) else []
         self.gpus = gpus
@@ -394,10 +606,10 @@ class SweepRunner:
         whether it is fully logged to this sweep's tracking store (same store, empty journal). None if
         the directory records no such run."""
         status = _read_json(cell.cell_dir / "status.json")
-        if status.get("status") != "FINISHED" or not status.get("complete"):
+        if status.get("status") != "FINISHED" or not status.get("complete") or damage(cell):
             return None
         meta = _read_json(cell.cell_dir / "cell.json")
-        same_store = (meta.get("tracking_uri") == resolve_uri(self.first.tracking.uri)
+        same_store = (meta.get("tracking_uri") == redact_text(resolve_uri(self.first.tracking.uri))
                       and meta.get("spec", {}).get("tracking", {}).get("experiment") == self.first.tracking.experiment)
         return {"run_id": meta.get("run_id"), "metrics": _read_json(cell.cell_dir / "metrics.json"),
                 "logged": bool(meta.get("run_id") and same_store
@@ -426,38 +638,92 @@ class SweepRunner:
         return any(cell.cell_id.startswith(str(x)) for x in (r if isinstance(r, list) else [r]))
 
     def triage(self) -> list[PlannedCell]:
-        """Skip cells already finished with complete results; archive them first when a rerun is asked."""
+        """Lock each cell, then skip the ones already finished with complete results (archived first when a
+        rerun is asked). A cell locked by another process (another sweep, or a cell whose launcher died) is
+        reported busy and left alone. A finished cell whose results are damaged runs again."""
         finished = self.tracker.finished_cells({c.cell_id for c in self.cells})
         to_run = []
         for cell in self.cells:
-            done = finished.get(cell.cell_id) or self.local_result(cell)
+            lock = FileLock(cell_lock_path(cell.cell_dir))
+            if not lock.acquire(sweep_id=self.sweep_id, sweep_dir=str(self.sweep_dir), cell=redact_text(cell.spec.label)):
+                self.busy(cell, lock.holder())
+                continue
+            # Decided under the lock: another sweep may have finished the cell since the search above.
+            broken = damage(cell)
+            done = self.local_result(cell) or (finished.get(cell.cell_id) if not broken else None)
             if done and not self.rerun_requested(cell):
+                lock.release()
                 self.skip(cell, done)
                 continue
-            if done and cell.cell_dir.exists():
+            if broken:
+                old = _read_json(cell.cell_dir / "cell.json").get("run_id") or \
+                    (finished.get(cell.cell_id) or {}).get("run_id")
+                archive = cell.cell_dir.with_name(f"{cell.cell_id}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
+                cell.cell_dir.rename(archive)
+                self.echo(f"{self.prefix(cell)} finished earlier, but its results are damaged ({broken}): running it "
+                          f"again; the damaged directory is kept as {archive}")
+                if old:
+                    self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), old, [
+                        {"op": "set_tags", "tags": {"jsweep.complete": "false", "jsweep.damaged": broken,
+                                                    "jsweep.replaced_by_sweep": self.sweep_id}}])
+            elif done and cell.cell_dir.exists():
                 archive = cell.cell_dir.with_name(f"{cell.cell_id}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
                 cell.cell_dir.rename(archive)
                 self.echo(f"{self.prefix(cell)} rerun: previous results kept in {archive}")
+            self.locks[cell.index] = lock
             to_run.append(cell)
         return to_run
 
+    def open_run_of(self, cell: PlannedCell) -> str | None:
+        """The newest run of this cell (same directory) left RUNNING or KILLED, if the store has one."""
+        try:
+            runs = self.tracker.client.search_runs(
+                [self.tracker.experiment_id], f"tags.`jsweep.cell_id` = '{cell.cell_id}'",
+                max_results=50, order_by=["attributes.start_time DESC"])
+        except Exception:  # noqa: BLE001
+            return None
+        for run in runs:
+            if run.data.tags.get("jsweep.cell_dir") == str(cell.cell_dir) and run.info.status in ("RUNNING", "KILLED"):
+                return run.info.run_id
+        return None
+
+    def busy(self, cell: PlannedCell, holder: dict[str, Any]) -> None:
+        where = describe_holder(holder)
+        self.echo(f"{self.prefix(cell)} busy: already running in {where}; not started here - {cell.spec.label}")
+        self.outcomes[cell.index] = CellOutcome(cell, "BUSY", 0.0, None, error=f"busy: running in {where}")
+
     def child_run(self, cell: PlannedCell) -> tuple[str, bool]:
-        """The MLflow run of a cell: the interrupted run it resumes, or a new child run."""
+        """The MLflow run of a cell: the interrupted run it resumes, or a new child run.
+
+        The cell's earlier run is continued when that attempt left a checkpoint, or when it did not fail
+        on its own: it was killed, or it is still marked RUNNING (its launcher died, or the disk filled).
+        A cell that failed on its own with nothing to resume gets a fresh run."""
         meta = _read_json(cell.cell_dir / "cell.json")
         status = _read_json(cell.cell_dir / "status.json").get("status")
-        if meta.get("run_id") and status != "FINISHED" and checkpoints(cell.cell_dir):
+        if not meta.get("run_id"):      # the launcher could not record it (a full disk): ask the store
+            meta["run_id"] = self.open_run_of(cell)
+        if meta.get("run_id") and status != "FINISHED":
             try:
-                self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
-                                                     "mlflow.parentRunId": self.tracker.parent_id})
-                return meta["run_id"], True
+                previous = self.tracker.status(meta["run_id"])
             except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
-                pass
+                previous = None
+            if previous and previous != "FINISHED" and (checkpoints(cell.cell_dir) or status in (None, "RUNNING", "KILLED")
+                                                          or previous in ("RUNNING", "KILLED")):
+                try:
+                    self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
+                                                         "mlflow.parentRunId": self.tracker.parent_id})
+                    return meta["run_id"], bool(checkpoints(cell.cell_dir))
+                except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+                    pass
+        history = cell.cell_dir / "history.jsonl"
+        if history.exists():             # the curves of an earlier run stay with it, not with the new run
+            history.rename(history.with_name(f"history.{(meta.get('run_id') or 'unlogged')[:8]}-{int(time.time())}.jsonl"))
         from jsweep.runview import cell_params, run_name
 
         spec_dict = cell.spec.to_dict()
         fixed = [o for o in self.grid if not ("," in o.partition("=")[2] and not o.partition("=")[2].startswith(("[", "{")))]
         new_run = {
-            "name": run_name(cell.spec.overrides, fixed), "parent_id": self.tracker.parent_id,
+            "name": redact_text(run_name(cell.spec.overrides, fixed)), "parent_id": self.tracker.parent_id,
             "tags": {"jsweep.kind": "cell", "jsweep.sweep_id": self.sweep_id, "jsweep.cell_id": cell.cell_id,
                      "jsweep.git_commit": self.commit, "jsweep.cell_dir": str(cell.cell_dir),
                      "jsweep.dataset_license": cell.spec.dataset.license},
@@ -472,6 +738,7 @@ class SweepRunner:
 
     # ----------------------------------------------------------------------- one cell
     def start(self, cell: PlannedCell, ids: list[int]) -> CellProcess:
+        self.started_cells += 1
         cell.cell_dir.mkdir(parents=True, exist_ok=True)
         attempt = self.attempts.get(cell.index, 0) + 1
         self.attempts[cell.index] = attempt
@@ -480,11 +747,15 @@ class SweepRunner:
             self.runs[cell.index] = run_id
         else:
             run_id, resumed = self.runs[cell.index], bool(checkpoints(cell.cell_dir))
-        write_json(cell.cell_dir / "cell.json",
-                   {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
-                    "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
-                    "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()},
-                   ensure_ascii=False, default=str)
+        _launcher_fault(self.started_cells, cell.cell_dir)
+        meta = {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
+                "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
+                "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()}
+        write_json(cell.cell_dir / "cell.json", meta, ensure_ascii=False, default=str)     # secrets redacted
+        # What the cell needs back (the tracking URI with its credentials) comes in its environment, never
+        # from a file; credential keys of the config are not read by any cell code and stay masked.
+        secrets = {k: v for k, v in secrets_in(json.loads(json.dumps(meta, default=str)), keys=False).items()
+                   if not k.startswith("spec.overrides")}
         what = "resume" if resumed else ("retry" if attempt > 1 else "start")
         self.echo(f"{self.prefix(cell)} {what} {cell.spec.label}" + (f" on GPU {','.join(map(str, ids))}" if ids else ""))
         nproc = processes(cell.spec)
@@ -495,9 +766,17 @@ class SweepRunner:
         if cell.spec.distributed.backend == "deepspeed":
             facts = [g for g in gpu_facts() if g["index"] in ids]
             write_json(cell.cell_dir / "deepspeed.json", deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
-        proc = CellProcess(cmd, cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc)),
+        env = cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc))
+        env.pop(SECRETS_ENV, None)
+        if secrets:
+            env[SECRETS_ENV] = json.dumps(secrets, default=str)
+        lock = self.locks.get(cell.index)
+        proc = CellProcess(cmd, env,
                            cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
-                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None)
+                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None,
+                           pass_fds=(lock.fd,) if lock and lock.fd is not None else ())
+        if lock:
+            lock.note(cell_pid=proc.proc.pid, run_id=run_id or None)
         self.procs[cell.index] = proc
         return proc
 
@@ -530,12 +809,14 @@ class SweepRunner:
             if self.launcher.fail_fast:
                 self.scheduler.stop_launching = True
         self.outcomes[cell.index] = outcome
+        self.release(cell.index)
         self.echo(f"{self.prefix(cell)} {outcome.status} in {fin.seconds:.0f}s"
                   + (f" - {outcome.error}" if outcome.error else ""))
         return None
 
-    def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]]) -> None:
-        """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server."""
+    def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]], journal_errors: bool = True) -> None:
+        """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server (after a
+        launcher error, ``journal_errors=False``: a journal that cannot be written either is given up)."""
         pending = list(ops)
         if run_id:
             while pending:
@@ -545,7 +826,12 @@ class SweepRunner:
                     break
                 pending.pop(0)
         for op in pending:
-            journal.append(op)
+            try:
+                journal.append(op)
+            except OSError:
+                if journal_errors:
+                    raise
+                break
 
     def retry(self, cell: PlannedCell, error_class: str) -> Job | None:
         """Out-of-memory errors are retried with a halved micro-batch; other errors are not."""
@@ -579,43 +865,82 @@ class SweepRunner:
             write_summary(result)
             self.echo(format_summary(result))
             return result
+        self.hold_launcher_lock()
+        try:
+            return self._run()
+        finally:
+            for idx in list(self.locks):
+                self.release(idx)
+            if self.launcher_lock:
+                self.launcher_lock.release()
+
+    def hold_launcher_lock(self) -> None:
+        """The sweep directory's launcher.lock, held while this launcher lives (a later sweep that finds it
+        free while the parent run is RUNNING knows the launcher died). Two sweeps started in the same second
+        share Hydra's sweep directory: the second one takes a directory of its own."""
+        lock = FileLock(self.sweep_dir / "launcher.lock")
+        if not lock.acquire(sweep_id=self.sweep_id):
+            self.sweep_dir = self.sweep_dir.with_name(f"{self.sweep_dir.name}-{os.getpid()}")
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.sweep_dir / "launcher.lock")
+            lock.acquire(blocking=True, sweep_id=self.sweep_id)
+        self.launcher_lock = lock
+
+    def _run(self) -> SweepResult:
         self.commit = git_commit()
+        self.reap_stale()
         parent_id = self.tracker.start_parent(
             f"sweep {self.sweep_id}",
             tags={"jsweep.kind": "sweep", "jsweep.sweep_id": self.sweep_id, "jsweep.git_commit": self.commit,
                   "jsweep.version": __version__, "jsweep.sweep_dir": str(self.sweep_dir)},
-            params={"grid": " ".join(self.grid) or "(single cell)", "n_cells": str(self.total)})
+            params={"grid": redact_text(" ".join(self.grid)) or "(single cell)", "n_cells": str(self.total)})
         self.echo(f"jsweep: sweep {self.sweep_id}: {self.total} cell(s); tracking {self.tracker.uri} "
                   f"(experiment '{self.first.tracking.experiment}', parent run {parent_id})")
-        to_run = self.triage()
         interrupted = 0                 # the signal that stopped the sweep, if one did
+        error: BaseException | None = None
         with StopSignals() as stop:     # signals ignored from the first one until the sweep is wound up
             self.scheduler.check = stop.check
+            to_run: list[PlannedCell] = []
             try:
+                to_run = self.triage()
                 self.scheduler.run([self.job(c) for c in to_run], on_finish=self.finish)
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", signal.SIGINT)
                 self.interrupt(interrupted)
+            except Exception as exc:  # noqa: BLE001 - a launcher error (a full disk...): stop and record, then report
+                error = exc
+                self.abandon(exc)
             for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
-                self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, None,
-                                                                 error="not started" if interrupted
+                self.outcomes.setdefault(cell.index, CellOutcome(cell, "NOT_RUN", 0.0, self.runs.get(cell.index),
+                                                                 error="not started" if interrupted or error
                                                                  else "not started (launcher.fail_fast)"))
             result = SweepResult(self.sweep_id, self.sweep_dir, parent_id,
                                  [self.outcomes[i] for i in sorted(self.outcomes)])
             failed = result.failed
             skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
-            write_summary(result)
-            self.echo(format_summary(result))
-            report = self.report() if self.launcher.report and not interrupted else []
-            self.share_view(result)
+            if error is None:
+                write_summary(result)
+                self.echo(format_summary(result))
+            report = self.report() if self.launcher.report and not interrupted and error is None else []
+            if error is None:
+                self.share_view(result)
+            end_tags = {"jsweep.cells_failed": str(len(failed)), "jsweep.cells_total": str(self.total),
+                        "jsweep.cells_skipped": str(skipped)}
+            if error is not None:
+                end_tags.update({"jsweep.error_class": type(error).__name__, "jsweep.error": str(error)[:1000]})
             self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
-                {"op": "set_tags", "tags": {"jsweep.cells_failed": str(len(failed)),
-                                            "jsweep.cells_total": str(self.total), "jsweep.cells_skipped": str(skipped)}},
+                {"op": "set_tags", "tags": end_tags},
                 *self.summary_ops(report),
                 *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
-                {"op": "set_terminated", "status": "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")}])
+                {"op": "set_terminated",
+                 "status": "KILLED" if interrupted else ("FAILED" if failed or error is not None else "FINISHED")}],
+                journal_errors=error is None)
         if interrupted:
             raise Stopped(interrupted)
+        if error is not None:
+            raise LauncherError(
+                f"the launcher failed ({type(error).__name__}: {error}); its cells were stopped and their runs "
+                f"marked KILLED (parent run {parent_id} FAILED). Run the same sweep again to resume them.") from error
         return result
 
     def share_view(self, result: SweepResult) -> None:
@@ -647,6 +972,61 @@ class SweepRunner:
         return [{"op": "log_batch", "metrics": [[k, v, now, 0] for k, v in parent_metrics(summary).items()]},
                 {"op": "set_tags", "tags": tags}]
 
+    def abandon(self, exc: BaseException) -> None:
+        """After a launcher error: stop running cells, and mark every run this sweep opened KILLED (the
+        cells did not fail; the next run of the sweep continues them in the same runs)."""
+        self.interrupt(signal.SIGTERM, reason=f"launcher error ({type(exc).__name__})")
+        for idx, run_id in list(self.runs.items()):
+            if idx in self.outcomes or not run_id:
+                continue
+            cell = self.cells[idx]
+            self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, run_id, error=f"launcher error: {exc}")
+            ops = [{"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
+                                                "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
+                   {"op": "set_terminated", "status": "KILLED"}]
+            self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), run_id, ops, journal_errors=False)
+
+    def reap_stale(self) -> None:
+        """Parent runs of this experiment left RUNNING by a launcher that died (kill -9, a crash): its
+        launcher.lock is free. They are marked KILLED, and so are their RUNNING child runs, except those
+        of cells still alive on their own (they hold their cell lock, and end their run themselves)."""
+        client, exp = self.tracker.client, self.tracker.experiment_id
+        try:
+            parents = client.search_runs([exp], "attributes.status = 'RUNNING' and tags.`jsweep.kind` = 'sweep'",
+                                         max_results=500)
+        except Exception:  # noqa: BLE001 - best effort; the sweep itself does not depend on it
+            return
+        for parent in parents:
+            sweep_dir = parent.data.tags.get("jsweep.sweep_dir")
+            lock = FileLock(Path(sweep_dir) / "launcher.lock") if sweep_dir else None
+            if lock is None or not lock.path.exists() or lock.held_elsewhere():
+                continue                 # alive, or not a sweep of this machine: not ours to judge
+            note = {"jsweep.error_class": "LauncherDied",
+                    "jsweep.error": f"the sweep's launcher ended without closing this run; found by sweep {self.sweep_id}"}
+            try:
+                children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
+                                                     f"attributes.status = 'RUNNING'", max_results=5000)
+                orphans = 0
+                for child in children:
+                    cell_dir = child.data.tags.get("jsweep.cell_dir")
+                    if cell_dir and FileLock(cell_lock_path(Path(cell_dir))).held_elsewhere():
+                        orphans += 1
+                        continue
+                    self.tracker.set_tags(child.info.run_id, note)
+                    client.set_terminated(child.info.run_id, "KILLED")
+                self.tracker.set_tags(parent.info.run_id, note)
+                client.set_terminated(parent.info.run_id, "KILLED")
+            except Exception:  # noqa: BLE001
+                continue
+            self.echo(f"jsweep: sweep {parent.data.tags.get('jsweep.sweep_id', '?')} ended without its launcher: "
+                      f"parent run {parent.info.run_id} and {len(children) - orphans} running cell run(s) marked KILLED"
+                      + (f" ({orphans} cell(s) still running on their own)" if orphans else ""))
+
+    def release(self, idx: int) -> None:
+        lock = self.locks.pop(idx, None)
+        if lock:
+            lock.release()
+
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
         be written is a warning, never a failed sweep."""
@@ -664,14 +1044,14 @@ class SweepRunner:
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
         return sorted(p for p in out.iterdir() if p.is_file())
 
-    def interrupt(self, signum: int = signal.SIGINT, grace: float = 30.0) -> None:
+    def interrupt(self, signum: int = signal.SIGINT, grace: float = 30.0, reason: str = "") -> None:
         """Stop every running cell: SIGTERM to all at once (they record KILLED and exit), then SIGKILL
         what is left after ``grace`` seconds. Each is marked KILLED on its run."""
-        name = signal.Signals(signum).name
+        name = reason or signal.Signals(signum).name
         running = [(idx, proc) for idx, proc in self.procs.items() if proc.proc.poll() is None]
         for _, proc in running:          # first, before anything else can go wrong (a closed terminal)
             proc.signal_group(signal.SIGTERM)
-        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT else ' by ' + name}; stopping "
+        self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT and not reason else ' by ' + name}; stopping "
                   f"{len(running)} running cell(s) (further Ctrl-C is ignored until they stop) ...")
         deadline = time.monotonic() + grace
         for idx, proc in running:
@@ -679,9 +1059,20 @@ class SweepRunner:
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error=f"interrupted ({name})")
             self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
-                          fail_ops("KeyboardInterrupt" if signum == signal.SIGINT else name,
-                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"))
+                          fail_ops("KeyboardInterrupt" if signum == signal.SIGINT and not reason
+                                   else ("LauncherError" if reason else name),
+                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"),
+                          journal_errors=not reason)
             proc.poll()
+            self.release(idx)
+
+
+def _launcher_fault(n: int, cell_dir: Path) -> None:
+    """Fault injection for tests: ``JSWEEP_LAUNCHER_FAULT=enospc@N`` makes the launcher find the disk
+    full when it starts its N-th cell (as a write of that cell's state files would). Unset in normal use."""
+    kind, _, at = os.environ.get("JSWEEP_LAUNCHER_FAULT", "").partition("@")
+    if kind == "enospc" and n == int(at or 1):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cell_dir / "cell.json"))
 
 
 def run(cells: list[PlannedCell], sweep_dir: Path, *, grid: list[str] | None = None,
@@ -735,6 +1126,6 @@ def format_summary(result: SweepResult) -> str:
                      f"in the cell directories. Run `jsweep sync {result.outcomes[0].cell.spec.output_root}` "
                      f"once it is back.")
     for o in result.failed:
-        lines.append(f"  FAILED cell {o.cell.index} ({o.cell.spec.label}): {o.error}\n"
+        lines.append(f"  {o.status} cell {o.cell.index} ({redact_text(o.cell.spec.label)}): {o.error}\n"
                      f"         log: {o.cell.cell_dir / 'cell.log'}")
     return "\n".join(lines)

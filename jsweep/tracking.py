@@ -4,8 +4,9 @@ The launcher (parent process) creates the runs and logs params and tags, so a ce
 before logging anything still has a run with its config and a FAILED status. The cell process
 attaches to its child run by id and logs metrics and artifacts.
 
-Secrets never reach MLflow: keys that look like credentials are dropped from params, tags and
-the logged config (see :func:`redact`).
+Secrets never reach MLflow: keys that look like credentials are dropped from params and tags,
+and every value goes through jsweep.redaction (URI user information, token-shaped and known
+secret values are masked), as does the logged config.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-SECRET_KEY = re.compile(r"(token|api[_-]?key|secret|password|passwd|credential|auth)", re.I)
-SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})$")
+from jsweep.redaction import is_secret, redact, redact_text
+
 MAX_PARAM_LEN = 6000
 
 
@@ -26,24 +27,6 @@ def resolve_uri(uri: str | None) -> str:
     """The tracking URI: the config's, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def is_secret(key: str, value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int, float)):
-        return False        # numbers are never credentials: max_new_tokens, judge.max_tokens stay logged
-    return bool(SECRET_KEY.search(key.rsplit(".", 1)[-1])) or (isinstance(value, str) and bool(SECRET_VALUE.match(value)))
-
-
-def redact(obj: Any, prefix: str = "") -> Any:
-    """A copy of a nested dict/list with secret-looking keys and values replaced by '***'."""
-    if isinstance(obj, Mapping):
-        return {k: ("***" if is_secret(f"{prefix}{k}", v) and not isinstance(v, Mapping) else redact(v, f"{prefix}{k}."))
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact(v, prefix) for v in obj]
-    if isinstance(obj, str) and SECRET_VALUE.match(obj):
-        return "***"
-    return obj
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -54,7 +37,7 @@ def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
         elif not is_secret(name, value):
-            text = "null" if value is None else str(value)
+            text = "null" if value is None else redact_text(str(value))
             out[name] = text[:MAX_PARAM_LEN]
     return out
 
@@ -75,11 +58,19 @@ def git_commit(path: str | Path | None = None) -> str:
 
 
 def _client(uri: str):
+    """An MlflowClient for ``uri``. An SQLite store is opened (created, migrated) under its lock file,
+    so two processes opening a fresh store at once do not both create its tables."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from jsweep.locking import sqlite_path, store_lock
+
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        if sqlite_path(uri) is not None:
+            client.search_experiments(max_results=1)      # creates and migrates the store, once
+    return client
 
 
 def _batches(items: list, size: int = 100) -> Iterable[list]:
@@ -96,13 +87,24 @@ class SweepTracker:
         self.uri = resolve_uri(uri)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")   # fail fast; journaled instead
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-        self.client = _client(self.uri)
+        from jsweep.locking import store_lock
+
         try:
-            exp = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            self.client = _client(self.uri)
+            with store_lock(self.uri):      # two sweeps starting together create the experiment once
+                exp = self.client.get_experiment_by_name(experiment)
+                if exp is None:
+                    try:
+                        self.experiment_id = self.client.create_experiment(experiment)
+                    except Exception:  # noqa: BLE001 - created meanwhile by another process (tracking server)
+                        exp = self.client.get_experiment_by_name(experiment)
+                        if exp is None:
+                            raise
+                if exp is not None:
+                    self.experiment_id = exp.experiment_id
         except Exception as exc:  # noqa: BLE001
-            raise TrackingUnreachable(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0][:200]}); nothing was launched") from None
+            raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
+                                      f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
         self.parent_id: str | None = None
 
     def start_parent(self, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
@@ -114,14 +116,14 @@ class SweepTracker:
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k[:250], v) for k, v in params.items() if not is_secret(k, v)]
+        items = [Param(k[:250], redact_text(str(v))) for k, v in params.items() if not is_secret(k, v)]
         for batch in _batches(items):
             self.client.log_batch(run_id, params=batch)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if not is_secret(k, v)]
+        items = [RunTag(k, redact_text(str(v))[:5000]) for k, v in tags.items() if not is_secret(k, v)]
         for batch in _batches(items):
             self.client.log_batch(run_id, tags=batch)
 
@@ -170,17 +172,36 @@ class Journal:
         self.path = Path(path)
 
     def append(self, op: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(op, ensure_ascii=False, default=str) + "\n")
+        from jsweep.files import append_line
 
-    def ops(self) -> list[dict[str, Any]]:
+        append_line(self.path, json.dumps(redact(op), ensure_ascii=False, default=str))
+
+    def ops(self, warn: bool = True) -> list[dict[str, Any]]:
+        """The journaled calls, in order. A line that is not a whole call (a process killed mid-write, a
+        damaged disk) is skipped with a warning naming the file and line; the rest is kept."""
+        import sys
+
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out = []
+        text = self.path.read_bytes().decode("utf-8", errors="replace")
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                op = json.loads(line)
+                if not isinstance(op, dict) or "op" not in op:
+                    raise ValueError("not a tracking call")
+            except ValueError as exc:
+                if warn:
+                    print(f"jsweep: warning: {self.path}: line {n} is not a whole tracking call, skipped "
+                          f"({type(exc).__name__})", file=sys.stderr)
+                continue
+            out.append(op)
+        return out
 
     def __len__(self) -> int:
-        return len(self.ops())
+        return len(self.ops(warn=False))
 
     def rewrite(self, ops: list[dict[str, Any]]) -> None:
         if ops:
@@ -217,9 +238,9 @@ def fail_ops(error_class: str, message: str, log_file: Path | None, status: str 
     """The tracking calls that mark a cell's run failed: error tags, the log tail and file, the status."""
     tail = ""
     if log_file and log_file.exists():
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
+        tail = redact_text("\n".join(log_file.read_text(errors="replace").splitlines()[-40:]))
     ops: list[dict[str, Any]] = [{"op": "set_tags", "tags": {"jsweep.error_class": error_class,
-                                                            "jsweep.error": message[:1000],
+                                                            "jsweep.error": redact_text(message)[:1000],
                                                             "jsweep.log_tail": tail[-4000:]}}]
     if log_file and log_file.exists():
         ops.append({"op": "log_artifact", "path": str(log_file), "artifact_path": None})
@@ -267,7 +288,7 @@ class CellTracker:
             self._do({"op": "log_batch", "metrics": rows[i:i + 500]})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        clean = {k: str(v)[:5000] for k, v in tags.items() if not is_secret(k, v)}
+        clean = {k: redact_text(str(v))[:5000] for k, v in tags.items() if not is_secret(k, v)}
         if clean:
             self._do({"op": "set_tags", "tags": clean})
 

@@ -39,8 +39,7 @@ class JsweepCallback(TrainerCallback):
             return
         if "train/num_tokens" in metrics:       # TRL counts from 0 in each attempt
             metrics["train/num_tokens"] += self.ctx.tokens_before
-        self.ctx.tracker.log_metrics(metrics, step=state.global_step)
-        self.ctx.record_history(metrics, state.global_step)
+        self.ctx.log_step(metrics, state.global_step)       # each (metric, step) once, over resumed attempts too
         elapsed = time.monotonic() - self.t0
         parts = [f"step {state.global_step}/{state.max_steps}"]
         for key in ("train/loss", "eval/loss", "train/lr"):

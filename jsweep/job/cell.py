@@ -21,7 +21,7 @@ from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input
 from jsweep.files import write_json
-from jsweep.job.context import CellContext, say
+from jsweep.job.context import CellContext, follow_launcher, say
 from jsweep.spec import cell_from_dict
 from jsweep.tracking import CellTracker, NullTracker
 
@@ -149,9 +149,32 @@ def load_saved(ctx: CellContext):
     return load_for_eval(str(ctx.model_dir), ctx.spec, ctx.device)
 
 
+TRAINED = "trained.json"      # written once the model is trained and saved: a later attempt only evaluates
+
+
+def trained_before(ctx: CellContext) -> dict[str, float] | None:
+    """The training metrics of an earlier attempt that trained and saved the model (it was stopped while
+    evaluating); None when training must run."""
+    from jsweep.sweep import _read_json
+
+    record = _read_json(ctx.cell_dir / TRAINED)
+    model = ctx.model_dir
+    if not record or not ((model / "config.json").exists() or (model / "adapter_config.json").exists()):
+        return None
+    return record.get("metrics") or {}
+
+
 def run_cell(ctx: CellContext, stage: str = "all") -> None:
     """stage: all (one process: train then evaluate), train (a rank of a multi-GPU cell), eval."""
-    if stage in ("all", "train"):
+    done = trained_before(ctx) if stage == "all" and ctx.spec.train.save_model else None
+    if done is not None:
+        # Stopped while evaluating: the saved model is the trained one. Training again from the final
+        # checkpoint would train past max_steps; the model is evaluated as it was saved.
+        say("the model was trained and saved by an earlier attempt; evaluating it")
+        ctx.metrics.update(done)
+        with ctx.phase("eval"):
+            model, tokenizer = load_saved(ctx)
+    elif stage in ("all", "train"):
         with ctx.phase("setup"):
             model, tokenizer = setup(ctx)
         with ctx.phase("train"):
@@ -160,6 +183,8 @@ def run_cell(ctx: CellContext, stage: str = "all") -> None:
         ctx.log_metrics({"gpu/count": ctx.world_size if ctx.device == "cuda" else 0})
         if stage == "train":
             return
+        if ctx.spec.train.save_model and ctx.spec.eval and ctx.rank == 0:
+            write_json(ctx.cell_dir / TRAINED, {"metrics": ctx.metrics, "time": time.time()})
         model, tokenizer = result.model, result.tokenizer
     else:
         with ctx.phase("eval"):                 # the eval stage's model load counts as evaluation time
@@ -199,7 +224,10 @@ def finish(ctx: CellContext, stage: str) -> None:
 def main(argv: list[str]) -> int:
     cell_dir = Path(argv[0]).resolve()
     stage = argv[argv.index("--stage") + 1] if "--stage" in argv else "all"
-    meta = json.loads((cell_dir / "cell.json").read_text())
+    from jsweep.redaction import load_env_secrets, restore
+
+    # cell.json has its secrets masked; the launcher hands them over in the environment.
+    meta = restore(json.loads((cell_dir / "cell.json").read_text()), load_env_secrets())
     spec = cell_from_dict(meta["spec"])
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     lead = rank == 0
@@ -217,6 +245,9 @@ def main(argv: list[str]) -> int:
     if stage == "eval":
         ctx.metrics = json.loads((cell_dir / "metrics.json").read_text())
         ctx.prior_metrics = dict(ctx.metrics)
+    ctx.load_logged()
+    if lead and world == 1:
+        follow_launcher(cell_dir / "cell.log")
     try:
         run_cell(ctx, stage)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the process exits non-zero

@@ -24,8 +24,50 @@ def say(msg: str) -> None:
     rank = os.environ.get("RANK", "0")
     # One write of the whole line: print() writes the text and its newline separately, and another
     # rank's output, on the same pipe, could land between them.
-    sys.stdout.write(f"[jsweep] {msg}\n" if rank == "0" else f"[rank {rank}] {msg}\n")
-    sys.stdout.flush()
+    line = f"[jsweep] {msg}\n" if rank == "0" else f"[rank {rank}] {msg}\n"
+    try:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    except BrokenPipeError:                 # the launcher is gone: go on, writing into cell.log directly
+        if not _orphan_log:
+            raise
+        write_to_log(_orphan_log[0])
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+_orphan_log: list[Path] = []
+
+
+def write_to_log(log: Path) -> None:
+    """Point this process's stdout and stderr at ``log`` (appending), redacted: its launcher, which
+    reads its output into cell.log, is gone, and the cell carries on without it."""
+    from jsweep.redaction import RedactingStream
+
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+    stdout = getattr(sys.stdout, "_stream", sys.stdout)
+    stderr = getattr(sys.stderr, "_stream", sys.stderr)
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+
+
+def follow_launcher(log: Path) -> None:
+    """If the launcher dies while this cell runs (its parent changes), move the cell's output into
+    ``log`` so that the cell finishes on its own instead of dying of a broken pipe."""
+    import threading
+
+    parent = os.getppid()
+    _orphan_log[:] = [log]
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        write_to_log(log)
+        print(f"[jsweep] the launcher (pid {parent}) is gone; this cell goes on and writes here", flush=True)
+
+    threading.Thread(target=watch, daemon=True, name="jsweep-follow-launcher").start()
 
 
 @dataclass
@@ -47,10 +89,37 @@ class CellContext:
     n_params: int = 0                         # parameters of the full model (for MFU)
     keep_alive: Any = None                    # objects that must live as long as the cell (HfDeepSpeedConfig)
     prior_metrics: dict[str, float] = field(default_factory=dict)   # the train stage's metrics (eval stage)
+    logged: set[tuple[str, int]] = field(default_factory=set)      # (metric, step) already in this run
+
+    def load_logged(self) -> None:
+        """The (metric, step) pairs earlier attempts of this run logged (from history.jsonl): a resumed
+        attempt re-trains the steps after its checkpoint, and logs none of them twice."""
+        path = self.cell_dir / "history.jsonl"
+        if not path.exists():
+            return
+        for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+                step = int(row["step"])
+            except (ValueError, KeyError, TypeError):
+                continue                    # a line cut short by a kill
+            self.logged.update((k, step) for k in row if k not in ("step", "attempt"))
+
+    def log_step(self, metrics: dict[str, float], step: int) -> None:
+        """Metrics at a training step: to history.jsonl and the tracker, each (metric, step) once per run."""
+        fresh = {k: v for k, v in metrics.items() if (k, int(step)) not in self.logged}
+        if not fresh:
+            return
+        self.logged.update((k, int(step)) for k in fresh)
+        self.record_history(fresh, step)
+        self.tracker.log_metrics(fresh, step=step)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.metrics.update({k: float(v) for k, v in metrics.items() if v is not None})
-        self.tracker.log_metrics(metrics, step=step)
+        if step:
+            self.log_step({k: v for k, v in metrics.items() if v is not None}, step)
+        else:
+            self.tracker.log_metrics(metrics, step=step)
         if self.rank == 0:
             write_json(self.cell_dir / "metrics.json", self.metrics, sort_keys=True)
 
@@ -59,8 +128,9 @@ class CellContext:
         `jsweep report`, available without the tracking server. A resumed attempt appends again
         from its checkpoint; readers keep the last value of each step."""
         if self.rank == 0:
-            with open(self.cell_dir / "history.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": int(step), "attempt": self.attempt, **metrics}) + "\n")
+            from jsweep.files import append_line
+
+            append_line(self.cell_dir / "history.jsonl", json.dumps({"step": int(step), "attempt": self.attempt, **metrics}))
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

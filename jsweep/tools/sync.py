@@ -16,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import os
+
 from jsweep.files import write_json
+from jsweep.redaction import MASK, redact_text
 from jsweep.tracking import Journal, SweepTracker, apply_op, resolve_uri
 
 
@@ -35,6 +38,18 @@ def _replay(tracker: SweepTracker, run_id: str, journal: Journal) -> tuple[int, 
     return done, len(ops) - done
 
 
+def _store_uri(given: str | None, recorded: str | None) -> str | None:
+    """The URI to sync into: ``given`` (--uri), else the one the cell recorded. A recorded URI whose
+    credentials were masked (``http://***@host``) is completed from $MLFLOW_TRACKING_URI when that
+    is the same URI; otherwise None."""
+    if given:
+        return resolve_uri(given)
+    if recorded and MASK in recorded:
+        env = os.environ.get("MLFLOW_TRACKING_URI", "")
+        return env if env and redact_text(env) == recorded else None
+    return resolve_uri(recorded)
+
+
 def sync(output_root: Path, uri: str | None = None, experiment: str | None = None) -> dict[str, Any]:
     report = {"runs_created": 0, "calls_replayed": 0, "calls_left": 0, "dirs": 0}
     trackers: dict[tuple[str, str], SweepTracker] = {}
@@ -43,13 +58,22 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
     for d in dirs:
         journal = Journal(d / "tracking_journal.jsonl")
         meta_path = d / "cell.json"
-        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        try:
+            meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except ValueError:
+            print(f"  {meta_path}: not readable JSON, skipped", file=sys.stderr)
+            continue
         pending = meta.get("pending_run")
         if not len(journal) and not (pending and not meta.get("run_id")):
             continue
         report["dirs"] += 1
         exp = experiment or meta.get("spec", {}).get("tracking", {}).get("experiment", "jsweep")
-        key = (resolve_uri(uri or meta.get("tracking_uri")), exp)
+        key = (_store_uri(uri, meta.get("tracking_uri")), exp)
+        if key[0] is None:
+            print(f"  {d}: its tracking URI ({meta.get('tracking_uri')}) holds credentials, which are never stored; "
+                  f"pass --uri or set MLFLOW_TRACKING_URI", file=sys.stderr)
+            report["calls_left"] += len(journal)
+            continue
         if key not in trackers:
             trackers[key] = SweepTracker(key[0], exp)
         tracker = trackers[key]
