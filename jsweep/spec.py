@@ -317,7 +317,7 @@ LLM_JP_EVAL_SPLITS = ("test", "dev")
 # Evaluator options that are numbers: key -> (kind, lowest value, also allowed). Checked in pre-flight,
 # so a bad value is one line before any cell starts rather than an error after training.
 EVAL_NUMBERS: dict[str, dict[str, tuple[type, int, tuple]]] = {
-    "llm_jp_eval": {"num_few_shots": (int, 0, ()), "max_num_samples": (int, 1, (-1,)), "batch_size": (int, 1, ())},
+    "llm_jp_eval": {"num_few_shots": (int, 0, ()), "max_num_samples": (int, 1, (-1,)), "batch_size": (int, 1, ("auto",))},
     "jglue": {"limit": (int, 1, (None,)), "batch_size": (int, 1, ("auto",)), "fewshot_seed": (int, 0, ()),
               "jsquad_max_gen_toks": (int, 1, (None,)), "max_length": (int, 1, (None,)),
               "num_fewshot.*": (int, 0, ())},
