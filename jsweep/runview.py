@@ -69,6 +69,9 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
         "dataset.budget": _get(spec_dict, "dataset.budget"),
         "prompt.format": _get(spec_dict, "prompt.format"),
         "prompt.train_on_inputs": _get(spec_dict, "prompt.train_on_inputs"),
+        "train.packing": train.get("packing"),
+        "train.attention": train.get("attention"),
+        "train.liger": train.get("liger"),
         "gpus": gpus,
         "distributed": _get(spec_dict, "distributed.name"),
         "eval": ",".join(sorted(spec_dict.get("eval") or {})) or "none",
@@ -78,6 +81,8 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
                        "lora.dropout": _get(method, "lora.dropout")})
     if method.get("beta") is not None:
         params["dpo.beta"] = method.get("beta")
+    if {"elyza_tasks_100"} & set(spec_dict.get("eval") or {}):   # judged scores: which judge
+        params["judge.model"] = _get(spec_dict, "judge.model")
     for axis in axes:                        # every grid axis, under its own key
         key = axis.split("@")[0].lstrip("+~")
         if key in params or key.startswith(BOOKKEEPING):

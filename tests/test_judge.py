@@ -288,5 +288,6 @@ def test_token_counts_are_logged_while_credentials_are_not():
            "eval": {"elyza_tasks_100": {"max_new_tokens": 512}}}
     flat = flatten(cfg)
     assert flat["judge.max_tokens"] == "512" and flat["eval.elyza_tasks_100.max_new_tokens"] == "512"
-    assert "judge.token" not in flat and "judge.api_key_env" not in flat
-    assert redact(cfg)["judge"] == {"max_tokens": 512, "api_key_env": "***", "token": "***"}
+    # api_key_env holds the NAME of the variable where the key is kept, not the key (jsweep.redaction)
+    assert "judge.token" not in flat and flat["judge.api_key_env"] == "OPENAI_API_KEY"
+    assert redact(cfg)["judge"] == {"max_tokens": 512, "api_key_env": "OPENAI_API_KEY", "token": "***"}

@@ -172,7 +172,7 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
                               filter_string="tags.jsweep.cell_id != ''")
     run = runs[0]
     assert run.data.params["train.attention_impl"] == "sdpa"
-    assert run.data.params["cfg.train.packing"] == "True" and run.data.params["cfg.train.attention"] == "auto"
+    assert run.data.params["train.packing"] == "True" and run.data.params["train.attention"] == "auto"
     assert run.data.metrics["train/padding_fraction"] == 0.0
 
 

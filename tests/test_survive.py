@@ -74,7 +74,8 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"], out[-3000:]
         failed = next(r for r in runs if r.info.status == "FAILED")
         assert "injected fault" in failed.data.tags["jsweep.log_tail"]
-        assert all(r.data.params["cfg.tracking.uri"] == f"http://***@127.0.0.1:{port}" for r in runs)
+        assert runs and all(password not in v and token not in v and arch_key not in v
+                            for r in runs for v in (*r.data.params.values(), *r.data.tags.values()))
         parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
         assert "+experiment.hf_token=***" in parent.data.params["grid"]
         assert "tracking.uri=http://***@127.0.0.1" in parent.data.params["grid"]
@@ -250,7 +251,7 @@ def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_traini
     client = mlflow_client_for(tmp_path)
     (run,) = _child_runs(client)
     metrics = json.loads((cell / "metrics.json").read_text())
-    assert metrics["train/steps"] == 4 and "llm_jp_eval/AVG" in metrics
+    assert metrics["train/steps"] == 4 and "llm_jp_eval/AVG_partial" in metrics
     assert _steps(client, run.info.run_id) == [1, 2, 3, 4] and _history_steps(cell) == [1, 2, 3, 4]
     assert run.info.status == "FINISHED" and run.data.metrics["train/steps"] == 4
 
@@ -355,7 +356,7 @@ PREFLIGHT = [
     (["train.scheduler=cosin"], "train.scheduler must be one of linear, cosine"),
     (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
     (["model.arch.hidden_size=65"], "model.arch.hidden_size=65 is not divisible by model.arch.num_attention_heads="),
-    (["eval.llm_jp_eval.batch_size=0"], "eval.llm_jp_eval.batch_size must be an integer >= 1, got 0"),
+    (["eval.llm_jp_eval.batch_size=0"], "eval.llm_jp_eval.batch_size must be an integer >= 1 or auto, got 0"),
     (["eval.llm_jp_eval.num_few_shots=abc"], "eval.llm_jp_eval.num_few_shots must be an integer >= 0, got 'abc'"),
     (["eval.jglue.limit=many"], "eval.jglue.limit must be an integer >= 1 or null, got 'many'"),
     (["eval.llm_jp_eval.split=valid"], "eval.llm_jp_eval.split must be one of test, dev, got 'valid'"),
