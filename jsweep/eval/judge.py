@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from jsweep.errors import ConfigError, JsweepError
+from jsweep.eval.judge_prompts import digest
 
 # Keys of the judge config that change what a judgment is (its identity, logged with every score).
 IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed", "extra_body")
@@ -76,11 +77,6 @@ def options(judge: Any) -> dict[str, Any]:
 def identity(opts: dict[str, Any]) -> dict[str, Any]:
     """What identifies the judge's verdicts: endpoint, model and sampling parameters (never the key)."""
     return {k: opts.get(k) for k in IDENTITY_KEYS}
-
-
-def digest(obj: Any) -> str:
-    blob = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def check(opts: dict[str, Any], *, need_key: bool = True) -> list[str]:

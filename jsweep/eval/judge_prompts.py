@@ -20,12 +20,18 @@ A template's digest (sha256 of its text, 16 hex digits) is logged with every sco
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
 from dataclasses import dataclass
 
-from jsweep.eval.judge import digest
+
+def digest(obj: object) -> str:
+    """A short, stable digest of a prompt or a judge identity (sha256 of its text or sorted JSON, 16 hex)."""
+    blob = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
 
 _CRITERIA = """# 採点基準
 基本的な採点基準
