@@ -4,6 +4,8 @@ second Ctrl-C, and the run-wide mean training loss of a resumed cell."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jsweep.job.sft import run_mean_loss
@@ -27,3 +29,71 @@ def test_final_loss_weights_each_logged_loss_by_its_logging_interval():
     assert run_mean_loss(history, 4, 6, 1.5) == pytest.approx(3.5, abs=1e-12)
     # checkpoint at 3 (between two logs): step 3's loss is unknown, the mean is over steps 1-2 and 4-6
     assert run_mean_loss(history[:1], 3, 6, 2.0) == pytest.approx((5.5 * 2 + 2.0 * 3) / 5, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- cell identity
+
+def _spec(*overrides: str):
+    from jsweep.compose import compose_spec
+
+    return compose_spec(["eval=[]", "train.max_steps=2", *overrides])
+
+
+def _ids(*specs) -> list[str]:
+    from jsweep.sweep import plan
+
+    return [c.cell_id for c in plan(list(specs))]
+
+
+def test_the_cell_id_follows_the_data_content_not_only_its_name(tmp_path):
+    from jsweep.data.sources import FIXTURES
+
+    records = json.loads((FIXTURES / "instruct" / "dolly_ja.json").read_text(encoding="utf-8"))
+    first, second = tmp_path / "a" / "dolly.json", tmp_path / "b" / "dolly.json"
+    for path, rows in ((first, records), (second, [{**records[0], "output": records[0]["output"] + "。"}, *records[1:]])):
+        path.parent.mkdir()
+        path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    (a,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
+    (a_again,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
+    assert a.cell_id == a_again.cell_id
+    first.write_text(json.dumps([{**records[0], "output": records[0]["output"] + "。"}, *records[1:]],
+                                ensure_ascii=False), encoding="utf-8")     # one character of one answer changed
+    (edited,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
+    assert edited.data["digest"] != a.data["digest"] and edited.cell_id != a.cell_id
+    (b,) = _plan(_spec("dataset=dolly", f"dataset.path={second}"))
+    assert b.data["digest"] == edited.data["digest"]                   # the digest is of the content
+
+
+def _plan(*specs):
+    from jsweep.sweep import plan
+
+    return plan(list(specs))
+
+
+def test_the_cell_id_follows_the_model_revision_and_every_result_changing_key():
+    base, = _ids(_spec())
+    changed = {
+        "model.revision=0123abcd": _ids(_spec("model.revision=0123abcd"))[0],
+        "lr=3e-4": _ids(_spec("lr=3e-4"))[0],
+        "seed=1": _ids(_spec("seed=1"))[0],
+        "data_seed=1": _ids(_spec("data_seed=1"))[0],
+        "train.max_steps=3": _ids(_spec("train.max_steps=3"))[0],
+        "prompt.format=llmjp": _ids(_spec("prompt.format=llmjp"))[0],
+    }
+    assert base not in changed.values() and len(set(changed.values())) == len(changed), changed
+
+
+def test_cosmetic_keys_do_not_change_the_cell_id(tmp_path):
+    base, = _ids(_spec())
+    for override in (f"output_root={tmp_path / 'elsewhere'}", "tracking.uri=sqlite:////tmp/other.db",
+                     "launcher.fail_fast=true", "launcher.oom_retries=5", "launcher.report=false",
+                     "train.logging_steps=5", "judge.model=another-judge"):
+        assert _ids(_spec(override)) == [base], override
+
+
+def test_the_cell_id_changes_with_the_jsweep_version(monkeypatch):
+    import jsweep.identity
+
+    base, = _ids(_spec())
+    monkeypatch.setattr(jsweep.identity, "__version__", jsweep.identity.__version__ + ".post1")
+    assert _ids(_spec()) != [base]
