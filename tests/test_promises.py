@@ -97,3 +97,53 @@ def test_the_cell_id_changes_with_the_jsweep_version(monkeypatch):
     base, = _ids(_spec())
     monkeypatch.setattr(jsweep.identity, "__version__", jsweep.identity.__version__ + ".post1")
     assert _ids(_spec()) != [base]
+
+
+# --------------------------------------------------------------------------- redaction of credential-like keys
+
+SECRET_KEYS = ["hf_token", "HF_TOKEN", "api_key", "api-key", "apikey", "openai_api_key", "secret", "client_secret",
+               "password", "db_passwd", "passphrase", "credentials", "auth", "authorization", "private_key",
+               "aws_access_key", "cookie", "session_key", "wandb.api_key", "+experiment.hf_token"]
+NOT_SECRET_KEYS = ["pad_token_id", "eos_token", "bos_token", "max_new_tokens", "train/tokens", "tokens_per_second",
+                   "token_accuracy", "tokenizer", "tokenizer_name", "token_dir", "auth_type", "author", "authors",
+                   "max_toks", "secret_env", "num_tokens", "token_count", "credentials_path", "lr", "seed"]
+
+
+@pytest.mark.parametrize("key", SECRET_KEYS)
+def test_a_credential_like_key_is_masked_in_structures_and_text(key):
+    from jsweep.redaction import MASK, is_secret, redact, redact_text
+
+    assert is_secret(key)
+    assert redact({"section": {key: "v4lue-XYZ", "n": 3}}) == {"section": {key: MASK, "n": 3}}
+    for text in (f"{key}=v4lue-XYZ lr=1e-4", f"{key}: v4lue-XYZ", f'{{"{key}": "v4lue-XYZ"}}'):
+        assert "v4lue-XYZ" not in redact_text(text) and MASK in redact_text(text), text
+    assert redact_text(f"{key}=v4lue-XYZ lr=1e-4").endswith(" lr=1e-4")
+
+
+@pytest.mark.parametrize("key", NOT_SECRET_KEYS)
+def test_keys_about_tokens_or_places_are_kept(key):
+    from jsweep.redaction import is_secret, redact, redact_text
+
+    assert not is_secret(key, "12")
+    assert redact({key: 12, "x": {key: "12"}}) == {key: 12, "x": {key: "12"}}
+    assert redact_text(f"{key}=12 {key}: 12") == f"{key}=12 {key}: 12"
+
+
+@pytest.mark.parametrize("value", ["hf_" + "a1B2" * 6, "sk-" + "Zz9_" * 6, "ghp_" + "x" * 24])
+def test_token_shaped_values_are_masked_under_any_key(value):
+    from jsweep.redaction import MASK, is_secret, redact, redact_text
+
+    assert is_secret("note", value) and redact({"note": value}) == {"note": MASK}
+    assert redact_text(f"using {value} now") == f"using {MASK} now"
+    assert not is_secret("note", "hf_short")
+
+
+def test_a_remembered_secret_is_masked_wherever_it_appears_later():
+    import jsweep.redaction as R
+
+    R.remember(["Rmbrd-9876-value", "abc"])            # too short values are not remembered (false positives)
+    try:
+        assert R.redact_text("echo Rmbrd-9876-value; x=Rmbrd-9876-value") == "echo ***; x=***"
+        assert R.redact_text("abc abcdef") == "abc abcdef"
+    finally:
+        R._known.discard("Rmbrd-9876-value")
