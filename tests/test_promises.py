@@ -226,3 +226,59 @@ def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_clie
     replaced = sorted(p.name for p in (tmp_path / "outputs" / "cells").iterdir() if ".replaced-" in p.name)
     assert [name.split(".replaced-")[0] for name in replaced] == [target]
     assert sorted(r.data.tags["jsweep.cell_id"] for r in _cell_runs(client)) == sorted([*ids.values(), target])
+
+
+# --------------------------------------------------------------------------- a second Ctrl-C
+
+def test_stop_signals_record_the_first_signal_and_ignore_the_next():
+    import os
+    import signal
+
+    from jsweep.sweep import Stopped, StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopSignals() as stops:
+            stops.check()                                       # nothing yet
+            os.kill(os.getpid(), signal.SIGINT)                 # no KeyboardInterrupt: recorded
+            os.kill(os.getpid(), signal.SIGINT)                 # the second Ctrl-C: ignored
+            os.kill(os.getpid(), signal.SIGTERM)                # and any other stop signal after the first
+            assert stops.signum == signal.SIGINT
+            with pytest.raises(Stopped):
+                stops.check()
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # restored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)            # ignored before (nohup, a background job) ...
+        with StopSignals() as stops:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stops.signum == 0                            # ... stays ignored
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_for, tiny_model_dir):
+    import os
+    import signal
+
+    from test_resilience import FAST, _alive, _child_runs, _popen, _stalled, _wait_for
+
+    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
+    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
+    cell = _stalled(tmp_path)
+    pid = json.loads((cell / "status.json").read_text())["pid"]
+    os.killpg(proc.pid, signal.SIGINT)                          # Ctrl-C ...
+    import time
+
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)                          # ... and, impatient, Ctrl-C again
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert out.count("interrupted; stopping 1 running cell(s)") == 1 and "KeyboardInterrupt" not in out, out[-3000:]
+    assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
+    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    assert run.info.status == "KILLED"
+    summary = json.loads(next((tmp_path / "outputs" / "sweeps").rglob("summary.json")).read_text())
+    assert [c["status"] for c in summary["cells"]] == ["KILLED"]
+    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
