@@ -26,8 +26,13 @@ MODULES = {
     "identity": ("jsweep/identity.py", ["tests/test_promises.py::test_the_cell_id_follows_the_data_content_not_only_its_name",
                                         "tests/test_promises.py::test_the_cell_id_follows_the_model_revision_and_every_result_changing_key",
                                         "tests/test_promises.py::test_cosmetic_keys_do_not_change_the_cell_id",
-                                        "tests/test_promises.py::test_the_cell_id_changes_with_the_jsweep_version"]),
-    "redaction": ("jsweep/redaction.py", ["tests/test_promises.py", "tests/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
+                                        "tests/test_promises.py::test_the_cell_id_changes_with_the_jsweep_version",
+                                        "tests/test_promises.py::test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order"]),
+    "redaction": ("jsweep/redaction.py", ["tests/test_promises.py::test_a_credential_like_key_is_masked_in_structures_and_text",
+                                          "tests/test_promises.py::test_keys_about_tokens_or_places_are_kept",
+                                          "tests/test_promises.py::test_token_shaped_values_are_masked_under_any_key",
+                                          "tests/test_promises.py::test_a_remembered_secret_is_masked_wherever_it_appears_later",
+                                          "tests/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
     "scheduler": ("jsweep/scheduler.py", ["tests/test_scheduler.py"]),
     "metrics": ("jsweep/eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_known_answers.py"]),
     "generate": ("jsweep/eval/generate.py", ["tests/test_generate.py"]),
@@ -48,7 +53,7 @@ def run(module: str) -> str:
                 shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # Tests that only run CLI subprocesses never reach the mutated code in-process: not selected here.
         config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-        config += (f"\n[tool.mutmut]\npaths_to_mutate = {toml_list([target])}\nsource_paths = [\"jsweep\"]\n"
+        config += (f"\n[tool.mutmut]\nsource_paths = [\"jsweep\"]\nonly_mutate = {toml_list([target])}\n"
                    f"also_copy = {toml_list(['hydra_plugins', 'conf', 'tests'])}\n"
                    f"pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-m\", \"not slow and not gpu\", \"-q\"]\n"
                    f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n")

@@ -282,3 +282,28 @@ def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_
     summary = json.loads(next((tmp_path / "outputs" / "sweeps").rglob("summary.json")).read_text())
     assert [c["status"] for c in summary["cells"]] == ["KILLED"]
     _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+
+
+def test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order():
+    """The id is the first 12 hex digits of sha256 over canonical JSON (keys sorted at every level,
+    non-ASCII kept as UTF-8) of the config less its cosmetic keys, plus the jsweep version and the
+    planner's extra inputs. Existing results are found by it, so its format is pinned here."""
+    import hashlib
+    from pathlib import PurePosixPath
+
+    from jsweep import __version__
+    from jsweep.identity import cell_id, identity_payload
+
+    cfg = {"model": {"name": "ｔｉｎｙ", "revision": None}, "lr": 1e-4, "dataset": {"path": PurePosixPath("/d/x.json")},
+           "train": {"max_steps": 2, "logging_steps": 5}, "launcher": {"fail_fast": True}, "output_root": "o"}
+    extra = {"data": "abc123", "model_revision": None}
+    want_payload = {"model": {"name": "ｔｉｎｙ", "revision": None}, "lr": 1e-4, "dataset": {"path": "/d/x.json"},
+                    "train": {"max_steps": 2}, "jsweep_version": __version__, "extra": extra}
+    assert identity_payload(cfg, extra) == want_payload
+    blob = json.dumps(want_payload, sort_keys=True, ensure_ascii=False)
+    assert cell_id(cfg, extra) == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+    reordered = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(list(cfg.items()))}
+    assert cell_id(reordered, dict(reversed(list(extra.items())))) == cell_id(cfg, extra)
+    assert cell_id({"lr": 1e-4}) == cell_id({"lr": 1e-4}) and len(cell_id({"lr": 1e-4})) == 12   # no train section
+    assert cell_id({"train": {"max_steps": 2}}) == cell_id({"train": {"max_steps": 2, "logging_steps": 9}})
+    assert cell_id(cfg) != cell_id(cfg, extra)
