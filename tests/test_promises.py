@@ -307,3 +307,43 @@ def test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order():
     assert cell_id({"lr": 1e-4}) == cell_id({"lr": 1e-4}) and len(cell_id({"lr": 1e-4})) == 12   # no train section
     assert cell_id({"train": {"max_steps": 2}}) == cell_id({"train": {"max_steps": 2, "logging_steps": 9}})
     assert cell_id(cfg) != cell_id(cfg, extra)
+
+
+def test_only_the_last_segment_of_a_dotted_key_names_a_credential():
+    from jsweep.redaction import is_secret_key
+
+    assert is_secret_key("model.arch.hf_token") and is_secret_key("+experiment.api_key") and is_secret_key("~auth")
+    assert not is_secret_key("section.password.lr")              # a section named like a credential: its keys stay
+    assert not is_secret_key("+pad_token") and not is_secret_key("~eos_token") and not is_secret_key("++bos_token")
+
+
+def test_redact_walks_lists_and_tuples_and_keeps_empty_values():
+    from jsweep.redaction import MASK, redact
+
+    cfg = {"a": [{"hf_token": "tok-12345", "n": 1}, "http://u:pw@h/x"], "b": ("plain", {"secret": "s-99999"}),
+           "c": {"hf_token": "", "api_key": None}}
+    assert redact(cfg) == {"a": [{"hf_token": MASK, "n": 1}, "http://***@h/x"], "b": ("plain", {"secret": MASK}),
+                           "c": {"hf_token": "", "api_key": None}}
+    assert isinstance(redact(cfg)["b"], tuple)
+
+
+def test_secrets_in_names_every_secret_by_its_path():
+    from jsweep.redaction import secrets_in
+
+    cfg = {"a": {"hf_token": "tok-12345", "pad_token_id": 1, "empty_token": "", "none_token": None},
+           "l": ["plain", "http://u:pw@h"], "auth": {"user": "x"}, "n": 3}
+    assert secrets_in(cfg) == {"a.hf_token": "tok-12345", "l[1]": "http://u:pw@h"}
+    assert secrets_in(cfg, keys=False) == {"l[1]": "http://u:pw@h"}
+    assert secrets_in({"uri": "http://u:pw@h"}) == {"uri": "http://u:pw@h"}
+
+
+def test_remembered_values_from_five_characters_longest_first():
+    import jsweep.redaction as R
+
+    R.remember(["abcde", "abcd", "Long-secret", "Long-secret-and-more"])
+    try:
+        assert R.redact_text("abcde abcd") == "*** abcd"
+        assert R.redact_text("x=Long-secret-and-more!") == "x=***!"           # the longer one first, whole
+    finally:
+        for v in ("abcde", "Long-secret", "Long-secret-and-more"):
+            R._known.discard(v)
