@@ -36,6 +36,9 @@ MODULES = {
                                           "tests/test_promises.py::test_redact_walks_lists_and_tuples_and_keeps_empty_values",
                                           "tests/test_promises.py::test_secrets_in_names_every_secret_by_its_path",
                                           "tests/test_promises.py::test_remembered_values_from_five_characters_longest_first",
+                                          "tests/test_promises.py::test_remembered_values_are_masked_longest_first_not_in_name_order",
+                                          "tests/test_promises.py::test_restore_puts_secrets_back_at_their_paths_in_lists_too",
+                                          "tests/test_promises.py::test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted",
                                           "tests/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
     "scheduler": ("jsweep/scheduler.py", ["tests/test_scheduler.py"]),
     "metrics": ("jsweep/eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_known_answers.py"]),
@@ -74,6 +77,7 @@ def run(module: str) -> str:
         for _, status in statuses:
             counts[status] = counts.get(status, 0) + 1
         survived = [name for name, status in statuses if status == "survived"]
+        untested = sorted({name.split("__mutmut_")[0] for name, status in statuses if status == "no tests"})
         diffs = "\n".join(subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True,
                                          text=True).stdout for name in survived)
     total = sum(counts.values())
@@ -81,7 +85,8 @@ def run(module: str) -> str:
     score = f"{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f}%) {counts}"
     out = ROOT / "benchmarks" / "results" / f"mutation-{module}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"{score}\ntests: {' '.join(tests)}\n\n# surviving mutants\n{diffs}\n# mutmut run (tail)\n{tail}\n",
+    out.write_text(f"{score}\ntests: {' '.join(tests)}\nfunctions no selected test reaches: {' '.join(untested)}\n"
+                   f"\n# surviving mutants\n{diffs}\n# mutmut run (tail)\n{tail}\n",
                    encoding="utf-8")
     return score
 

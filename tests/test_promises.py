@@ -347,3 +347,44 @@ def test_remembered_values_from_five_characters_longest_first():
     finally:
         for v in ("abcde", "Long-secret", "Long-secret-and-more"):
             R._known.discard(v)
+
+
+def test_remembered_values_are_masked_longest_first_not_in_name_order():
+    import jsweep.redaction as R
+
+    R.remember(["zz-secret1", "Azz-secret1"])                  # the shorter one sorts after the longer one
+    try:
+        assert R.redact_text("k Azz-secret1 zz-secret1") == "k *** ***"
+    finally:
+        R._known.difference_update({"zz-secret1", "Azz-secret1"})
+
+
+def test_restore_puts_secrets_back_at_their_paths_in_lists_too():
+    from jsweep.redaction import redact, restore, secrets_in
+
+    cfg = {"uris": ["http://u:pw1@h", "plain"], "m": {"hf_token": "tok-12345", "x": [1, {"api_key": "k-99999"}]}}
+    assert restore(redact(cfg), secrets_in(cfg)) == cfg
+    assert restore(redact(cfg), {}) == redact(cfg)
+
+
+def test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted(monkeypatch):
+    import io
+
+    import jsweep.redaction as R
+
+    monkeypatch.setenv(R.ENV, json.dumps({"tracking.uri": "http://user:PWenv777@host", "x.hf_token": "TOKenv8888"}))
+    try:
+        assert R.load_env_secrets() == {"tracking.uri": "http://user:PWenv777@host", "x.hf_token": "TOKenv8888"}
+        assert R.redact_text("a PWenv777 b TOKenv8888") == "a *** b ***"
+        sink = io.StringIO()
+        stream = R.RedactingStream(sink)
+        assert stream.write("View run at http://user:PWenv777@host/#/1\n") == len("View run at http://user:PWenv777@host/#/1\n")
+        assert sink.getvalue() == "View run at ***/#/1\n" and stream.getvalue() == sink.getvalue()
+        assert R.secret_values({"u": "http://user:PWenv777@host", "o": "+x.hf_token=TOKenv8888 lr=1"}) == [
+            "user:PWenv777", "PWenv777", "TOKenv8888"]
+    finally:
+        R._known.difference_update({"user:PWenv777", "PWenv777", "TOKenv8888", "http://user:PWenv777@host"})
+    monkeypatch.setenv(R.ENV, "not json")
+    assert R.load_env_secrets() == {}
+    monkeypatch.delenv(R.ENV)
+    assert R.load_env_secrets() == {}
