@@ -40,7 +40,8 @@ MODULES = {
                                           "tests/test_promises.py::test_restore_puts_secrets_back_at_their_paths_in_lists_too",
                                           "tests/test_promises.py::test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted",
                                           "tests/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
-    "scheduler": ("jsweep/scheduler.py", ["tests/test_scheduler.py"]),
+    "scheduler": ("jsweep/scheduler.py", ["tests/test_scheduler.py",
+                                          "tests/test_where.py::test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi"]),
     "metrics": ("jsweep/eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_known_answers.py"]),
     "generate": ("jsweep/eval/generate.py", ["tests/test_generate.py"]),
 }

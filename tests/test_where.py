@@ -112,3 +112,26 @@ def test_two_cells_on_two_gpus_each_get_a_gpu_and_a_port_of_their_own(tmp_path, 
     cells = [json.loads((p / "cell.json").read_text()) for p in (tmp_path / "outputs" / "cells").iterdir() if p.is_dir()]
     assert sorted(tuple(c["gpus"]) for c in cells) == [(0,), (1,)]
     assert "on GPU 0" in proc.stdout and "on GPU 1" in proc.stdout
+
+
+def test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi(tmp_path, monkeypatch):
+    """Without GPUs here, a scripted `nvidia-smi` on PATH answers the query the real one answers."""
+    import os
+
+    from jsweep.scheduler import Scheduler, discover_gpus
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\n[ "$1 $2" = "--query-gpu=index --format=csv,noheader" ] && printf "0\\n1\\n3\\n" '
+                   '|| echo "unexpected: $*" >&2\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert discover_gpus() == discover_gpus("auto") == discover_gpus(None) == [0, 1, 3]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert discover_gpus() == [2, 5]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert discover_gpus() == []                                  # hidden on purpose: no GPU
+    assert discover_gpus([1, 2]) == [1, 2] and discover_gpus("0,2") == [0, 2] and discover_gpus(3) == [3]
+    sched = Scheduler([])
+    assert (sched.cpu_slots, sched.cpu_free, sched.stop_launching, sched.check) == (1, 1, False, None)
+    assert Scheduler([], cpu_slots=0).cpu_slots == 1 and Scheduler([0, 1], cpu_slots=3).free == [0, 1]
