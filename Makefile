@@ -39,6 +39,9 @@ test-slow: env ## run the slow tests too (full sweeps, multi-process DeepSpeed)
 test-gpu: env ## run the GPU tests (on a GPU machine)
 	$(BIN)/python -m pytest -q -m gpu
 
+mutation: env ## mutation score of the core modules (mutmut; CPU-heavy, outside CI): MODULES="identity redaction"
+	env -u PYTHONPATH $(BIN)/python scripts/mutation.py $(MODULES)
+
 ui: env ## start the MLflow UI on http://127.0.0.1:5000 (Ctrl-C stops it cleanly)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
@@ -46,4 +49,4 @@ ui: env ## start the MLflow UI on http://127.0.0.1:5000 (Ctrl-C stops it cleanly
 clean: ## remove sweep outputs and the embedded MLflow store (keeps .venv)
 	rm -rf outputs mlflow.db mlruns
 
-.PHONY: help env sweep judged-sweep test test-slow test-gpu ui clean
+.PHONY: help env sweep judged-sweep test test-slow test-gpu mutation ui clean

@@ -90,20 +90,19 @@ def redact_text(text: Any) -> Any:
     return _ASSIGNMENT.sub(assignment, text)
 
 
-def redact(obj: Any, prefix: str = "") -> Any:
+def redact(obj: Any) -> Any:
     """A copy of a nested dict/list/tuple in which the values of credential keys are MASK and every
     string is passed through :func:`redact_text`. Keys themselves are kept."""
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():
-            name = f"{prefix}{k}"
             if is_secret_key(str(k)) and not isinstance(v, (Mapping, list, tuple)) and v is not None and v != "":
                 out[k] = MASK
             else:
-                out[k] = redact(v, f"{name}.")
+                out[k] = redact(v)
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(redact(v, prefix) for v in obj)
+        return type(obj)(redact(v) for v in obj)
     return redact_text(obj)
 
 

@@ -437,23 +437,6 @@ def test_planning_imports_neither_torch_nor_the_harness():
 
 # --------------------------------------------------------------------------- end to end with the tiny model
 
-class FakeTracker:
-    def __init__(self):
-        self.tables, self.artifacts, self.dicts, self.tags = {}, [], {}, {}
-
-    def log_table(self, rows, name):
-        self.tables[name] = rows
-
-    def log_artifact(self, path, artifact_path=None):
-        self.artifacts.append((Path(path), artifact_path))
-
-    def log_dict(self, obj, name):
-        self.dicts[name] = json.loads(json.dumps(obj))
-
-    def set_tags(self, tags):
-        self.tags.update(tags)
-
-
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     from transformers import AutoModelForCausalLM
@@ -463,14 +446,15 @@ def tiny(tiny_model_dir):
     return model, _tokenizer()
 
 
-def _ctx(tmp_path):
-    return types.SimpleNamespace(cell_dir=tmp_path, tracker=FakeTracker(), device="cpu",
+def _ctx(run):
+    """A cell context whose tracker is a real CellTracker on a temporary SQLite store (``run``)."""
+    return types.SimpleNamespace(cell_dir=run.cell_dir, tracker=run.tracker, device="cpu",
                                  spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=True)))
 
 
-def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, capsys):
+def test_embedded_default_scores_every_task_on_the_fixtures(stored_run, tiny, capsys):
     model, tok = tiny
-    ctx = _ctx(tmp_path)
+    ctx = _ctx(stored_run)
     side = tok.padding_side
     metrics = jglue.JGlueEval({}).evaluate(ctx, model, tok)
     assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match", "jglue/jsquad/f1",
@@ -481,7 +465,7 @@ def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, caps
     out = capsys.readouterr()
     assert "[jsweep] jglue: AVG=" in out.out and "Map:" not in out.err and "Map:" not in out.out
     # per-sample tables agree with the metrics
-    tables = ctx.tracker.tables
+    tables = stored_run.tables("jglue/samples/")
     assert sorted(tables) == [f"jglue/samples/{t}.json" for t in sorted(D.TASKS)]
     jcqa = tables["jglue/samples/jcommonsenseqa.json"]
     assert len(jcqa) == 16 and sum(r["acc"] for r in jcqa) / 16 == pytest.approx(metrics["jglue/jcommonsenseqa/acc"])
@@ -490,42 +474,44 @@ def test_embedded_default_scores_every_task_on_the_fixtures(tmp_path, tiny, caps
     assert len(squad) == 14 and squad[0]["answers"] == ["女王蜂"] * 3 and squad[0]["prompt"].endswith("回答:")
     for m in ("exact_match", "f1", "char_f1"):
         assert sum(r[m] for r in squad) / 14 == pytest.approx(metrics[f"jglue/jsquad/{m}"])
-    assert ctx.tracker.tags["jglue.jnli_version"] == "1.1" and cfg_jnli_choices(ctx) == ["entailment", "contradiction",
+    assert stored_run.tags["jglue.jnli_version"] == "1.1" and cfg_jnli_choices(stored_run) == ["entailment", "contradiction",
                                                                                          "neutral"]
-    assert ctx.tracker.tags["jglue.avg_tasks"] == "jcommonsenseqa/acc,jnli/acc,jsquad/exact_match,marc_ja/acc"
+    assert stored_run.tags["jglue.avg_tasks"] == "jcommonsenseqa/acc,jnli/acc,jsquad/exact_match,marc_ja/acc"
     # config, tags, files
-    cfg = ctx.tracker.dicts["jglue/task_config.json"]
+    cfg = stored_run.artifact_json("jglue/task_config.json")
     import lm_eval
 
-    assert cfg["harness_version"] == lm_eval.__version__ == ctx.tracker.tags["jglue.harness_version"]
+    assert cfg["harness_version"] == lm_eval.__version__ == stored_run.tags["jglue.harness_version"]
     assert cfg["task_configs"]["jnli"]["description"].startswith("前提と仮説の関係を")
     assert cfg["task_configs"]["jcommonsenseqa"]["metadata"]["prompt_version"] == "0.3"
-    assert ctx.tracker.tags["jglue.prompt_versions"] == "jcommonsenseqa=0.3,jnli=0.2,jsquad=0.2,marc_ja=0.2"
-    assert ctx.tracker.tags["jglue.num_fewshot"] == "jcommonsenseqa=3,jnli=3,jsquad=2,marc_ja=3"
-    result = json.loads((tmp_path / "jglue_results.json").read_text())
+    assert stored_run.tags["jglue.prompt_versions"] == "jcommonsenseqa=0.3,jnli=0.2,jsquad=0.2,marc_ja=0.2"
+    assert stored_run.tags["jglue.num_fewshot"] == "jcommonsenseqa=3,jnli=3,jsquad=2,marc_ja=3"
+    result = json.loads((stored_run.cell_dir / "jglue_results.json").read_text())
     assert result["metrics"] == metrics and result["tasks"]["jsquad"]["n_scored"] == 14
-    assert (tmp_path / "predictions" / "jglue.jsonl").exists() and (tmp_path / "jglue_harness.log").exists()
+    predictions = [json.loads(line) for line in (stored_run.cell_dir / "predictions" / "jglue.jsonl").read_text().splitlines()]
+    assert len(predictions) == sum(len(rows) for rows in tables.values())
+    assert (stored_run.cell_dir / "jglue_harness.log").exists()
 
 
-def cfg_jnli_choices(ctx):
-    return ctx.tracker.dicts["jglue/task_config.json"]["task_configs"]["jnli"]["doc_to_choice"]
+def cfg_jnli_choices(run):
+    return run.artifact_json("jglue/task_config.json")["task_configs"]["jnli"]["doc_to_choice"]
 
 
-def test_leaderboard_style_and_a_lora_model(tmp_path, tiny):
+def test_leaderboard_style_and_a_lora_model(stored_run, tiny):
     from peft import LoraConfig, get_peft_model
 
     model, tok = tiny
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     try:
-        ctx = _ctx(tmp_path)
+        ctx = _ctx(stored_run)
         metrics = jglue.JGlueEval({"prompt_style": "leaderboard", "limit": 3, "marc_ja": False,
                                    "jsquad_max_gen_toks": 4}).evaluate(ctx, lora, tok)
     finally:
         lora.unload()
     # JSQuAD by the harness's own leaderboard metric: exact match against the first gold answer, no F1
     assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match", "jglue/AVG"}
-    squad = ctx.tracker.tables["jglue/samples/jsquad.json"]
+    squad = stored_run.table("jglue/samples/jsquad.json")
     assert all(r["exact_match"] == float(r["prediction"].strip() == r["answers"][0].strip()) for r in squad)
-    rows = ctx.tracker.tables["jglue/samples/jnli.json"]
+    rows = stored_run.table("jglue/samples/jnli.json")
     assert len(rows) == 3 and rows[0]["choices"] == ["含意", "矛盾", "中立"] and "### 応答：" in rows[0]["prompt"]
-    assert ctx.tracker.tags["jglue.prompt_style"] == "leaderboard"
+    assert stored_run.tags["jglue.prompt_style"] == "leaderboard"

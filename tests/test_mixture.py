@@ -205,15 +205,17 @@ def test_token_budget_indices_reach_the_budget_with_whole_passes_first():
     assert sum(lengths[i] for i in small) >= 35 and len(small) < 4
 
 
-class _Tracker:
-    def log_metrics(self, metrics, step=None):
-        pass
-
-
-def _ctx(overrides, tmp_path):
+def _ctx(overrides, tmp_path, store: bool = True):
+    from conftest import StoredRun
     from jsweep.job.context import CellContext
+    from jsweep.tracking import NullTracker
 
-    return CellContext(spec_for(*overrides), tmp_path, _Tracker(), "cpu")
+    if not store:                                   # trainer arguments only: nothing is logged
+        return CellContext(spec_for(*overrides), tmp_path, NullTracker(), "cpu")
+    run = StoredRun(tmp_path / f"store{len(list(tmp_path.glob('store*')))}")   # a real CellTracker, SQLite store
+    ctx = CellContext(spec_for(*overrides), run.cell_dir, run.tracker, "cpu")
+    ctx.stored = run
+    return ctx
 
 
 def test_token_budget_is_applied_to_training_rows(tmp_path):
@@ -223,16 +225,19 @@ def test_token_budget_is_applied_to_training_rows(tmp_path):
     rows = [{"prompt": str(i), "completion": "x"} for i in range(10)]
     out = apply_token_budget(ctx, rows, [30] * 10)
     assert len(out) == 34 and ctx.metrics["data/budget/tokens"] == 1020 and ctx.metrics["data/budget/examples"] == 34
-    plain = _ctx(("dataset=dolly", "eval=[]"), tmp_path)
+    stored = ctx.stored.client.get_run(ctx.stored.run_id).data.metrics
+    assert {k: v for k, v in stored.items() if k.startswith("data/budget/")} == {
+        k: v for k, v in ctx.metrics.items() if k.startswith("data/budget/")}
+    plain = _ctx(("dataset=dolly", "eval=[]"), tmp_path, store=False)
     assert apply_token_budget(plain, rows, [30] * 10) is rows
 
 
 def test_steps_budget_sets_max_steps_and_conflicts_with_train_max_steps(tmp_path):
     from jsweep.job.sft import trainer_args
 
-    args = trainer_args(_ctx(("dataset=dolly", "eval=[]", "dataset.budget=steps:7"), tmp_path), dict)
+    args = trainer_args(_ctx(("dataset=dolly", "eval=[]", "dataset.budget=steps:7"), tmp_path, store=False), dict)
     assert args["max_steps"] == 7
-    assert trainer_args(_ctx(("dataset=dolly", "eval=[]"), tmp_path), dict)["max_steps"] == -1
+    assert trainer_args(_ctx(("dataset=dolly", "eval=[]"), tmp_path, store=False), dict)["max_steps"] == -1
     spec = spec_for("dataset=dolly", "eval=[]", "dataset.budget=steps:7", "train.max_steps=3")
     assert any("sets the step count" in p for p in validate_cell(spec))
     spec = spec_for("dataset=dolly", "eval=[]", "dataset.budget=examples:7", "dataset.n=3")

@@ -164,20 +164,6 @@ def test_render_preference_uses_the_cell_prompt_format_and_eos():
     assert row["prompt"].endswith("### 指示:\n三\n\n### 応答:\n")
 
 
-class _Tracker:
-    def __init__(self):
-        self.logged = {}
-
-    def log_metrics(self, metrics, step=None):
-        self.logged.update(metrics)
-
-    def set_tags(self, tags):
-        pass
-
-    def log_params(self, params):
-        self.logged.update(params)
-
-
 def _run_dpo(tmp_path, *overrides):
     from jsweep import registries
     from jsweep.job.context import CellContext
@@ -186,7 +172,11 @@ def _run_dpo(tmp_path, *overrides):
     spec = spec_for("dataset=hh_rlhf_ja", "eval=[]", "train.max_steps=2", "train.micro_batch_size=2", *overrides)
     assert validate_cell(spec) == []
     data = load_examples(spec.dataset, builtin_model=True)
-    ctx = CellContext(spec, tmp_path, _Tracker(), "cpu")
+    from conftest import StoredRun
+
+    run = StoredRun(tmp_path / "dpo")                       # a real CellTracker on a temporary SQLite store
+    ctx = CellContext(spec, run.cell_dir, run.tracker, "cpu")
+    ctx.stored = run
     ctx.train, ctx.held_out = split_train_eval(data.examples, spec.train.eval_fraction, spec.seed)
     model = load_model(spec.model, device="cpu", seed=spec.seed, path=spec.method.init_from)
     result = registries.TRAINERS.get(spec.method.trainer)(ctx, model, tiny_tokenizer())
@@ -199,7 +189,15 @@ def test_dpo_lora_trains_on_the_tiny_model_and_saves_an_adapter(tmp_path):
     assert m["train/steps"] == 2 and m["data/train_examples"] == 36 and m["data/eval_examples"] == 4
     assert "train/final_rewards_accuracy" in m and "eval/loss" in m and m["train/final_loss"] > 0
     assert (result.model_dir / "adapter_config.json").exists()
-    assert ctx.tracker.logged["train/rewards_margin"] is not None
+    run = ctx.stored                                        # what reached the store: every step, once
+    for key in ("train/loss", "train/rewards_margin", "train/rewards_accuracy", "train/lr"):
+        assert [step for step, _ in run.history(key)] == [1, 2], key
+    assert [step for step, _ in run.history("eval/loss")] == [2]
+    assert run.history("eval/loss")[0][1] == pytest.approx(m["eval/loss"])
+    assert m["train/final_rewards_margin"] == pytest.approx(run.history("train/rewards_margin")[-1][1])
+    assert m["train/final_loss"] == pytest.approx(sum(v for _, v in run.history("train/loss")) / 2, rel=1e-5)
+    stored = ctx.stored.client.get_run(ctx.stored.run_id).data.metrics
+    assert {k: stored[k] for k in m} == pytest.approx(m)
 
 
 def test_load_model_merges_a_lora_adapter_from_init_from(tmp_path):
@@ -232,7 +230,9 @@ def test_full_dpo_starts_from_an_sft_adapter(tmp_path):
     from jsweep.models.load import load_model
 
     sft = spec_for("dataset=dolly", "eval=[]", "method=sft_lora", "train.max_steps=1", "lr=1e-2")
-    ctx = CellContext(sft, tmp_path / "sft", _Tracker(), "cpu")
+    from conftest import StoredRun
+
+    ctx = CellContext(sft, tmp_path / "sft", StoredRun(tmp_path / "sft-store").tracker, "cpu")
     (tmp_path / "sft").mkdir()
     ctx.train, ctx.held_out = split_train_eval(load_examples(sft.dataset, builtin_model=True).examples, 0.1, 0)
     adapter = train_sft(ctx, load_model(sft.model, device="cpu"), tiny_tokenizer()).model_dir

@@ -107,9 +107,33 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     # Stated tolerance: resumed and uninterrupted runs agree on the final losses to 1e-4.
     assert metrics["train/steps"] == ref_metrics["train/steps"] == 6
     assert metrics["eval/loss"] == pytest.approx(ref_metrics["eval/loss"], abs=1e-4)
+    assert metrics["train/final_loss"] == pytest.approx(ref_metrics["train/final_loss"], abs=1e-4)  # over all 6 steps
     assert metrics["train/tokens"] == ref_metrics["train/tokens"] > 0      # counted over both attempts
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
-    assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+    # The whole metric history, each step once, equals the uninterrupted run's: in MLflow and in history.jsonl.
+    (ref_run,) = _child_runs(mlflow_client_for(ref))
+    ref_client = mlflow_client_for(ref)
+    for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):
+        got = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+        want = [(m.step, m.value) for m in ref_client.get_metric_history(ref_run.info.run_id, key)]
+        got.sort(), want.sort()
+        assert [s for s, _ in got] == [s for s, _ in want], key
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], abs=1e-4), key
+    assert [s for s, _ in got] == [3, 6]                                  # eval/loss: step 3 came from the killed attempt
+    raw, ref_raw = _history(cell), _history(_cells(ref)[0])
+    for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):    # each (metric, step) once
+        assert [r["step"] for r in raw if key in r] == [r["step"] for r in ref_raw if key in r], key
+    from jsweep.tools.report import read_history                           # what `jsweep report` plots
+
+    rows, ref_rows = read_history(cell / "history.jsonl"), read_history(_cells(ref)[0] / "history.jsonl")
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == [1, 2, 3, 4, 5, 6]
+    for row, ref_row in zip(rows, ref_rows):
+        assert sorted(row) == sorted(ref_row)
+        assert {k: v for k, v in row.items() if k not in ("step", "attempt")} == pytest.approx(
+            {k: v for k, v in ref_row.items() if k not in ("step", "attempt")}, abs=1e-4)
+
+
+def _history(cell: Path) -> list[dict]:
+    return [json.loads(line) for line in (cell / "history.jsonl").read_text().splitlines()]
 
 
 def test_a_raising_cell_is_marked_failed_and_the_rest_continue(tmp_path, mlflow_client_for, tiny_model_dir):

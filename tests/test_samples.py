@@ -12,17 +12,6 @@ from jsweep.eval import answers as A
 from jsweep.eval.samples import HumanEval, Samples, read_prompts
 
 
-class Tracker:
-    def __init__(self):
-        self.tables, self.tags = {}, {}
-
-    def log_table(self, rows, name):
-        self.tables[name] = rows
-
-    def set_tags(self, tags):
-        self.tags.update(tags)
-
-
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -30,10 +19,11 @@ def tiny(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def ctx_for(tmp: Path):
+def ctx_for(run):
+    """A cell context whose tracker is a real CellTracker on a temporary SQLite store (``run``)."""
     from jsweep.compose import compose_spec
 
-    return SimpleNamespace(spec=compose_spec([]), cell_dir=tmp, tracker=Tracker())
+    return SimpleNamespace(spec=compose_spec([]), cell_dir=run.cell_dir, tracker=run.tracker)
 
 
 def test_sampling_parameters_reach_generate_and_seeded_answers_repeat(tiny, monkeypatch):
@@ -62,16 +52,17 @@ def test_sampling_parameters_reach_generate_and_seeded_answers_repeat(tiny, monk
     assert A.generate_answers(model, tok, prompts, {"max_new_tokens": 12}) == greedy
 
 
-def test_samples_and_human_eval_write_answers_and_tables(tiny, tmp_path):
+def test_samples_and_human_eval_write_answers_and_tables(tiny, stored_run):
     model, tok = tiny
-    ctx = ctx_for(tmp_path)
+    ctx = ctx_for(stored_run)
+    tmp_path = stored_run.cell_dir
     m = Samples({"prompts": ["自己紹介してください", "春の季語を一つ"], "num_samples": 2, "max_new_tokens": 6}).evaluate(
         ctx, model, tok)
     assert m["samples/count"] == 4
     rows = A.read_jsonl(tmp_path / "samples" / "answers.jsonl")
     assert [(r["id"], r["sample"]) for r in rows] == [("p01", 0), ("p01", 1), ("p02", 0), ("p02", 1)]
     assert rows[0]["temperature"] == 0.7 and rows[0]["max_new_tokens"] == 6
-    assert ctx.tracker.tables["samples/answers.json"] == rows
+    assert stored_run.table("samples/answers.json") == rows      # the whole table, as the store holds it
     m = HumanEval({"max_new_tokens": 6}).evaluate(ctx, model, tok)
     assert m["human_eval/answers"] == 5
     assert {"id", "question", "reference", "answer"} <= set(A.read_jsonl(tmp_path / "human_eval" / "answers.jsonl")[0])

@@ -60,6 +60,10 @@ class TokenLedger(TrainerCallback):
 
     def __init__(self, trainer: Any, before: float = 0.0):
         self.trainer, self.before = trainer, before
+        self.first_step = 0                         # the step this attempt started at (> 0 on resume)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.first_step = state.global_step
 
     def total(self) -> float:
         return self.before + float(getattr(self.trainer, "_total_train_tokens", 0))

@@ -4,8 +4,9 @@
 step ``step``, on its first attempt only, if ``match`` is empty or a substring of the cell's
 label or id. Kinds: ``raise`` (RuntimeError), ``oom`` (torch.cuda.OutOfMemoryError, as a real
 CUDA OOM raises), ``sigkill`` (the process kills itself with SIGKILL, like a preemption),
-``sleep`` (stalls for up to 600 s, until the process gets SIGUSR1 or is interrupted). Unset in
-normal use: then nothing happens.
+``sleep`` (stalls for up to 600 s, until the process gets SIGUSR1 or is interrupted). A kind
+ending in ``*`` (``oom*@1``) fails every attempt, not only the first (to exhaust a retry limit).
+Unset in normal use: then nothing happens.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def parse(value: str | None) -> tuple[str, int, str] | None:
 class FaultCallback(TrainerCallback):
     def __init__(self, ctx: Any, fault: tuple[str, int, str]):
         self.kind, self.step, self.match = fault
-        self.armed = ctx.attempt == 1 and (not self.match or self.match in ctx.spec.label
+        every = self.kind.endswith("*")
+        self.kind = self.kind.rstrip("*")
+        self.armed = (every or ctx.attempt == 1) and (not self.match or self.match in ctx.spec.label
                                            or self.match in ctx.cell_dir.name)
         self.woken: list[bool] = []
         if self.armed and self.kind == "sleep":

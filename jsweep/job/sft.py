@@ -112,6 +112,26 @@ def log_final_eval_loss(ctx: CellContext, trainer: Any) -> None:
     ctx.log_metrics({"eval/loss": loss}, step=trainer.state.global_step)
 
 
+def run_mean_loss(log_history: list[dict[str, Any]], first_step: int, last_step: int, attempt_loss: float) -> float:
+    """The mean training loss per step over the whole run, resumed attempts included. The trainer's own
+    ``training_loss`` averages only the steps of this attempt (``first_step``+1 .. ``last_step``); the
+    steps before come from the logged losses the checkpoint restored (each the mean of its logging
+    interval, weighted by the interval's length). Steps trained after the checkpoint's last logged loss
+    are unknown and left out of the mean. Uninterrupted, this is ``training_loss`` itself."""
+    if first_step <= 0 or last_step <= first_step:
+        return attempt_loss
+    total, covered, previous = 0.0, 0, 0
+    for entry in log_history:
+        step = entry.get("step")
+        if "loss" not in entry or not isinstance(step, int) or step > first_step or step <= previous:
+            continue
+        total += float(entry["loss"]) * (step - previous)
+        covered += step - previous
+        previous = step
+    this_attempt = last_step - first_step
+    return (total + attempt_loss * this_attempt) / (covered + this_attempt)
+
+
 def run_training(ctx: CellContext, trainer: Any) -> dict[str, float]:
     """Train (resuming from ctx.resume_from); the final loss, runtime, steps and throughput
     (non-padding tokens per second) shared by every trainer."""
@@ -121,7 +141,8 @@ def run_training(ctx: CellContext, trainer: Any) -> dict[str, float]:
     output = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     runtime = float(output.metrics.get("train_runtime", 0.0)) or 1e-9
     tokens = ledger.total() - ctx.tokens_before          # trained in this attempt, in ``runtime``
-    return {"train/final_loss": output.training_loss, "train/runtime_seconds": runtime, "train/tokens": ledger.total(),
+    final = run_mean_loss(trainer.state.log_history, ledger.first_step, trainer.state.global_step, output.training_loss)
+    return {"train/final_loss": final, "train/runtime_seconds": runtime, "train/tokens": ledger.total(),
             "train/tokens_per_second": tokens / runtime, "train/steps": trainer.state.global_step}
 
 
