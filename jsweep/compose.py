@@ -200,12 +200,18 @@ LIST_SETTINGS = ("launcher.gpus",)
 
 
 def list_settings(argv: Iterable[str]) -> list[str]:
-    """Bracket the comma-separated values of LIST_SETTINGS (``launcher.gpus=0,1`` -> ``launcher.gpus=[0,1]``)."""
+    """Bracket the comma-separated values of LIST_SETTINGS (``launcher.gpus=0,1`` -> ``launcher.gpus=[0,1]``),
+    and quote cell-id prefixes (``launcher.rerun=0123,12e4`` -> ``launcher.rerun=['0123','12e4']``: unquoted,
+    Hydra would read them as the numbers 123 and 120000.0, which match no cell)."""
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and key.lstrip("+~") in LIST_SETTINGS and "," in value and not value.lstrip().startswith("["):
             arg = f"{key}=[{value}]"
+        elif eq and key.lstrip("+~") == "launcher.rerun" and value.strip().lower() not in ("true", "false", "null", ""):
+            items = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+            quoted = [v if v[0] in "'\"" else repr(v) for v in items]
+            arg = f"{key}=[{','.join(quoted)}]"
         out.append(arg)
     return out
 

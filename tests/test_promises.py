@@ -388,3 +388,18 @@ def test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted(mon
     assert R.load_env_secrets() == {}
     monkeypatch.delenv(R.ENV)
     assert R.load_env_secrets() == {}
+
+
+def test_cell_id_prefixes_reach_the_launcher_as_text():
+    """Hydra reads 0123 as 123 and 12e4 as 120000.0; jsweep quotes launcher.rerun's prefixes first, and
+    a comma-separated list is one setting, never a sweep axis."""
+    from jsweep.compose import list_settings
+
+    assert list_settings(["launcher.rerun=0123,12e4"]) == ["launcher.rerun=['0123','12e4']"]
+    assert list_settings(["launcher.rerun=[ab,'0c']"]) == ["launcher.rerun=['ab','0c']"]
+    assert list_settings(["launcher.rerun=true", "launcher.rerun=false"]) == ["launcher.rerun=true",
+                                                                              "launcher.rerun=false"]
+    from jsweep.compose import compose_spec
+
+    spec = compose_spec(list_settings(["launcher.rerun=0123"]))
+    assert list(spec.launcher.rerun) == ["0123"]
