@@ -59,7 +59,7 @@ cpus=$(( $(nproc) > 8 ? $(nproc) : 8 ))   # more CPUs than cores: several small 
 cat > /etc/slurm/slurm.conf <<CONF
 # written by jsweep scripts/slurm_up.sh: a one-node test cluster
 ClusterName=jsweep
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -86,7 +86,7 @@ KillWait=10
 MinJobAge=30
 InactiveLimit=0
 JobRequeue=1
-NodeName=$HOST CPUs=$cpus RealMemory=1000 Gres=gpu:$GPUS State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=$PART Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 echo "NodeName=$HOST Name=gpu File=$STATE/dev/nvidia[0-$((GPUS - 1))]" > /etc/slurm/gres.conf
