@@ -522,6 +522,9 @@ class SweepRunner:
         for cell in cells:             # every secret of the grid is masked wherever it shows up later
             remember(secret_values(cell.spec.to_dict()))
         remember(secret_values({"grid": list(grid or [])}))
+        from jsweep.redaction import remember_env_credentials
+
+        remember_env_credentials()      # MLFLOW_TRACKING_PASSWORD / _TOKEN of a remote tracking server
         self.cells, self.grid = cells, grid or []
         self.echo = survive_closed_output(lambda msg: echo(redact_text(msg)))
         self.first = cells[0].spec
@@ -772,6 +775,8 @@ class SweepRunner:
         handle = self.procs.get(cell.index)
         if handle is not None and (where := handle.info()):
             self._tracked(journal, run_id, [{"op": "set_tags", "tags": where}])
+        if getattr(self.executor, "replays_journals", False) and run_id and len(journal):
+            self.replay(cell, run_id, journal)
         if ok:
             from jsweep.runview import headline_metrics
 
@@ -798,6 +803,19 @@ class SweepRunner:
         self.echo(f"{self.prefix(cell)} {outcome.status} in {fin.seconds:.0f}s"
                   + (f" - {outcome.error}" if outcome.error else ""))
         return None
+
+    def replay(self, cell: PlannedCell, run_id: str, journal: Journal) -> None:
+        """Log what the cell journaled (it ran where the tracking server cannot be reached) from here, as
+        `jsweep sync` would; what still cannot be logged stays journaled for `jsweep sync`."""
+        from jsweep.tools.sync import _replay
+
+        try:
+            done, left = _replay(self.tracker, run_id, journal)
+        except Exception as exc:  # noqa: BLE001 - kept for `jsweep sync`
+            self.echo(f"{self.prefix(cell)} warning: its tracking journal was not replayed ({type(exc).__name__})")
+            return
+        self.echo(f"{self.prefix(cell)} logged {done} journaled tracking call(s) from the login node"
+                  + (f"; {left} left for `jsweep sync`" if left else ""))
 
     def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]], journal_errors: bool = True) -> None:
         """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server (after a

@@ -50,6 +50,8 @@ class Options:
     env: dict[str, str] = field(default_factory=dict)       # environment of the jobs (HF_HUB_OFFLINE=1 ...)
     poll_interval: float = 5.0              # seconds between squeue polls
     python: str | None = None               # the Python of the compute nodes; None: the launcher's own
+    tracking_from_nodes: bool = True        # False: compute nodes cannot reach the tracking server; cells journal
+                                            # their tracking calls and the launcher logs them from the login node
 
 
 def _run(cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -204,6 +206,8 @@ class SlurmExecutor:
         self.launcher = launcher
         self.options: Options = launcher.options or Options()
         self._cluster: dict[str, Any] | None = None
+        # The launcher logs a finished cell's journal itself when its node could not reach the server.
+        self.replays_journals = not self.options.tracking_from_nodes
 
     # ------------------------------------------------------------------ pre-flight
     def cluster(self) -> dict[str, Any]:
@@ -286,6 +290,10 @@ class SlurmExecutor:
         env = dict(launch.env)
         env.pop("CUDA_VISIBLE_DEVICES", None)        # Slurm sets it from the GRES it allocates
         env.update({k: str(v) for k, v in o.env.items()})
+        if not o.tracking_from_nodes:               # nothing to reach from the node: no credentials either
+            env["JSWEEP_TRACKING_OFFLINE"] = "1"
+            for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+                env.pop(key, None)
         python = o.python or sys.executable
         cmd = [python if c == sys.executable else c for c in launch.cmd]
         script = launch.cell_dir / "slurm.sbatch"
