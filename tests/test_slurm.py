@@ -199,3 +199,22 @@ def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_cli
     assert _job(cell)["jobs"] == [job]                # nothing submitted twice
     (run,) = _child_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED" and run.data.tags["jsweep.slurm.job_id"] == job
+
+
+def test_nodes_without_access_to_the_tracking_server_journal_and_the_launcher_logs(tmp_path, tiny_model_dir,
+                                                                                 monkeypatch):
+    from test_remote_tracking import PASSWORD, USER, auth_server, cell_runs, client, password_nowhere
+
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with auth_server(tmp_path) as uri:
+        proc = run_jsweep([*SLURM, "launcher.tracking_from_nodes=false", "train.max_steps=2",
+                           "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
+                          MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=PASSWORD)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "journaled tracking call(s) from the login node" in proc.stdout
+        (cell,) = _cells(tmp_path)
+        assert not (cell / "tracking_journal.jsonl").exists() or not (cell / "tracking_journal.jsonl").read_text()
+        (run,) = cell_runs(client(uri))
+        assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
+        assert "train/loss" in run.data.metrics and run.data.tags["jsweep.slurm.job_id"] == _job(cell)["job_id"]
+        assert password_nowhere(tmp_path, proc.stdout, proc.stderr) == []
