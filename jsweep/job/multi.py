@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jsweep import cellstate
 from jsweep.distributed import train_command
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     child = subprocess.Popen(train_command(str(cell_dir), nproc, port), env=env)
     rc = child.wait()
-    status = json.loads((cell_dir / "status.json").read_text()) if (cell_dir / "status.json").exists() else {}
+    status = json.loads((cell_dir / cellstate.STATUS).read_text()) if (cell_dir / cellstate.STATUS).exists() else {}
     if rc != 0:
         return rc
     if status.get("status") == "FINISHED":          # nothing to evaluate: the train stage finished the cell
