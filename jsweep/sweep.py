@@ -718,8 +718,12 @@ class SweepRunner:
         cmd = ([sys.executable, "-m", "jsweep.job.multi", str(cell.cell_dir), str(nproc), str(port)] if distributed
                else [sys.executable, "-m", "jsweep.job.cell", str(cell.cell_dir)])
         if cell.spec.distributed.backend == "deepspeed":
-            facts = [g for g in gpu_facts() if g["index"] in ids]
-            write_json(cell.cell_dir / "deepspeed.json", deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
+            ds_path = cell.cell_dir / "deepspeed.json"
+            if ids or not self.executor.preflight(cell.spec)[0]:    # this machine's GPUs, or none at all
+                facts = [g for g in gpu_facts() if g["index"] in ids]
+                write_json(ds_path, deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
+            else:               # GPUs allocated where the cell runs (a Slurm job): jsweep.job.multi writes it there
+                ds_path.unlink(missing_ok=True)
         env = cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc))
         env.pop(SECRETS_ENV, None)
         if secrets:
