@@ -141,6 +141,14 @@ def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(tmp_path, ml
                      what="checkpoint-2 and the stall at step 4")
     job = _job(cell)["job_id"]
     subprocess.run(["scontrol", "requeue", job], check=True)              # as a preemption does
+
+    def pending() -> bool:
+        return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
+                              text=True).stdout.strip() == "PENDING"
+
+    _wait_for(pending, what="the job back in the queue")
+    # Slurm holds a requeued job for two minutes (its BeginTime); the test lets it start now.
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     (run,) = _child_runs(mlflow_client_for(tmp_path))
