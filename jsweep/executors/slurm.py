@@ -75,7 +75,24 @@ def queue_state(job_id: str) -> str | None:
             return None
         return "UNKNOWN"
     state = proc.stdout.strip().splitlines()
-    return state[0].strip() if state else None
+    if state:
+        return state[0].strip()
+    # Gone from squeue's view: asked once more of slurmctld, which still knows a job that just ended
+    # (MinJobAge) and says whether it is being requeued rather than finished.
+    try:
+        shown = _run(["scontrol", "show", "job", "-o", str(job_id)], timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "UNKNOWN"
+    for field_ in shown.split():
+        if field_.startswith("JobState="):
+            value = field_.partition("=")[2]
+            return value if value in ALIVE else None
+    return None
+
+
+# Job states of a job that will still run (or is still running) its cell.
+ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+         "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
 
 
 def job_node(job_id: str) -> str:
