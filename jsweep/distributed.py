@@ -85,7 +85,7 @@ def uses_bf16(spec: Any, gpus: list[dict[str, Any]]) -> bool:
     """Whether a cell trains in bf16: precision bf16, or auto on GPUs that have it (compute capability 8+)."""
     if spec.train.precision == "bf16":
         return True
-    return spec.train.precision == "auto" and bool(gpus) and all(g["compute_cap"] >= 8.0 for g in gpus)
+    return spec.train.precision == "auto" and bool(gpus) and all((g["compute_cap"] or 0) >= 8.0 for g in gpus)
 
 
 def check_resources(spec: Any, gpus: list[dict[str, Any]]) -> list[str]:
@@ -98,7 +98,7 @@ def check_resources(spec: Any, gpus: list[dict[str, Any]]) -> list[str]:
         problems.append(f"distributed={spec.distributed.name} needs GPUs and none are visible "
                         f"(resources.cpu_processes=true runs it on CPU with gloo, for testing)")
     if gpus and spec.train.precision == "bf16":
-        old = [g for g in gpus[:max(1, want)] if g["compute_cap"] < 8.0]
+        old = [g for g in gpus[:max(1, want)] if g["compute_cap"] is not None and g["compute_cap"] < 8.0]
         if old:
             problems.append(f"train.precision=bf16 but {old[0]['name']} (compute capability {old[0]['compute_cap']}) "
                             f"has no bf16; use train.precision=fp16 or auto")

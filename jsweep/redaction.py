@@ -161,10 +161,19 @@ def restore(obj: Any, secrets: Mapping[str, Any]) -> Any:
     return walk(obj, "")
 
 
+# Credentials of the tracking server, read by MLflow from the environment: masked wherever they show up.
+TRACKING_ENV_SECRETS = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+
+
+def remember_env_credentials() -> None:
+    remember([os.environ.get(k) for k in TRACKING_ENV_SECRETS if os.environ.get(k)])
+
+
 def load_env_secrets() -> dict[str, Any]:
     """The secrets the launcher handed this cell (``$JSWEEP_SECRETS``), remembered for redaction."""
     import json
 
+    remember_env_credentials()
     raw = os.environ.get(ENV)
     if not raw:
         return {}

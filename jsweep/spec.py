@@ -145,6 +145,9 @@ class LauncherSpec:
     rerun: Any = False                  # true, or a list of cell-id prefixes, to run finished cells again
     oom_retries: int = 2                # retries of an out-of-memory cell with the micro-batch halved
     report: bool = True                 # write report/ (tables, plots) when the sweep ends; log it to the parent run
+    # The executor's own keys (launcher.partition... for slurm), typed by its Options dataclass
+    # (jsweep.executors); given flat in conf/launcher/<name>.yaml or as launcher.<key>=... overrides.
+    options: Any = None
 
 
 @dataclass
@@ -282,7 +285,37 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _launcher_from_dict(data: dict[str, Any], prefix: str) -> "LauncherSpec":
+    """The common launcher keys, then the executor's own keys (flat, or under ``options`` as cell.json
+    has them) typed by its Options dataclass."""
+    from jsweep.executors import EXECUTORS, options_class
+
+    data = dict(data)
+    name = str(data.get("name", "local"))
+    if name not in EXECUTORS:
+        raise ConfigError(f"{prefix}.name={name}: no such launcher (choose from {', '.join(sorted(EXECUTORS))})")
+    common = {f.name for f in dataclasses.fields(LauncherSpec)} - {"options"}
+    own = dict(data.pop("options", None) or {})
+    own.update({k: data.pop(k) for k in list(data) if k not in common})
+    opts_cls = options_class(name)
+    if opts_cls is None:
+        if own:
+            raise ConfigError(f"unknown key '{prefix}.{sorted(own)[0]}' (valid keys: {', '.join(sorted(common))})")
+        options = None
+    else:
+        known = {f.name for f in dataclasses.fields(opts_cls)}
+        unknown = sorted(set(own) - known)
+        if unknown:
+            raise ConfigError(f"unknown key '{prefix}.{unknown[0]}' (valid keys: {', '.join(sorted(common | known))})")
+        options = _from_dict(opts_cls, own, prefix)
+    spec = _from_dict(LauncherSpec, data, prefix, _plain=True)
+    spec.options = options
+    return spec
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str, _plain: bool = False) -> Any:
+    if cls is LauncherSpec and not _plain:
+        return _launcher_from_dict(data, prefix or "launcher")
     hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

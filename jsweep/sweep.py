@@ -24,8 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from jsweep import __version__
+from jsweep import __version__, cellstate
 from jsweep.errors import JsweepError, LauncherError, PreflightError
+from jsweep.executors import Launch
+from jsweep.executors import for_launcher as executor_for
+from jsweep.executors.local import CellProcess  # noqa: F401 - re-exported: where it always was
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
 from jsweep.locking import FileLock, cell_lock_path, describe_holder
@@ -308,7 +311,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
     data_cache: dict[str, Any] = {}
     eval_cache: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
-    gpus: list[dict[str, Any]] | None = None
+    executors: dict[str, Any] = {}      # one per launcher configuration: resources probed once
     roots: set[str] = set()
     for i, spec in enumerate(specs):
         if spec.output_root not in roots:
@@ -323,9 +326,12 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
             problems.append(f"{where}: {model_problem}")
         problems.extend(f"{where}: {p}" for p in _check_evaluators(spec, eval_cache))
         problems.extend(f"{where}: {p}" for p in _check_eval_data(spec))
-        if gpus is None:
-            visible = set(discover_gpus(spec.launcher.gpus))
-            gpus = [g for g in gpu_facts() if g["index"] in visible]
+        try:                            # the GPUs where the cell will run, probed once per executor
+            key = repr(spec.launcher)
+            gpus, found = (executors.get(key) or executors.setdefault(key, executor_for(spec.launcher))).preflight(spec)
+        except JsweepError as exc:
+            gpus, found = [], [str(exc)]
+        problems.extend(f"{where}: {p}" for p in found)
         problems.extend(f"{where}: {p}" for p in check_resources(spec, gpus))
         if not gpus and spec.train.precision in ("bf16", "fp16"):
             problems.append(f"{where}: train.precision={spec.train.precision} needs a GPU, and none is visible "
@@ -379,66 +385,11 @@ def same_data_different_n(planned: list[PlannedCell]) -> list[str]:
 
 # --------------------------------------------------------------------------- running
 
-class CellProcess:
-    """A cell's subprocess, its output streamed to cell.log and (optionally) the console."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, prefix: str,
-                 echo: Callable[[str], None] | None,
-                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None, pass_fds: tuple[int, ...] = ()):
-        self.started = time.time()
-        self.gpus_in_use = gpus_in_use
-        self.log = open(log_path, "a", encoding="utf-8", buffering=1)
-        # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
-        self.thread = threading.Thread(target=self._pump, args=(prefix, echo), daemon=True)
-        self.thread.start()
-
-    def _pump(self, prefix: str, echo: Callable[[str], None] | None) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = redact_text(line)        # third-party lines too (MLflow prints its tracking URI)
-            try:
-                self.log.write(line)
-            except OSError:                 # a full disk: keep draining the pipe, or the cell would block
-                pass
-            mark = line.find("[jsweep]") if echo else -1     # not always at the start: ranks share the pipe
-            if mark >= 0:
-                echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
-
-    def still_needs(self, ids: list[int]) -> list[int]:
-        """The scheduler's question: which of ``ids`` this cell still uses."""
-        return self.gpus_in_use(ids, self.started) if self.gpus_in_use else ids
-
-    def poll(self) -> int | None:
-        rc = self.proc.poll()
-        if rc is not None:
-            self.thread.join(timeout=5)
-            self.log.close()
-        return rc
-
-    def signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.proc.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def wait_or_kill(self, deadline: float) -> None:
-        """Wait for the cell (already sent SIGTERM) until ``deadline`` (time.monotonic), then SIGKILL its
-        process group. No second SIGTERM: it could land inside the cell's handling of the first, while
-        it records KILLED."""
-        try:
-            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.proc.wait()
-
-
 def eval_stage_gpus(cell_dir: Path, ids: list[int], since: float) -> list[int]:
     """GPUs a cell still uses. A multi-GPU cell evaluates in one process on its first GPU
     (jsweep.job.multi); once that process has marked its status (after ``since``, the start of this
     attempt, so a stale status of a killed attempt counts for nothing), the other GPUs are free."""
-    status = _read_json(cell_dir / "status.json")
+    status = _read_json(cell_dir / cellstate.STATUS)
     if (len(ids) > 1 and status.get("status") == "RUNNING" and status.get("stage") == "eval"
             and float(status.get("time", 0)) >= since):
         return ids[:1]
@@ -518,11 +469,7 @@ def cell_env(gpus: list[int], port: int, uri: str, threads: int) -> dict[str, st
     return env
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+_read_json = cellstate.read_json
 
 
 OOM_ERRORS = {"OutOfMemoryError", "CUDAOutOfMemoryError"}
@@ -541,7 +488,7 @@ def retry_spec(spec: CellSpec) -> CellSpec | None:
 
 def checkpoints(cell_dir: Path) -> list[Path]:
     """A cell's complete trainer checkpoints (with trainer_state.json), oldest first."""
-    d = cell_dir / "checkpoints"
+    d = cell_dir / cellstate.CHECKPOINTS
     done = [p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists()] if d.is_dir() else []
     return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
 
@@ -550,10 +497,10 @@ def damage(cell: PlannedCell) -> str | None:
     """What is wrong with the results of a cell its directory records as FINISHED: metrics.json missing
     or not a JSON object, the saved model gone. None when they are whole (or the cell is not finished)."""
     d = cell.cell_dir
-    if _read_json(d / "status.json").get("status") != "FINISHED":
+    if _read_json(d / cellstate.STATUS).get("status") != "FINISHED":
         return None
     try:
-        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        metrics = json.loads((d / cellstate.METRICS).read_text(encoding="utf-8"))
         if not isinstance(metrics, dict):
             return "metrics.json is not a JSON object"
     except FileNotFoundError:
@@ -575,6 +522,9 @@ class SweepRunner:
         for cell in cells:             # every secret of the grid is masked wherever it shows up later
             remember(secret_values(cell.spec.to_dict()))
         remember(secret_values({"grid": list(grid or [])}))
+        from jsweep.redaction import remember_env_credentials
+
+        remember_env_credentials()      # MLFLOW_TRACKING_PASSWORD / _TOKEN of a remote tracking server
         self.cells, self.grid = cells, grid or []
         self.echo = survive_closed_output(lambda msg: echo(redact_text(msg)))
         self.first = cells[0].spec
@@ -584,17 +534,18 @@ class SweepRunner:
         self.commit = ""
         self.outcomes: dict[int, CellOutcome] = {}
         self.runs: dict[int, str] = {}
-        self.procs: dict[int, CellProcess] = {}
+        self.procs: dict[int, Any] = {}           # cell handles (jsweep.executors.CellHandle)
         self.attempts: dict[int, int] = {}
         self.pending_runs: dict[int, dict[str, Any]] = {}   # runs to create at `jsweep sync`
         self.locks: dict[int, FileLock] = {}                 # cell locks this sweep holds
         self.launcher_lock: FileLock | None = None
         self.started_cells = 0
         self.total = len(cells)
-        gpus = discover_gpus(self.launcher.gpus) if any(c.spec.resources.gpus > 0 for c in cells) else []
+        self.executor = executor_for(self.launcher)
+        gpus = self.executor.gpus(cells)
         self.gpus = gpus
         self.threads = max(1, (os.cpu_count() or 1) // self.launcher.concurrency)
-        self.scheduler = Scheduler(gpus, cpu_slots=self.launcher.concurrency)
+        self.scheduler = Scheduler(gpus, cpu_slots=self.executor.slots())
 
     @functools.cached_property
     def tracker(self) -> SweepTracker:
@@ -605,15 +556,15 @@ class SweepRunner:
         """What the cell's own directory records of a finished, complete run: its run id, metrics, and
         whether it is fully logged to this sweep's tracking store (same store, empty journal). None if
         the directory records no such run."""
-        status = _read_json(cell.cell_dir / "status.json")
+        status = _read_json(cell.cell_dir / cellstate.STATUS)
         if status.get("status") != "FINISHED" or not status.get("complete") or damage(cell):
             return None
-        meta = _read_json(cell.cell_dir / "cell.json")
+        meta = _read_json(cell.cell_dir / cellstate.CELL)
         same_store = (meta.get("tracking_uri") == redact_text(resolve_uri(self.first.tracking.uri))
                       and meta.get("spec", {}).get("tracking", {}).get("experiment") == self.first.tracking.experiment)
-        return {"run_id": meta.get("run_id"), "metrics": _read_json(cell.cell_dir / "metrics.json"),
+        return {"run_id": meta.get("run_id"), "metrics": _read_json(cell.cell_dir / cellstate.METRICS),
                 "logged": bool(meta.get("run_id") and same_store
-                               and not len(Journal(cell.cell_dir / "tracking_journal.jsonl")))}
+                               and not len(Journal(cell.cell_dir / cellstate.JOURNAL)))}
 
     def skip(self, cell: PlannedCell, done: dict[str, Any]) -> None:
         where = f"run {done['run_id']}" if done.get("logged", True) else "the cell directory (run `jsweep sync`)"
@@ -656,14 +607,14 @@ class SweepRunner:
                 self.skip(cell, done)
                 continue
             if broken:
-                old = _read_json(cell.cell_dir / "cell.json").get("run_id") or \
+                old = _read_json(cell.cell_dir / cellstate.CELL).get("run_id") or \
                     (finished.get(cell.cell_id) or {}).get("run_id")
                 archive = cell.cell_dir.with_name(f"{cell.cell_id}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
                 cell.cell_dir.rename(archive)
                 self.echo(f"{self.prefix(cell)} finished earlier, but its results are damaged ({broken}): running it "
                           f"again; the damaged directory is kept as {archive}")
                 if old:
-                    self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), old, [
+                    self._tracked(Journal(self.sweep_dir / cellstate.JOURNAL), old, [
                         {"op": "set_tags", "tags": {"jsweep.complete": "false", "jsweep.damaged": broken,
                                                     "jsweep.replaced_by_sweep": self.sweep_id}}])
             elif done and cell.cell_dir.exists():
@@ -698,8 +649,8 @@ class SweepRunner:
         The cell's earlier run is continued when that attempt left a checkpoint, or when it did not fail
         on its own: it was killed, or it is still marked RUNNING (its launcher died, or the disk filled).
         A cell that failed on its own with nothing to resume gets a fresh run."""
-        meta = _read_json(cell.cell_dir / "cell.json")
-        status = _read_json(cell.cell_dir / "status.json").get("status")
+        meta = _read_json(cell.cell_dir / cellstate.CELL)
+        status = _read_json(cell.cell_dir / cellstate.STATUS).get("status")
         if not meta.get("run_id"):      # the launcher could not record it (a full disk): ask the store
             meta["run_id"] = self.open_run_of(cell)
         if meta.get("run_id") and status != "FINISHED":
@@ -715,7 +666,7 @@ class SweepRunner:
                     return meta["run_id"], bool(checkpoints(cell.cell_dir))
                 except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
                     pass
-        history = cell.cell_dir / "history.jsonl"
+        history = cell.cell_dir / cellstate.HISTORY
         if history.exists():             # the curves of an earlier run stay with it, not with the new run
             history.rename(history.with_name(f"history.{(meta.get('run_id') or 'unlogged')[:8]}-{int(time.time())}.jsonl"))
         from jsweep.runview import cell_params, run_name
@@ -737,9 +688,12 @@ class SweepRunner:
             return "", False
 
     # ----------------------------------------------------------------------- one cell
-    def start(self, cell: PlannedCell, ids: list[int]) -> CellProcess:
+    def start(self, cell: PlannedCell, ids: list[int]) -> Any:
         self.started_cells += 1
         cell.cell_dir.mkdir(parents=True, exist_ok=True)
+        handle = self.reattach(cell)
+        if handle is not None:
+            return handle
         attempt = self.attempts.get(cell.index, 0) + 1
         self.attempts[cell.index] = attempt
         if attempt == 1 or cell.index not in self.runs:
@@ -751,7 +705,7 @@ class SweepRunner:
         meta = {"cell_id": cell.cell_id, "sweep_id": self.sweep_id, "run_id": run_id or None,
                 "pending_run": self.pending_runs.get(cell.index), "tracking_uri": self.tracker.uri,
                 "gpus": ids, "attempt": attempt, "data": cell.data, "spec": cell.spec.to_dict()}
-        write_json(cell.cell_dir / "cell.json", meta, ensure_ascii=False, default=str)     # secrets redacted
+        write_json(cell.cell_dir / cellstate.CELL, meta, ensure_ascii=False, default=str)     # secrets redacted
         # What the cell needs back (the tracking URI with its credentials) comes in its environment, never
         # from a file; credential keys of the config are not read by any cell code and stay masked.
         secrets = {k: v for k, v in secrets_in(json.loads(json.dumps(meta, default=str)), keys=False).items()
@@ -764,36 +718,76 @@ class SweepRunner:
         cmd = ([sys.executable, "-m", "jsweep.job.multi", str(cell.cell_dir), str(nproc), str(port)] if distributed
                else [sys.executable, "-m", "jsweep.job.cell", str(cell.cell_dir)])
         if cell.spec.distributed.backend == "deepspeed":
-            facts = [g for g in gpu_facts() if g["index"] in ids]
-            write_json(cell.cell_dir / "deepspeed.json", deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
+            ds_path = cell.cell_dir / "deepspeed.json"
+            if ids or not self.executor.preflight(cell.spec)[0]:    # this machine's GPUs, or none at all
+                facts = [g for g in gpu_facts() if g["index"] in ids]
+                write_json(ds_path, deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
+            else:               # GPUs allocated where the cell runs (a Slurm job): jsweep.job.multi writes it there
+                ds_path.unlink(missing_ok=True)
         env = cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc))
         env.pop(SECRETS_ENV, None)
         if secrets:
             env[SECRETS_ENV] = json.dumps(secrets, default=str)
         lock = self.locks.get(cell.index)
-        proc = CellProcess(cmd, env,
-                           cell.cell_dir / "cell.log", self.prefix(cell), self.echo if self.launcher.stream_logs else None,
-                           functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None,
-                           pass_fds=(lock.fd,) if lock and lock.fd is not None else ())
+        proc = self.executor.start(Launch(
+            cell.cell_dir, cmd, env, ids, cell.spec.resources.gpus, f"jsweep-{cell.cell_id[:8]}", self.prefix(cell),
+            self.echo if self.launcher.stream_logs else None, lock.fd if lock and lock.fd is not None else None,
+            functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None,
+            {"processes": nproc, "port": port}))
+        info = proc.info()
         if lock:
-            lock.note(cell_pid=proc.proc.pid, run_id=run_id or None)
+            lock.note(cell_pid=proc.pid, run_id=run_id or None, **info)
+        if info:
+            self.echo(f"{self.prefix(cell)} " + ", ".join(f"{k.rpartition('.')[2]} {v}" for k, v in info.items()))
+            self._tracked(Journal(cellstate.journal_path(cell.cell_dir)), run_id, [{"op": "set_tags", "tags": info}])
         self.procs[cell.index] = proc
         return proc
+
+    def reattach(self, cell: PlannedCell) -> Any:
+        """A cell still queued or running where its executor runs it (an earlier launcher of this sweep was
+        stopped): followed again in its run, never submitted twice."""
+        handle = self.executor.reattach(cell.cell_dir, self.echo if self.launcher.stream_logs else None,
+                                        self.prefix(cell))
+        if handle is None:
+            return None
+        meta = cellstate.meta(cell.cell_dir)
+        run_id = meta.get("run_id") or ""
+        if run_id:
+            try:
+                self.tracker.reopen(run_id, {"jsweep.sweep_id": self.sweep_id,
+                                             "mlflow.parentRunId": self.tracker.parent_id})
+            except Exception:  # noqa: BLE001 - the cell logs to its run itself; `jsweep sync` catches up
+                pass
+        self.runs[cell.index] = run_id
+        self.attempts[cell.index] = int(meta.get("attempt") or 1)
+        info = handle.info()
+        self.echo(f"{self.prefix(cell)} reattached to {', '.join(f'{k.rpartition(chr(46))[2]} {v}' for k, v in info.items())}"
+                  f" - {cell.spec.label}")
+        lock = self.locks.get(cell.index)
+        if lock:
+            lock.note(run_id=run_id or None, **info)
+        self.procs[cell.index] = handle
+        return handle
 
     def finish(self, fin: Finished) -> Job | None:
         cell: PlannedCell = fin.job.meta["cell"]
         run_id = self.runs[cell.index]
-        status = _read_json(cell.cell_dir / "status.json")
+        status = _read_json(cell.cell_dir / cellstate.STATUS)
         ok = fin.returncode == 0 and status.get("status") == "FINISHED"
-        outcome = CellOutcome(cell, "FINISHED", fin.seconds, run_id, metrics=_read_json(cell.cell_dir / "metrics.json"))
-        journal = Journal(cell.cell_dir / "tracking_journal.jsonl")
+        outcome = CellOutcome(cell, "FINISHED", fin.seconds, run_id, metrics=_read_json(cell.cell_dir / cellstate.METRICS))
+        journal = Journal(cell.cell_dir / cellstate.JOURNAL)
+        handle = self.procs.get(cell.index)
+        if handle is not None and (where := handle.info()):
+            self._tracked(journal, run_id, [{"op": "set_tags", "tags": where}])
+        if getattr(self.executor, "replays_journals", False) and run_id and len(journal):
+            self.replay(cell, run_id, journal)
         if ok:
             from jsweep.runview import headline_metrics
 
             now = int(time.time() * 1000)
             headline = [[k, v, now, 0] for k, v in headline_metrics(outcome.metrics or {}).items()]
             self._tracked(journal, run_id, [*([{"op": "log_batch", "metrics": headline}] if headline else []),
-                                            {"op": "log_artifact", "path": str(cell.cell_dir / "cell.log"),
+                                            {"op": "log_artifact", "path": str(cell.cell_dir / cellstate.LOG),
                                              "artifact_path": None}])
         else:
             error_class = status.get("error_class") or (f"killed by signal {-fin.returncode}" if fin.returncode < 0
@@ -804,7 +798,7 @@ class SweepRunner:
             retry = self.retry(cell, error_class)
             if retry is not None:
                 return retry
-            self._tracked(journal, run_id, fail_ops(error_class, status.get("error", ""), cell.cell_dir / "cell.log",
+            self._tracked(journal, run_id, fail_ops(error_class, status.get("error", ""), cell.cell_dir / cellstate.LOG,
                                                     status=outcome.status))
             if self.launcher.fail_fast:
                 self.scheduler.stop_launching = True
@@ -813,6 +807,19 @@ class SweepRunner:
         self.echo(f"{self.prefix(cell)} {outcome.status} in {fin.seconds:.0f}s"
                   + (f" - {outcome.error}" if outcome.error else ""))
         return None
+
+    def replay(self, cell: PlannedCell, run_id: str, journal: Journal) -> None:
+        """Log what the cell journaled (it ran where the tracking server cannot be reached) from here, as
+        `jsweep sync` would; what still cannot be logged stays journaled for `jsweep sync`."""
+        from jsweep.tools.sync import _replay
+
+        try:
+            done, left = _replay(self.tracker, run_id, journal)
+        except Exception as exc:  # noqa: BLE001 - kept for `jsweep sync`
+            self.echo(f"{self.prefix(cell)} warning: its tracking journal was not replayed ({type(exc).__name__})")
+            return
+        self.echo(f"{self.prefix(cell)} logged {done} journaled tracking call(s) from the login node"
+                  + (f"; {left} left for `jsweep sync`" if left else ""))
 
     def _tracked(self, journal: Journal, run_id: str, ops: list[dict[str, Any]], journal_errors: bool = True) -> None:
         """Apply launcher-side tracking calls for a cell; journal whatever cannot reach the server (after a
@@ -928,7 +935,7 @@ class SweepRunner:
                         "jsweep.cells_skipped": str(skipped)}
             if error is not None:
                 end_tags.update({"jsweep.error_class": type(error).__name__, "jsweep.error": str(error)[:1000]})
-            self._tracked(Journal(self.sweep_dir / "tracking_journal.jsonl"), parent_id, [
+            self._tracked(Journal(self.sweep_dir / cellstate.JOURNAL), parent_id, [
                 {"op": "set_tags", "tags": end_tags},
                 *self.summary_ops(report),
                 *({"op": "log_artifact", "path": str(p), "artifact_path": "report"} for p in report),
@@ -984,7 +991,7 @@ class SweepRunner:
             ops = [{"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
                                                 "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
                    {"op": "set_terminated", "status": "KILLED"}]
-            self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), run_id, ops, journal_errors=False)
+            self._tracked(Journal(cell.cell_dir / cellstate.JOURNAL), run_id, ops, journal_errors=False)
 
     def reap_stale(self) -> None:
         """Parent runs of this experiment left RUNNING by a launcher that died (kill -9, a crash): its
@@ -1009,7 +1016,8 @@ class SweepRunner:
                 orphans = 0
                 for child in children:
                     cell_dir = child.data.tags.get("jsweep.cell_dir")
-                    if cell_dir and FileLock(cell_lock_path(Path(cell_dir))).held_elsewhere():
+                    if cell_dir and (FileLock(cell_lock_path(Path(cell_dir))).held_elsewhere()
+                                     or self.executor.alive(Path(cell_dir))):
                         orphans += 1
                         continue
                     self.tracker.set_tags(child.info.run_id, note)
@@ -1048,9 +1056,9 @@ class SweepRunner:
         """Stop every running cell: SIGTERM to all at once (they record KILLED and exit), then SIGKILL
         what is left after ``grace`` seconds. Each is marked KILLED on its run."""
         name = reason or signal.Signals(signum).name
-        running = [(idx, proc) for idx, proc in self.procs.items() if proc.proc.poll() is None]
+        running = [(idx, proc) for idx, proc in self.procs.items() if proc.poll() is None]
         for _, proc in running:          # first, before anything else can go wrong (a closed terminal)
-            proc.signal_group(signal.SIGTERM)
+            proc.stop(signal.SIGTERM)
         self.echo(f"jsweep: interrupted{'' if signum == signal.SIGINT and not reason else ' by ' + name}; stopping "
                   f"{len(running)} running cell(s) (further Ctrl-C is ignored until they stop) ...")
         deadline = time.monotonic() + grace
@@ -1058,10 +1066,10 @@ class SweepRunner:
             proc.wait_or_kill(deadline)
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, self.runs.get(idx), error=f"interrupted ({name})")
-            self._tracked(Journal(cell.cell_dir / "tracking_journal.jsonl"), self.runs.get(idx, ""),
+            self._tracked(Journal(cell.cell_dir / cellstate.JOURNAL), self.runs.get(idx, ""),
                           fail_ops("KeyboardInterrupt" if signum == signal.SIGINT and not reason
                                    else ("LauncherError" if reason else name),
-                                   f"sweep interrupted ({name})", cell.cell_dir / "cell.log", status="KILLED"),
+                                   f"sweep interrupted ({name})", cell.cell_dir / cellstate.LOG, status="KILLED"),
                           journal_errors=not reason)
             proc.poll()
             self.release(idx)
@@ -1072,7 +1080,7 @@ def _launcher_fault(n: int, cell_dir: Path) -> None:
     full when it starts its N-th cell (as a write of that cell's state files would). Unset in normal use."""
     kind, _, at = os.environ.get("JSWEEP_LAUNCHER_FAULT", "").partition("@")
     if kind == "enospc" and n == int(at or 1):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cell_dir / "cell.json"))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cell_dir / cellstate.CELL))
 
 
 def run(cells: list[PlannedCell], sweep_dir: Path, *, grid: list[str] | None = None,
@@ -1100,7 +1108,7 @@ def write_summary(result: SweepResult) -> None:
     rows = [{"index": o.cell.index, "cell_id": o.cell.cell_id, "label": o.cell.spec.label,
              "overrides": list(o.cell.spec.overrides), "status": o.status,
              "seconds": round(o.seconds, 1), "run_id": o.run_id, "error": o.error,
-             "log": str(o.cell.cell_dir / "cell.log"), "metrics": o.metrics} for o in result.outcomes]
+             "log": str(o.cell.cell_dir / cellstate.LOG), "metrics": o.metrics} for o in result.outcomes]
     write_json(result.sweep_dir / "summary.json",
                {"sweep_id": result.sweep_id, "parent_run_id": result.parent_run_id, "cells": rows}, ensure_ascii=False)
 
@@ -1119,8 +1127,8 @@ def format_summary(result: SweepResult) -> str:
         vals = "  ".join(f"{o.metrics[k]:>15.4f}" if k in o.metrics else f"{'-':>15}" for k in keys)
         lines.append(f"  {o.cell.index:>3}  {o.cell.cell_id[:8]}  {o.status:8}  {o.seconds:>5.0f}s  {vals}  "
                      f"{o.cell.spec.label}")
-    pending = sum(len(Journal(o.cell.cell_dir / "tracking_journal.jsonl")) for o in result.outcomes) + \
-        len(Journal(result.sweep_dir / "tracking_journal.jsonl"))
+    pending = sum(len(Journal(o.cell.cell_dir / cellstate.JOURNAL)) for o in result.outcomes) + \
+        len(Journal(result.sweep_dir / cellstate.JOURNAL))
     if pending:
         lines.append(f"  warning: {pending} tracking call(s) could not reach the tracking server; results are kept "
                      f"in the cell directories. Run `jsweep sync {result.outcomes[0].cell.spec.output_root}` "

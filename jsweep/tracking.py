@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from jsweep import cellstate
 from jsweep.redaction import is_secret, redact, redact_text
 
 MAX_PARAM_LEN = 6000
@@ -259,11 +260,13 @@ class CellTracker:
 
     def __init__(self, uri: str, run_id: str, cell_dir: Path):
         self.uri, self.run_id, self.cell_dir = uri, run_id, Path(cell_dir)
-        self.journal = Journal(self.cell_dir / "tracking_journal.jsonl")
+        self.journal = Journal(self.cell_dir / cellstate.JOURNAL)
         self.local = self.cell_dir / "artifacts"
         self.failures = 0
         try:
-            self.client = _client(uri)
+            # JSWEEP_TRACKING_OFFLINE=1: the cell runs where the server cannot be reached (a compute node);
+            # everything is journaled and the launcher logs it from the login node.
+            self.client = None if os.environ.get("JSWEEP_TRACKING_OFFLINE") == "1" else _client(uri)
         except Exception:  # noqa: BLE001 - an unreachable store at start is journaled too
             self.client = None
 

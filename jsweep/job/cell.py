@@ -16,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from jsweep import cellstate
 from jsweep import registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
@@ -35,7 +36,7 @@ def _on_sigterm(signum, frame):
 
 
 def write_status(cell_dir: Path, status: str, **fields) -> None:
-    write_json(cell_dir / "status.json", {"status": status, "time": time.time(), **fields})
+    write_json(cell_dir / cellstate.STATUS, {"status": status, "time": time.time(), **fields})
 
 
 def last_checkpoint(cell_dir: Path) -> Path | None:
@@ -214,7 +215,7 @@ def finish(ctx: CellContext, stage: str) -> None:
     total, hours = cell_time(gpus, sum(ctx.timings.values()), prior)
     ctx.log_metrics({"time/total_seconds": total, "gpu/count": gpus, "gpu/hours": hours})
     if spec.train.delete_checkpoints:
-        shutil.rmtree(cell_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(cell_dir / cellstate.CHECKPOINTS, ignore_errors=True)
     ctx.tracker.set_tags({"jsweep.complete": "true"})
     write_status(cell_dir, "FINISHED", complete=True, metrics=ctx.metrics)
     ctx.tracker.end("FINISHED")
@@ -227,7 +228,7 @@ def main(argv: list[str]) -> int:
     from jsweep.redaction import load_env_secrets, restore
 
     # cell.json has its secrets masked; the launcher hands them over in the environment.
-    meta = restore(json.loads((cell_dir / "cell.json").read_text()), load_env_secrets())
+    meta = restore(json.loads((cell_dir / cellstate.CELL).read_text()), load_env_secrets())
     spec = cell_from_dict(meta["spec"])
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     lead = rank == 0
@@ -243,11 +244,11 @@ def main(argv: list[str]) -> int:
     ctx = CellContext(spec, cell_dir, tracker, device, attempt=meta.get("attempt", 1), rank=rank, world_size=world,
                       deepspeed_config=ds_config if stage != "eval" and ds_config.exists() else None)
     if stage == "eval":
-        ctx.metrics = json.loads((cell_dir / "metrics.json").read_text())
+        ctx.metrics = json.loads((cell_dir / cellstate.METRICS).read_text())
         ctx.prior_metrics = dict(ctx.metrics)
     ctx.load_logged()
     if lead and world == 1:
-        follow_launcher(cell_dir / "cell.log")
+        follow_launcher(cell_dir / cellstate.LOG)
     try:
         run_cell(ctx, stage)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the process exits non-zero

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from jsweep import cellstate
 from jsweep.data.records import Example
 from jsweep.files import write_json
 from jsweep.spec import CellSpec
@@ -121,7 +122,7 @@ class CellContext:
         else:
             self.tracker.log_metrics(metrics, step=step)
         if self.rank == 0:
-            write_json(self.cell_dir / "metrics.json", self.metrics, sort_keys=True)
+            write_json(self.cell_dir / cellstate.METRICS, self.metrics, sort_keys=True)
 
     def record_history(self, metrics: dict[str, float], step: int) -> None:
         """Append training-time metrics to the cell's history.jsonl (rank 0): the loss curves of

@@ -2,7 +2,7 @@
 
 ``JSWEEP_FAULT=<kind>@<step>[:<match>]`` makes a cell fail when training reaches optimizer
 step ``step``, on its first attempt only, if ``match`` is empty or a substring of the cell's
-label or id. Kinds: ``raise`` (RuntimeError), ``oom`` (torch.cuda.OutOfMemoryError, as a real
+label or id (a Slurm job requeued is not a first attempt). Kinds: ``raise`` (RuntimeError), ``oom`` (torch.cuda.OutOfMemoryError, as a real
 CUDA OOM raises), ``sigkill`` (the process kills itself with SIGKILL, like a preemption),
 ``sleep`` (stalls for up to 600 s, until the process gets SIGUSR1 or is interrupted). A kind
 ending in ``*`` (``oom*@1``) fails every attempt, not only the first (to exhaust a retry limit).
@@ -30,9 +30,11 @@ def parse(value: str | None) -> tuple[str, int, str] | None:
 class FaultCallback(TrainerCallback):
     def __init__(self, ctx: Any, fault: tuple[str, int, str]):
         self.kind, self.step, self.match = fault
-        every = self.kind.endswith("*")
+        every = self.kind.endswith("*")            # "oom*": every attempt, so a retry limit can be used up
         self.kind = self.kind.rstrip("*")
-        self.armed = (every or ctx.attempt == 1) and (not self.match or self.match in ctx.spec.label
+        # Otherwise the first attempt only: not a retry, nor a Slurm job requeued after a preemption.
+        first = ctx.attempt == 1 and os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
+        self.armed = (every or first) and (not self.match or self.match in ctx.spec.label
                                            or self.match in ctx.cell_dir.name)
         self.woken: list[bool] = []
         if self.armed and self.kind == "sleep":

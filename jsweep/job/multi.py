@@ -17,7 +17,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jsweep import cellstate
 from jsweep.distributed import train_command
+
+
+def write_deepspeed_config(cell_dir: Path, visible: str) -> None:
+    """Where the launcher could not see the cell's GPUs (they are allocated by a batch system on the node
+    the cell runs on), the DeepSpeed config is written here, from the GPUs this process was given."""
+    path = cell_dir / "deepspeed.json"
+    if path.exists():
+        return
+    from jsweep.distributed import deepspeed_config, gpu_facts, uses_bf16
+    from jsweep.files import write_json
+    from jsweep.spec import cell_from_dict
+
+    spec = cell_from_dict(cellstate.meta(cell_dir)["spec"])
+    if spec.distributed.backend != "deepspeed":
+        return
+    ids = {int(x) for x in visible.split(",") if x.strip().isdigit()}
+    facts = [g for g in gpu_facts() if g["index"] in ids]
+    write_json(path, deepspeed_config(spec, uses_bf16(spec, facts)))
 
 
 def main(argv: list[str]) -> int:
@@ -32,9 +51,10 @@ def main(argv: list[str]) -> int:
             child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
+    write_deepspeed_config(cell_dir, env.get("CUDA_VISIBLE_DEVICES", ""))
     child = subprocess.Popen(train_command(str(cell_dir), nproc, port), env=env)
     rc = child.wait()
-    status = json.loads((cell_dir / "status.json").read_text()) if (cell_dir / "status.json").exists() else {}
+    status = json.loads((cell_dir / cellstate.STATUS).read_text()) if (cell_dir / cellstate.STATUS).exists() else {}
     if rc != 0:
         return rc
     if status.get("status") == "FINISHED":          # nothing to evaluate: the train stage finished the cell

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jsweep import cellstate
 from jsweep.errors import JsweepError
 from jsweep.files import write_json
 
@@ -243,8 +244,8 @@ def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | N
         spec = cell_from_dict(meta["spec"])
         tracker = CellTracker(meta["tracking_uri"], meta["run_id"], cell_dir) if meta.get("run_id") else NullTracker()
         ctx = CellContext(spec, cell_dir, tracker, device)
-        if (cell_dir / "metrics.json").exists():
-            ctx.metrics = json.loads((cell_dir / "metrics.json").read_text())
+        if (cell_dir / cellstate.METRICS).exists():
+            ctx.metrics = json.loads((cell_dir / cellstate.METRICS).read_text())
         say(f"{c['cell_id'][:8]} {c['label']}: answering the question set with {cell_dir / 'model'}")
         model, tokenizer = load_for_eval(str(cell_dir / "model"), spec, device)
         model.eval()

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import yaml
 
+from jsweep import cellstate
 from jsweep.errors import JsweepError
 from jsweep.files import write_json
 
@@ -65,7 +66,7 @@ def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def _cell_meta(cell_dir: Path) -> dict[str, Any]:
-    p = cell_dir / "cell.json"
+    p = cell_dir / cellstate.CELL
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
 
@@ -83,14 +84,14 @@ class _CellLog:
 
     def __call__(self, metrics: dict[str, float]) -> None:
         self.metrics.update({k: float(v) for k, v in metrics.items()})
-        path = self.cell_dir / "metrics.json"
+        path = self.cell_dir / cellstate.METRICS
         old = json.loads(path.read_text()) if path.exists() else {}
         stale = [k for k in old if k.startswith("elyza_tasks_100/") and k.rsplit("/", 1)[-1] == "score"
                  and k not in metrics and "elyza_tasks_100/judged" in metrics]
         merged = {k: v for k, v in old.items() if k not in stale}
         merged.update(self.metrics)
         write_json(path, merged, sort_keys=True)
-        status_path = self.cell_dir / "status.json"
+        status_path = self.cell_dir / cellstate.STATUS
         if status_path.exists():
             status = json.loads(status_path.read_text())
             if isinstance(status.get("metrics"), dict):
@@ -145,7 +146,7 @@ def refresh_summary(sweep_dir: Path) -> None:
     path = sweep_dir / "summary.json"
     summary = json.loads(path.read_text(encoding="utf-8"))
     for row in summary.get("cells", []):
-        m = Path(row["log"]).parent / "metrics.json"
+        m = Path(row["log"]).parent / cellstate.METRICS
         if m.exists():
             row["metrics"] = json.loads(m.read_text())
     write_json(path, summary, ensure_ascii=False)
@@ -193,7 +194,7 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
 
     try:
         todo = [(c.cell_dir, J.options(c.spec.judge)) for c in cells if not c.spec.judge.defer
-                and any(name in c.spec.eval for name in EVALUATORS) and (c.cell_dir / "status.json").exists()]
+                and any(name in c.spec.eval for name in EVALUATORS) and (c.cell_dir / cellstate.STATUS).exists()]
         if todo:
             res = judge_cells(todo, say=say, only_missing=True)
             if res["cells"]:
@@ -237,7 +238,7 @@ def main(argv: list[str]) -> int:
     pending = 0
     try:
         for path in paths:
-            if (path / "cell.json").exists() or any((path / n / "answers.jsonl").exists() for n in EVALUATORS):
+            if (path / cellstate.CELL).exists() or any((path / n / "answers.jsonl").exists() for n in EVALUATORS):
                 sweep_dir, cell_dirs = None, [path]
             else:
                 sweep_dir = find_sweep(path)

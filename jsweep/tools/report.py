@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jsweep import cellstate
 from jsweep.errors import JsweepError
 
 # Scores tried in order when --metric is not given: the first comparable one on which the cells differ.
@@ -124,7 +125,7 @@ def load_sweep(sweep_dir: Path) -> list[CellResult]:
         cell_dir = Path(row["log"]).parent
         overrides = row.get("overrides")
         if overrides is None:                           # summaries written before overrides were recorded
-            meta_path = cell_dir / "cell.json"
+            meta_path = cell_dir / cellstate.CELL
             meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
             overrides = meta.get("spec", {}).get("overrides") or []
         values = {k: float(v) for k, v in (row.get("metrics") or {}).items() if isinstance(v, (int, float))}

@@ -18,6 +18,7 @@ from typing import Any
 
 import os
 
+from jsweep import cellstate
 from jsweep.files import write_json
 from jsweep.redaction import MASK, redact_text
 from jsweep.tracking import Journal, SweepTracker, apply_op, resolve_uri
@@ -56,8 +57,8 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
     dirs = [d for d in sorted((output_root / "cells").glob("*")) + sorted((output_root / "sweeps").glob("*"))
             if d.is_dir()]
     for d in dirs:
-        journal = Journal(d / "tracking_journal.jsonl")
-        meta_path = d / "cell.json"
+        journal = Journal(d / cellstate.JOURNAL)
+        meta_path = d / cellstate.CELL
         try:
             meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         except ValueError:
