@@ -30,8 +30,12 @@ def write_json(path: Path, obj: Any, **dumps: Any) -> None:
     secrets redacted."""
     from jsweep.redaction import redact
 
-    path = Path(path)
-    text = json.dumps(redact(obj), **{"indent": 2, **dumps})
+    write_text(Path(path), json.dumps(redact(obj), **{"indent": 2, **dumps}))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``: a temporary file in the same directory, flushed to
+    disk, then renamed over the target (a reader sees the old content or the new, never a part)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _MODE)       # mkstemp makes 0600; results on a shared disk stay readable
