@@ -78,9 +78,9 @@ def dataset_source(src: Any, spec: Any = None):
 
         return HuggingFaceDatasetSource(path=src.location, revision=src.revision, data_files=src.hub_file,
                                         split="train")
-    if src.kind == "mixture":
+    if src.parts:
         comps = {name: {"kind": c.kind, "location": c.location, "revision": c.revision}
-                 for name, c in src.extra.get("components", {}).items()}
+                 for name, c in src.parts.items()}
         return _mixture_source_class()(comps)
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
