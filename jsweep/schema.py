@@ -398,7 +398,9 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "", *, check_choices
     ``where`` is the key the dict sits under (``launcher``, ``eval.jglue``), so every error names
     the full key. Raises ConfigError (one line) for an unknown key (listing the valid ones), a
     missing required key, a wrong type, and, with ``check_choices``, the first value outside its
-    ``Literal`` choices (see :func:`choice_problems` to get them all)."""
+    ``Literal`` choices (see :func:`choice_problems` to get them all). A dataclass with a
+    ``from_mapping(data, where)`` classmethod builds itself (LauncherSpec: it types its executor's own
+    keys), typically taking its own keys out and calling :func:`build_fields` for the rest."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
     obj = _build(cls, data, where)
