@@ -170,7 +170,7 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
         for name, comp in data.components.items():
             part = [ex for ex in data.examples if ex.meta.get("component") == name]
             digest = digest_examples(part)
-            comp_src = src.extra["components"][name]
+            comp_src = src.parts[name]
             comp_ds = mlflow.data.from_pandas(records_frame(part), source=dataset_source(comp_src),
                                               name=f"{data.name or ds_spec.name}/{name}", digest=digest[:DIGEST_CHARS])
             _log(tracker_or_mlflow, comp_ds, f"{context}_component", {
