@@ -1,7 +1,7 @@
 """The Hydra boundary: compose configs and turn them into typed cell specs.
 
 Only this module, the CLI and the launcher plugin import Hydra/OmegaConf. Everything they
-produce is a :class:`jsweep.spec.CellSpec`.
+produce is a :class:`jsweep.schema.CellSpec`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict
 
 from jsweep.errors import ConfigError
 from jsweep.paths import CONF_DIR
-from jsweep.spec import CellSpec, cell_from_dict
+from jsweep.schema import CellSpec, cell_from_dict
 
 GROUPS = ("model", "dataset", "method", "eval", "distributed", "launcher", "tracking", "judge", "experiment")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from jsweep.registry import Registry
 
 # Record-format loaders: rows of one source -> list[Example] (or list[PreferenceExample]). Pure Python
-# (jsweep.data.protocols.Loader). "mixture" is the one composite: it takes no rows but loads and mixes
-# other presets (jsweep.data.mixture; jsweep.data.load.load_examples dispatches on the name).
+# (jsweep.data.protocols.Loader); each declares what it yields and the dataset.field_map keys it reads
+# (jsweep.data.protocols.loader). "mixture" is the one composite: it takes no rows but loads and mixes
+# other presets (jsweep.data.mixture; jsweep.data.load picks it for loader: mixture).
 LOADERS: Registry = Registry("dataset loader", {
     "dolly": "jsweep.data.loaders:load_dolly",
     "ichikara": "jsweep.data.loaders:load_ichikara",
@@ -25,17 +26,9 @@ LOADERS: Registry = Registry("dataset loader", {
     "mixture": "jsweep.data.mixture:load_mixture",
 })
 
-# Loaders whose records are preference pairs (prompt, chosen, rejected) for DPO-style trainers; every
-# other loader yields instruction conversations. Ask with records_of_loader() (no import needed).
-PREFERENCE_LOADERS = frozenset({"hh_rlhf", "chatbot_arena", "preference"})
-
-# What each trainer trains on: "sft" (conversations) or "preference" (pairs). Checked before a sweep runs.
+# What each trainer trains on: "sft" (conversations) or "preference" (pairs). Checked before a sweep runs
+# against the records the dataset's loader declares (jsweep.data.load.dataset_records).
 TRAINER_RECORDS = {"sft": "sft", "dpo": "preference"}
-
-
-def records_of_loader(name: str) -> str:
-    """``preference`` if the loader yields preference pairs, else ``sft`` (mixtures: ask jsweep.data.mixture)."""
-    return "preference" if name in PREFERENCE_LOADERS else "sft"
 
 # Prompt formats: how an Example becomes (prompt, completion) text. Pure Python.
 PROMPT_FORMATS: Registry = Registry("prompt format", {

@@ -36,8 +36,9 @@ from jsweep.redaction import ENV as SECRETS_ENV
 from jsweep.redaction import redact_text, remember, secret_values, secrets_in
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
-from jsweep.spec import CellSpec, validate_cell
+from jsweep.schema import CellSpec
 from jsweep.tracking import Journal, SweepTracker, apply_op, fail_ops, flatten, git_commit, redact, resolve_uri
+from jsweep.validate import validate_cell
 
 
 @dataclass

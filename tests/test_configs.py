@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from jsweep.compose import CONF_DIR, GROUPS, compose_spec, group_options
-from jsweep.spec import validate_cell
+from jsweep.validate import validate_cell
 
 OPTIONS = [(g, o) for g in GROUPS if g not in ("eval", "experiment") for o in group_options(g)]
 
@@ -24,12 +24,12 @@ def test_default_config_is_the_embedded_default():
 
 def _partner(group: str, option: str) -> list[str]:
     """DPO needs preference pairs and preference data needs DPO: validate each with its partner."""
-    from jsweep.registries import PREFERENCE_LOADERS
+    from jsweep.data.load import dataset_records
 
     spec = compose_spec([f"{group}={option}"])
     if group == "method" and spec.method.trainer == "dpo":
         return ["dataset=hh_rlhf_ja"]
-    if group == "dataset" and spec.dataset.loader in PREFERENCE_LOADERS:
+    if group == "dataset" and dataset_records(spec.dataset) == "preference":
         return ["method=dpo_lora"]
     if group == "distributed" and spec.distributed.min_gpus > 1:
         return [f"resources.gpus={spec.distributed.min_gpus}"]

@@ -10,11 +10,11 @@ from jsweep import cellstate
 from jsweep.errors import ConfigError
 from jsweep.executors import EXECUTORS, executor_class, options_class
 from jsweep.executors.slurm import Options, _gres_gpus
-from jsweep.spec import LauncherSpec, _from_dict
+from jsweep.schema import LauncherSpec, from_dict
 
 
 def cell_from_dict(data):
-    return _from_dict(LauncherSpec, data["launcher"], "launcher")
+    return from_dict(LauncherSpec, data["launcher"], "launcher")
 
 
 def test_every_executor_has_a_config_file_and_loads(tmp_path):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from jsweep.eval import judge as J
 from jsweep.eval.answers import write_jsonl
 from jsweep.eval.elyza import load_items
-from jsweep.spec import JudgeSpec
+from jsweep.schema import JudgeSpec
 from jsweep.tools import judge as T
 from tests.judge_server import JudgeServer
 

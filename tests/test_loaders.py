@@ -15,7 +15,8 @@ from jsweep.data.load import load_examples, preflight, split_train_eval, subset
 from jsweep.data.records import Example, Message, digest_examples
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError, PreflightError
-from jsweep.spec import DatasetSpec, validate_cell
+from jsweep.schema import DatasetSpec
+from jsweep.validate import validate_cell
 
 INSTRUCT = FIXTURES / "instruct"
 MALFORMED = Path(__file__).parent / "fixtures" / "malformed"

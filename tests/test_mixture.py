@@ -8,10 +8,11 @@ from collections import Counter
 import pytest
 
 from jsweep.data.load import load_examples, split_train_eval
-from jsweep.data.mixture import (component_specs, largest_remainder, parse_budget, read_preset, take,
-                                 token_budget_indices)
+from jsweep.data.budget import parse_budget, take, token_budget_indices
+from jsweep.data.mixture import component_specs, largest_remainder, read_preset
 from jsweep.errors import ConfigError, DataError
-from jsweep.spec import DatasetSpec, validate_cell
+from jsweep.schema import DatasetSpec
+from jsweep.validate import validate_cell
 
 SIZES = {"dolly": 48, "ichikara": 44, "oasst": 16, "jaster": 44, "hh_rlhf_ja": 40}
 

@@ -157,7 +157,7 @@ def test_attention_choice():
     assert resolve("auto", "cpu", packing=False) == ("sdpa", "")
     assert resolve("varlen", "cpu", packing=True)[0] == NAME
     assert resolve("eager", "cpu", packing=True) == ("eager", "")
-    from jsweep.spec import validate_cell
+    from jsweep.validate import validate_cell
 
     assert any("train.attention" in p for p in validate_cell(compose_spec(["train.attention=flash"])))
 

@@ -14,7 +14,8 @@ from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.records import Message, PreferenceExample, digest_examples
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
-from jsweep.spec import DatasetSpec, validate_cell
+from jsweep.schema import DatasetSpec
+from jsweep.validate import validate_cell
 
 INSTRUCT = FIXTURES / "instruct"
 MALFORMED = Path(__file__).parent / "fixtures" / "malformed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from jsweep.data.protocols import loader
 from jsweep.data.records import Example, LoadReport, Message
 from jsweep.data.sources import Row
 from jsweep.errors import DataError
@@ -83,6 +84,7 @@ def _single_turn(ex_id: str, instruction: str, output: str, input: str = "", **m
 
 # --------------------------------------------------------------------------- loaders
 
+@loader(records="sft")
 def load_dolly(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[Example]:
     """databricks-dolly-15k-ja: instruction, input, output, category, index."""
 
@@ -94,6 +96,7 @@ def load_dolly(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 
 
+@loader(records="sft")
 def load_ichikara(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[Example]:
     """ichikara-instruction: ID, text (the instruction), output."""
 
@@ -103,6 +106,8 @@ def load_ichikara(rows: list[Row], *, on_error: str, report: LoadReport, **_: An
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="ID")
 
 
+# The key dataset.field_map may map for the oasst loader.
+OASST_FIELDS = {"text": "which text column holds the message (default text_ja; text = the English original)"}
 ROOT_PARENTS = (None, "", "nan", "NaN", "None", "null")   # how a root message's parent_id is written
 
 
@@ -117,6 +122,7 @@ def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "1.0", "true")
 
 
+@loader(records="sft", field_map=OASST_FIELDS)
 def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
                **_: Any) -> list[Example]:
     """oasst1/oasst2 message trees (kunishou's Japanese translations, or OpenAssistant's own jsonl),
@@ -268,6 +274,7 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
     return out
 
 
+@loader(records="sft")
 def load_alpaca(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[Example]:
     """Japanese Alpaca (fujiki/japanese_alpaca_data): instruction, input, output. No id field: the
     record index is the id."""
@@ -280,6 +287,7 @@ def load_alpaca(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any)
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 
 
+@loader(records="sft")
 def load_jaster(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[Example]:
     """jaster: llm-jp-eval's tuning split (``tuning/train/<task>.json``): ID, instruction, input, output, text.
 
@@ -318,6 +326,7 @@ ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant"
                 "bot": "assistant", "system": "system"}
 
 
+@loader(records="sft", field_map=GENERIC_FIELDS)
 def load_generic(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
                  **_: Any) -> list[Example]:
     """Any local JSON / JSON lines / Parquet instruction data, through ``dataset.field_map``.

@@ -1,4 +1,4 @@
-"""Mixtures of datasets, and equal data budgets.
+"""Mixtures of datasets: every mixture-specific rule of jsweep lives here.
 
 Mixture (``loader: mixture``)
 -----------------------------
@@ -33,19 +33,7 @@ the seed so the held-out split and training order mix the sources; the held-out 
 copies of a record on one side (see ``split_train_eval``). Components must all be instruction
 data or all preference pairs.
 
-Equal budgets (``dataset.budget``)
-----------------------------------
-So that a comparison of datasets is not just a comparison of dataset sizes, every cell of a
-comparison can get the same budget:
-
-- ``examples:N``: the dataset (before the held-out split) has exactly N records: a seeded subset
-  when it has more, repeats when it has fewer. Applied at load time, so the data digest covers it.
-- ``tokens:N``: the training split is cut or repeated (seeded; whole passes before any record
-  repeats) until it holds N tokens as the model's tokenizer counts them (prompt + completion,
-  after max_length truncation; for DPO prompt+chosen plus prompt+rejected). Applied by the trainer,
-  which has the tokenizer; logged as data/budget/tokens and data/budget/examples.
-- ``steps:N``: every cell trains N optimizer steps (train.max_steps = N; the trainer cycles over
-  the data as needed).
+Budgets (``dataset.budget``) are in :mod:`jsweep.data.budget`.
 """
 
 from __future__ import annotations
@@ -57,89 +45,19 @@ import random
 import re
 from typing import Any, Sequence
 
+from jsweep.data import single
+from jsweep.data.budget import budget_examples, take
+from jsweep.data.records import LoadReport, digest_examples, is_preference
+from jsweep.data.single import LoadedData
+from jsweep.data.sources import Source
 from jsweep.errors import ConfigError, DataError
 from jsweep.paths import CONF_DIR
+from jsweep.schema import DatasetSpec, from_dict
 
 MIXTURE = "mixture"
 COMPONENT_KEYS = ("preset", "weight", "upsample")       # besides the DatasetSpec keys
 INHERITED = ("source", "seed", "on_error")               # taken from the mixture unless the component sets them
-BUDGET_KINDS = ("examples", "tokens", "steps")
 _ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?\}")      # ${oc.env:VAR,default} in a preset
-
-
-# --------------------------------------------------------------------------- budgets
-
-def parse_budget(budget: str | None) -> tuple[str, int] | None:
-    """``"tokens:50000"`` -> ("tokens", 50000). Accepts k/M suffixes (``tokens:50k``). None/"" -> None."""
-    if budget in (None, "", "none", "null"):
-        return None
-    m = re.fullmatch(r"\s*(\w+)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*", str(budget))
-    if not m or m.group(1) not in BUDGET_KINDS:
-        raise ConfigError(f"dataset.budget must be examples:N, tokens:N or steps:N (e.g. tokens:50000), got {budget!r}")
-    value = float(m.group(2)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(3).lower()]
-    if value < 1 or value != int(value):
-        raise ConfigError(f"dataset.budget must be a positive whole number, got {budget!r}")
-    return m.group(1), int(value)
-
-
-def budget_steps(budget: str | None) -> int | None:
-    parsed = parse_budget(budget)
-    return parsed[1] if parsed and parsed[0] == "steps" else None
-
-
-def budget_tokens(budget: str | None) -> int | None:
-    parsed = parse_budget(budget)
-    return parsed[1] if parsed and parsed[0] == "tokens" else None
-
-
-def budget_examples(budget: str | None) -> int | None:
-    parsed = parse_budget(budget)
-    return parsed[1] if parsed and parsed[0] == "examples" else None
-
-
-def _copy(ex: Any, k: int) -> Any:
-    """The k-th copy of a record (k = 0 is the record itself)."""
-    if k == 0:
-        return ex
-    origin = ex.meta.get("repeat_of", ex.id)
-    return dataclasses.replace(ex, id=f"{origin}#{k + 1}", meta={**ex.meta, "repeat_of": origin})
-
-
-def take(examples: Sequence[Any], count: int, seed: int) -> list[Any]:
-    """Exactly ``count`` records: a seeded subset (in the original order) when there are enough,
-    else whole copies plus a seeded subset for the remainder. Copies are marked (see _copy)."""
-    from jsweep.data.load import subset
-
-    if not examples:
-        raise DataError("cannot take records from an empty dataset")
-    if count <= len(examples):
-        return subset(list(examples), count, seed)
-    full, rest = divmod(count, len(examples))
-    out = [_copy(ex, k) for k in range(full) for ex in examples]
-    out += [_copy(ex, full) for ex in subset(list(examples), rest, seed)]
-    return out
-
-
-def token_budget_indices(lengths: Sequence[int], budget: int, seed: int) -> list[int]:
-    """Indices of records (repeats allowed) whose token lengths add up to ``budget``.
-
-    Records are taken in a seeded random order; when all are used, another pass starts in a new
-    seeded order, so no record repeats before every record was used once. Stops at the first
-    record that reaches the budget (so the total is at least ``budget``, overshooting by less
-    than one record)."""
-    if not lengths or max(lengths) <= 0:
-        return []
-    out: list[int] = []
-    total, rnd = 0, random.Random(seed)
-    while total < budget:
-        order = list(range(len(lengths)))
-        rnd.shuffle(order)
-        for i in order:
-            out.append(i)
-            total += lengths[i]
-            if total >= budget:
-                break
-    return out
 
 
 # --------------------------------------------------------------------------- components
@@ -179,8 +97,6 @@ def component_specs(spec: Any) -> dict[str, tuple[Any, float | None, float | Non
     Raises ConfigError naming the component for an unknown key, a nested mixture, a bad weight,
     or weights given for some components only.
     """
-    from jsweep.spec import DatasetSpec, _from_dict
-
     if not spec.components:
         raise ConfigError(f"dataset '{spec.name}' is a mixture with no components (set dataset.components)")
     out: dict[str, tuple[Any, float | None, float | None]] = {}
@@ -204,7 +120,7 @@ def component_specs(spec: Any) -> dict[str, tuple[Any, float | None, float | Non
         if merged["loader"] == MIXTURE:
             raise ConfigError(f"{key}: a mixture cannot contain another mixture")
         try:
-            comp_spec = _from_dict(DatasetSpec, merged, key)
+            comp_spec = from_dict(DatasetSpec, merged, key)
         except ConfigError as exc:
             msg = str(exc)
             if msg.startswith("unknown key"):
@@ -221,14 +137,17 @@ def component_specs(spec: Any) -> dict[str, tuple[Any, float | None, float | Non
     return out
 
 
-def mixture_source(spec: Any, *, builtin_model: bool):
-    """The Source of a mixture: kind ``mixture``, each component's Source in ``extra["components"]``."""
-    from jsweep.data.sources import Source, resolve_source
+def is_mixture(spec: Any) -> bool:
+    """Whether a DatasetSpec is a mixture (``loader: mixture``)."""
+    return getattr(spec, "loader", None) == MIXTURE
 
+
+def source(spec: Any, *, builtin_model: bool) -> Source:
+    """The Source of a mixture: kind ``mixture``, each component's Source in ``extra["components"]``."""
     comps = {}
     for name, (cs, _, _) in component_specs(spec).items():
         try:
-            comps[name] = resolve_source(cs, builtin_model=builtin_model)
+            comps[name] = single.source(cs, builtin_model=builtin_model)
         except DataError as exc:
             raise DataError(f"mixture component '{name}': {exc}".replace("set dataset.path=",
                             f"set dataset.components.{name}.path=")) from None
@@ -261,15 +180,12 @@ def plan_counts(sizes: Sequence[int], weights: Sequence[float | None], upsample:
     return largest_remainder(total, natural)
 
 
-def load_mixture(spec: Any, *, builtin_model: bool):
+def load(spec: Any, *, builtin_model: bool) -> LoadedData:
     """Load every component, mix them in the configured proportions, and return one LoadedData."""
-    from jsweep.data.load import LoadedData, load_examples
-    from jsweep.data.records import LoadReport, digest_examples, is_preference
-
     comps = component_specs(spec)
-    source = mixture_source(spec, builtin_model=builtin_model)
-    report = LoadReport(source=source.describe())
-    loaded = {name: load_examples(cs, builtin_model=builtin_model) for name, (cs, _, _) in comps.items()}
+    src = source(spec, builtin_model=builtin_model)
+    report = LoadReport(source=src.describe())
+    loaded = {name: single.load(cs, builtin_model=builtin_model) for name, (cs, _, _) in comps.items()}
     kinds = {name: is_preference(d.examples) for name, d in loaded.items()}
     if len(set(kinds.values())) > 1:
         pref = [n for n, k in kinds.items() if k]
@@ -300,4 +216,29 @@ def load_mixture(spec: Any, *, builtin_model: bool):
     for name in names:
         components[name]["share"] = round(components[name]["n"] / len(mixed), 6)
     report.kept = len(mixed)
-    return LoadedData(mixed, report, source, digest_examples(mixed), name=spec.name, components=components)
+    return LoadedData(mixed, report, src, digest_examples(mixed), name=spec.name, components=components)
+
+
+def records(spec: Any) -> str:
+    """``sft`` or ``preference`` when every component's loader yields that, else ``mixed`` (refused by
+    :func:`problems`)."""
+    kinds = {single.records(cs) for cs, _, _ in component_specs(spec).values()}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def problems(spec: Any, where: str = "dataset") -> list[str]:
+    """The mixture's config problems (no data read): its components (keys, weights, presets), each
+    component's own dataset problems, and components of both record kinds."""
+    try:
+        comps = component_specs(spec)
+    except ConfigError as exc:
+        return [str(exc)]
+    out = [p for name, (cs, _, _) in comps.items() for p in single.problems(cs, f"{where}.components.{name}")]
+    if not out and records(spec) == "mixed":
+        out.append(f"mixture '{spec.name}' mixes preference-pair datasets with instruction datasets")
+    return out
+
+
+# The names the rest of jsweep has known these by (jsweep.registries.LOADERS["mixture"] is load_mixture).
+mixture_source = source
+load_mixture = load

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsweep.data.loaders import ROLE_ALIASES, convert_rows, id_field, index_ids, text_field
+from jsweep.data.protocols import loader
 from jsweep.data.records import LoadReport, Message, PreferenceExample
 from jsweep.data.sources import Row
 from jsweep.errors import DataError
@@ -67,6 +68,7 @@ def _pair(row: Row, ex_id: str, prompt: list[Message], chosen_key: str, rejected
     return PreferenceExample(id=ex_id, prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)
 
 
+@loader(records="preference")
 def load_hh_rlhf(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[PreferenceExample]:
     """llm-jp/hh-rlhf-12k-ja (hh-rlhf-12k-ja.jsonl, as llm-jp-dpo's train.py reads it): ``conversations``
     [{from: human|gpt, value}] ending with a human turn, ``chosen`` and ``rejected`` plain strings (the
@@ -85,6 +87,7 @@ def load_hh_rlhf(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 
 
+@loader(records="preference")
 def load_chatbot_arena(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[PreferenceExample]:
     """cyberagent/chatbot-arena-ja-calm2-7b-chat-experimental: prompt, chosen, rejected (all text)."""
     ids = index_ids(rows)
@@ -105,6 +108,7 @@ PREFERENCE_FIELDS = {
 }
 
 
+@loader(records="preference", field_map=PREFERENCE_FIELDS)
 def load_preference(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
                     **_: Any) -> list[PreferenceExample]:
     """Any local preference data (JSON / JSON lines / Parquet) through ``dataset.field_map``, e.g.

@@ -78,9 +78,9 @@ def dataset_source(src: Any, spec: Any = None):
 
         return HuggingFaceDatasetSource(path=src.location, revision=src.revision, data_files=src.hub_file,
                                         split="train")
-    if src.kind == "mixture":
+    if src.parts:
         comps = {name: {"kind": c.kind, "location": c.location, "revision": c.revision}
-                 for name, c in src.extra.get("components", {}).items()}
+                 for name, c in src.parts.items()}
         return _mixture_source_class()(comps)
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
@@ -170,7 +170,7 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
         for name, comp in data.components.items():
             part = [ex for ex in data.examples if ex.meta.get("component") == name]
             digest = digest_examples(part)
-            comp_src = src.extra["components"][name]
+            comp_src = src.parts[name]
             comp_ds = mlflow.data.from_pandas(records_frame(part), source=dataset_source(comp_src),
                                               name=f"{data.name or ds_spec.name}/{name}", digest=digest[:DIGEST_CHARS])
             _log(tracker_or_mlflow, comp_ds, f"{context}_component", {

@@ -38,11 +38,16 @@ class Row:
 
 @dataclass
 class Source:
-    kind: str             # fixture | path | hub
+    kind: str             # fixture | path | hub, or mixture (its parts in extra["components"])
     location: str         # file or directory path, or hub id
     revision: str | None = None
     hub_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> dict[str, "Source"]:
+        """The Sources a composite source (a mixture) is made of; empty for one dataset."""
+        return self.extra.get("components", {})
 
     def describe(self) -> str:
         return f"{self.location}@{self.revision}" if self.revision else self.location
@@ -53,13 +58,9 @@ def resolve_source(spec: Any, *, builtin_model: bool) -> Source:
 
     auto: ``path`` if set; else the shipped fixture when the model is builtin (the embedded
     default); else the hub id. A dataset with no hub id (ichikara) needs ``dataset.path``.
-    A mixture (``loader: mixture``) gets a Source of kind ``mixture`` whose ``extra["components"]``
-    holds each component's own Source.
+    One dataset only: a mixture's Source (its components' Sources) comes from
+    :func:`jsweep.data.load.resolve_source`.
     """
-    if getattr(spec, "loader", None) == "mixture":
-        from jsweep.data.mixture import mixture_source
-
-        return mixture_source(spec, builtin_model=builtin_model)
     kind = spec.source
     if kind == "auto":
         kind = "path" if spec.path else ("fixture" if builtin_model and spec.fixture else "hub")
@@ -80,11 +81,11 @@ def resolve_source(spec: Any, *, builtin_model: bool) -> Source:
 
 def check_source(src: Source) -> str | None:
     """Cheap pre-flight check (no download): a problem description, or None."""
-    if src.kind == "mixture":
-        for name, comp in src.extra.get("components", {}).items():
+    if src.parts:
+        for name, comp in src.parts.items():
             problem = check_source(comp)
             if problem:
-                return f"mixture component '{name}': {problem}"
+                return f"{src.kind} component '{name}': {problem}"
         return None
     if src.kind in ("path", "fixture"):
         if not Path(src.location).exists():

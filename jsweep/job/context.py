@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from jsweep import cellstate
 from jsweep.data.records import Example
 from jsweep.files import write_json
-from jsweep.spec import CellSpec
+from jsweep.schema import CellSpec
 from jsweep.tracking import CellTracker
 
 

@@ -29,7 +29,7 @@ def write_deepspeed_config(cell_dir: Path, visible: str) -> None:
         return
     from jsweep.distributed import deepspeed_config, gpu_facts, uses_bf16
     from jsweep.files import write_json
-    from jsweep.spec import cell_from_dict
+    from jsweep.schema import cell_from_dict
 
     spec = cell_from_dict(cellstate.meta(cell_dir)["spec"])
     if spec.distributed.backend != "deepspeed":

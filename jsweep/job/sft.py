@@ -39,7 +39,7 @@ def sequence_lengths(texts: list[str], tokenizer: Any) -> list[int]:
 def apply_token_budget(ctx: CellContext, rows: list[dict[str, str]], lengths: list[int]) -> list[dict[str, str]]:
     """``dataset.budget=tokens:N``: cut or repeat the training rows (seeded, whole passes first) until they
     hold N tokens (``lengths``: tokens per row after truncation). Logs data/budget/*; no-op without a token budget."""
-    from jsweep.data.mixture import budget_tokens, token_budget_indices
+    from jsweep.data.budget import budget_tokens, token_budget_indices
 
     budget = budget_tokens(ctx.spec.dataset.budget)
     if budget is None or not rows:
@@ -63,7 +63,7 @@ def lora_config(spec: Any):
 
 def trainer_args(ctx: CellContext, config_cls: type, **extra: Any):
     """Training arguments shared by SFT and DPO, from the cell's train section."""
-    from jsweep.data.mixture import budget_steps
+    from jsweep.data.budget import budget_steps
 
     spec, t = ctx.spec, ctx.spec.train
     has_eval = bool(ctx.held_out)

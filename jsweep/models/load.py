@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jsweep.spec import ModelSpec
+from jsweep.schema import ModelSpec
 
 
 def _config_args(arch: dict[str, Any]) -> dict[str, Any]:
