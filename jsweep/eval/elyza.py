@@ -33,11 +33,21 @@ from typing import Any, Callable
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
 from jsweep.eval import answers as A
+from jsweep.eval.declaration import Declaration, Headline
 
 NAME = "elyza_tasks_100"
 HUB_ID = "elyza/ELYZA-tasks-100"
 FIXTURE = FIXTURES / "eval" / "elyza_tasks_100" / "test.csv"
 FIELDS = ("input", "output", "eval_aspect")
+
+EVALUATOR = Declaration(
+    name=NAME,
+    implementation="jsweep.eval.elyza:ElyzaTasks100",
+    # the mean 1-5 grade of the LLM judge; it arrives after the sweep (jsweep judge), not in the summary
+    headlines=(Headline(f"{NAME}/score", higher_is_better=True, scale="1-5", summary=False),),
+    check="jsweep.eval.elyza:check",
+    judged=True,
+)
 DEFAULTS: dict[str, Any] = {
     "hub_id": HUB_ID, "revision": None, "split": "test", "path": None, "source": "auto",
     "max_samples": -1, "prompt_format": "cell", "batch_size": 8,

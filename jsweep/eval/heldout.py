@@ -25,9 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from jsweep.data.sources import FIXTURES
+from jsweep.eval.declaration import Declaration, Headline
 
 FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
 DEFAULTS: dict[str, Any] = {"path": None, "loader": "dolly", "field_map": {}, "max_samples": -1, "batch_size": 8}
+
+
+EVALUATOR = Declaration(
+    name="heldout",
+    implementation="jsweep.eval.heldout:HeldOut",
+    headlines=(Headline("heldout/loss", higher_is_better=False, scale="nats/token"),),
+    check="jsweep.eval.heldout:check",
+    data_hint=("eval.heldout.path",
+               "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
+               "default dolly)"),
+    interval="jsweep.eval.heldout:bootstrap_interval",
+    interval_basis="bootstrap over samples",
+)
 
 
 def load_records(options: dict[str, Any]) -> list[Any]:
@@ -114,3 +128,28 @@ class HeldOut:
         loss = total_nll / max(1, total_tok)
         return {"heldout/loss": loss, "heldout/perplexity": math.exp(min(loss, 50.0)),
                 "heldout/samples": float(len(out)), "heldout/tokens": float(total_tok)}
+
+
+def bootstrap_interval(cell: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
+                       ) -> tuple[float, float] | None:
+    """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
+    (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
+    import random
+
+    if metric != "heldout/loss" or cell.cell_dir is None or resamples <= 0:
+        return None
+    path = cell.cell_dir / "predictions" / "heldout.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < 2:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picked = [rows[rng.randrange(len(rows))] for _ in rows]
+        tokens = sum(r["tokens"] for r in picked)
+        if tokens:
+            values.append(sum(r["nll"] for r in picked) / tokens)
+    values.sort()
+    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]

@@ -22,11 +22,29 @@ from typing import Any
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
 from jsweep.eval import answers as A
+from jsweep.eval.declaration import Declaration, Headline
 
 SAMPLES_FIXTURE = FIXTURES / "eval" / "samples" / "prompts.txt"
 QUESTIONS_FIXTURE = FIXTURES / "eval" / "human_eval" / "questions.jsonl"
 GEN_DEFAULTS = {"prompt_format": "cell", "batch_size": 8, "max_new_tokens": 128, "do_sample": True,
                 "temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.0, "seed": 0}
+
+
+SAMPLES = Declaration(
+    name="samples",
+    implementation="jsweep.eval.samples:Samples",
+    scores=False,                       # answers to read, nothing to rank by
+    check="jsweep.eval.samples:Samples.check",
+)
+
+HUMAN_EVAL = Declaration(
+    name="human_eval",
+    implementation="jsweep.eval.samples:HumanEval",
+    # the share of answers graded correct by people (jsweep grade import), after the sweep
+    headlines=(Headline("human_eval/accuracy", higher_is_better=True, scale="0-1", summary=False),),
+    check="jsweep.eval.samples:HumanEval.check",
+    graded=True,
+)
 
 
 def read_prompts(options: dict[str, Any]) -> list[dict[str, str]]:

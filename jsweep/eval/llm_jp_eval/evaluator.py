@@ -13,7 +13,7 @@ Protocol (deviations are listed in docs/llm_jp_eval.md):
   NFKC-normalised;
 - categories and AVG over the category set (``category_set``: v1.4.1's targets ``all-without-nc``,
   the default, or ``all-with-nc``); a run that scored only part of the set logs ``AVG_partial``
-  and ``<CAT>_partial`` instead (see jsweep.eval.metrics).
+  and ``<CAT>_partial`` instead (see jsweep.eval.llm_jp_eval.metrics).
 
 Importing this module imports no torch (generation is imported when a model is scored).
 """
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
-from jsweep.eval import metrics as M
+from jsweep.eval.llm_jp_eval import metrics as M
 
 VERSION = "1.4.1"
 HEADER = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"

@@ -1,7 +1,7 @@
 """JGLUE (JCommonsenseQA, JNLI, JSQuAD, MARC-ja) scored by lm-evaluation-harness, offline by default.
 
 Per cell: the trained model (in memory, PEFT-wrapped or not) is handed to the harness as an
-``HFLM``; one harness task per JGLUE task is built in code (:mod:`jsweep.eval.jglue_tasks`) over
+``HFLM``; one harness task per JGLUE task is built in code (the modules of :mod:`jsweep.eval.jglue`) over
 local JGLUE files (raw v1.3 files or a local copy of the hub dataset; the shipped fixtures by
 default) or, with ``hub: true``, over the hub dataset the harness names. Prompts: the harness's
 ``japanese_leaderboard`` YAMLs (``prompt_style: leaderboard``) or JP-Stable prompt versions
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from jsweep.errors import ConfigError, DataError
-from jsweep.eval.jglue_tasks.data import TASKS, TaskFiles, find_task_files, load_task_rows
+from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 
 PREFIX = "jglue"
 MAIN_METRIC = {"jcommonsenseqa": "acc", "jnli": "acc", "marc_ja": "acc", "jsquad": "exact_match"}
@@ -156,7 +156,7 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
             raise ConfigError(f"eval.jglue.{key} must be a positive integer or null, got {v!r}")
     if not tasks and marc != "auto":
         raise ConfigError("eval.jglue.tasks is empty: nothing to score")
-    from jsweep.eval.jglue_tasks.jp_stable import JNLI_VERSIONS
+    from jsweep.eval.jglue.jp_stable import JNLI_VERSIONS
 
     jnli_version = f"{o['jnli_version']:.1f}" if isinstance(o["jnli_version"], float) else str(o["jnli_version"])
     if jnli_version not in JNLI_VERSIONS:
@@ -164,7 +164,7 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
     if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
         import importlib.util
 
-        from jsweep.eval.jglue_tasks.metrics import JP_STABLE_PACKAGES
+        from jsweep.eval.jglue.metrics import JP_STABLE_PACKAGES
 
         missing = [m for m in JP_STABLE_PACKAGES if importlib.util.find_spec(m) is None]
         if missing:
@@ -185,7 +185,7 @@ class PlannedTask:
 
     @property
     def source(self) -> dict[str, Any]:
-        from jsweep.eval.jglue_tasks.data import HUB_CONFIG, HUB_DATASET
+        from jsweep.eval.jglue.data import HUB_CONFIG, HUB_DATASET
 
         if self.files is None:
             return {"hub": HUB_DATASET, "config": HUB_CONFIG[self.task]}
@@ -193,7 +193,7 @@ class PlannedTask:
 
     @property
     def source_label(self) -> str:
-        from jsweep.eval.jglue_tasks.data import FIXTURE_DIR
+        from jsweep.eval.jglue.data import FIXTURE_DIR
 
         if self.files is None:
             return "hub"
@@ -340,7 +340,7 @@ class JGlueEval:
 
     # Build the harness tasks (data read here); returns {harness name: task}, {harness name: JGLUE task}, info.
     def build_tasks(self, tokenizer: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], list[str]]:
-        from jsweep.eval.jglue_tasks import harness as H
+        from jsweep.eval.jglue import harness as H
 
         planned, notes = plan_tasks(self.opts)
         tasks, names, info = {}, {}, {}
@@ -399,7 +399,7 @@ class JGlueEval:
                 from lm_eval.evaluator import evaluate as lm_evaluate
                 from lm_eval.models.huggingface import HFLM
 
-                from jsweep.eval.jglue_tasks import harness as H
+                from jsweep.eval.jglue import harness as H
 
                 tasks, names, info, notes = self.build_tasks(tokenizer)
                 for note in notes:
