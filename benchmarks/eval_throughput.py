@@ -31,7 +31,7 @@ from pathlib import Path
 from jsweep.compose import compose_spec
 from jsweep.eval.generate import Request, generate
 from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
-from jsweep.tools.prepare import prepare_jglue
+from jsweep.eval.llm_jp_eval.prepare import prepare_jglue
 
 MODES = {"one_by_one": (1, False), "previous_default": (16, False), "batch_32": (32, False),
          "auto_no_prefix": ("auto", False), "engine": ("auto", True), "engine_static": ("auto", False)}

@@ -3,7 +3,8 @@
 - :mod:`.evaluator`: options, tasks, prompts, answer extraction, scoring, the evaluator ``LlmJpEval``;
 - :mod:`.metrics`: the metrics, categories and averages of llm-jp-eval v1.4.1;
 - :mod:`.checks`: pre-flight file checks, the per-cell bootstrap interval, per-task report columns;
-- :mod:`.contamination`: the samples a cell is scored on, for the training-data contamination check.
+- :mod:`.contamination`: the samples a cell is scored on, for the training-data contamination check;
+- :mod:`.prepare`: raw JGLUE -> llm-jp-eval evaluation data (``jsweep prepare llm-jp-eval``).
 
 ``EVALUATOR`` is its declaration (jsweep.eval.declaration); importing this package imports no torch.
 """
