@@ -81,7 +81,9 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
                        "lora.dropout": _get(method, "lora.dropout")})
     if method.get("beta") is not None:
         params["dpo.beta"] = method.get("beta")
-    if {"elyza_tasks_100"} & set(spec_dict.get("eval") or {}):   # judged scores: which judge
+    from jsweep.registries import JUDGED_EVALUATORS
+
+    if any(name in JUDGED_EVALUATORS for name in spec_dict.get("eval") or {}):   # judged scores: which judge
         params["judge.model"] = _get(spec_dict, "judge.model")
     for axis in axes:                        # every grid axis, under its own key
         key = axis.split("@")[0].lstrip("+~")

@@ -30,10 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence, Union
 
 from jsweep.data.records import Record, example_texts
-from jsweep.data.sources import FIXTURES
 
 DEFAULT_N = 13
-LLM_JP_EVAL_FIXTURES = FIXTURES / "eval" / "llm_jp_eval"
 _SPACE = re.compile(r"\s+")
 
 
@@ -211,14 +209,9 @@ def collectors(selected: Iterable[str] = ()) -> dict[str, Any]:
             if d.contamination and (d.contamination_always or d.name in chosen)}
 
 
-def collect_llm_jp_eval(options: dict[str, Any] | None = None) -> list[EvalText]:
-    """The llm-jp-eval samples a cell is scored on (jsweep.eval.llm_jp_eval.contamination.collect)."""
-    return collectors()["llm_jp_eval"](options)
-
-
 def contamination_reports(spec: Any, train_examples: Sequence[Record], n: int = DEFAULT_N) -> dict[str, ContaminationReport]:
-    """One report per benchmark whose evaluator declares a collector: llm-jp-eval always (its options from
-    ``spec.eval.llm_jp_eval``, or its defaults: shipped fixtures, test split, first 100 samples per task)."""
+    """One report per benchmark whose evaluator declares a collector, with the cell's options for it (or its
+    defaults, for one declared always checked: llm-jp-eval's shipped fixtures, test split, 100 samples per task)."""
     evals = getattr(spec, "eval", None) or {}
     return {name: contamination(train_examples, collect(evals.get(name) or {}), n)
             for name, collect in collectors(evals).items()}

@@ -19,7 +19,7 @@ Modelled on lm-evaluation-harness (a task declares each metric with ``higher_is_
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 
@@ -72,7 +72,8 @@ class Declaration:
     contamination   ``(options) -> [EvalText]``: the texts it scores, checked against each cell's training data
     contamination_always  checked even for cells that do not select it (with its default options)
     interval        ``(cell, metric, resamples) -> (low, high) | None``: 95% interval of one cell's score
-                    (``cell.cell_dir``, ``cell.metrics``: a jsweep.tools.report.CellResult) (bootstrap over its samples, a standard error...)
+                    (bootstrap over its samples, a standard error...); ``cell`` has ``cell_dir`` and ``metrics``
+                    (a jsweep.tools.report.CellResult)
     interval_basis  how that interval is made, for the report
     task_metrics    ``(metric names) -> [names]``: its per-task scores for the report's task table
     """
@@ -92,7 +93,6 @@ class Declaration:
     interval: str | None = None
     interval_basis: str = ""
     task_metrics: str | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scores and not self.headlines:
