@@ -153,3 +153,14 @@ def test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(na
     assert typed_options(cls, conf, name) == cls()
     with pytest.raises(ConfigError, match=f"eval.{name}.batch_size"):
         typed_options(cls, {"batch_size": [1]}, name)
+
+
+@pytest.mark.parametrize("name, module", [("heldout", "jsweep.eval.heldout:Options"),
+                                          ("elyza_tasks_100", "jsweep.eval.elyza:Options"),
+                                          ("samples", "jsweep.eval.samples:SamplesOptions"),
+                                          ("human_eval", "jsweep.eval.samples:HumanEvalOptions")])
+def test_the_other_evaluators_options_are_typed_the_same_way(name, module):
+    test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(name, module)
+    check = registries.EVALUATORS.get(name).hook("check")
+    assert check({"batch_size": "eight"})[0].startswith(f"eval.{name}.batch_size: expected an integer")
+    assert "colour" in check({"colour": 1})[0]

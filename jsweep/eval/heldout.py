@@ -22,13 +22,29 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
 
 from jsweep.data.sources import FIXTURES
+from jsweep.errors import ConfigError
 from jsweep.eval.declaration import Declaration, Headline
+from jsweep.eval.options import defaults, typed_options
 
 FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
-DEFAULTS: dict[str, Any] = {"path": None, "loader": "dolly", "field_map": {}, "max_samples": -1, "batch_size": 8}
+
+
+@dataclass
+class Options:
+    """``eval.heldout`` (conf/eval/heldout.yaml says what each means), typed by the config's converter."""
+
+    path: Optional[str] = None
+    loader: str = "dolly"
+    field_map: dict[str, Any] = field(default_factory=dict)
+    max_samples: Optional[int] = -1
+    batch_size: int = 8
+
+
+DEFAULTS: dict[str, Any] = defaults(Options)
 
 
 EVALUATOR = Declaration(
@@ -58,10 +74,13 @@ def load_records(options: dict[str, Any]) -> list[Any]:
 
 
 def check(options: dict[str, Any]) -> list[str]:
-    opts = {**DEFAULTS, **options}
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         return [f"unknown option '{unknown[0]}' (valid: {', '.join(DEFAULTS)})"]
+    try:
+        opts = asdict(typed_options(Options, options, "heldout"))
+    except ConfigError as exc:
+        return [str(exc)]
     try:
         records = load_records(opts)
     except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
