@@ -30,8 +30,8 @@ from pathlib import Path
 
 from jsweep.compose import compose_spec
 from jsweep.eval.generate import Request, generate
-from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
-from jsweep.tools.prepare import prepare_jglue
+from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
+from jsweep.eval.llm_jp_eval.prepare import prepare_jglue
 
 MODES = {"one_by_one": (1, False), "previous_default": (16, False), "batch_32": (32, False),
          "auto_no_prefix": ("auto", False), "engine": ("auto", True), "engine_static": ("auto", False)}
@@ -52,7 +52,7 @@ def timed(fn, cuda: bool):
 
 def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str]) -> dict:
     """Full JGLUE dev sets through the harness (JP-Stable prompts), batch size auto."""
-    from jsweep.eval.jglue import JGlueEval
+    from jsweep.eval.jglue.evaluator import JGlueEval
     from jsweep.tracking import NullTracker
 
     ctx = types.SimpleNamespace(cell_dir=out_dir, tracker=NullTracker(), device="cuda",

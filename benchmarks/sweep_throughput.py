@@ -47,7 +47,7 @@ def prepare_eval(args: argparse.Namespace) -> Path | None:
     """llm-jp-eval data prepared offline from raw JGLUE files, once per work directory."""
     if args.eval_jglue is None:
         return None
-    from jsweep.tools.prepare import prepare_jglue
+    from jsweep.eval.llm_jp_eval.prepare import prepare_jglue
 
     out = (args.work / "llm-jp-eval-data").resolve()
     if not out.exists():

@@ -33,6 +33,13 @@ RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
 ENDED = (FINISHED, FAILED, KILLED)
 
 
+def checkpoints(cell_dir: Path) -> list[Path]:
+    """A cell's complete trainer checkpoints (with trainer_state.json), oldest first."""
+    d = Path(cell_dir) / CHECKPOINTS
+    done = [p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists()] if d.is_dir() else []
+    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; {} when it is missing, unreadable or not an object."""
     try:

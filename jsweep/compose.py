@@ -263,10 +263,10 @@ def precheck_overrides(overrides: Iterable[str]) -> None:
             hint = f" (valid keys{' under ' + parent if parent else ''}: {', '.join(map(str, valid))})" if valid else ""
             raise ConfigError(f"unknown key '{key}'{hint}")
         if key == "output_root":          # Hydra creates the sweep directory under it before jsweep runs
-            from jsweep.sweep import _check_output_root
+            from jsweep.paths import check_output_root
 
             for value in _values(o):
-                if (problem := _check_output_root(str(value))):
+                if (problem := check_output_root(str(value))):
                     raise ConfigError(problem)
         if key in ("lr", "method.lr"):
             for value in _values(o):

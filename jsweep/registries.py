@@ -43,15 +43,18 @@ TRAINERS: Registry = Registry("trainer", {
     "dpo": "jsweep.job.dpo:train_dpo",
 })
 
-# Evaluators: score a trained model (imports torch). jsweep.eval.protocols.Evaluator.
+# Evaluators: each name maps to the evaluator's Declaration (jsweep.eval.declaration): its class
+# (jsweep.eval.protocols.Evaluator, imported when a cell is scored), headline metrics with their
+# direction, pre-flight checks, intervals, contamination. Importing a declaration imports no torch.
+# The order is the order the report tries headlines in when --metric is not given.
 EVALUATORS: Registry = Registry("evaluator", {
-    "llm_jp_eval": "jsweep.eval.llm_jp_eval:LlmJpEval",
-    "jglue": "jsweep.eval.jglue:JGlueEval",
-    "elyza_tasks_100": "jsweep.eval.elyza:ElyzaTasks100",
-    "human_eval": "jsweep.eval.samples:HumanEval",
-    "samples": "jsweep.eval.samples:Samples",
-    "heldout": "jsweep.eval.heldout:HeldOut",
+    "llm_jp_eval": "jsweep.eval.llm_jp_eval:EVALUATOR",
+    "jglue": "jsweep.eval.jglue:EVALUATOR",
+    "elyza_tasks_100": "jsweep.eval.elyza:EVALUATOR",
+    "human_eval": "jsweep.eval.samples:HUMAN_EVAL",
+    "samples": "jsweep.eval.samples:SAMPLES",
+    "heldout": "jsweep.eval.heldout:EVALUATOR",
 })
 
 # Evaluators scored by the LLM judge (config group ``judge``): its config is checked before a sweep runs.
-JUDGED_EVALUATORS = frozenset({"elyza_tasks_100"})
+JUDGED_EVALUATORS = EVALUATORS.where("judged")

@@ -32,6 +32,19 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(set(self._entries) | set(self._loaded))
 
+    def in_order(self) -> list[str]:
+        """The names in the order they were registered (the registry file's order, then later ones)."""
+        return list(dict.fromkeys([*self._entries, *self._loaded]))
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test that registered an example part takes it out again)."""
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def where(self, attr: str) -> "Flagged":
+        """The names whose entry has ``attr`` set, looked up when asked (``name in registry.where("judged")``)."""
+        return Flagged(self, attr)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries or name in self._loaded
 
@@ -55,3 +68,16 @@ class Registry(Generic[T]):
                 obj = getattr(obj, part)
             self._loaded[name] = obj
         return self._loaded[name]
+
+
+class Flagged:
+    """A live view of a registry: the names whose entry (imported when asked) has a true ``attr``."""
+
+    def __init__(self, registry: Registry, attr: str):
+        self.registry, self.attr = registry, attr
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.registry and bool(getattr(self.registry.get(name), self.attr, False))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n in self.registry.in_order() if n in self])

@@ -81,7 +81,9 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
                        "lora.dropout": _get(method, "lora.dropout")})
     if method.get("beta") is not None:
         params["dpo.beta"] = method.get("beta")
-    if {"elyza_tasks_100"} & set(spec_dict.get("eval") or {}):   # judged scores: which judge
+    from jsweep.registries import JUDGED_EVALUATORS
+
+    if any(name in JUDGED_EVALUATORS for name in spec_dict.get("eval") or {}):   # judged scores: which judge
         params["judge.model"] = _get(spec_dict, "judge.model")
     for axis in axes:                        # every grid axis, under its own key
         key = axis.split("@")[0].lstrip("+~")
@@ -106,15 +108,22 @@ def run_name(overrides: Iterable[str], fixed: Iterable[str] = ()) -> str:
     return " ".join(seen.values()) or "(defaults)"
 
 
-# The scores a person looks at first, in order. MLflow lists metrics by name (capitals before small
-# letters), so aliases under "Headline/<n>_" come before the data bookkeeping (data/contamination/...)
-# in the run page, the compare page and its default plot.
-HEADLINE = ("llm_jp_eval/AVG", "jglue/AVG", "heldout/loss", "eval/loss", "train/final_loss")
+# The scores a person looks at first, in order: each evaluator's declared headlines (registry order; not
+# the optional ones, nor those that arrive after the sweep), then the cell's own losses. MLflow lists metrics
+# by name (capitals before small letters), so aliases under "Headline/<n>_" come before the data bookkeeping
+# (data/contamination/...) in the run page, the compare page and its default plot.
+OWN_HEADLINES = ("eval/loss", "train/final_loss")
+
+
+def headline_keys() -> list[str]:
+    from jsweep.eval.declaration import headlines
+
+    return [h.metric for h in headlines() if h.summary and not h.optional] + list(OWN_HEADLINES)
 
 
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
-    for i, key in enumerate(HEADLINE, 1):
+    for i, key in enumerate(headline_keys(), 1):
         value = metrics.get(key)
         if isinstance(value, (int, float)) and value == value:
             out[f"Headline/{i}_{key}"] = float(value)

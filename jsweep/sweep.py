@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -34,6 +33,10 @@ from jsweep.identity import cell_id as compute_cell_id
 from jsweep.locking import FileLock, cell_lock_path, describe_holder
 from jsweep.redaction import ENV as SECRETS_ENV
 from jsweep.redaction import redact_text, remember, secret_values, secrets_in
+from jsweep.eval.run import check_eval_data as _check_eval_data
+from jsweep.eval.run import check_evaluators as _check_evaluators
+from jsweep.filecheck import MAX_JSON_DEPTH, _json_depth, _regular_file_problem, _text_problem  # noqa: F401
+from jsweep.paths import check_output_root
 from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
 from jsweep.schema import CellSpec
@@ -93,119 +96,6 @@ def _check_model(spec: CellSpec) -> str | None:
     return None
 
 
-def _check_evaluators(spec: CellSpec, cache: dict[str, list[str]] | None = None) -> list[str]:
-    """Each evaluator's own pre-flight check (data present, options valid), then its data files read as
-    the evaluator will read them; imports no torch. ``cache``: results by options, for large grids."""
-    from jsweep import registries
-    from jsweep.spec import eval_option_problems
-
-    problems = []
-    for name, options in spec.eval.items():
-        if name not in registries.EVALUATORS or eval_option_problems(name, options or {}):
-            continue  # reported by validate_cell
-        key = json.dumps([name, options], sort_keys=True, default=str)
-        if cache is not None and key in cache:
-            problems.extend(cache[key])
-            continue
-        found: list[str] = []
-        check = getattr(registries.EVALUATORS.get(name), "check", None)
-        try:
-            if name == "llm_jp_eval":
-                found.extend(_llm_jp_eval_files(options))
-            if check is not None and not found:
-                found.extend(f"eval.{name}: {p}" for p in check(options))
-            if name == "jglue" and not found:
-                found.extend(_jglue_files(options))
-        except Exception as exc:  # noqa: BLE001 - never a traceback from pre-flight
-            found.append(f"eval.{name}: {type(exc).__name__}: {str(exc)[:300]}")
-        if cache is not None:
-            cache[key] = found
-        problems.extend(found)
-    return problems
-
-
-# What prepares each evaluator's real data (the shipped evaluation fixtures serve the builtin tiny model only).
-EVAL_DATA_HINTS = {
-    "llm_jp_eval": ("eval.llm_jp_eval.data_dir",
-                    "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
-                    "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)"),
-    "heldout": ("eval.heldout.path",
-                "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
-                "default dolly)"),
-    "jglue": ("eval.jglue.data_dir",
-              "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
-              "(or eval.jglue.hub=true to fetch it online)"),
-}
-
-
-def _check_eval_data(spec: CellSpec) -> list[str]:
-    """A real model is never scored on the toy evaluation fixtures: each evaluator needs its data set.
-    (Random-weight presets, ``model.init=random``, are throughput rigs whose scores mean nothing either way.)"""
-    if spec.model.builtin or spec.model.init == "random":
-        return []
-    problems = []
-    for name, options in spec.eval.items():
-        if name not in EVAL_DATA_HINTS:
-            continue
-        options = dict(options or {})
-        configured = (options.get("data_dir") or options.get("path") or options.get("hub")
-                      or any((options.get("paths") or {}).values()))
-        if not configured:
-            key, how = EVAL_DATA_HINTS[name]
-            problems.append(f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "
-                            f"(a few samples per task, for the builtin tiny model only): set {key}. To prepare it: {how}; "
-                            f"or leave {name} out (eval=[...])")
-    return problems
-
-
-def _regular_file_problem(path: Path) -> str | None:
-    """A data path that is not a regular file (a FIFO, a device, a socket) would hang or never end: refused
-    without opening it."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        return f"{path}: cannot read ({exc.strerror})"
-    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-        return None
-    return f"{path}: not a regular file (a FIFO, device or socket); give a file or a directory of files"
-
-
-def _text_problem(path: Path) -> str | None:
-    """A data file that is not UTF-8 text, or JSON nested too deeply to read."""
-    if (problem := _regular_file_problem(path)) or path.is_dir():
-        return problem
-    if path.suffix in (".parquet", ".arrow"):
-        return None
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})"
-    depth = _json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        return f"{path}: JSON nested {depth} levels deep (more than {MAX_JSON_DEPTH}); not read"
-    return None
-
-
-MAX_JSON_DEPTH = 500
-
-
-def _json_depth(text: str) -> int:
-    """The deepest nesting of brackets in JSON text (strings skipped), found without recursion."""
-    import re
-
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return 0
-    brackets = re.sub(r"[^\[\]{}]+", "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text))
-    depth = deepest = 0
-    for ch in brackets:
-        if ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
 def _files_of(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith("."))
@@ -233,74 +123,7 @@ def _check_data_files(spec: CellSpec) -> list[str]:
     return problems
 
 
-def _llm_jp_eval_files(options: dict[str, Any]) -> list[str]:
-    """llm-jp-eval task files: regular files, UTF-8, each a JSON object (not an array)."""
-    from jsweep.errors import DataError
-    from jsweep.eval.llm_jp_eval import evaluation_root
-
-    opts = options or {}
-    try:
-        root = evaluation_root(opts.get("data_dir"))
-    except DataError:
-        return []                                     # reported by the evaluator's own check
-    problems = []
-    for split in ("train", opts.get("split", "test")):
-        for f in sorted((root / split).glob("*.json")) if (root / split).is_dir() else []:
-            if (problem := _text_problem(f)):
-                problems.append(f"eval.llm_jp_eval: {problem}")
-                continue
-            try:
-                obj = json.loads(f.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                problems.append(f"eval.llm_jp_eval: {f}: not valid JSON ({exc})")
-                continue
-            if not isinstance(obj, dict):
-                problems.append(f"eval.llm_jp_eval: {f}: expected a JSON object (instruction, output_length, "
-                                f"metrics, samples), got a JSON {type(obj).__name__}")
-    return problems
-
-
-def _jglue_files(options: dict[str, Any]) -> list[str]:
-    """JGLUE split files read in full, by the evaluator's own reader, so a malformed record stops the sweep
-    before training rather than after it."""
-    from jsweep.errors import JsweepError
-    from jsweep.eval.jglue import parse_options, plan_tasks
-    from jsweep.eval.jglue_tasks.data import read_split
-
-    planned, _ = plan_tasks(parse_options(options))
-    problems = []
-    for task in planned:
-        files = task.files
-        if files is None or files.disk is not None:
-            continue
-        for f in (files.valid, files.train):
-            if f is None:
-                continue
-            if (problem := _text_problem(Path(f))):
-                problems.append(f"eval.jglue: {problem}")
-                continue
-            try:
-                read_split(task.task, f)
-            except JsweepError as exc:
-                problems.append(f"eval.jglue: {exc}")
-    return problems
-
-
-def _check_output_root(root: str) -> str | None:
-    """output_root must be a directory this process can write, or creatable in one (nothing is created now)."""
-    path = Path(os.path.expanduser(root)).absolute()
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"output_root={root}: {probe} is not a directory"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"output_root={root}: {probe} is not writable"
-    for sub in ("cells", "sweeps"):
-        d = path / sub
-        if d.exists() and not (d.is_dir() and os.access(d, os.W_OK | os.X_OK)):
-            return f"output_root={root}: {d} is not a writable directory"
-    return None
+_check_output_root = check_output_root        # moved to jsweep.paths (compose checks it too)
 
 
 def plan(specs: list[CellSpec]) -> list[PlannedCell]:
@@ -487,11 +310,7 @@ def retry_spec(spec: CellSpec) -> CellSpec | None:
     return new
 
 
-def checkpoints(cell_dir: Path) -> list[Path]:
-    """A cell's complete trainer checkpoints (with trainer_state.json), oldest first."""
-    d = cell_dir / cellstate.CHECKPOINTS
-    done = [p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists()] if d.is_dir() else []
-    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
+checkpoints = cellstate.checkpoints
 
 
 def damage(cell: PlannedCell) -> str | None:
@@ -1041,7 +860,10 @@ class SweepRunner:
         be written is a warning, never a failed sweep."""
         from jsweep.tools.report import write_report
 
-        if any(c.spec.eval.keys() & {"elyza_tasks_100", "human_eval"} or c.spec.judge.pairwise for c in self.cells):
+        from jsweep.eval.declaration import declarations
+
+        after = {d.name for d in declarations() if d.judged or d.graded}     # scored after the sweep
+        if any(c.spec.eval.keys() & after or c.spec.judge.pairwise for c in self.cells):
             from jsweep.tools.judge import after_sweep   # missing judgments, pairwise, grading sheet (issue 18)
 
             after_sweep(self.sweep_dir, self.cells, self.echo)
@@ -1115,9 +937,11 @@ def write_summary(result: SweepResult) -> None:
 
 
 def format_summary(result: SweepResult) -> str:
-    keys = ["eval/loss", "llm_jp_eval/AVG", "jglue/AVG"]
-    if any("llm_jp_eval/AVG_partial" in o.metrics for o in result.outcomes):
-        keys.insert(2, "llm_jp_eval/AVG_partial")
+    from jsweep.eval.declaration import summary_metrics
+
+    # the cells' own loss, then the headline scores each selected evaluator declares
+    selected = [name for o in result.outcomes for name in o.cell.spec.eval]
+    keys = ["eval/loss"] + summary_metrics(selected, {k for o in result.outcomes for k in o.metrics})
     skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
     lines = [f"\njsweep: sweep {result.sweep_id} summary ({len(result.outcomes) - len(result.failed)}/"
              f"{len(result.outcomes)} finished{f', {skipped} skipped as already done' if skipped else ''}) -> "

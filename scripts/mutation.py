@@ -42,7 +42,7 @@ MODULES = {
                                           "tests/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
     "scheduler": ("jsweep/scheduler.py", ["tests/test_scheduler.py",
                                           "tests/test_where.py::test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi"]),
-    "metrics": ("jsweep/eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_known_answers.py"]),
+    "metrics": ("jsweep/eval/llm_jp_eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_known_answers.py"]),
     "generate": ("jsweep/eval/generate.py", ["tests/test_generate.py"]),
 }
 FAST = "-m 'not slow and not gpu'"

@@ -8,8 +8,10 @@ import shutil
 
 import pytest
 
-from jsweep.data.contamination import (LLM_JP_EVAL_FIXTURES, EvalText, check_contamination, collect_llm_jp_eval,
-                                       contamination, contamination_metrics, contamination_tags, normalize)
+from jsweep.data.contamination import (EvalText, check_contamination, contamination, contamination_metrics,
+                                       contamination_tags, normalize)
+from jsweep.eval.llm_jp_eval.contamination import collect as collect_llm_jp_eval
+from jsweep.eval.llm_jp_eval.evaluator import FIXTURE_DIR as LLM_JP_EVAL_FIXTURES
 from jsweep.data.load import load_examples
 from jsweep.data.records import Example, Message, PreferenceExample
 from jsweep.errors import DataError

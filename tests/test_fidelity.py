@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from jsweep.eval import metrics as M
-from jsweep.eval.llm_jp_eval import extract_answer
+from jsweep.eval.llm_jp_eval import metrics as M
+from jsweep.eval.llm_jp_eval.evaluator import extract_answer
 from jsweep.tools.score import score_file
 
 DATA = Path(__file__).parent / "data" / "fidelity"
@@ -97,7 +97,7 @@ def test_a_partial_run_gets_partial_names_never_the_full_ones(scored):
     assert "mbpp/code_exec" in scored["missing"]
     only_jnli = M.aggregate({"jnli": {"exact_match": 0.5}})
     assert only_jnli["categories"] == {} and only_jnli["partial_categories"] == {"NLI": 0.5}
-    from jsweep.eval.llm_jp_eval import flat_metrics
+    from jsweep.eval.llm_jp_eval.evaluator import flat_metrics
 
     flat = flat_metrics({"tasks": {"jnli": {"exact_match": 0.5}}, **only_jnli})
     assert flat == {"llm_jp_eval/AVG_partial": 0.5, "llm_jp_eval/NLI_partial": 0.5, "llm_jp_eval/jnli/exact_match": 0.5}
@@ -106,7 +106,7 @@ def test_a_partial_run_gets_partial_names_never_the_full_ones(scored):
 # --------------------------------------------------------------------------- JGLUE (JP-Stable)
 
 def test_jsquad_scores_equal_jp_stable_jasquad():
-    from jsweep.eval.jglue_tasks import metrics as J
+    from jsweep.eval.jglue import metrics as J
 
     cases = json.loads((DATA / "jsquad_cases.json").read_text(encoding="utf-8"))
     ref = json.loads((DATA / "jsquad_jp_stable_expected.json").read_text(encoding="utf-8"))
@@ -120,7 +120,7 @@ def test_jsquad_scores_equal_jp_stable_jasquad():
 
 
 def test_jnli_task_versions_name_their_labels():
-    from jsweep.eval.jglue_tasks import jp_stable
+    from jsweep.eval.jglue import jp_stable
 
     v11 = jp_stable.config("jnli", "0.2", "1.1")
     v12 = jp_stable.config("jnli", "0.2", "1.2")
@@ -133,7 +133,7 @@ def test_jnli_task_versions_name_their_labels():
         "- 前提と仮説が両立しえない場合は矛盾と出力\n- そのいずれでもない場合は中立と出力\n\n")
     assert "entailment" not in jp_stable.config("jnli", "0.3", "1.3")["doc_to_text"]
     assert v11["metadata"]["jp_stable_task"] == "jnli-1.1-0.2" and v12["metadata"]["jp_stable_task"] == "jnli-1.2-0.2"
-    from jsweep.eval import jglue
+    from jsweep.eval.jglue import evaluator as jglue
     from jsweep.errors import ConfigError
 
     assert jglue.parse_options({"jnli_version": 1.3}).jnli_version == "1.3"
@@ -142,7 +142,7 @@ def test_jnli_task_versions_name_their_labels():
 
 
 def test_leaderboard_jsquad_keeps_the_harness_metric():
-    from jsweep.eval.jglue_tasks import harness as H
+    from jsweep.eval.jglue import harness as H
 
     cfg = H.prompt_config("jsquad", "leaderboard")
     assert "process_results" not in cfg

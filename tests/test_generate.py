@@ -16,7 +16,7 @@ def tiny(tiny_model_dir):
 
 
 def fixture_requests():
-    from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
+    from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
 
     tasks = load_tasks({"num_few_shots": 4, "max_num_samples": -1})
     # every task's real prompts; outputs capped at 12 tokens (a random tiny model never stops early,

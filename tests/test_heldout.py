@@ -69,7 +69,8 @@ def test_a_real_model_needs_its_own_heldout_set():
 
 
 def test_the_report_bootstraps_heldout_records(tmp_path):
-    from jsweep.tools.report import CellResult, bootstrap_heldout
+    from jsweep.eval.heldout import bootstrap_interval as bootstrap_heldout
+    from jsweep.tools.report import CellResult
 
     (tmp_path / "predictions").mkdir()
     rows = [{"id": str(i), "nll": 2.0 * (1 + i % 3), "tokens": 2} for i in range(30)]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from jsweep.errors import ConfigError, DataError
-from jsweep.eval import jglue
-from jsweep.eval.jglue_tasks import data as D
-from jsweep.eval.jglue_tasks import metrics as M
+from jsweep.eval.jglue import evaluator as jglue
+from jsweep.eval.jglue import data as D
+from jsweep.eval.jglue import metrics as M
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -248,7 +248,7 @@ def _tokenizer():
 
 @pytest.mark.parametrize("task", D.TASKS)
 def test_leaderboard_prompts_equal_the_harness_rendering_of_its_own_task_yaml(tmp_path, task):
-    from jsweep.eval.jglue_tasks.harness import _load_yaml, leaderboard_yaml
+    from jsweep.eval.jglue.harness import _load_yaml, leaderboard_yaml
 
     k = jglue.DEFAULT_FEWSHOT[task]
     own = _load_yaml(leaderboard_yaml(task))           # the harness's ja_leaderboard_<task>.yaml, unmodified

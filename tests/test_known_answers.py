@@ -125,9 +125,9 @@ def right(i: int) -> bool:
 # --------------------------------------------------------------------------- llm-jp-eval
 
 def test_llm_jp_eval_known_answers(tiny, ctx):
-    from jsweep.eval import metrics as M
-    from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
-    from jsweep.job.cell import evaluate_all
+    from jsweep.eval.llm_jp_eval import metrics as M
+    from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
+    from jsweep.eval.run import evaluate_all
 
     model, tok = tiny
     options = {"max_num_samples": 6, "num_few_shots": 2, "batch_size": 4}
@@ -237,8 +237,8 @@ def test_batched_and_one_by_one_generation_return_the_script_in_request_order(ti
 # --------------------------------------------------------------------------- JGLUE
 
 def test_jglue_known_answers(tiny, ctx):
-    from jsweep.eval import jglue
-    from jsweep.job.cell import evaluate_all
+    from jsweep.eval.jglue import evaluator as jglue
+    from jsweep.eval.run import evaluate_all
 
     model, tok = tiny
     evaluator = jglue.JGlueEval({"batch_size": 4})

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jsweep.eval import metrics as M
-from jsweep.eval.llm_jp_eval import (HEADER, Sample, Task, build_prompt, check, extract_answer, load_tasks,
+from jsweep.eval.llm_jp_eval import metrics as M
+from jsweep.eval.llm_jp_eval.evaluator import (HEADER, Sample, Task, build_prompt, check, extract_answer, load_tasks,
                                      score_predictions)
-from jsweep.tools.prepare import TASKS, prepare_jglue
+from jsweep.eval.llm_jp_eval.prepare import TASKS, prepare_jglue
 from jsweep.tools.score import score_file
 
 FIXTURE_JGLUE = Path(__file__).resolve().parents[1] / "jsweep" / "fixtures" / "eval" / "jglue"
@@ -160,7 +160,7 @@ def test_prepare_converts_raw_jglue_like_llm_jp_eval(tmp_path):
 
 def test_fixture_instructions_match_the_prepared_ones():
     for name, spec in TASKS.items():
-        fixture = json.loads((Path(M.__file__).parents[1] / "fixtures" / "eval" / "llm_jp_eval" / "evaluation"
+        fixture = json.loads((Path(M.__file__).parents[2] / "fixtures" / "eval" / "llm_jp_eval" / "evaluation"
                               / "test" / f"{name}.json").read_text())
         assert fixture["instruction"] == spec["instruction"], name
         assert fixture["metrics"] == spec["metrics"] and fixture["output_length"] == spec["output_length"]
@@ -168,7 +168,7 @@ def test_fixture_instructions_match_the_prepared_ones():
 
 def test_prepare_refuses_missing_train_files_unless_allowed(tmp_path, capsys):
     from jsweep.errors import DataError
-    from jsweep.eval.llm_jp_eval import dev_only_tasks
+    from jsweep.eval.llm_jp_eval.evaluator import dev_only_tasks
 
     raw = tmp_path / "raw"
     import shutil

@@ -95,7 +95,7 @@ def write_predictions(cell_dir: Path, correct: list[int]) -> None:
 
 
 def test_bootstrap_intervals_over_samples_and_a_winner_only_when_they_clear(tmp_path):
-    from jsweep.tools.report import bootstrap_llm_jp_eval
+    from jsweep.eval.llm_jp_eval.checks import bootstrap_interval as bootstrap_llm_jp_eval
 
     # jnli alone is part of llm-jp-eval's task set: the average is AVG_partial, never AVG
     scores = {("dolly", "1e-05"): 0.9, ("oasst", "1e-05"): 0.1}

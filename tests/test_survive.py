@@ -319,7 +319,7 @@ def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client
 
 def _bad_files(tmp: Path) -> dict[str, Path]:
     """Broken inputs, each beside a healthy copy of what it breaks."""
-    from jsweep.eval.llm_jp_eval import FIXTURE_DIR
+    from jsweep.eval.llm_jp_eval.evaluator import FIXTURE_DIR
 
     root = tmp / "bad"
     root.mkdir()

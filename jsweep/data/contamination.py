@@ -15,15 +15,14 @@ Method (character n-grams, since Japanese has no word boundaries):
   from the train splits of the tasks llm-jp-eval scores, with the same instructions, so its
   samples differ from the test samples but the task formats are trained on.
 
-:func:`contamination` is the pure function; :func:`collect_llm_jp_eval` reads the samples a cell
-will be scored on (``eval.llm_jp_eval`` options: data_dir or the shipped fixtures, split, tasks,
-max_num_samples); :func:`contamination_metrics` ties both to a cell spec and returns the metrics
+:func:`contamination` is the pure function; each evaluator that declares a ``contamination`` collector
+(jsweep.eval.declaration) reads the samples a cell will be scored on (llm-jp-eval:
+jsweep.eval.llm_jp_eval.contamination); :func:`contamination_metrics` ties both to a cell spec and returns the metrics
 to log, and :func:`contamination_tags` the run tags (the flag).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections import defaultdict
@@ -31,13 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence, Union
 
 from jsweep.data.records import Record, example_texts
-from jsweep.errors import DataError
-from jsweep.eval.llm_jp_eval import FIXTURE_DIR, evaluation_root
 
 DEFAULT_N = 13
-LLM_JP_EVAL_FIXTURES = FIXTURE_DIR
-# What llm-jp-eval scores when its options do not say (mirrors conf/eval/llm_jp_eval.yaml).
-LLM_JP_EVAL_DEFAULTS = {"data_dir": None, "split": "test", "tasks": "all", "max_num_samples": 100}
 _SPACE = re.compile(r"\s+")
 
 
@@ -205,50 +199,22 @@ def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iter
 
 # --------------------------------------------------------------------------- llm-jp-eval sets
 
-def collect_llm_jp_eval(options: dict[str, Any] | None = None) -> list[EvalText]:
-    """The texts of the llm-jp-eval samples a cell is scored on, per its ``eval.llm_jp_eval`` options:
-    ``data_dir`` (null = shipped fixtures), ``split`` (test), ``tasks`` (all or a list), ``max_num_samples``
-    (the first N per task; -1 = all). Each sample gives its input (and output), each task its instruction."""
-    opts = {**LLM_JP_EVAL_DEFAULTS, **{k: v for k, v in (options or {}).items() if k in LLM_JP_EVAL_DEFAULTS}}
-    split_dir = evaluation_root(opts["data_dir"]) / str(opts["split"])
-    if opts["tasks"] in ("all", None):
-        files = sorted(split_dir.glob("*.json"))
-    else:
-        files = [split_dir / f"{t}.json" for t in opts["tasks"]]
-    limit = opts["max_num_samples"]
-    out: list[EvalText] = []
-    for path in files:
-        if not path.exists():
-            raise DataError("llm-jp-eval task file not found", file=str(path))
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno})", file=str(path)) from None
-        task = path.stem
-        if isinstance(obj.get("instruction"), str):
-            out.append(EvalText(obj["instruction"], task=task, kind="instruction"))
-        items = obj.get("samples") or []
-        if limit is not None and int(limit) >= 0:
-            items = items[: int(limit)]
-        for i, s in enumerate(items):
-            if not isinstance(s, dict):
-                raise DataError("expected a {input, output} object", file=str(path), record=i, field="samples")
-            for key in ("input", "output"):
-                if isinstance(s.get(key), str) and s[key].strip():
-                    out.append(EvalText(s[key], task=task, sample=f"{opts['split']}/{i}"))
-    return out
+def collectors(selected: Iterable[str] = ()) -> dict[str, Any]:
+    """Benchmarks to check, name -> collector(options) -> [EvalText]: each evaluator that declares a
+    ``contamination`` collector (jsweep.eval.declaration) and is selected, or declares it always checked."""
+    from jsweep.eval.declaration import declarations
 
-
-# Benchmarks checked for every cell: name -> collector(options of spec.eval[name]).
-COLLECTORS = {"llm_jp_eval": collect_llm_jp_eval}
+    chosen = set(selected)
+    return {d.name: d.hook("contamination") for d in declarations()
+            if d.contamination and (d.contamination_always or d.name in chosen)}
 
 
 def contamination_reports(spec: Any, train_examples: Sequence[Record], n: int = DEFAULT_N) -> dict[str, ContaminationReport]:
-    """One report per benchmark: llm-jp-eval always (its options from ``spec.eval.llm_jp_eval``, or its
-    defaults: shipped fixtures, test split, first 100 samples per task)."""
+    """One report per benchmark whose evaluator declares a collector, with the cell's options for it (or its
+    defaults, for one declared always checked: llm-jp-eval's shipped fixtures, test split, 100 samples per task)."""
     evals = getattr(spec, "eval", None) or {}
     return {name: contamination(train_examples, collect(evals.get(name) or {}), n)
-            for name, collect in COLLECTORS.items()}
+            for name, collect in collectors(evals).items()}
 
 
 def _metrics(reports: dict[str, ContaminationReport]) -> dict[str, float]:

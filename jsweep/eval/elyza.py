@@ -28,22 +28,52 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Optional
 
 from jsweep.data.sources import FIXTURES
-from jsweep.errors import DataError
+from jsweep.errors import ConfigError, DataError
 from jsweep.eval import answers as A
+from jsweep.eval.declaration import Declaration, Headline
+from jsweep.eval.options import defaults, typed_options
 
 NAME = "elyza_tasks_100"
 HUB_ID = "elyza/ELYZA-tasks-100"
 FIXTURE = FIXTURES / "eval" / "elyza_tasks_100" / "test.csv"
 FIELDS = ("input", "output", "eval_aspect")
-DEFAULTS: dict[str, Any] = {
-    "hub_id": HUB_ID, "revision": None, "split": "test", "path": None, "source": "auto",
-    "max_samples": -1, "prompt_format": "cell", "batch_size": 8,
-    "max_new_tokens": 512, "do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
-    "repetition_penalty": 1.0, "seed": 0,
-}
+
+EVALUATOR = Declaration(
+    name=NAME,
+    implementation="jsweep.eval.elyza:ElyzaTasks100",
+    # the mean 1-5 grade of the LLM judge; it arrives after the sweep (jsweep judge), not in the summary
+    headlines=(Headline(f"{NAME}/score", higher_is_better=True, scale="1-5", summary=False),),
+    check="jsweep.eval.elyza:check",
+    judged=True,
+)
+
+
+@dataclass
+class Options:
+    """``eval.elyza_tasks_100`` (conf/eval/elyza_tasks_100.yaml says what each means), typed by the config's converter."""
+
+    hub_id: str = HUB_ID
+    revision: Optional[str] = None
+    split: str = "test"
+    path: Optional[str] = None
+    source: str = "auto"
+    max_samples: Optional[int] = -1
+    prompt_format: str = "cell"
+    batch_size: int = 8
+    max_new_tokens: int = 512
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+
+DEFAULTS: dict[str, Any] = defaults(Options)
 
 
 # --------------------------------------------------------------------------- data
@@ -129,10 +159,10 @@ def load_items(options: dict[str, Any], builtin_model: bool = True) -> tuple[lis
 
 
 def check(options: dict[str, Any]) -> list[str]:
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        return [f"unknown key 'eval.{NAME}.{unknown[0]}' (valid keys: {', '.join(sorted(DEFAULTS))})"]
-    opts = {**DEFAULTS, **options}
+    try:
+        opts = asdict(typed_options(Options, options, NAME))
+    except ConfigError as exc:
+        return [str(exc)]
     problems = A.check_gen(opts, NAME)
     if opts["source"] != "hub" and (opts["path"] or opts["source"] == "fixture" or opts["source"] == "auto"):
         try:

@@ -22,12 +22,42 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
 
 from jsweep.data.sources import FIXTURES
+from jsweep.errors import ConfigError
+from jsweep.eval.declaration import Declaration, Headline
+from jsweep.eval.options import defaults, typed_options
 
 FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
-DEFAULTS: dict[str, Any] = {"path": None, "loader": "dolly", "field_map": {}, "max_samples": -1, "batch_size": 8}
+
+
+@dataclass
+class Options:
+    """``eval.heldout`` (conf/eval/heldout.yaml says what each means), typed by the config's converter."""
+
+    path: Optional[str] = None
+    loader: str = "dolly"
+    field_map: dict[str, Any] = field(default_factory=dict)
+    max_samples: Optional[int] = -1
+    batch_size: int = 8
+
+
+DEFAULTS: dict[str, Any] = defaults(Options)
+
+
+EVALUATOR = Declaration(
+    name="heldout",
+    implementation="jsweep.eval.heldout:HeldOut",
+    headlines=(Headline("heldout/loss", higher_is_better=False, scale="nats/token"),),
+    check="jsweep.eval.heldout:check",
+    data_hint=("eval.heldout.path",
+               "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
+               "default dolly)"),
+    interval="jsweep.eval.heldout:bootstrap_interval",
+    interval_basis="bootstrap over samples",
+)
 
 
 def load_records(options: dict[str, Any]) -> list[Any]:
@@ -44,10 +74,13 @@ def load_records(options: dict[str, Any]) -> list[Any]:
 
 
 def check(options: dict[str, Any]) -> list[str]:
-    opts = {**DEFAULTS, **options}
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         return [f"unknown option '{unknown[0]}' (valid: {', '.join(DEFAULTS)})"]
+    try:
+        opts = asdict(typed_options(Options, options, "heldout"))
+    except ConfigError as exc:
+        return [str(exc)]
     try:
         records = load_records(opts)
     except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
@@ -114,3 +147,28 @@ class HeldOut:
         loss = total_nll / max(1, total_tok)
         return {"heldout/loss": loss, "heldout/perplexity": math.exp(min(loss, 50.0)),
                 "heldout/samples": float(len(out)), "heldout/tokens": float(total_tok)}
+
+
+def bootstrap_interval(cell: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
+                       ) -> tuple[float, float] | None:
+    """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
+    (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
+    import random
+
+    if metric != "heldout/loss" or cell.cell_dir is None or resamples <= 0:
+        return None
+    path = cell.cell_dir / "predictions" / "heldout.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < 2:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picked = [rows[rng.randrange(len(rows))] for _ in rows]
+        tokens = sum(r["tokens"] for r in picked)
+        if tokens:
+            values.append(sum(r["nll"] for r in picked) / tokens)
+    values.sort()
+    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]

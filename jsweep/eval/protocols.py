@@ -1,4 +1,4 @@
-"""What an evaluator is. Registered by name in jsweep.registries.EVALUATORS."""
+"""What an evaluator is. Its Declaration (jsweep.eval.declaration) is registered in jsweep.registries."""
 
 from __future__ import annotations
 

@@ -17,16 +17,75 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
 
 from jsweep.data.sources import FIXTURES
-from jsweep.errors import DataError
+from jsweep.errors import ConfigError, DataError
 from jsweep.eval import answers as A
+from jsweep.eval.declaration import Declaration, Headline
+from jsweep.eval.options import defaults, typed_options
 
 SAMPLES_FIXTURE = FIXTURES / "eval" / "samples" / "prompts.txt"
 QUESTIONS_FIXTURE = FIXTURES / "eval" / "human_eval" / "questions.jsonl"
-GEN_DEFAULTS = {"prompt_format": "cell", "batch_size": 8, "max_new_tokens": 128, "do_sample": True,
-                "temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.0, "seed": 0}
+
+
+@dataclass
+class SamplesOptions:
+    """``eval.samples`` (conf/eval/samples.yaml says what each means), typed by the config's converter."""
+
+    prompts: Optional[list[str]] = None
+    path: Optional[str] = None
+    num_samples: int = 1
+    prompt_format: str = "cell"
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class HumanEvalOptions:
+    """``eval.human_eval`` (conf/eval/human_eval.yaml says what each means), typed by the config's converter."""
+
+    path: Optional[str] = None
+    prompt_format: str = "cell"
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+
+def _typed(cls: type, options: dict[str, Any], name: str) -> tuple[dict[str, Any], list[str]]:
+    try:
+        return asdict(typed_options(cls, options, name)), []
+    except ConfigError as exc:
+        return {}, [str(exc)]
+
+
+SAMPLES = Declaration(
+    name="samples",
+    implementation="jsweep.eval.samples:Samples",
+    scores=False,                       # answers to read, nothing to rank by
+    check="jsweep.eval.samples:Samples.check",
+)
+
+HUMAN_EVAL = Declaration(
+    name="human_eval",
+    implementation="jsweep.eval.samples:HumanEval",
+    # the share of answers graded correct by people (jsweep grade import), after the sweep
+    headlines=(Headline("human_eval/accuracy", higher_is_better=True, scale="0-1", summary=False),),
+    check="jsweep.eval.samples:HumanEval.check",
+    graded=True,
+)
 
 
 def read_prompts(options: dict[str, Any]) -> list[dict[str, str]]:
@@ -96,17 +155,17 @@ class Samples:
     """Evaluator ``samples`` (see jsweep.eval.protocols.Evaluator)."""
 
     NAME = "samples"
-    DEFAULTS: dict[str, Any] = {"prompts": None, "path": None, "num_samples": 1, **GEN_DEFAULTS}
+    OPTIONS = SamplesOptions
+    DEFAULTS: dict[str, Any] = defaults(SamplesOptions)
 
     def __init__(self, options: dict[str, Any]):
         self.options = {**self.DEFAULTS, **options}
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> list[str]:
-        unknown = sorted(set(options) - set(cls.DEFAULTS))
-        if unknown:
-            return [f"unknown key 'eval.{cls.NAME}.{unknown[0]}' (valid keys: {', '.join(sorted(cls.DEFAULTS))})"]
-        opts = {**cls.DEFAULTS, **options}
+        opts, problems = _typed(cls.OPTIONS, options, cls.NAME)
+        if problems:
+            return problems
         problems = A.check_gen(opts, cls.NAME)
         if int(opts["num_samples"]) < 1:
             problems.append(f"eval.{cls.NAME}.num_samples must be at least 1")
@@ -137,17 +196,17 @@ class HumanEval:
     """Evaluator ``human_eval``: answers to a question set, for graders (jsweep grade)."""
 
     NAME = "human_eval"
-    DEFAULTS: dict[str, Any] = {"path": None, **GEN_DEFAULTS, "do_sample": False, "max_new_tokens": 256}
+    OPTIONS = HumanEvalOptions
+    DEFAULTS: dict[str, Any] = defaults(HumanEvalOptions)
 
     def __init__(self, options: dict[str, Any]):
         self.options = {**self.DEFAULTS, **options}
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> list[str]:
-        unknown = sorted(set(options) - set(cls.DEFAULTS))
-        if unknown:
-            return [f"unknown key 'eval.{cls.NAME}.{unknown[0]}' (valid keys: {', '.join(sorted(cls.DEFAULTS))})"]
-        opts = {**cls.DEFAULTS, **options}
+        opts, problems = _typed(cls.OPTIONS, options, cls.NAME)
+        if problems:
+            return problems
         problems = A.check_gen(opts, cls.NAME)
         try:
             read_questions(opts["path"])

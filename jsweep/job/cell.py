@@ -21,6 +21,7 @@ from jsweep import registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input
+from jsweep.eval.run import evaluate_all
 from jsweep.files import write_json
 from jsweep.job.context import CellContext, follow_launcher, say
 from jsweep.spec import cell_from_dict
@@ -41,19 +42,8 @@ def write_status(cell_dir: Path, status: str, **fields) -> None:
 
 def last_checkpoint(cell_dir: Path) -> Path | None:
     """The newest complete trainer checkpoint of this cell, if an earlier attempt left one."""
-    from jsweep.sweep import checkpoints
-
-    found = checkpoints(cell_dir)
+    found = cellstate.checkpoints(cell_dir)
     return found[-1] if found else None
-
-
-def evaluate_all(ctx: CellContext, model, tokenizer) -> None:
-    """Run every evaluator of the cell's ``eval`` section on the model in memory."""
-    model.eval()
-    for name, options in ctx.spec.eval.items():
-        evaluator = registries.EVALUATORS.get(name)(options)
-        say(f"evaluating: {name}")
-        ctx.log_metrics(evaluator.evaluate(ctx, model, tokenizer))
 
 
 def setup(ctx: CellContext):
@@ -73,7 +63,8 @@ def setup(ctx: CellContext):
     ctx.log_metrics(contamination)
     ctx.tracker.set_tags(flags)
     if flags.get("jsweep.contamination", "none") != "none":
-        say(f"warning: training data overlaps the evaluation sets: {flags.get('jsweep.contamination.llm_jp_eval', '')}")
+        detail = "; ".join(v for k, v in flags.items() if k.startswith("jsweep.contamination."))
+        say(f"warning: training data overlaps the evaluation sets: {detail}")
     ctx.log_metrics({"data/read": data.report.read, "data/dropped": sum(data.report.dropped.values())})
     if data.report.dropped:
         say(f"dropped records: {data.report.dropped}")
@@ -145,7 +136,7 @@ def log_efficiency(ctx: CellContext) -> None:
 
 def load_saved(ctx: CellContext):
     """The cell's saved model (full weights or a LoRA adapter) and tokenizer, for the eval stage."""
-    from jsweep.tools.evaluate import load_for_eval
+    from jsweep.models.load import load_for_eval
 
     return load_for_eval(str(ctx.model_dir), ctx.spec, ctx.device)
 
@@ -156,9 +147,7 @@ TRAINED = "trained.json"      # written once the model is trained and saved: a l
 def trained_before(ctx: CellContext) -> dict[str, float] | None:
     """The training metrics of an earlier attempt that trained and saved the model (it was stopped while
     evaluating); None when training must run."""
-    from jsweep.sweep import _read_json
-
-    record = _read_json(ctx.cell_dir / TRAINED)
+    record = cellstate.read_json(ctx.cell_dir / TRAINED)
     model = ctx.model_dir
     if not record or not ((model / "config.json").exists() or (model / "adapter_config.json").exists()):
         return None

@@ -156,3 +156,25 @@ def _load_merged_adapter(spec: ModelSpec, *, device: str, seed: int, adapter: st
     model.requires_grad_(True)              # PEFT froze the base weights while attaching; the merged model trains
     model.config._name_or_path = adapter
     return model
+
+
+def load_for_eval(path: str, spec, device: str):
+    """(model, tokenizer) to evaluate, on ``device``: a full model dir, a PEFT adapter dir (its base loaded from
+    the adapter config, or the random base saved with it), or a hub id. ``spec``: the cell (dtype, remote code)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch_dtype(spec.model.dtype, device)
+    p = Path(path)
+    if (p / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = adapter_base(p) or json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
+        model = PeftModel.from_pretrained(model, str(p))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
+    tok_src = str(p) if (p / "tokenizer_config.json").exists() else path
+    tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=spec.model.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer

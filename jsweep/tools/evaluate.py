@@ -18,31 +18,6 @@ from pathlib import Path
 from jsweep.errors import JsweepError
 
 
-def load_for_eval(path: str, spec, device: str):
-    """(model, tokenizer) from a full model dir, a PEFT adapter dir, or a hub id."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from jsweep.models.load import torch_dtype
-
-    dtype = torch_dtype(spec.model.dtype, device)
-    p = Path(path)
-    if (p / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        from jsweep.models.load import adapter_base
-
-        base = adapter_base(p) or json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
-        model = PeftModel.from_pretrained(model, str(p))
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
-    tok_src = str(p) if (p / "tokenizer_config.json").exists() else path
-    tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=spec.model.trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="model or adapter directory, or a hub id")
@@ -50,12 +25,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from jsweep.compose import compose_spec, precheck_overrides
-    from jsweep.sweep import _check_evaluators
+    from jsweep.eval.run import check_evaluators
 
     try:
         precheck_overrides(args.overrides)
         spec = compose_spec(args.overrides)
-        problems = _check_evaluators(spec)
+        problems = check_evaluators(spec)
         if not spec.eval:
             problems.append("no evaluator selected (eval=[...] is empty)")
         if not Path(args.model).exists() and args.model.startswith(("/", ".")):
@@ -68,8 +43,9 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from jsweep.job.cell import evaluate_all
+    from jsweep.eval.run import evaluate_all
     from jsweep.job.context import CellContext
+    from jsweep.models.load import load_for_eval
     from jsweep.tracking import CellTracker, SweepTracker, git_commit
 
     out_dir = Path(spec.output_root).resolve() / "evals" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"

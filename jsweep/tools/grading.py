@@ -64,7 +64,7 @@ def grading_dir(sweep_dir: Path) -> Path:
 
 def export(sweep_dir: Path, out: Path | None = None, seed: int = 0) -> tuple[Path, Path, int]:
     from jsweep.eval.answers import read_jsonl
-    from jsweep.tools.judge import _sweep_cells
+    from jsweep.tools.cells import _sweep_cells
 
     rows = []
     cells = {}
@@ -187,7 +187,7 @@ def import_grades(sweep_dir: Path, sheet: Path) -> dict[str, Any]:
 
 def log_grades(sweep_dir: Path, result: dict[str, Any]) -> None:
     from jsweep.eval.answers import write_jsonl
-    from jsweep.tools.judge import _CellLog, _cell_meta, _sweep_cells, refresh_summary
+    from jsweep.tools.cells import _CellLog, _cell_meta, _sweep_cells, refresh_summary
     from jsweep.tracking import CellTracker
 
     gdir = grading_dir(sweep_dir)
@@ -214,7 +214,7 @@ def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | N
     from jsweep.compose import compose_spec, precheck_overrides
     from jsweep.eval.samples import HumanEval
     from jsweep.spec import cell_from_dict
-    from jsweep.tools.judge import _cell_meta, _sweep_cells, refresh_summary
+    from jsweep.tools.cells import _cell_meta, _sweep_cells, refresh_summary
 
     bad = [o for o in overrides if not o.startswith(f"eval.{NAME}.")]
     if bad:
@@ -234,7 +234,7 @@ def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | N
     import torch
 
     from jsweep.job.context import CellContext
-    from jsweep.tools.evaluate import load_for_eval
+    from jsweep.models.load import load_for_eval
     from jsweep.tracking import CellTracker, NullTracker
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -31,12 +31,24 @@ from typing import Any
 
 from jsweep import cellstate
 from jsweep.errors import JsweepError
+from jsweep.eval.declaration import declarations, headlines
+from jsweep.eval.declaration import interval as declared_interval
+from jsweep.eval.declaration import lower_is_better as declared_lower_is_better
+from jsweep.eval.declaration import shared_prefixes as declared_shared_prefixes
 
 # Scores tried in order when --metric is not given: the first comparable one on which the cells differ.
-DEFAULT_METRICS = ("llm_jp_eval/AVG", "llm_jp_eval/AVG_partial", "jglue/AVG", "elyza_tasks_100/score",
-                   "human_eval/accuracy", "heldout/loss", "eval/loss", "train/final_loss")
-# Scores measured on one evaluation set shared by every cell: comparable whatever the grid varies.
-SHARED_PREFIXES = ("llm_jp_eval/", "jglue/", "heldout/", "elyza_tasks_100/", "human_eval/")
+# Each evaluator's declared headlines (jsweep.eval.declaration, in registry order), then the cells' own losses.
+OWN_METRICS = ("eval/loss", "train/final_loss")
+
+
+def default_metrics() -> tuple[str, ...]:
+    return tuple(h.metric for h in headlines()) + OWN_METRICS
+
+
+def shared_prefixes() -> tuple[str, ...]:
+    """Scores measured on one evaluation set shared by every cell (the evaluators that say so): comparable
+    whatever the grid varies."""
+    return declared_shared_prefixes()
 # Axes that change the data a cell is trained and held out on: with one of them in the grid, a loss on
 # each cell's own held-out split (eval/loss) or training data compares different data, not models.
 DATA_AXES = ("dataset", "data_source", "data_seed", "train.eval_fraction")
@@ -67,6 +79,7 @@ class CellResult:
     diverged: list[str] = field(default_factory=list)   # metrics that are NaN or infinite (kept out of rankings)
     cell_dir: Path | None = None
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)   # 95% interval per score (samples)
+    interval_basis: dict[str, str] = field(default_factory=dict)     # how each was made (the evaluator says)
 
     def value(self, axis: str) -> str:
         """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
@@ -141,7 +154,7 @@ def load_sweep(sweep_dir: Path) -> list[CellResult]:
 def comparable(metric: str, axes: list[str]) -> bool:
     """Whether ``metric`` compares the cells of a grid over ``axes``: a score on one shared evaluation
     set always does; a loss on each cell's own data only when no axis changes the data."""
-    if metric.startswith(SHARED_PREFIXES):
+    if metric.startswith(shared_prefixes()):
         return True
     return not any(a.split("@")[0].split(".")[0] in DATA_AXES or a in DATA_AXES for a in axes)
 
@@ -157,7 +170,8 @@ def pick_metric(cells: list[CellResult], requested: str | None, axes: list[str] 
             raise ReportError(f"no cell has metric '{requested}'" + (f" (similar: {', '.join(close)})" if close else ""))
         return requested
     axes = varying_axes(cells) if axes is None else axes
-    present = [k for k in DEFAULT_METRICS if k in have]
+    defaults = default_metrics()
+    present = [k for k in defaults if k in have]
     fair = [k for k in present if comparable(k, axes)]
     for key in fair:
         if len({c.metrics[key] for c in cells if key in c.metrics}) > 1:
@@ -166,7 +180,7 @@ def pick_metric(cells: list[CellResult], requested: str | None, axes: list[str] 
         return fair[0]
     if present:
         return present[0]
-    raise ReportError("no cell has a score to compare (" + ", ".join(DEFAULT_METRICS) + ")")
+    raise ReportError("no cell has a score to compare (" + ", ".join(defaults) + ")")
 
 
 def grid_axes(axes: list[str]) -> list[str]:
@@ -190,98 +204,14 @@ def mean_interval(xs: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def bootstrap_llm_jp_eval(cell: CellResult, metric: str, resamples: int = BOOTSTRAP, seed: int = 0
-                          ) -> tuple[float, float] | None:
-    """95% percentile interval of an llm-jp-eval score of one cell, resampling its scored samples
-    within each task (predictions/llm_jp_eval.jsonl) and re-scoring them as the evaluator does."""
-    import random
-
-    if cell.cell_dir is None or resamples <= 0:
-        return None
-    pred_file = cell.cell_dir / "predictions" / "llm_jp_eval.jsonl"
-    results = cell.cell_dir / "llm_jp_eval_results.json"
-    if not pred_file.exists() or not results.exists():
-        return None
-    from jsweep.eval.llm_jp_eval import flat_metrics, score_predictions
-
-    metrics_of = {t: list(m) for t, m in json.loads(results.read_text(encoding="utf-8"))["tasks"].items()}
-    by_task: dict[str, list[tuple[str, str]]] = {}
-    for line in pred_file.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row["task"] in metrics_of:
-            by_task.setdefault(row["task"], []).append((row["pred"], row["gold"]))
-    rng = random.Random(seed)
-    values = []
-    for _ in range(resamples):
-        sample = {}
-        for task, pairs in by_task.items():
-            picked = [pairs[rng.randrange(len(pairs))] for _ in pairs]
-            sample[task] = ([p for p, _ in picked], [g for _, g in picked])
-        v = flat_metrics(score_predictions(sample, metrics_of)).get(metric)
-        if v is not None and math.isfinite(v):
-            values.append(v)
-    if len(values) < max(10, resamples // 2):
-        return None
-    values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
-
-
-def bootstrap_heldout(cell: CellResult, resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
-    (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
-    import random
-
-    if cell.cell_dir is None or resamples <= 0:
-        return None
-    path = cell.cell_dir / "predictions" / "heldout.jsonl"
-    if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(rows) < 2:
-        return None
-    rng = random.Random(seed)
-    values = []
-    for _ in range(resamples):
-        picked = [rows[rng.randrange(len(rows))] for _ in rows]
-        tokens = sum(r["tokens"] for r in picked)
-        if tokens:
-            values.append(sum(r["nll"] for r in picked) / tokens)
-    values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
-
-
-def stderr_interval(cell: CellResult, metric: str) -> tuple[float, float] | None:
-    """95% interval of a JGLUE score from the harness's own standard errors (``..._stderr``); for
-    jglue/AVG, the errors of its tasks combined as independent."""
-    value = cell.metrics.get(metric)
-    if value is None:
-        return None
-    if metric == "jglue/AVG":
-        parts = [k for k in cell.metrics if k.startswith("jglue/") and k.count("/") == 2 and "stderr" not in k]
-        ses = [cell.metrics.get(k + "_stderr") for k in parts]
-        if not parts or any(se is None for se in ses):
-            return None
-        se = math.sqrt(sum(x * x for x in ses)) / len(parts)
-    else:
-        se = cell.metrics.get(metric + "_stderr")
-        if se is None:
-            return None
-    return value - 1.96 * se, value + 1.96 * se
-
-
 def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTRAP) -> None:
     for c in cells:
         if metric not in c.metrics:
             continue
-        ci = None
-        if metric.startswith("llm_jp_eval/"):
-            ci = bootstrap_llm_jp_eval(c, metric, resamples)
-        elif metric.startswith("jglue/"):
-            ci = stderr_interval(c, metric)
-        elif metric == "heldout/loss":
-            ci = bootstrap_heldout(c, resamples)
-        if ci is not None:
-            c.intervals[metric] = ci
+        found = declared_interval(c, metric, resamples)      # as the metric's evaluator declares it
+        if found is not None:
+            declared, c.intervals[metric] = found
+            c.interval_basis[metric] = declared.interval_basis
 
 
 @dataclass
@@ -318,7 +248,7 @@ def conditions(cells: list[CellResult], metric: str, axes: list[str]) -> list[Co
             only = next(c for c in cond.cells if metric in c.metrics)
             if metric in only.intervals:
                 cond.low, cond.high = only.intervals[metric]
-                cond.basis = "harness stderr" if metric.startswith("jglue/") else "bootstrap over samples"
+                cond.basis = only.interval_basis.get(metric) or "bootstrap over samples"
     return list(groups.values())
 
 
@@ -344,7 +274,8 @@ def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric.endswith("loss") or metric.endswith("_seconds") or metric.endswith("memory_gb")
+    """The declared direction of an evaluator's headline; losses, seconds and memory are lower-better."""
+    return declared_lower_is_better(metric)
 
 
 def varying_axes(cells: list[CellResult]) -> list[str]:
@@ -388,13 +319,14 @@ def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, A
 
 
 def task_metrics(cells: list[CellResult]) -> list[str]:
-    """Per-task scores: llm-jp-eval categories and JGLUE task metrics (no averages, no stderr)."""
+    """Per-task scores as each evaluator declares them (llm-jp-eval categories, JGLUE task metrics...)."""
     keys = {k for c in cells for k in c.metrics}
-    cats = sorted(k for k in keys if k.startswith("llm_jp_eval/") and k.count("/") == 1
-                  and k.split("/")[1].removesuffix("_partial").isupper()
-                  and not k.endswith(("/AVG", "/AVG_partial")))
-    jglue = sorted(k for k in keys if k.startswith("jglue/") and k.count("/") == 2 and "stderr" not in k)
-    return cats + jglue
+    out: list[str] = []
+    for d in declarations():
+        pick = d.hook("task_metrics")
+        if pick is not None:
+            out += pick(keys)
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -431,13 +363,13 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     if reps:
         lines += [f"Replicates: {', '.join(f'`{r}`' for r in reps)} ({max(c.n for c in conds)} per condition); "
                   f"each condition's score is their mean, with a 95% t interval.", ""]
-    lines += ["Intervals are 95%: over replicates where a condition has several, else over the cell's "
-              "evaluation samples (bootstrap of llm-jp-eval predictions or held-out records; JGLUE: the "
-              "harness's standard error).", ""]
+    bases = "; ".join(f"{d.name}: {d.interval_basis}" for d in declarations() if d.interval)
+    lines += ["Intervals are 95%: over replicates where a condition has several, else the cell's own interval "
+              f"as its evaluator makes it ({bases}).", ""]
     if not fair:
         lines += [f"**Not ranked:** `{metric}` is measured on each cell's own data, and this grid changes the data "
                   f"({', '.join(a for a in axes if not comparable('x', [a]))}), so it does not compare the cells. "
-                  f"Add a shared benchmark (eval=[llm_jp_eval], eval=[jglue]) or a shared held-out set.", ""]
+                  f"Add a shared benchmark ({', '.join(f'eval=[{d.name}]' for d in declarations() if d.data_hint)}).", ""]
     values = {c.metrics[metric] for c in cells if metric in c.metrics}
     if fair and len(values) == 1 and len(cells) > 1:
         lines += [f"**All cells tie:** every cell scores {_fmt(next(iter(values)))} on `{metric}`; "
@@ -723,7 +655,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep report", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", nargs="?", type=Path, default=Path("outputs"),
                         help="a sweep directory, or an output root (its newest sweep); default: outputs")
-    parser.add_argument("--metric", help=f"score to rank by (default: first present of {', '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--metric", help=f"score to rank by (default: first present of {', '.join(default_metrics())})")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
                         help=f"resamples for each cell's interval over its evaluation samples (default {BOOTSTRAP}; 0 = none)")

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from jsweep.errors import DataError, JsweepError
-from jsweep.eval import metrics as M
-from jsweep.eval.llm_jp_eval import _read_task, evaluation_root, score_predictions
+from jsweep.eval.llm_jp_eval import metrics as M
+from jsweep.eval.llm_jp_eval.evaluator import _read_task, evaluation_root, score_predictions
 
 # Metrics of llm-jp-eval v1.4 tasks, for tasks absent from the data dir.
 KNOWN_METRICS: dict[str, list[str]] = {

@@ -1,7 +1,7 @@
 """JGLUE (JCommonsenseQA, JNLI, JSQuAD, MARC-ja) scored by lm-evaluation-harness, offline by default.
 
 Per cell: the trained model (in memory, PEFT-wrapped or not) is handed to the harness as an
-``HFLM``; one harness task per JGLUE task is built in code (:mod:`jsweep.eval.jglue_tasks`) over
+``HFLM``; one harness task per JGLUE task is built in code (the modules of :mod:`jsweep.eval.jglue`) over
 local JGLUE files (raw v1.3 files or a local copy of the hub dataset; the shipped fixtures by
 default) or, with ``hub: true``, over the hub dataset the harness names. Prompts: the harness's
 ``japanese_leaderboard`` YAMLs (``prompt_style: leaderboard``) or JP-Stable prompt versions
@@ -20,16 +20,18 @@ Importing this module imports no torch and no lm_eval (planning checks options a
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Optional, Union
 
 from jsweep.errors import ConfigError, DataError
-from jsweep.eval.jglue_tasks.data import TASKS, TaskFiles, find_task_files, load_task_rows
+from jsweep.eval.options import defaults, typed_options
+from jsweep.eval.results import log_results
+from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 
 PREFIX = "jglue"
 MAIN_METRIC = {"jcommonsenseqa": "acc", "jnli": "acc", "marc_ja": "acc", "jsquad": "exact_match"}
@@ -42,22 +44,29 @@ STYLES = ("jp_stable", "leaderboard")
 DEFAULT_FEWSHOT = {"jcommonsenseqa": 3, "jnli": 3, "jsquad": 2, "marc_ja": 3}
 DEFAULT_VERSIONS = {"jcommonsenseqa": "0.3", "jnli": "0.2", "jsquad": "0.2", "marc_ja": "0.2"}
 
-DEFAULTS: dict[str, Any] = {
-    "tasks": ["jcommonsenseqa", "jnli", "jsquad"],
-    "marc_ja": "auto",
-    "prompt_style": "jp_stable",
-    "prompt_versions": dict(DEFAULT_VERSIONS),
-    "num_fewshot": dict(DEFAULT_FEWSHOT),
-    "limit": None,
-    "batch_size": "auto",
-    "data_dir": None,
-    "paths": {t: None for t in TASKS},
-    "hub": False,
-    "fewshot_seed": 1234,
-    "jsquad_max_gen_toks": None,
-    "max_length": None,
-    "jnli_version": "1.1",
-}
+
+@dataclass
+class Settings:
+    """The ``eval.jglue`` keys as written (conf/eval/jglue.yaml states the same defaults), typed by the
+    config's converter (jsweep.eval.options); :func:`parse_options` then checks values and resolves them."""
+
+    tasks: Optional[Union[list[str], str]] = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
+    marc_ja: Optional[Union[bool, str]] = "auto"                 # auto | true | false
+    prompt_style: str = "jp_stable"
+    prompt_versions: Optional[Union[dict[str, Any], str, float]] = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
+    num_fewshot: Optional[Union[dict[str, Any], int]] = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
+    limit: Optional[int] = None
+    batch_size: Union[int, str] = "auto"
+    data_dir: Optional[str] = None
+    paths: Optional[dict[str, Any]] = field(default_factory=lambda: {t: None for t in TASKS})
+    hub: bool = False
+    fewshot_seed: Optional[int] = 1234
+    jsquad_max_gen_toks: Optional[int] = None
+    max_length: Optional[int] = None
+    jnli_version: str = "1.1"
+
+
+DEFAULTS: dict[str, Any] = defaults(Settings)
 
 
 # --------------------------------------------------------------------------- options (pure Python)
@@ -114,12 +123,10 @@ def _shots(v: Any) -> int:
 
 
 def parse_options(options: Mapping[str, Any] | None) -> Options:
-    """Validate ``eval.jglue`` options (defaults filled in); raise ConfigError on the first problem."""
+    """``eval.jglue`` options typed (unknown keys, wrong types), then their values checked and resolved
+    (task names, MARC-ja, per-task versions and shot counts); raise ConfigError on the first problem."""
     options = dict(options or {})
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown key 'eval.jglue.{unknown[0]}' (valid keys: {', '.join(sorted(DEFAULTS))})")
-    o = {**DEFAULTS, **{k: v for k, v in options.items()}}
+    o = dataclasses.asdict(typed_options(Settings, options, PREFIX))
     tasks = o["tasks"]
     if isinstance(tasks, str):
         tasks = list(TASKS) if tasks == "all" else [tasks]
@@ -141,10 +148,10 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
     versions = _per_task("prompt_versions", o["prompt_versions"], DEFAULT_VERSIONS, _version)
     shots = _per_task("num_fewshot", o["num_fewshot"], DEFAULT_FEWSHOT, _shots)
     limit = o["limit"]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+    if limit is not None and limit < 1:
         raise ConfigError(f"eval.jglue.limit must be a positive integer or null, got {limit!r}")
     bs = o["batch_size"]
-    if not ((isinstance(bs, int) and not isinstance(bs, bool) and bs > 0) or (isinstance(bs, str) and bs.startswith("auto"))):
+    if not ((isinstance(bs, int) and bs > 0) or (isinstance(bs, str) and bs.startswith("auto"))):
         raise ConfigError(f"eval.jglue.batch_size must be a positive integer or 'auto', got {bs!r}")
     paths = dict(o["paths"] or {})
     bad = sorted(set(paths) - set(TASKS))
@@ -152,19 +159,19 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
         raise ConfigError(f"eval.jglue.paths has unknown task '{bad[0]}' (tasks: {', '.join(TASKS)})")
     for key in ("jsquad_max_gen_toks", "max_length"):
         v = o[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        if v is not None and v < 1:
             raise ConfigError(f"eval.jglue.{key} must be a positive integer or null, got {v!r}")
     if not tasks and marc != "auto":
         raise ConfigError("eval.jglue.tasks is empty: nothing to score")
-    from jsweep.eval.jglue_tasks.jp_stable import JNLI_VERSIONS
+    from jsweep.eval.jglue.jp_stable import JNLI_VERSIONS
 
-    jnli_version = f"{o['jnli_version']:.1f}" if isinstance(o["jnli_version"], float) else str(o["jnli_version"])
+    jnli_version = o["jnli_version"]
     if jnli_version not in JNLI_VERSIONS:
         raise ConfigError(f"eval.jglue.jnli_version must be one of {', '.join(JNLI_VERSIONS)}, got {o['jnli_version']!r}")
     if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
         import importlib.util
 
-        from jsweep.eval.jglue_tasks.metrics import JP_STABLE_PACKAGES
+        from jsweep.eval.jglue.metrics import JP_STABLE_PACKAGES
 
         missing = [m for m in JP_STABLE_PACKAGES if importlib.util.find_spec(m) is None]
         if missing:
@@ -185,7 +192,7 @@ class PlannedTask:
 
     @property
     def source(self) -> dict[str, Any]:
-        from jsweep.eval.jglue_tasks.data import HUB_CONFIG, HUB_DATASET
+        from jsweep.eval.jglue.data import HUB_CONFIG, HUB_DATASET
 
         if self.files is None:
             return {"hub": HUB_DATASET, "config": HUB_CONFIG[self.task]}
@@ -193,7 +200,7 @@ class PlannedTask:
 
     @property
     def source_label(self) -> str:
-        from jsweep.eval.jglue_tasks.data import FIXTURE_DIR
+        from jsweep.eval.jglue.data import FIXTURE_DIR
 
         if self.files is None:
             return "hub"
@@ -340,7 +347,7 @@ class JGlueEval:
 
     # Build the harness tasks (data read here); returns {harness name: task}, {harness name: JGLUE task}, info.
     def build_tasks(self, tokenizer: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], list[str]]:
-        from jsweep.eval.jglue_tasks import harness as H
+        from jsweep.eval.jglue import harness as H
 
         planned, notes = plan_tasks(self.opts)
         tasks, names, info = {}, {}, {}
@@ -399,7 +406,7 @@ class JGlueEval:
                 from lm_eval.evaluator import evaluate as lm_evaluate
                 from lm_eval.models.huggingface import HFLM
 
-                from jsweep.eval.jglue_tasks import harness as H
+                from jsweep.eval.jglue import harness as H
 
                 tasks, names, info, notes = self.build_tasks(tokenizer)
                 for note in notes:
@@ -443,39 +450,25 @@ class JGlueEval:
     def _log(self, ctx: Any, metrics: dict[str, float], rows: dict[str, list[dict[str, Any]]],
              info: dict[str, dict[str, Any]], configs: dict[str, Any], version: str, notes: list[str],
              seconds: float) -> None:
-        cell_dir = Path(ctx.cell_dir)
-        pred_dir = cell_dir / "predictions"
-        pred_dir.mkdir(parents=True, exist_ok=True)
-        pred_file = pred_dir / "jglue.jsonl"
-        with open(pred_file, "w", encoding="utf-8") as f:
-            for task, task_rows in rows.items():
-                for row in task_rows:
-                    f.write(json.dumps({"task": task, **row}, ensure_ascii=False) + "\n")
         summary = {"harness": "lm-evaluation-harness", "harness_version": version,
                    "prompt_style": self.opts.prompt_style, "metrics": metrics,
                    "main_metric": {t: MAIN_METRIC[t] for t in info}, "tasks": info, "notes": notes,
                    "limit": self.opts.limit, "fewshot_seed": self.opts.fewshot_seed, "seconds": round(seconds, 2),
                    "options": self.opts.raw}
-        (cell_dir / "jglue_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-        tracker = ctx.tracker
-        spec = getattr(ctx, "spec", None)
-        if getattr(getattr(spec, "tracking", None), "log_predictions", True):
-            for task, task_rows in rows.items():
-                tracker.log_table(task_rows, f"{PREFIX}/samples/{task}.json")
-            tracker.log_artifact(pred_file, PREFIX)
-        tracker.log_dict({"harness": "lm-evaluation-harness", "harness_version": version,
-                          "prompt_style": self.opts.prompt_style, "tasks": info, "task_configs": configs,
-                          "notes": notes, "options": self.opts.raw}, f"{PREFIX}/task_config.json")
-        tracker.set_tags({
-            "jglue.harness_version": version,
-            "jglue.prompt_style": self.opts.prompt_style,
-            "jglue.tasks": ",".join(info),
-            "jglue.prompt_versions": ",".join(f"{t}={i['prompt_version']}" for t, i in info.items() if i["prompt_version"]),
-            "jglue.num_fewshot": ",".join(f"{t}={i['num_fewshot']}" for t, i in info.items()),
-            "jglue.limit": self.opts.limit,
-            "jglue.avg_tasks": ",".join(f"{t}/{MAIN_METRIC[t]}" for t in info),
-            "jglue.avg_scale": "0-1 mean of the tasks in jglue.avg_tasks (the JP-Stable leaderboard prints 0-100 over 8 tasks)",
-            **({"jglue.jnli_version": self.opts.jnli_version} if "jnli" in info and self.opts.prompt_style == "jp_stable"
-               else {}),
-            "jglue.data": "; ".join(f"{t}={i['data_label']}" for t, i in info.items())[:4000],
-        })
+        log_results(ctx, PREFIX, rows, results=summary, table_dir="samples", config_file="task_config.json",
+                    config={"harness": "lm-evaluation-harness", "harness_version": version,
+                            "prompt_style": self.opts.prompt_style, "tasks": info, "task_configs": configs,
+                            "notes": notes, "options": self.opts.raw},
+                    tags={
+                        "jglue.harness_version": version,
+                        "jglue.prompt_style": self.opts.prompt_style,
+                        "jglue.tasks": ",".join(info),
+                        "jglue.prompt_versions": ",".join(f"{t}={i['prompt_version']}" for t, i in info.items() if i["prompt_version"]),
+                        "jglue.num_fewshot": ",".join(f"{t}={i['num_fewshot']}" for t, i in info.items()),
+                        "jglue.limit": self.opts.limit,
+                        "jglue.avg_tasks": ",".join(f"{t}/{MAIN_METRIC[t]}" for t in info),
+                        "jglue.avg_scale": "0-1 mean of the tasks in jglue.avg_tasks (the JP-Stable leaderboard prints 0-100 over 8 tasks)",
+                        **({"jglue.jnli_version": self.opts.jnli_version} if "jnli" in info and self.opts.prompt_style == "jp_stable"
+                           else {}),
+                        "jglue.data": "; ".join(f"{t}={i['data_label']}" for t, i in info.items())[:4000],
+                    })

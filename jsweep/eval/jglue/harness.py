@@ -4,7 +4,7 @@ Two prompt styles:
 
 - ``leaderboard``: the harness's own ``tasks/japanese_leaderboard/ja_leaderboard_<task>.yaml``,
   loaded from the installed lm-eval (so prompts follow the installed harness version);
-- ``jp_stable``: JP-Stable prompt versions 0.2 / 0.3 (:mod:`jsweep.eval.jglue_tasks.jp_stable`).
+- ``jp_stable``: JP-Stable prompt versions 0.2 / 0.3 (:mod:`jsweep.eval.jglue.jp_stable`).
 
 In both, only the data fields are replaced (local rows through ``custom_dataset``, or the hub
 dataset with ``hub``). JSQuAD is scored as each style's reference scores it: ``jp_stable`` by
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jsweep.errors import ConfigError
-from jsweep.eval.jglue_tasks import jp_stable
-from jsweep.eval.jglue_tasks import metrics as jsquad_metrics
-from jsweep.eval.jglue_tasks.data import HUB_CONFIG, HUB_DATASET
+from jsweep.eval.jglue import jp_stable
+from jsweep.eval.jglue import metrics as jsquad_metrics
+from jsweep.eval.jglue.data import HUB_CONFIG, HUB_DATASET
 
 STYLES = ("jp_stable", "leaderboard")
 

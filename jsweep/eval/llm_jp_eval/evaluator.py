@@ -13,7 +13,7 @@ Protocol (deviations are listed in docs/llm_jp_eval.md):
   NFKC-normalised;
 - categories and AVG over the category set (``category_set``: v1.4.1's targets ``all-without-nc``,
   the default, or ``all-with-nc``); a run that scored only part of the set logs ``AVG_partial``
-  and ``<CAT>_partial`` instead (see jsweep.eval.metrics).
+  and ``<CAT>_partial`` instead (see jsweep.eval.llm_jp_eval.metrics).
 
 Importing this module imports no torch (generation is imported when a model is scored).
 """
@@ -22,22 +22,40 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Union
 
 from jsweep.data.sources import FIXTURES
-from jsweep.errors import DataError
-from jsweep.eval import metrics as M
+from jsweep.errors import ConfigError, DataError
+from jsweep.eval.llm_jp_eval import metrics as M
+from jsweep.eval.options import defaults, typed_options
+from jsweep.eval.results import log_results
 
 VERSION = "1.4.1"
 HEADER = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
 FIXTURE_DIR = FIXTURES / "eval" / "llm_jp_eval"
-DEFAULTS: dict[str, Any] = {"version": VERSION, "data_dir": None, "split": "test", "tasks": "all",
-                            "num_few_shots": 4, "max_num_samples": 100, "batch_size": "auto",
-                            "prompt_format": "llm_jp_eval", "add_special_tokens": False,
-                            "category_set": M.DEFAULT_CATEGORY_SET}
 VERSIONS = (VERSION,)
+
+
+@dataclass
+class Options:
+    """The ``eval.llm_jp_eval`` options and their defaults (conf/eval/llm_jp_eval.yaml states the same, with
+    what each means), typed by the config's converter (jsweep.eval.options); :func:`check` checks values."""
+
+    version: str = VERSION
+    data_dir: Optional[str] = None
+    split: str = "test"
+    tasks: Optional[Union[list[str], str]] = "all"
+    num_few_shots: int = 4
+    max_num_samples: Optional[int] = 100
+    batch_size: Union[int, str] = "auto"
+    prompt_format: str = "llm_jp_eval"
+    add_special_tokens: bool = False
+    category_set: str = M.DEFAULT_CATEGORY_SET
+
+
+DEFAULTS: dict[str, Any] = defaults(Options)
 
 
 @dataclass
@@ -148,8 +166,9 @@ def check(options: dict[str, Any]) -> list[str]:
     if not isinstance(options.get("add_special_tokens", False), bool):
         return [f"eval.llm_jp_eval.add_special_tokens must be true or false, got {options['add_special_tokens']!r}"]
     try:
+        typed_options(Options, options, "llm_jp_eval")
         load_tasks(options)
-    except DataError as exc:
+    except (ConfigError, DataError) as exc:
         return [str(exc)]
     return []
 
@@ -227,7 +246,7 @@ class LlmJpEval:
     check = staticmethod(check)
 
     def __init__(self, options: dict[str, Any]):
-        self.options = {**DEFAULTS, **options}
+        self.options = asdict(typed_options(Options, options, "llm_jp_eval"))
 
     def prompts(self, tasks: Sequence[Task], ctx: Any, tokenizer: Any) -> list[str]:
         if self.options["prompt_format"] == "cell":
@@ -273,29 +292,19 @@ class LlmJpEval:
             first = next(iter(samples.values()), None)
             row["score"] = first[k[row["task"]]] if first else None
             k[row["task"]] += 1
-        out_dir = ctx.cell_dir / "predictions"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pred_file = out_dir / "llm_jp_eval.jsonl"
-        with open(pred_file, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         summary = {key: result[key] for key in ("tasks", "categories", "partial_categories", "AVG", "AVG_partial",
                                                 "reported", "category_set", "missing", "skipped")}
-        (ctx.cell_dir / "llm_jp_eval_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-        tracker = ctx.tracker
-        if getattr(ctx.spec.tracking, "log_predictions", True):
-            for task in tasks:
-                table = [{k2: r[k2] for k2 in ("input", "pred", "gold", "score", "raw")}
-                         for r in rows if r["task"] == task.name]
-                tracker.log_table(table, f"llm_jp_eval/predictions/{task.name}.json")
-            tracker.log_artifact(pred_file, "llm_jp_eval")
-        tracker.log_dict({"version": self.options["version"], "options": self.options,
-                          "tasks": {t.name: {"metrics": t.metrics, "output_length": t.output_length,
-                                             "samples": len(t.samples), "few_shots": len(t.few_shots),
-                                             "path": t.path} for t in tasks},
-                          "category_set": result["category_set"], "missing": result["missing"],
-                          "skipped": result["skipped"]}, "llm_jp_eval/config.json")
-        tracker.set_tags({"llm_jp_eval.version": self.options["version"],
+        by_task: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tasks}
+        for row in rows:
+            by_task[row["task"]].append(row)
+        log_results(ctx, "llm_jp_eval", by_task, results=summary, columns=("input", "pred", "gold", "score", "raw"),
+                    config={"version": self.options["version"], "options": self.options,
+                            "tasks": {t.name: {"metrics": t.metrics, "output_length": t.output_length,
+                                               "samples": len(t.samples), "few_shots": len(t.few_shots),
+                                               "path": t.path} for t in tasks},
+                            "category_set": result["category_set"], "missing": result["missing"],
+                            "skipped": result["skipped"]},
+                    tags={"llm_jp_eval.version": self.options["version"],
                           "llm_jp_eval.category_set": result["category_set"],
                           "llm_jp_eval.avg": "full" if result["AVG"] is not None else
                           f"partial ({len(result['missing'])} task metrics of {result['category_set']} not scored)",
@@ -303,6 +312,7 @@ class LlmJpEval:
                           "llm_jp_eval.num_few_shots": self.options["num_few_shots"],
                           "llm_jp_eval.max_num_samples": self.options["max_num_samples"],
                           "llm_jp_eval.prompt_format": self.options["prompt_format"]})
+        tracker = ctx.tracker
         dev_only = [t for t in dev_only_tasks(self.options["data_dir"]) if t in {x.name for x in tasks}]
         if dev_only:
             from jsweep.job.context import say
