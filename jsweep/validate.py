@@ -21,18 +21,7 @@ from jsweep.schema import CellSpec, choice_problems
 
 TRACKING_SCHEMES = ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
                     "databricks-uc", "uc")
-LLM_JP_EVAL_SPLITS = ("test", "dev")
-# Evaluator options that are numbers: key -> (kind, lowest value, also allowed). Checked in pre-flight,
-# so a bad value is one line before any cell starts rather than an error after training.
-EVAL_NUMBERS: dict[str, dict[str, tuple[type, int, tuple]]] = {
-    "llm_jp_eval": {"num_few_shots": (int, 0, ()), "max_num_samples": (int, 1, (-1,)), "batch_size": (int, 1, ("auto",))},
-    "jglue": {"limit": (int, 1, (None,)), "batch_size": (int, 1, ("auto",)), "fewshot_seed": (int, 0, ()),
-              "jsquad_max_gen_toks": (int, 1, (None,)), "max_length": (int, 1, (None,)),
-              "num_fewshot.*": (int, 0, ())},
-}
-
-
-def _number_problem(key: str, value: Any, kind: type, low: int, also: tuple) -> str | None:
+def _number_problem(key: str, value: Any, low: int, also: tuple) -> str | None:
     if not isinstance(value, bool) and value in also:
         return None
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
@@ -43,20 +32,26 @@ def _number_problem(key: str, value: Any, kind: type, low: int, also: tuple) -> 
 
 
 def eval_option_problems(name: str, options: dict[str, Any]) -> list[str]:
-    """Numbers and choices of an evaluator's options (the evaluator checks its data itself)."""
+    """Numbers and choices of an evaluator's options, as its declaration states them (the evaluator
+    checks its data itself)."""
+    from jsweep import registries
+
+    if name not in registries.EVALUATORS:
+        return []
+    decl = registries.EVALUATORS.get(name)
     problems = []
-    for key, (kind, low, also) in EVAL_NUMBERS.get(name, {}).items():
+    for key, (low, also) in decl.numbers.items():
         if key.endswith(".*"):
             group = options.get(key[:-2])
             items = group.items() if isinstance(group, dict) else []
             for sub, value in items:
-                if (p := _number_problem(f"eval.{name}.{key[:-2]}.{sub}", value, kind, low, also)):
+                if (p := _number_problem(f"eval.{name}.{key[:-2]}.{sub}", value, low, also)):
                     problems.append(p)
-        elif key in options and (p := _number_problem(f"eval.{name}.{key}", options[key], kind, low, also)):
+        elif key in options and (p := _number_problem(f"eval.{name}.{key}", options[key], low, also)):
             problems.append(p)
-    if name == "llm_jp_eval" and options.get("split", "test") not in LLM_JP_EVAL_SPLITS:
-        problems.append(f"eval.llm_jp_eval.split must be one of {', '.join(LLM_JP_EVAL_SPLITS)}, "
-                        f"got {options.get('split')!r}")
+    for key, allowed in decl.choices.items():
+        if key in options and options[key] not in allowed:
+            problems.append(f"eval.{name}.{key} must be one of {', '.join(map(str, allowed))}, got {options[key]!r}")
     return problems
 
 

@@ -19,7 +19,7 @@ Modelled on lm-evaluation-harness (a task declares each metric with ``higher_is_
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 
@@ -76,6 +76,9 @@ class Declaration:
                     (a jsweep.tools.report.CellResult)
     interval_basis  how that interval is made, for the report
     task_metrics    ``(metric names) -> [names]``: its per-task scores for the report's task table
+    numbers         integer options checked in pre-flight: ``key -> (lowest value, other values allowed)``;
+                    ``key.*`` checks every value of a mapping option (one line per bad value, before any cell)
+    choices         options with a fixed set of values: ``key -> allowed values``
     """
 
     name: str
@@ -93,6 +96,8 @@ class Declaration:
     interval: str | None = None
     interval_basis: str = ""
     task_metrics: str | None = None
+    numbers: Mapping[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scores and not self.headlines:

@@ -62,7 +62,7 @@ EVALUATOR = Declaration(
 
 def load_records(options: dict[str, Any]) -> list[Any]:
     from jsweep.data.load import load_examples
-    from jsweep.spec import DatasetSpec
+    from jsweep.schema import DatasetSpec
 
     path = options.get("path")
     spec = DatasetSpec(name="heldout", loader=options.get("loader") or "dolly",

@@ -29,7 +29,7 @@ def evaluate_all(ctx: Any, model: Any, tokenizer: Any) -> None:
 def check_evaluators(spec: Any, cache: dict[str, list[str]] | None = None) -> list[str]:
     """Each evaluator's own pre-flight check (data present, options valid), then its data files read as
     the evaluator will read them; imports no torch. ``cache``: results by options, for large grids."""
-    from jsweep.spec import eval_option_problems
+    from jsweep.validate import eval_option_problems
 
     problems = []
     for name, options in spec.eval.items():

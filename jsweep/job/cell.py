@@ -24,7 +24,7 @@ from jsweep.data.provenance import log_dataset_input
 from jsweep.eval.run import evaluate_all
 from jsweep.files import write_json
 from jsweep.job.context import CellContext, follow_launcher, say
-from jsweep.spec import cell_from_dict
+from jsweep.schema import cell_from_dict
 from jsweep.tracking import CellTracker, NullTracker
 
 

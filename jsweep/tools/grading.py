@@ -213,7 +213,7 @@ def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | N
     ``overrides`` are ``eval.human_eval.*`` settings. Returns the number of cells answered."""
     from jsweep.compose import compose_spec, precheck_overrides
     from jsweep.eval.samples import HumanEval
-    from jsweep.spec import cell_from_dict
+    from jsweep.schema import cell_from_dict
     from jsweep.tools.cells import _cell_meta, _sweep_cells, refresh_summary
 
     bad = [o for o in overrides if not o.startswith(f"eval.{NAME}.")]

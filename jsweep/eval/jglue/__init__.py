@@ -24,4 +24,6 @@ EVALUATOR = Declaration(
     interval="jsweep.eval.jglue.checks:stderr_interval",
     interval_basis="harness stderr",
     task_metrics="jsweep.eval.jglue.checks:task_metrics",
+    numbers={"limit": (1, (None,)), "batch_size": (1, ("auto",)), "fewshot_seed": (0, ()),
+             "jsquad_max_gen_toks": (1, (None,)), "max_length": (1, (None,)), "num_fewshot.*": (0, ())},
 )

@@ -25,4 +25,6 @@ EVALUATOR = Declaration(
     interval="jsweep.eval.llm_jp_eval.checks:bootstrap_interval",
     interval_basis="bootstrap over samples",
     task_metrics="jsweep.eval.llm_jp_eval.checks:task_metrics",
+    numbers={"num_few_shots": (0, ()), "max_num_samples": (1, (-1,)), "batch_size": (1, ("auto",))},
+    choices={"split": ("test", "dev")},
 )
