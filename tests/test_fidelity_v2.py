@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from jsweep.eval import llm_jp_eval as L
-from jsweep.eval import llm_jp_eval_v2 as V2
-from jsweep.eval import metrics as M
+from jsweep.eval.llm_jp_eval import evaluator as L
+from jsweep.eval.llm_jp_eval import v2 as V2
+from jsweep.eval.llm_jp_eval import metrics as M
 
 DATA = Path(__file__).parent / "data" / "fidelity" / "v2"
 INPUTS = json.loads((DATA / "llm_jp_eval_v2_inputs.json").read_text(encoding="utf-8"))

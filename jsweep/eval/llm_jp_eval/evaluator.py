@@ -155,10 +155,11 @@ def check(options: dict[str, Any]) -> list[str]:
         return [f"unknown key 'eval.llm_jp_eval.{unknown[0]}' (valid keys: {', '.join(sorted(DEFAULTS))})"]
     if options.get("prompt_format", "llm_jp_eval") not in ("llm_jp_eval", "cell"):
         return [f"eval.llm_jp_eval.prompt_format must be llm_jp_eval or cell, got {options['prompt_format']!r}"]
-    # llm-jp-eval v2 (issue 12 item 8): a v2 version gets its own one-line reason (jsweep.eval.llm_jp_eval_v2)
-    from jsweep.eval.llm_jp_eval_v2 import check_version as _check_v2_version
-    if _check_v2_version(str(options.get("version", VERSION))):
-        return _check_v2_version(str(options["version"]))
+    # llm-jp-eval v2 (issue 12 item 8): a v2 version gets its own one-line reason (jsweep.eval.llm_jp_eval.v2)
+    from jsweep.eval.llm_jp_eval.v2 import check_version as check_v2_version
+
+    if v2_problems := check_v2_version(str(options.get("version", VERSION))):
+        return v2_problems
     if str(options.get("version", VERSION)) not in VERSIONS:
         return [f"eval.llm_jp_eval.version must be one of {', '.join(VERSIONS)}, got {options['version']!r}"]
     if options.get("category_set", M.DEFAULT_CATEGORY_SET) not in M.CATEGORY_SETS:
