@@ -30,6 +30,17 @@ sweep: env ## run the mission sweep on the embedded default (6 cells, offline)
 judged-sweep: env ## the embedded default scored by a local judge (transformers serve): ELYZA, pairwise, grading sheet, samples
 	PY=$(BIN)/python scripts/judged_sweep.sh
 
+lint: env ## ruff: lint and formatting check (package, tests, benchmarks, scripts)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env ## ruff: fix what can be fixed and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: env ## mypy over jsweep/ and hydra_plugins/
+	$(BIN)/mypy
+
 test: env ## run the fast CPU test suite
 	$(BIN)/python -m pytest -q
 
@@ -49,4 +60,4 @@ ui: env ## start the MLflow UI on http://127.0.0.1:5000 (Ctrl-C stops it cleanly
 clean: ## remove sweep outputs and the embedded MLflow store (keeps .venv)
 	rm -rf outputs mlflow.db mlruns
 
-.PHONY: help env sweep judged-sweep test test-slow test-gpu mutation ui clean
+.PHONY: help env lint format typecheck sweep judged-sweep test test-slow test-gpu mutation ui clean
