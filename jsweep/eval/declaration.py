@@ -76,6 +76,11 @@ class Declaration:
                     (a jsweep.tools.report.CellResult)
     interval_basis  how that interval is made, for the report
     task_metrics    ``(metric names) -> [names]``: its per-task scores for the report's task table
+    judge           ``(cell_dir, judge_options, *, log_metrics, tracker, say) -> metrics``: judge a finished cell's saved
+                    answers (``jsweep judge``, and after a sweep); for ``judged`` evaluators. A re-judged cell logs
+                    ``<name>/judged``, and its old ``<name>/.../score`` keys that were not logged again are dropped
+    report_section  ``(sweep_dir, cells, label) -> [lines]``: its own Markdown section of the sweep report, from
+                    the cells' local files (``cells``: [(summary row, cell_dir)], ``label``: cell id -> label)
     numbers         integer options checked in pre-flight: ``key -> (lowest value, other values allowed)``;
                     ``key.*`` checks every value of a mapping option (one line per bad value, before any cell)
     choices         options with a fixed set of values: ``key -> allowed values``
@@ -96,12 +101,16 @@ class Declaration:
     interval: str | None = None
     interval_basis: str = ""
     task_metrics: str | None = None
+    judge: str | None = None
+    report_section: str | None = None
     numbers: Mapping[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scores and not self.headlines:
             raise ValueError(f"evaluator '{self.name}' declares no headline metric (or scores=False)")
+        if self.judged and not self.judge:
+            raise ValueError(f"evaluator '{self.name}' is judged but declares no judge hook")
         for h in self.headlines:
             if not h.metric.startswith(self.prefix):
                 raise ValueError(f"evaluator '{self.name}': headline '{h.metric}' is not under '{self.prefix}'")

@@ -49,6 +49,8 @@ EVALUATOR = Declaration(
     headlines=(Headline(f"{NAME}/score", higher_is_better=True, scale="1-5", summary=False),),
     check="jsweep.eval.elyza:check",
     judged=True,
+    judge="jsweep.eval.elyza:judge_cell",
+    report_section="jsweep.eval.elyza:report_section",
 )
 
 
@@ -285,3 +287,35 @@ class ElyzaTasks100:
             return {**metrics, **pending}
         return {**metrics, **judge_cell(ctx.cell_dir, judge_opts, log_metrics=ctx.log_metrics, tracker=ctx.tracker,
                                         say=say)}
+
+
+def report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
+    """The report's ELYZA-tasks-100 section: each cell's mean score, score distribution, unparseable and
+    pending counts, and the judge (model, prompt digest) that produced them."""
+    from jsweep.markdown import cell as md_cell
+    from jsweep.markdown import read_json, read_jsonl, table
+
+    lines: list[str] = []
+    elyza = [(row, read_json(d / "elyza_tasks_100" / "results.json"), d) for row, d in cells]
+    elyza = [(row, res, d) for row, res, d in elyza if res or (d / "elyza_tasks_100" / "answers.jsonl").exists()]
+    if elyza:
+        lines += ["## ELYZA-tasks-100 (LLM judge, 1-5)", ""]
+        rows = []
+        judges = set()
+        for row, res, d in elyza:
+            m = (res or {}).get("metrics", {})
+            pending = m.get("elyza_tasks_100/pending", len(read_jsonl(d / "elyza_tasks_100" / "answers.jsonl")) if not res else 0)
+            score = m.get("elyza_tasks_100/score")
+            dist = " / ".join(str(int(m.get(f"elyza_tasks_100/dist/{s}", 0))) for s in range(1, 6)) if res else "-"
+            rows.append([row["cell_id"][:8], md_cell(label[row["cell_id"]]), f"{score:.3f}" if score is not None else "-",
+                         dist, str(int(m.get("elyza_tasks_100/unparseable", 0))), str(int(pending))])
+            if res:
+                judges.add(f"`{res.get('judge_model')}` at {res.get('judge_base_url')}, prompt `{res.get('judge_prompt')}` "
+                           f"(digest `{res.get('judge_prompt_digest')}`)")
+        rows.sort(key=lambda r: -float(r[2]) if r[2] != "-" else float("inf"))
+        lines += table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows) + [""]
+        lines += [f"Judge: {j}" for j in sorted(judges)] + [""]
+        if any(r[5] != "0" for r in rows):
+            lines += [f"Some answers are not judged yet: `python -m jsweep judge {sweep_dir}`.", ""]
+
+    return lines

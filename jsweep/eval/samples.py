@@ -76,6 +76,7 @@ SAMPLES = Declaration(
     implementation="jsweep.eval.samples:Samples",
     scores=False,                       # answers to read, nothing to rank by
     check="jsweep.eval.samples:Samples.check",
+    report_section="jsweep.eval.samples:samples_report_section",
 )
 
 HUMAN_EVAL = Declaration(
@@ -85,6 +86,7 @@ HUMAN_EVAL = Declaration(
     headlines=(Headline("human_eval/accuracy", higher_is_better=True, scale="0-1", summary=False),),
     check="jsweep.eval.samples:HumanEval.check",
     graded=True,
+    report_section="jsweep.eval.samples:grading_report_section",
 )
 
 
@@ -227,3 +229,51 @@ class HumanEval:
                                            encoding="utf-8")
         ctx.tracker.log_table(rows, f"{self.NAME}/answers.json")
         return {f"{self.NAME}/answers": float(len(rows))}
+
+
+def grading_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
+    """The report's human-grading section: the export (sheet, items) and accuracy per cell once imported
+    (``<sweep>/grading/``)."""
+    from jsweep.markdown import cell as md_cell
+    from jsweep.markdown import read_json, table
+
+    lines: list[str] = []
+    gdir = sweep_dir / "grading"
+    key = read_json(gdir / "key.json")
+    if key:
+        res = read_json(gdir / "results.json")
+        lines += ["## Human grading", "",
+                  f"Blinded sheet: `{key.get('sheet')}` ({len(key.get('items', {}))} answers of {len(key.get('cells', {}))} "
+                  f"cell(s), shuffled with seed {key.get('seed')}); key: `{gdir / 'key.json'}`.", ""]
+        if res:
+            rows = [[cid[:8], md_cell(r.get("label", "")), f"**{r['accuracy']:.3f}**", str(r["graded"])]
+                    for cid, r in sorted(res["cells"].items(), key=lambda kv: -kv[1]["accuracy"])]
+            lines += table(["cell", "label", "accuracy", "graded"], rows) + [""]
+        else:
+            lines += [f"Not graded yet: fill the `grade` column, then `python -m jsweep grade import {sweep_dir} <sheet>`.", ""]
+
+    return lines
+
+
+def samples_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
+    """The report's samples section: the answers side by side, one row per prompt, one column per cell."""
+    from jsweep.markdown import cell as md_cell
+    from jsweep.markdown import read_jsonl, table
+
+    lines: list[str] = []
+    samples = {row["cell_id"]: read_jsonl(d / "samples" / "answers.jsonl") for row, d in cells}
+    samples = {k: v for k, v in samples.items() if v}
+    if samples:
+        ids = list(samples)
+        first = samples[ids[0]][0]
+        params = ", ".join(f"{k}={first[k]}" for k in ("temperature", "top_p", "top_k", "repetition_penalty",
+                                                      "max_new_tokens", "seed") if k in first)
+        lines += ["## Samples (prompt x cell)", "", f"Generation: {params}.", ""]
+        prompts: dict[tuple, str] = {}
+        for rows_ in samples.values():
+            for r in rows_:
+                prompts.setdefault((r["id"], r.get("sample", 0)), r["prompt"])
+        by = {cid: {(r["id"], r.get("sample", 0)): r["answer"] for r in rows_} for cid, rows_ in samples.items()}
+        rows = [[md_cell(p, 80), *(md_cell(by[c].get(k, ""), 240) for c in ids)] for k, p in prompts.items()]
+        lines += table(["prompt", *(f"{c[:8]} {md_cell(label.get(c, ''), 40)}" for c in ids)], rows) + [""]
+    return lines

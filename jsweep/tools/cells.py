@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jsweep import cellstate
+from jsweep.eval.declaration import declarations
 from jsweep.files import write_json
 
 
@@ -33,8 +34,10 @@ class _CellLog:
         self.metrics.update({k: float(v) for k, v in metrics.items()})
         path = self.cell_dir / cellstate.METRICS
         old = json.loads(path.read_text()) if path.exists() else {}
-        stale = [k for k in old if k.startswith("elyza_tasks_100/") and k.rsplit("/", 1)[-1] == "score"
-                 and k not in metrics and "elyza_tasks_100/judged" in metrics]
+        # a re-judged evaluator's old per-item scores that were not logged again (see Declaration.judge)
+        rejudged = [d.prefix for d in declarations() if d.judged and f"{d.name}/judged" in metrics]
+        stale = [k for k in old if k.startswith(tuple(rejudged)) and k.rsplit("/", 1)[-1] == "score"
+                 and k not in metrics] if rejudged else []
         merged = {k: v for k, v in old.items() if k not in stale}
         merged.update(self.metrics)
         write_json(path, merged, sort_keys=True)

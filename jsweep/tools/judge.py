@@ -32,7 +32,13 @@ from jsweep.errors import JsweepError
 from jsweep.files import write_json
 from jsweep.tools.cells import _CellLog, _cell_meta, _sweep_cells, refresh_summary  # noqa: F401 - shared with grading
 
-EVALUATORS = ("elyza_tasks_100",)
+
+
+def judged_evaluators() -> list[str]:
+    """The evaluators scored by the LLM judge (their declarations say ``judged``)."""
+    from jsweep.eval.declaration import declarations
+
+    return [d.name for d in declarations() if d.judged]
 
 
 def _judge_conf(name: str) -> dict[str, Any]:
@@ -69,13 +75,14 @@ def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], None] = print,
                 only_missing: bool = False) -> dict[str, Any]:
     """Judge the saved answers of each (cell_dir, judge options); returns {cell_dir: metrics} and pending."""
-    from jsweep.eval import elyza
     from jsweep.eval import judge as J
+    from jsweep.eval.declaration import declarations
 
     done: dict[str, dict[str, float]] = {}
     pending = 0
     for cell_dir, opts in cells:
-        for name in EVALUATORS:
+        for decl in (d for d in declarations() if d.judged):
+            name = decl.name
             if not (cell_dir / name / "answers.jsonl").exists():
                 continue
             if only_missing:
@@ -88,7 +95,7 @@ def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], N
                         and res.get("judge_prompt_digest") == PROMPTS[full["prompt"]].digest):
                     continue
             log = _CellLog(cell_dir)
-            metrics = elyza.judge_cell(cell_dir, opts, log_metrics=log, tracker=log.tracker, say=say)
+            metrics = decl.hook("judge")(cell_dir, opts, log_metrics=log, tracker=log.tracker, say=say)
             done[str(cell_dir)] = metrics
             pending += int(metrics.get(f"{name}/pending", 0))
     return {"cells": done, "pending": pending}
@@ -136,7 +143,7 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
 
     try:
         todo = [(c.cell_dir, J.options(c.spec.judge)) for c in cells if not c.spec.judge.defer
-                and any(name in c.spec.eval for name in EVALUATORS) and (c.cell_dir / cellstate.STATUS).exists()]
+                and any(name in c.spec.eval for name in judged_evaluators()) and (c.cell_dir / cellstate.STATUS).exists()]
         if todo:
             res = judge_cells(todo, say=say, only_missing=True)
             if res["cells"]:
@@ -180,7 +187,7 @@ def main(argv: list[str]) -> int:
     pending = 0
     try:
         for path in paths:
-            if (path / cellstate.CELL).exists() or any((path / n / "answers.jsonl").exists() for n in EVALUATORS):
+            if (path / cellstate.CELL).exists() or any((path / n / "answers.jsonl").exists() for n in judged_evaluators()):
                 sweep_dir, cell_dirs = None, [path]
             else:
                 sweep_dir = find_sweep(path)
