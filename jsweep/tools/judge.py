@@ -160,7 +160,10 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
     except Exception as exc:  # noqa: BLE001 - answers and judgments so far are kept; `jsweep judge` retries
         say(f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
             f"run `python -m jsweep judge {sweep_dir}` to finish it")
-    if any("human_eval" in c.spec.eval for c in cells):
+    from jsweep.eval.declaration import declarations
+
+    graded = [d.name for d in declarations() if d.graded]      # answers graded by people: export a sheet
+    if any(name in c.spec.eval for c in cells for name in graded):
         from jsweep.tools.grading import GradingError, export, grading_dir
 
         try:
