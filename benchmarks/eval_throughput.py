@@ -106,7 +106,8 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
     return {"options": {k: v for k, v in options.items() if k != "data_dir"}, "seconds": round(seconds, 1),
             "documents": docs, "phases_seconds": phases.seconds, "phase_calls": phases.calls,
             "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None,
-            "metrics": metrics, "harness_log_tail": log.read_text()[-4000:] if log.exists() else ""}
+            "metrics": metrics, "harness_log": [ln for ln in (log.read_text().splitlines() if log.exists() else [])
+                            if ln[:4].isdigit() and "it/s]" not in ln][-60:]}
 
 
 def main() -> None:

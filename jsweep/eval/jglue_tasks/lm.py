@@ -1,5 +1,13 @@
 """The harness's model wrapper for JGLUE: lm-evaluation-harness's ``HFLM``, with generation tasks
-(JSQuAD) optionally decoded by jsweep's generation engine (``eval.jglue.generation: engine``).
+(JSQuAD) optionally decoded by jsweep's generation engine (``eval.jglue.generation: engine``), and
+with ``batch_size: auto`` on a GPU, loglikelihood batches (JCommonsenseQA, JNLI, MARC-ja) sized from
+free memory instead of the harness's search.
+
+The harness's ``auto`` search runs five full forward passes of the longest request at each trial size
+(from 512 down, halving on out-of-memory): 20 s for JCommonsenseQA + JNLI on an H200, a third of their
+evaluation. jsweep sizes the batch from what one row costs: the logits and their log-softmax over the
+vocabulary for every position (the harness keeps both), plus the activations, for the longest request,
+within half of the free memory. An out-of-memory error falls back to the harness's own search.
 
 The harness's own ``generate_until`` sizes its batch once, for a full-length context
 (``max_length`` tokens, with the log-softmax of every position), and checks the stop strings of
@@ -23,13 +31,32 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
     """An ``HFLM`` over the in-memory ``model``; ``generation="engine"``: generate_until through the engine."""
     from lm_eval.models import huggingface as hf
 
-    if generation == "harness":
-        return hf.HFLM(pretrained=model, tokenizer=tokenizer, **hflm_args)
-    if generation != "engine":
+    if generation not in GENERATION:
         raise ValueError(f"generation must be one of {', '.join(GENERATION)}, got {generation!r}")
 
-    class EngineLM(hf.HFLM):
+    class JsweepLM(hf.HFLM):
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
+            if self.batch_size != "auto" or override_bs or not requests or self.device.type != "cuda":
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            import torch
+
+            longest = max(min(len(ctx) + len(cont), self.max_length + 1) - 1 for _, ctx, cont in requests)
+            rows = loglikelihood_rows(self.model, longest, self.max_batch_size)
+            from jsweep.job.context import say
+
+            say(f"jglue: loglikelihood batch {rows} (longest request {longest} tokens, sized from free memory)")
+            try:
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs=rows)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                if "out of memory" not in str(exc).lower():
+                    raise
+                torch.cuda.empty_cache()
+                say(f"jglue: out of memory with {rows} rows; the harness searches the batch size")
+                return super()._loglikelihood_tokens(requests, disable_tqdm)
+
         def generate_until(self, requests, disable_tqdm: bool = False):
+            if generation == "harness":
+                return super().generate_until(requests, disable_tqdm)
             from jsweep.eval.generate import Request, generate
 
             think = getattr(self, "think_end_token", None)
@@ -68,4 +95,24 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
                 self.cache_hook.add_partial("generate_until", req.args, s)
             return out
 
-    return EngineLM(pretrained=model, tokenizer=tokenizer, **hflm_args)
+    return JsweepLM(pretrained=model, tokenizer=tokenizer, **hflm_args)
+
+
+LOGLIKELIHOOD_MEMORY_FRACTION = 0.5     # of the free GPU memory a loglikelihood batch may plan to use
+
+
+def loglikelihood_rows(model: Any, tokens: int, max_rows: int) -> int:
+    """Rows of ``tokens`` tokens per harness loglikelihood batch that fit in half the free GPU memory:
+    per token, the logits and their log-softmax over the vocabulary (model dtype, fp32 where the model is)
+    and the hidden activations (as the generation engine counts them)."""
+    import torch
+
+    cfg = model.config
+    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+    elem = next(model.parameters()).element_size()
+    vocab = int(getattr(cfg, "vocab_size", 32000))
+    hidden = int(getattr(cfg, "hidden_size", 2048))
+    inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+    per_token = 3 * vocab * elem + 4 * (hidden + inter) * elem
+    free, _ = torch.cuda.mem_get_info(next(model.parameters()).device)
+    return max(1, min(int(max_rows), int(LOGLIKELIHOOD_MEMORY_FRACTION * free / (per_token * max(tokens, 1)))))
