@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "jsquad_max_gen_toks": None,
     "max_length": None,
     "jnli_version": "1.1",
-    "generation": "harness",
+    "generation": "engine",
 }
 
 
@@ -79,7 +79,7 @@ class Options:
     jsquad_max_gen_toks: int | None
     max_length: int | None
     jnli_version: str = "1.1"
-    generation: str = "harness"
+    generation: str = "engine"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -403,7 +403,7 @@ class JGlueEval:
                 from lm_eval.evaluator import evaluate as lm_evaluate
 
                 from jsweep.eval.jglue_tasks import harness as H
-                from jsweep.eval.jglue_tasks.lm import harness_lm
+                from jsweep.eval.jglue_tasks.lm import cached_templates, harness_lm
 
                 tasks, names, info, notes = self.build_tasks(tokenizer)
                 for note in notes:
@@ -424,8 +424,9 @@ class JGlueEval:
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
                 lm = harness_lm(model.eval(), tokenizer, self.opts.generation, **hflm_args)
-                out = lm_evaluate(lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0,
-                                  log_samples=True)
+                with cached_templates():
+                    out = lm_evaluate(lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0,
+                                      log_samples=True)
                 version = H.harness_version()
                 configs = {names[n]: H.dump_config(t) for n, t in tasks.items()}
         finally:
