@@ -3,8 +3,8 @@
 #   bash benchmarks/gpu_session.sh [tests] [eval] [VARIANTS]
 # tests: the `gpu`-marked tests (tests/test_where.py; two of them want 2 GPUs);
 # eval:  the full JGLUE dev sets through lm-evaluation-harness on GPU 0 (benchmarks/eval_throughput.py
-#        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS, with a
-#        py-spy sample of the process (no pause of it: --nonblocking).
+#        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
+#        'generation=engine;generation=harness'), each timed by phase.
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
 # .bench/jglue-v1.3 (a copy of ../shared/data/jglue-v1.3). Writes logs and JSON under $OUT.
 set -u -o pipefail
@@ -33,12 +33,8 @@ if [[ $want == *" eval "* ]]; then
   t=$(date +%s)
   left=$(( ${BUDGET_S:-575} - (t - t0) ))           # stay inside the device's 600 s per command
   CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
-      --harness --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1 &
-  pid=$!
-  sleep 2
-  py-spy record --pid $pid --rate 25 --nonblocking --idle --format raw -o "$OUT/pyspy_eval.txt" > /dev/null 2>&1 &
-  wait $pid; rc=$?
+      --harness --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1
+  rc=$?
   grep -v "it/s\]$" "$OUT/eval_full.log" | tail -40
   echo "eval: exit $rc in $(( $(date +%s) - t )) s"
-  sleep 3
 fi
