@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_jsweep
+from tests.support.sweeps import run_jsweep
 
 CASES = [
     (["-m", "dataset=nope"], "unknown dataset 'nope' (choose from: "),

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from conftest import cli_env, run_jsweep
 from jsweep.compose import compose_spec
 from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
 from jsweep.validate import validate_cell
+from tests.support.sweeps import cli_env, run_jsweep
 
 H100 = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_cap": 9.0, "memory": "81559 MiB"} for i in range(2)]
 V100 = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_cap": 7.0, "memory": "32768 MiB"}]

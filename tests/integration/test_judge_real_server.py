@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, run_jsweep
+from tests.support.sweeps import cli_env, run_jsweep
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -8,8 +8,8 @@ import csv
 import json
 from pathlib import Path
 
-from tests.conftest import run_jsweep
-from tests.judge_server import JudgeServer
+from tests.support.judge_server import JudgeServer
+from tests.support.sweeps import run_jsweep
 
 KEY = "sk-e2etestkey-1111111111111111111111"
 GEN = ["eval.samples.max_new_tokens=12", "eval.human_eval.max_new_tokens=12"]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_jsweep
-
 from jsweep.job.sft import run_mean_loss
-
+from tests.support.processes import FAST, pid_alive, popen_jsweep, stalled_cell, wait_for
+from tests.support.specs import spec_for
+from tests.support.sweeps import run_jsweep
+from tests.support.tracking import cell_runs
 
 # --------------------------------------------------------------------------- resume: train/final_loss
 
@@ -38,9 +39,7 @@ def test_final_loss_weights_each_logged_loss_by_its_logging_interval():
 # --------------------------------------------------------------------------- cell identity
 
 def _spec(*overrides: str):
-    from jsweep.compose import compose_spec
-
-    return compose_spec(["eval=[]", "train.max_steps=2", *overrides])
+    return spec_for("eval=[]", "train.max_steps=2", *overrides)
 
 
 def _ids(*specs) -> list[str]:
@@ -194,7 +193,7 @@ def test_oom_retries_stop_at_the_limit_fail_fast_stops_launching_and_report_fals
     assert "jsweep: report" not in out
     sweep_dirs = list((tmp_path / "outputs" / "sweeps").iterdir())
     assert sweep_dirs and not any((d / "report").exists() for d in sweep_dirs)
-    runs = _cell_runs(mlflow_client_for(tmp_path))
+    runs = cell_runs(mlflow_client_for(tmp_path))
     assert len(runs) == 1                                      # the second cell never started
     (run,) = runs
     assert run.info.status == "FAILED" and run.data.tags["jsweep.error_class"] == "OutOfMemoryError"
@@ -206,17 +205,12 @@ def test_oom_retries_stop_at_the_limit_fail_fast_stops_launching_and_report_fals
     assert summary["cells"][0]["error"].startswith("OutOfMemoryError")
 
 
-def _cell_runs(client):
-    exp = client.get_experiment_by_name("jsweep")
-    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("jsweep.kind") == "cell"]
-
-
 def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_client_for, tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=1", "eval=[]"]
     first = run_jsweep(grid, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
     client = mlflow_client_for(tmp_path)
-    ids = {r.data.params["lr"]: r.data.tags["jsweep.cell_id"] for r in _cell_runs(client)}
+    ids = {r.data.params["lr"]: r.data.tags["jsweep.cell_id"] for r in cell_runs(client)}
     assert sorted(ids) == ["0.0001", "1e-05"]
     target = ids["1e-05"]
     again = run_jsweep([*grid, f"launcher.rerun=['{target[:6]}']"], tmp_path)
@@ -225,7 +219,7 @@ def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_clie
     assert again.stdout.count("skip: already finished") == 1
     replaced = sorted(p.name for p in (tmp_path / "outputs" / "cells").iterdir() if ".replaced-" in p.name)
     assert [name.split(".replaced-")[0] for name in replaced] == [target]
-    assert sorted(r.data.tags["jsweep.cell_id"] for r in _cell_runs(client)) == sorted([*ids.values(), target])
+    assert sorted(r.data.tags["jsweep.cell_id"] for r in cell_runs(client)) == sorted([*ids.values(), target])
 
 
 # --------------------------------------------------------------------------- a second Ctrl-C
@@ -262,11 +256,9 @@ def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_
     import os
     import signal
 
-    from test_resilience import FAST, _alive, _child_runs, _popen, _stalled, _wait_for
-
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
-    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
+    wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
+    cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.killpg(proc.pid, signal.SIGINT)                          # Ctrl-C ...
     import time
@@ -277,11 +269,11 @@ def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_
     assert proc.returncode == 130, out[-3000:]
     assert out.count("interrupted; stopping 1 running cell(s)") == 1 and "KeyboardInterrupt" not in out, out[-3000:]
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED"
     summary = json.loads(next((tmp_path / "outputs" / "sweeps").rglob("summary.json")).read_text())
     assert [c["status"] for c in summary["cells"]] == ["KILLED"]
-    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+    wait_for(lambda: not pid_alive(pid), timeout=30, what="the cell process to exit")
 
 
 def test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order():

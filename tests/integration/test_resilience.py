@@ -7,73 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_jsweep
-
-STALLED = "fault: stalled at step"     # what a JSWEEP_FAULT=sleep@N cell logs while it waits for SIGUSR1
-FAST = ["train.max_steps=6", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[]"]
-
-
-def _cells(tmp: Path) -> list[Path]:
-    return sorted(p for p in (tmp / "outputs" / "cells").iterdir() if p.is_dir() and "." not in p.name)
-
-
-def _stalled(tmp: Path, *also: str) -> Path | None:
-    """The cell directory whose log shows the injected stall (and holds every path in `also`), or None.
-    Tolerates a sweep that has not yet created its cells directory, a cell or its log."""
-    root = tmp / "outputs" / "cells"
-    if not root.exists():
-        return None
-    for cell in _cells(tmp):
-        log = cell / "cell.log"
-        try:
-            if STALLED in log.read_text() and all((cell / rel).exists() for rel in also):
-                return cell
-        except FileNotFoundError:
-            continue
-    return None
-
-
-def _child_runs(client):
-    exp = client.get_experiment_by_name("jsweep")
-    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("jsweep.kind") == "cell"]
-
-
-def _as_in_a_terminal() -> None:
-    # A shell starts background commands (`make test &`, CI runners) with SIGINT and SIGQUIT ignored, and
-    # a process that starts with SIGINT ignored never raises KeyboardInterrupt. The sweep under test
-    # gets the disposition it has when started from a terminal, where Ctrl-C reaches it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _popen(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "jsweep", *args], cwd=cwd, env=cli_env(cwd, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=_as_in_a_terminal)
-
-
-def _wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.support.processes import FAST, as_in_a_terminal, cell_dirs, pid_alive, popen_jsweep, stalled_cell, wait_for
+from tests.support.servers import free_port, stop_server, tracking_server
+from tests.support.sweeps import cli_env, run_jsweep
+from tests.support.tracking import cell_runs
 
 
 def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow_client_for, tiny_model_dir):
@@ -81,26 +24,26 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     ref = tmp_path / "ref"
     ref.mkdir()
     assert run_jsweep(FAST, ref).returncode == 0
-    ref_metrics = json.loads((_cells(ref)[0] / "metrics.json").read_text())
+    ref_metrics = json.loads((cell_dirs(ref)[0] / "metrics.json").read_text())
 
     work = tmp_path / "work"
     work.mkdir()
-    proc = _popen(FAST, work, JSWEEP_FAULT="sleep@4")      # stalls at step 4, after checkpoint-2
-    _wait_for(lambda: _stalled(work, "checkpoints/checkpoint-2/trainer_state.json"),
+    proc = popen_jsweep(FAST, work, JSWEEP_FAULT="sleep@4")      # stalls at step 4, after checkpoint-2
+    wait_for(lambda: stalled_cell(work, "checkpoints/checkpoint-2/trainer_state.json"),
               what="checkpoint-2 and the stall at step 4")
-    cell = _stalled(work)
+    cell = stalled_cell(work)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)                            # kill -9 of the cell, mid-training
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "killed by signal 9" in out
     client = mlflow_client_for(work)
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     assert run.info.status == "FAILED"
 
     again = run_jsweep(FAST, work)
     assert again.returncode == 0, again.stdout[-2000:]
     assert " resume " in again.stdout
-    runs = _child_runs(client)
+    runs = cell_runs(client)
     assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id      # same run, no duplicate
     assert runs[0].info.status == "FINISHED" and runs[0].data.tags["jsweep.resumed_from"] == "checkpoint-2"
     metrics = json.loads((cell / "metrics.json").read_text())
@@ -110,7 +53,7 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     assert metrics["train/final_loss"] == pytest.approx(ref_metrics["train/final_loss"], abs=1e-4)  # over all 6 steps
     assert metrics["train/tokens"] == ref_metrics["train/tokens"] > 0      # counted over both attempts
     # The whole metric history, each step once, equals the uninterrupted run's: in MLflow and in history.jsonl.
-    (ref_run,) = _child_runs(mlflow_client_for(ref))
+    (ref_run,) = cell_runs(mlflow_client_for(ref))
     ref_client = mlflow_client_for(ref)
     for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):
         got = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
@@ -119,12 +62,12 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
         assert [s for s, _ in got] == [s for s, _ in want], key
         assert [v for _, v in got] == pytest.approx([v for _, v in want], abs=1e-4), key
     assert [s for s, _ in got] == [3, 6]                                  # eval/loss: step 3 came from the killed attempt
-    raw, ref_raw = _history(cell), _history(_cells(ref)[0])
+    raw, ref_raw = _history(cell), _history(cell_dirs(ref)[0])
     for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):    # each (metric, step) once
         assert [r["step"] for r in raw if key in r] == [r["step"] for r in ref_raw if key in r], key
-    from jsweep.tools.report import read_history                           # what `jsweep report` plots
+    from jsweep.tools.report import read_history  # what `jsweep report` plots
 
-    rows, ref_rows = read_history(cell / "history.jsonl"), read_history(_cells(ref)[0] / "history.jsonl")
+    rows, ref_rows = read_history(cell / "history.jsonl"), read_history(cell_dirs(ref)[0] / "history.jsonl")
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == [1, 2, 3, 4, 5, 6]
     for row, ref_row in zip(rows, ref_rows):
         assert sorted(row) == sorted(ref_row)
@@ -140,7 +83,7 @@ def test_a_raising_cell_is_marked_failed_and_the_rest_continue(tmp_path, mlflow_
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", *FAST], tmp_path, JSWEEP_FAULT="raise@2:lr=1e-05")
     assert proc.returncode == 1
     assert "summary (1/2 finished)" in proc.stdout and "RuntimeError: injected fault at step 2" in proc.stdout
-    runs = {r.data.params["lr"]: r for r in _child_runs(mlflow_client_for(tmp_path))}
+    runs = {r.data.params["lr"]: r for r in cell_runs(mlflow_client_for(tmp_path))}
     failed, ok = runs["1e-05"], runs["0.0001"]
     assert failed.info.status == "FAILED" and ok.info.status == "FINISHED"
     assert failed.data.tags["jsweep.error_class"] == "RuntimeError"
@@ -154,10 +97,10 @@ def test_out_of_memory_is_retried_with_half_the_micro_batch(tmp_path, mlflow_cli
     proc = run_jsweep(args, tmp_path, JSWEEP_FAULT="oom@1")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "out of memory; retry 1/2 with micro_batch_size 4->2, grad_accum 1->2" in proc.stdout
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED"
     assert run.data.tags["jsweep.oom_retry.1"] == "micro_batch_size 4->2, grad_accum 1->2"
-    spec = json.loads((_cells(tmp_path)[0] / "cell.json").read_text())["spec"]
+    spec = json.loads((cell_dirs(tmp_path)[0] / "cell.json").read_text())["spec"]
     assert (spec["train"]["micro_batch_size"], spec["train"]["grad_accum"]) == (2, 2)   # same effective batch
 
 
@@ -174,48 +117,48 @@ def test_second_run_of_a_finished_sweep_skips_and_rerun_keeps_old_results(tmp_pa
     assert again.returncode == 0
     assert again.stdout.count("skip: already finished in run") == 2
     client = mlflow_client_for(tmp_path)
-    assert len(_child_runs(client)) == 2
+    assert len(cell_runs(client)) == 2
     # Changing one axis value runs only the new cell.
     more = run_jsweep(["-m", "lr=1e-5,3e-4", "train.max_steps=2", "eval=[]"], tmp_path)
     assert more.stdout.count("skip: already finished") == 1 and more.stdout.count(" start ") == 1
-    assert len(_child_runs(client)) == 3
+    assert len(cell_runs(client)) == 3
     # --rerun runs a finished cell again and keeps the previous results.
     rerun = run_jsweep(["--rerun", "lr=1e-5", "train.max_steps=2", "eval=[]"], tmp_path)
     assert rerun.returncode == 0 and "previous results kept in" in rerun.stdout
-    assert len(_child_runs(client)) == 4
+    assert len(cell_runs(client)) == 4
     assert any(".replaced-" in p.name for p in (tmp_path / "outputs" / "cells").iterdir())
 
 
 def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
-    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
+    wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
+    cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:]
     assert "interrupted; stopping 1 running cell(s)" in out
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED"
-    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+    wait_for(lambda: not pid_alive(pid), timeout=30, what="the cell process to exit")
 
 
 def test_sigterm_to_the_launcher_stops_its_cells_too(tmp_path, mlflow_client_for, tiny_model_dir):
     """`kill <sweep pid>`, or Slurm's scancel: the cells run in sessions of their own, so without the
     launcher's handling they would outlive it."""
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
-    _wait_for(lambda: _stalled(tmp_path), what="training to stall")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@3")
+    wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
+    cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(proc.pid, signal.SIGTERM)                        # the launcher alone, not its process group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
     assert "interrupted by SIGTERM; stopping 1 running cell(s)" in out
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED" and run.data.tags["jsweep.error_class"] == "SIGTERM"
-    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
+    wait_for(lambda: not pid_alive(pid), timeout=30, what="the cell process to exit")
 
 
 def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny_model_dir):
@@ -227,7 +170,7 @@ def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "jsweep", *FAST], cwd=tmp_path,
                             env=cli_env(tmp_path, JSWEEP_FAULT="sleep@3"), stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, start_new_session=True, preexec_fn=_as_in_a_terminal)
+                            stdout=slave, stderr=slave, start_new_session=True, preexec_fn=as_in_a_terminal)
     os.close(slave)
     stop = threading.Event()
 
@@ -242,38 +185,19 @@ def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        _wait_for(lambda: _stalled(tmp_path), what="training to stall")
+        wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
     finally:
         stop.set()
         reader.join(timeout=5)
         os.close(master)                            # the terminal window is closed...
-    cell = _stalled(tmp_path)
+    cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(proc.pid, signal.SIGHUP)                # ...and its hang-up reaches the launcher
     assert proc.wait(timeout=120) == 128 + signal.SIGHUP
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED" and run.data.tags["jsweep.error_class"] == "SIGHUP"
-    _wait_for(lambda: not _alive(pid), timeout=30, what="the cell process to exit")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server(tmp: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    return subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-                             "--artifacts-destination", str(tmp / "server-artifacts"), "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    wait_for(lambda: not pid_alive(pid), timeout=30, what="the cell process to exit")
 
 
 def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
@@ -281,9 +205,9 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
 
     from mlflow.tracking import MlflowClient
 
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = _server(tmp_path, port)
+    server = tracking_server(tmp_path, port)
     try:
         def up() -> bool:
             try:
@@ -291,30 +215,30 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
             except OSError:
                 return False
 
-        _wait_for(up, timeout=90, what="the MLflow server")
-        proc = _popen(["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"], tmp_path,
+        wait_for(up, timeout=90, what="the MLflow server")
+        proc = popen_jsweep(["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"], tmp_path,
                       MLFLOW_TRACKING_URI=uri, JSWEEP_FAULT="sleep@3:lr=1e-05")
-        _wait_for(lambda: _stalled(tmp_path), what="the first cell to stall")
-        _stop(server)                                   # the tracking server dies mid-sweep
-        pid = json.loads((_stalled(tmp_path) / "status.json").read_text())["pid"]
+        wait_for(lambda: stalled_cell(tmp_path), what="the first cell to stall")
+        stop_server(server)                                   # the tracking server dies mid-sweep
+        pid = json.loads((stalled_cell(tmp_path) / "status.json").read_text())["pid"]
         os.kill(pid, signal.SIGUSR1)                  # let the stalled cell go on
         out, _ = proc.communicate(timeout=900)
     finally:
         if server.poll() is None:
-            _stop(server)
+            stop_server(server)
     # Cells went on without the server; nothing was lost locally.
     assert "tracking call(s) could not reach the tracking server" in out, out[-3000:]
-    for cell in _cells(tmp_path):
+    for cell in cell_dirs(tmp_path):
         log = (cell / "cell.log").read_text()[-3000:]
         assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", out[-2000:] + log
         assert "eval/loss" in json.loads((cell / "metrics.json").read_text()), log
-    server = _server(tmp_path, port)
+    server = tracking_server(tmp_path, port)
     try:
-        _wait_for(up, timeout=90, what="the MLflow server to restart")
+        wait_for(up, timeout=90, what="the MLflow server to restart")
         sync = run_jsweep(["sync"], tmp_path, MLFLOW_TRACKING_URI=uri)
         assert sync.returncode == 0, sync.stdout + sync.stderr
         client = MlflowClient(uri)
-        runs = _child_runs(client)
+        runs = cell_runs(client)
         assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), sync.stdout
         assert all("eval/loss" in r.data.metrics and r.data.tags.get("jsweep.complete") == "true" for r in runs), \
             sync.stdout
@@ -324,4 +248,4 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
         again = run_jsweep(["sync"], tmp_path, MLFLOW_TRACKING_URI=uri)
         assert "0 call(s) re-logged" in again.stdout, again.stdout
     finally:
-        _stop(server)
+        stop_server(server)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_jsweep
+from tests.support.sweeps import cli_env, run_jsweep
 
 pytestmark = pytest.mark.slurm
 
@@ -214,7 +214,9 @@ def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_cli
 
 def test_nodes_without_access_to_the_tracking_server_journal_and_the_launcher_logs(tmp_path, tiny_model_dir,
                                                                                  monkeypatch):
-    from test_remote_tracking import PASSWORD, USER, auth_server, cell_runs, client, password_nowhere
+    from tests.support.servers import PASSWORD, USER, auth_server, password_nowhere
+    from tests.support.servers import auth_client as client
+    from tests.support.tracking import cell_runs
 
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with auth_server(tmp_path) as uri:

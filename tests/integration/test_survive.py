@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_jsweep
-from test_resilience import FAST, STALLED, _alive, _cells, _child_runs, _free_port, _popen, _server, _stalled, _stop, \
-    _wait_for
+from tests.support.paths import ROOT
+from tests.support.processes import FAST, cell_dirs, pid_alive, popen_jsweep, stalled_cell, wait_for
+from tests.support.servers import free_port, stop_server, tracking_server
+from tests.support.sweeps import run_jsweep
+from tests.support.tracking import cell_runs
 
 TINY = ["train.max_steps=2", "eval=[]"]
 
@@ -57,12 +55,12 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
     SQLite database and artifact store) is searched for every planted value."""
     tag = uuid.uuid4().hex[:10]
     password, token, arch_key = f"PLANTEDpw{tag}", f"hf_PLANTEDtok{tag}abcdefghijk", f"PLANTEDarch{tag}"
-    port = _free_port()
-    server = _server(tmp_path, port)
+    port = free_port()
+    server = tracking_server(tmp_path, port)
     uri = f"http://jsweep:{password}@127.0.0.1:{port}"
     plain = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: _server_up(plain), timeout=90, what="the MLflow server")
+        wait_for(lambda: _server_up(plain), timeout=90, what="the MLflow server")
         proc = run_jsweep(["-m", "lr=1e-5,1e-4", f"+experiment.hf_token={token}", f"+model.arch.api_key={arch_key}",
                            f"tracking.uri={uri}", *TINY], tmp_path, JSWEEP_FAULT="raise@1:lr=1e-05")
         out = proc.stdout + proc.stderr
@@ -70,7 +68,7 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(plain)
-        runs = _child_runs(client)
+        runs = cell_runs(client)
         assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"], out[-3000:]
         failed = next(r for r in runs if r.info.status == "FAILED")
         assert "injected fault" in failed.data.tags["jsweep.log_tail"]
@@ -83,8 +81,8 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         artifacts = {a.path for a in client.list_artifacts(finished.info.run_id)}
         assert {"config.yaml", "cell.log"} <= artifacts
     finally:
-        _stop(server)
-    cells = _cells(tmp_path)
+        stop_server(server)
+    cells = cell_dirs(tmp_path)
     log = (cells[0] / "cell.log").read_text() + (cells[1] / "cell.log").read_text()
     assert "View run" in log and "http://***@127.0.0.1" in log     # MLflow's own line, masked
     multirun = next((tmp_path / "outputs" / "sweeps").glob("*/multirun.yaml")).read_text()
@@ -126,19 +124,19 @@ def _history_steps(cell: Path, key: str = "train/loss") -> list[int]:
 def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_path, mlflow_client_for,
                                                                           tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=3", "eval=[]"]
-    procs = [_popen(grid, tmp_path) for _ in range(2)]          # together, on a store that does not exist yet
+    procs = [popen_jsweep(grid, tmp_path) for _ in range(2)]          # together, on a store that does not exist yet
     outs = [p.communicate(timeout=600)[0] for p in procs]
     both = "\n=====\n".join(outs)
     assert "alembic" not in both and "Traceback" not in both, both[-4000:]
     assert sorted(p.returncode for p in procs) in ([0, 1], [1, 1]), both[-4000:]
     assert "busy: already running in sweep" in both, both[-4000:]
     client = mlflow_client_for(tmp_path)
-    runs = _child_runs(client)
+    runs = cell_runs(client)
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), both[-4000:]
     assert len({r.data.tags["jsweep.cell_id"] for r in runs}) == 2
     for run in runs:
         assert _steps(client, run.info.run_id) == [1, 2, 3]
-    for cell in _cells(tmp_path):
+    for cell in cell_dirs(tmp_path):
         assert _history_steps(cell) == [1, 2, 3]
         assert (cell / "cell.log").read_text().count("[jsweep] done") == 1
     again = run_jsweep(grid, tmp_path)                           # the store is healthy afterwards
@@ -149,15 +147,15 @@ def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_pa
 
 def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_are_closed(
         tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
-    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
+    wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = stalled_cell(tmp_path)
     cell_pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(proc.pid, signal.SIGKILL)                        # kill -9 of the launcher alone
     proc.wait(timeout=30)
-    assert _alive(cell_pid)                                  # the cell lives on, in a session of its own
+    assert pid_alive(cell_pid)                                  # the cell lives on, in a session of its own
     client = mlflow_client_for(tmp_path)
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     first_parent = run.data.tags["mlflow.parentRunId"]
 
     again = run_jsweep(FAST, tmp_path)                       # the orphan holds its cell's lock
@@ -166,32 +164,32 @@ def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_
     assert " start " not in again.stdout and " resume " not in again.stdout
     assert client.get_run(first_parent).info.status == "KILLED"         # the dead launcher's parent run
     assert client.get_run(run.info.run_id).info.status == "RUNNING"     # its cell still runs
-    assert len(_child_runs(client)) == 1
+    assert len(cell_runs(client)) == 1
 
     os.kill(cell_pid, signal.SIGUSR1)                        # the orphan goes on, and finishes on its own
-    _wait_for(lambda: not _alive(cell_pid), timeout=300, what="the orphan cell to finish")
+    wait_for(lambda: not pid_alive(cell_pid), timeout=300, what="the orphan cell to finish")
     assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", (cell / "cell.log").read_text()[-3000:]
     assert "the launcher (pid" in (cell / "cell.log").read_text()
-    (done,) = _child_runs(client)
+    (done,) = cell_runs(client)
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
     assert _steps(client, run.info.run_id) == [1, 2, 3, 4, 5, 6]
     last = run_jsweep(FAST, tmp_path)
     assert last.returncode == 0 and "skip: already finished" in last.stdout, last.stdout[-2000:]
-    assert len(_child_runs(client)) == 1
+    assert len(cell_runs(client)) == 1
 
 
 def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_resumed_in_the_same_run(
         tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
-    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
+    wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = stalled_cell(tmp_path)
     cell_pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(proc.pid, signal.SIGKILL)                        # the machine's OOM killer takes both
     os.kill(cell_pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    _wait_for(lambda: not _alive(cell_pid), timeout=30, what="the cell to die")
+    wait_for(lambda: not pid_alive(cell_pid), timeout=30, what="the cell to die")
     client = mlflow_client_for(tmp_path)
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     parent_id = run.data.tags["mlflow.parentRunId"]
     assert run.info.status == "RUNNING" and client.get_run(parent_id).info.status == "RUNNING"
 
@@ -204,21 +202,21 @@ def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_re
 
     again = run_jsweep(FAST, tmp_path)                       # and the cell resumes in its own run
     assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
-    mine = [r for r in _child_runs(client) if r.data.tags["jsweep.cell_id"] == run.data.tags["jsweep.cell_id"]]
+    mine = [r for r in cell_runs(client) if r.data.tags["jsweep.cell_id"] == run.data.tags["jsweep.cell_id"]]
     assert [r.info.run_id for r in mine] == [run.info.run_id] and mine[0].info.status == "FINISHED"
     assert _steps(client, run.info.run_id) == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen(FAST, tmp_path, JSWEEP_FAULT="sleep@4")    # steps 1-3 logged, checkpoint at 2
-    _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
-    cell = _stalled(tmp_path)
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")    # steps 1-3 logged, checkpoint at 2
+    wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
+    cell = stalled_cell(tmp_path)
     os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
     proc.communicate(timeout=120)
     again = run_jsweep(FAST, tmp_path)
     assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
     client = mlflow_client_for(tmp_path)
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     for key in ("train/loss", "train/lr", "train/grad_norm"):
         assert _steps(client, run.info.run_id, key) == [1, 2, 3, 4, 5, 6], key    # step 3 was re-trained, logged once
         assert _history_steps(cell, key) == [1, 2, 3, 4, 5, 6], key
@@ -229,10 +227,10 @@ def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_traini
         tmp_path, mlflow_client_for, tiny_model_dir):
     args = ["train.max_steps=4", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[llm_jp_eval]",
             "eval.llm_jp_eval.max_num_samples=20"]
-    proc = _popen(args, tmp_path)
+    proc = popen_jsweep(args, tmp_path)
 
     def evaluating() -> Path | None:
-        for cell in _cells(tmp_path) if (tmp_path / "outputs" / "cells").exists() else []:
+        for cell in cell_dirs(tmp_path) if (tmp_path / "outputs" / "cells").exists() else []:
             try:
                 if "evaluating: llm_jp_eval" in (cell / "cell.log").read_text():
                     return cell
@@ -240,7 +238,7 @@ def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_traini
                 pass
         return None
 
-    _wait_for(evaluating, timeout=300, what="the evaluation to start")
+    wait_for(evaluating, timeout=300, what="the evaluation to start")
     cell = evaluating()
     os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
     proc.communicate(timeout=120)
@@ -249,7 +247,7 @@ def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_traini
     assert again.returncode == 0, again.stdout[-3000:]
     assert "trained and saved by an earlier attempt; evaluating it" in again.stdout
     client = mlflow_client_for(tmp_path)
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     metrics = json.loads((cell / "metrics.json").read_text())
     assert metrics["train/steps"] == 4 and "llm_jp_eval/AVG_partial" in metrics
     assert _steps(client, run.info.run_id) == [1, 2, 3, 4] and _history_steps(cell) == [1, 2, 3, 4]
@@ -264,13 +262,13 @@ def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, ml
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("jsweep: error:")]
     assert "No space left on device" in line and "Run the same sweep again" in line
     client = mlflow_client_for(tmp_path)
-    runs = _child_runs(client)
+    runs = cell_runs(client)
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
     assert parent.info.status == "FAILED" and parent.data.tags["jsweep.error_class"] == "OSError"
     again = run_jsweep(grid, tmp_path)
     assert again.returncode == 0, again.stdout[-3000:]
-    after = _child_runs(client)
+    after = cell_runs(client)
     assert len(after) == 2 and all(r.info.status == "FINISHED" for r in after)     # the killed run was re-used
     assert {r.info.run_id for r in after} == {r.info.run_id for r in runs}
 
@@ -278,7 +276,7 @@ def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, ml
 def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(tmp_path, mlflow_client_for,
                                                                               tiny_model_dir):
     assert run_jsweep(TINY, tmp_path).returncode == 0
-    (cell,) = _cells(tmp_path)
+    (cell,) = cell_dirs(tmp_path)
     journal = cell / "tracking_journal.jsonl"
     # What an outage followed by a kill mid-write leaves: whole calls around a line cut short.
     journal.write_text(json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}}) + "\n"
@@ -289,7 +287,7 @@ def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(
     sync = run_jsweep(["sync"], tmp_path)
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert f"{cell.name}/tracking_journal.jsonl: line 2 is not a whole tracking call, skipped" in sync.stderr
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.data.tags["jsweep.note"] == "before" and run.data.tags["jsweep.note2"] == "after"
     assert not journal.exists()
 
@@ -297,7 +295,7 @@ def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(
 @pytest.mark.parametrize("damage", ["model", "metrics"])
 def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client_for, tiny_model_dir, damage):
     assert run_jsweep(TINY, tmp_path).returncode == 0
-    (cell,) = _cells(tmp_path)
+    (cell,) = cell_dirs(tmp_path)
     if damage == "model":
         import shutil
 
@@ -309,7 +307,7 @@ def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client
     assert "results are damaged" in again.stdout and "skip" not in again.stdout, again.stdout[-2000:]
     assert (cell / "model" / "adapter_config.json").exists()
     assert isinstance(json.loads((cell / "metrics.json").read_text()), dict)
-    runs = _child_runs(mlflow_client_for(tmp_path))
+    runs = cell_runs(mlflow_client_for(tmp_path))
     complete = [r for r in runs if r.data.tags.get("jsweep.complete") == "true"]
     assert len(complete) == 1 and complete[0].info.status == "FINISHED"
     assert any(r.data.tags.get("jsweep.damaged") for r in runs)
@@ -341,7 +339,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     task2 = sorted((latin_dir / "evaluation" / "test").glob("*.json"))[0]
     task2.write_bytes(task2.read_bytes() + b"\xe9")
     jglue = root / "jglue_bad"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "jsweep" / "fixtures" / "eval" / "jglue", jglue)
+    shutil.copytree(ROOT / "jsweep" / "fixtures" / "eval" / "jglue", jglue)
     jnli = sorted((jglue / "jnli").rglob("valid*.json"))[0]
     lines = jnli.read_text(encoding="utf-8").splitlines()
     lines[1] = lines[1][: len(lines[1]) // 2]                 # a record cut in the middle

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_jsweep
+from tests.support.sweeps import run_jsweep
 
 GRID = ["-m", "dataset=dolly,oasst", "lr=1e-5,1e-4", "train.max_steps=3",
         "eval.llm_jp_eval.tasks=[jnli,jsquad,jsts]", "eval.llm_jp_eval.max_num_samples=4"]

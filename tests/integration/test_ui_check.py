@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from conftest import run_jsweep
+from tests.support.sweeps import run_jsweep
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),

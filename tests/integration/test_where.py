@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import run_jsweep
+from tests.support.sweeps import run_jsweep
 
 
 def _cell_runs(client):

@@ -6,7 +6,7 @@ report can only rank it right by reading the declaration. Everything about it is
 options, its pre-flight check, its scoring, its results (through the shared jsweep.eval.results),
 and its ``Declaration``; registering it is one line:
 
-    registries.EVALUATORS.register("sentence_nll", "example_evaluator:EVALUATOR")
+    registries.EVALUATORS.register("sentence_nll", "tests.support.example_evaluator:EVALUATOR")
 
 (in the package: one line in jsweep/registries.py, plus conf/eval/sentence_nll.yaml).
 """
@@ -68,7 +68,7 @@ class SentenceNll:
 
 EVALUATOR = Declaration(
     name=NAME,
-    implementation="example_evaluator:SentenceNll",
+    implementation="tests.support.example_evaluator:SentenceNll",
     headlines=(Headline(f"{NAME}/nll", higher_is_better=False, scale="nats/token"),),
-    check="example_evaluator:check",
+    check="tests.support.example_evaluator:check",
 )

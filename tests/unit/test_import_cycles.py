@@ -8,7 +8,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "jsweep"
+from tests.support.paths import ROOT
+
+PACKAGE = ROOT / "jsweep"
 
 
 def _modules(package: Path) -> dict[str, Path]:

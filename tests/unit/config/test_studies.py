@@ -3,13 +3,10 @@ table of the published numbers beside which the report is read."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from jsweep.compose import compose_spec
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 def grid(name: str) -> dict[str, list[str]]:

@@ -8,13 +8,20 @@ import shutil
 
 import pytest
 
-from jsweep.data.contamination import (EvalText, check_contamination, contamination, contamination_metrics,
-                                       contamination_tags, normalize)
-from jsweep.eval.llm_jp_eval.contamination import collect as collect_llm_jp_eval
-from jsweep.eval.llm_jp_eval.evaluator import FIXTURE_DIR as LLM_JP_EVAL_FIXTURES
+from jsweep.data.contamination import (
+    EvalText,
+    check_contamination,
+    contamination,
+    contamination_metrics,
+    contamination_tags,
+    normalize,
+)
 from jsweep.data.load import load_examples
 from jsweep.data.records import Example, Message, PreferenceExample
 from jsweep.errors import DataError
+from jsweep.eval.llm_jp_eval.contamination import collect as collect_llm_jp_eval
+from jsweep.eval.llm_jp_eval.evaluator import FIXTURE_DIR as LLM_JP_EVAL_FIXTURES
+from tests.support.specs import spec_for
 
 P = "data/contamination/llm_jp_eval"
 
@@ -24,12 +31,6 @@ def ex(text: str, reply: str = "はい。") -> Example:
 
 
 @functools.lru_cache(maxsize=None)
-def spec_for(*overrides: str):
-    from jsweep.compose import compose_spec
-
-    return compose_spec(list(overrides))
-
-
 # --------------------------------------------------------------------------- the pure function
 
 def test_verbatim_eval_sample_in_training_is_contaminated():

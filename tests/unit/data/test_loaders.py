@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from jsweep.data.formats import ALPACA_JA, LLMJP, HEADER_NO_INPUT, HEADER_WITH_INPUT
+from jsweep.data.formats import ALPACA_JA, HEADER_NO_INPUT, HEADER_WITH_INPUT, LLMJP
 from jsweep.data.load import load_examples, preflight, split_train_eval, subset
 from jsweep.data.records import Example, Message, digest_examples
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError, PreflightError
 from jsweep.schema import DatasetSpec
 from jsweep.validate import validate_cell
+from tests.support.paths import MALFORMED
+from tests.support.specs import spec_for
 
 INSTRUCT = FIXTURES / "instruct"
-MALFORMED = Path(__file__).parent / "fixtures" / "malformed"
 
 
 def ds(loader: str, *, fixture: str | None = None, path: str | Path | None = None, name: str | None = None,
@@ -43,12 +44,6 @@ def turns(ex: Example) -> list[tuple[str, str]]:
 
 
 @functools.lru_cache(maxsize=None)
-def spec_for(*overrides: str):
-    from jsweep.compose import compose_spec
-
-    return compose_spec(list(overrides))
-
-
 # --------------------------------------------------------------------------- upstream formats -> conversations
 
 def test_dolly_yields_instruction_input_output():

@@ -7,12 +7,13 @@ from collections import Counter
 
 import pytest
 
-from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.budget import parse_budget, take, token_budget_indices
+from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.mixture import component_specs, largest_remainder, read_preset
 from jsweep.errors import ConfigError, DataError
 from jsweep.schema import DatasetSpec
 from jsweep.validate import validate_cell
+from tests.support.specs import spec_for
 
 SIZES = {"dolly": 48, "ichikara": 44, "oasst": 16, "jaster": 44, "hh_rlhf_ja": 40}
 
@@ -30,12 +31,6 @@ def counts(data) -> Counter:
 
 
 @functools.lru_cache(maxsize=None)
-def spec_for(*overrides: str):
-    from jsweep.compose import compose_spec
-
-    return compose_spec(list(overrides))
-
-
 # --------------------------------------------------------------------------- proportions
 
 def test_weights_with_total_n_give_exact_shares_with_upsampling():
@@ -207,9 +202,9 @@ def test_token_budget_indices_reach_the_budget_with_whole_passes_first():
 
 
 def _ctx(overrides, tmp_path, store: bool = True):
-    from conftest import StoredRun
     from jsweep.job.context import CellContext
     from jsweep.tracking import NullTracker
+    from tests.support.tracking import StoredRun
 
     if not store:                                   # trainer arguments only: nothing is logged
         return CellContext(spec_for(*overrides), tmp_path, NullTracker(), "cpu")

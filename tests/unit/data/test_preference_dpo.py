@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,10 @@ from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
 from jsweep.schema import DatasetSpec
 from jsweep.validate import validate_cell
+from tests.support.paths import MALFORMED
+from tests.support.specs import spec_for
 
 INSTRUCT = FIXTURES / "instruct"
-MALFORMED = Path(__file__).parent / "fixtures" / "malformed"
 
 
 def load(loader, *, fixture=None, path=None, **kw):
@@ -28,12 +28,6 @@ def load(loader, *, fixture=None, path=None, **kw):
 
 
 @functools.lru_cache(maxsize=None)
-def spec_for(*overrides: str):
-    from jsweep.compose import compose_spec
-
-    return compose_spec(list(overrides))
-
-
 # --------------------------------------------------------------------------- loaders
 
 def test_hh_rlhf_yields_prompt_turns_chosen_and_rejected():
@@ -173,7 +167,7 @@ def _run_dpo(tmp_path, *overrides):
     spec = spec_for("dataset=hh_rlhf_ja", "eval=[]", "train.max_steps=2", "train.micro_batch_size=2", *overrides)
     assert validate_cell(spec) == []
     data = load_examples(spec.dataset, builtin_model=True)
-    from conftest import StoredRun
+    from tests.support.tracking import StoredRun
 
     run = StoredRun(tmp_path / "dpo")                       # a real CellTracker on a temporary SQLite store
     ctx = CellContext(spec, run.cell_dir, run.tracker, "cpu")
@@ -231,7 +225,7 @@ def test_full_dpo_starts_from_an_sft_adapter(tmp_path):
     from jsweep.models.load import load_model
 
     sft = spec_for("dataset=dolly", "eval=[]", "method=sft_lora", "train.max_steps=1", "lr=1e-2")
-    from conftest import StoredRun
+    from tests.support.tracking import StoredRun
 
     ctx = CellContext(sft, tmp_path / "sft", StoredRun(tmp_path / "sft-store").tracker, "cpu")
     (tmp_path / "sft").mkdir()

@@ -1,6 +1,6 @@
 """Evaluators describe themselves (jsweep.eval.declaration): every registered one declares its headline
 scores and their direction, and the summary, the report, the run headlines and pre-flight read those
-declarations. A small evaluator defined in tests/example_evaluator.py and registered in one line shows up
+declarations. A small evaluator defined in tests/support/example_evaluator.py and registered in one line shows up
 in all of them without touching any other code (the worked example of docs: adding an evaluator)."""
 
 from __future__ import annotations
@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from jsweep import registries
 from jsweep.eval.declaration import Declaration, Headline, declarations, lower_is_better
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.cellstate import summary_row, write_cell, write_summary
+from tests.support.paths import ROOT
 
 
 def test_every_registered_evaluator_declares_its_headlines_and_their_direction():
@@ -54,8 +53,8 @@ def test_declarations_and_their_hooks_import_no_torch():
 
 @pytest.fixture
 def example():
-    """tests/example_evaluator.py, registered in one line (as jsweep/registries.py would list it)."""
-    registries.EVALUATORS.register("sentence_nll", "example_evaluator:EVALUATOR")
+    """tests/support/example_evaluator.py, registered in one line (as jsweep/registries.py would list it)."""
+    registries.EVALUATORS.register("sentence_nll", "tests.support.example_evaluator:EVALUATOR")
     try:
         yield registries.EVALUATORS.get("sentence_nll")
     finally:
@@ -116,18 +115,13 @@ def test_the_summary_the_report_and_run_headlines_rank_a_declared_lower_is_bette
         {"Headline/4_sentence_nll/nll": 1.5, "Headline/5_eval/loss": 2.0}
 
     # the report, on a sweep as the launcher leaves it: picks the declared headline, lower first
-    sweep_dir = tmp_path / "out" / "sweeps" / "s1"
-    sweep_dir.mkdir(parents=True)
     rows = []
     for i, (dataset, v) in enumerate(scores.items()):
-        cell_dir = tmp_path / "out" / "cells" / f"cell{i:08d}"
-        cell_dir.mkdir(parents=True)
-        (cell_dir / "cell.json").write_text(json.dumps({"cell_id": f"cell{i:08d}",
-                                                        "spec": {"overrides": [f"dataset={dataset}"]}}))
-        rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": f"dataset={dataset}", "status": "FINISHED",
-                     "seconds": 1.0, "run_id": None, "error": "", "log": str(cell_dir / "cell.log"),
-                     "metrics": {"sentence_nll/nll": v, "train/final_loss": 1.0 + i}})
-    (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": "s1", "parent_run_id": None, "cells": rows}))
+        cell_dir = write_cell(tmp_path / "out" / "cells" / f"cell{i:08d}",
+                              cell={"cell_id": f"cell{i:08d}", "spec": {"overrides": [f"dataset={dataset}"]}})
+        rows.append(summary_row(i, f"cell{i:08d}", cell_dir, f"dataset={dataset}",
+                                {"sentence_nll/nll": v, "train/final_loss": 1.0 + i}, seconds=1.0, run_id=None, error=""))
+    sweep_dir = write_summary(tmp_path / "out" / "sweeps" / "s1", rows)
     cells = load_sweep(sweep_dir)
     # a shared evaluation set: comparable although the grid changes the data (train/final_loss is not)
     assert pick_metric(cells, None) == "sentence_nll/nll"
@@ -143,9 +137,9 @@ def test_the_summary_the_report_and_run_headlines_rank_a_declared_lower_is_bette
 def test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(name, module):
     import yaml
 
+    from jsweep.errors import ConfigError
     from jsweep.eval.declaration import resolve
     from jsweep.eval.options import defaults, typed_options
-    from jsweep.errors import ConfigError
 
     cls = resolve(module)
     conf = yaml.safe_load((ROOT / "conf" / "eval" / f"{name}.yaml").read_text(encoding="utf-8"))

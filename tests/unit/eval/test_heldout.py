@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import TINY_ARCH
 from jsweep.compose import compose_spec
 from jsweep.eval.heldout import FIXTURE, HeldOut, check, load_records
+from tests.support.models import TINY_ARCH
 
 RANDOM_TINY = {**TINY_ARCH, "pretrain_steps": 0}
 

@@ -13,7 +13,7 @@ from jsweep.eval import elyza
 from jsweep.eval import judge as J
 from jsweep.eval import pairwise as P
 from jsweep.eval.judge_prompts import PAIRWISE_PROMPTS, PROMPTS, parse_score, parse_verdict
-from tests.judge_server import JudgeServer
+from tests.support.judge_server import JudgeServer
 
 KEY = "sk-testkey-000000000000000000000000"
 

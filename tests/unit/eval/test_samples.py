@@ -3,7 +3,6 @@ and the samples/human_eval evaluators write their answers and tables (tiny model
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

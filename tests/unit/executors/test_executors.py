@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_jsweep
 from jsweep import cellstate
 from jsweep.errors import ConfigError
 from jsweep.executors import EXECUTORS, executor_class, options_class
 from jsweep.executors.slurm import Options, _gres_gpus
 from jsweep.schema import LauncherSpec, from_dict
+from tests.support.sweeps import run_jsweep
 
 
 def cell_from_dict(data):

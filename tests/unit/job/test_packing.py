@@ -17,8 +17,7 @@ from jsweep.job.context import CellContext
 from jsweep.job.sft import build_sft_trainer, render_pairs
 from jsweep.models.load import load_model, load_tokenizer
 from jsweep.tracking import NullTracker
-
-from conftest import run_jsweep
+from tests.support.sweeps import run_jsweep
 
 
 class Params(NullTracker):

@@ -13,24 +13,21 @@ from jsweep.errors import DataError
 from jsweep.eval.answers import write_jsonl
 from jsweep.eval.samples import QUESTIONS_FIXTURE, read_questions
 from jsweep.tools import grading as G
+from tests.support.cellstate import summary_row, write_cell, write_summary
 
 
 def make_sweep(tmp: Path, n_cells: int = 2) -> tuple[Path, list[str]]:
     questions = read_questions(None)
-    sweep = tmp / "outputs" / "sweeps" / "s1"
-    sweep.mkdir(parents=True)
     rows, ids = [], []
     for c in range(n_cells):
         cid = f"{c:012d}"
         cell_dir = tmp / "outputs" / "cells" / cid
         write_jsonl(cell_dir / "human_eval" / "answers.jsonl",
                     [{**q, "answer": f"セル{c}の回答: {q['question'][:6]}\n二行目"} for q in questions])
-        (cell_dir / "metrics.json").write_text("{}")
-        rows.append({"index": c, "cell_id": cid, "label": f"dataset=d{c}", "overrides": [f"dataset=d{c}"],
-                     "status": "FINISHED", "log": str(cell_dir / "cell.log"), "metrics": {}})
+        write_cell(cell_dir, metrics={})
+        rows.append(summary_row(c, cid, cell_dir, f"dataset=d{c}", {}, overrides=[f"dataset=d{c}"]))
         ids.append(cid)
-    (sweep / "summary.json").write_text(json.dumps({"sweep_id": "s1", "parent_run_id": None, "cells": rows}))
-    return sweep, ids
+    return write_summary(tmp / "outputs" / "sweeps" / "s1", rows), ids
 
 
 def read_sheet(path: Path) -> list[dict[str, str]]:

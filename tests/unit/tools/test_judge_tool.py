@@ -12,28 +12,25 @@ from jsweep.eval.answers import write_jsonl
 from jsweep.eval.elyza import load_items
 from jsweep.schema import JudgeSpec
 from jsweep.tools import judge as T
-from tests.judge_server import JudgeServer
+from tests.support.cellstate import summary_row, write_cell, write_summary
+from tests.support.judge_server import JudgeServer
 
 KEY = "sk-tooltestkey-22222222222222222222"
 
 
 def make_sweep(tmp: Path, judge: dict) -> tuple[Path, list[Path]]:
     items, _ = load_items({})
-    sweep = tmp / "outputs" / "sweeps" / "s1"
-    sweep.mkdir(parents=True)
     rows, dirs = [], []
     for i, dataset in enumerate(("synthetic", "dolly")):
         d = tmp / "outputs" / "cells" / f"cell{i}"
         write_jsonl(d / "elyza_tasks_100" / "answers.jsonl",
                     [{**it, "answer": f"{dataset}の答え{k}", "prompt": it["input"]} for k, it in enumerate(items)])
-        (d / "metrics.json").write_text(json.dumps({"eval/loss": 1.0 + i}))
-        (d / "status.json").write_text(json.dumps({"status": "FINISHED", "metrics": {"eval/loss": 1.0 + i}}))
-        (d / "cell.json").write_text(json.dumps({"spec": {"judge": judge}}))
-        rows.append({"index": i, "cell_id": f"cell{i}", "label": f"dataset={dataset}", "overrides": [f"dataset={dataset}"],
-                     "status": "FINISHED", "log": str(d / "cell.log"), "metrics": {"eval/loss": 1.0 + i}})
+        write_cell(d, metrics={"eval/loss": 1.0 + i}, cell={"spec": {"judge": judge}},
+                   status={"status": "FINISHED", "metrics": {"eval/loss": 1.0 + i}})
+        rows.append(summary_row(i, f"cell{i}", d, f"dataset={dataset}", {"eval/loss": 1.0 + i},
+                                overrides=[f"dataset={dataset}"]))
         dirs.append(d)
-    (sweep / "summary.json").write_text(json.dumps({"sweep_id": "s1", "parent_run_id": None, "cells": rows}))
-    return sweep, dirs
+    return write_summary(tmp / "outputs" / "sweeps" / "s1", rows), dirs
 
 
 def test_jsweep_judge_judges_saved_answers_updates_summary_and_report_and_compares(tmp_path, monkeypatch, capsys):

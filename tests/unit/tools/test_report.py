@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_jsweep
 from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, ranked, read_history, write_report
+from tests.support.cellstate import summary_row, write_cell, write_summary
+from tests.support.sweeps import run_jsweep
 
 SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"): 0.20, ("oasst", "0.0001"): 0.50}
 
@@ -18,23 +19,16 @@ SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"
 def make_sweep(root: Path, scores: dict[tuple[str, str], float], name: str = "2026-11-23_10-00-00",
                key: str = "llm_jp_eval/AVG") -> Path:
     """A finished 2x2 sweep as the launcher leaves it on disk."""
-    sweep_dir = root / "sweeps" / name
-    sweep_dir.mkdir(parents=True)
     rows = []
     for i, ((dataset, lr), score) in enumerate(scores.items()):
-        cell_dir = root / "cells" / f"cell{i:08d}"
-        cell_dir.mkdir(parents=True)
         overrides = [f"dataset={dataset}", f"lr={lr}"]
-        (cell_dir / "cell.json").write_text(json.dumps({"cell_id": f"cell{i:08d}", "spec": {"overrides": overrides}}))
-        with open(cell_dir / "history.jsonl", "w") as f:
-            for step in (1, 2, 3):
-                f.write(json.dumps({"step": step, "attempt": 1, "train/loss": 3.0 - step * score}) + "\n")
-        rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": " ".join(overrides), "status": "FINISHED",
-                     "seconds": 10.0, "run_id": None, "error": "", "log": str(cell_dir / "cell.log"),
-                     "metrics": {key: score, "llm_jp_eval/NLI": score / 2, "llm_jp_eval/RC": score,
-                                 "eval/loss": 2.0 - score + i / 100}})
-    (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": name, "parent_run_id": None, "cells": rows}))
-    return sweep_dir
+        cell_dir = write_cell(root / "cells" / f"cell{i:08d}",
+                              cell={"cell_id": f"cell{i:08d}", "spec": {"overrides": overrides}},
+                              history=[{"step": step, "attempt": 1, "train/loss": 3.0 - step * score} for step in (1, 2, 3)])
+        rows.append(summary_row(i, f"cell{i:08d}", cell_dir, " ".join(overrides),
+                                {key: score, "llm_jp_eval/NLI": score / 2, "llm_jp_eval/RC": score,
+                                 "eval/loss": 2.0 - score + i / 100}, seconds=10.0, run_id=None, error=""))
+    return write_summary(root / "sweeps" / name, rows, sweep_id=name)
 
 
 def test_cells_are_ranked_and_each_axis_value_is_averaged(tmp_path):
@@ -124,20 +118,15 @@ def test_bootstrap_intervals_over_samples_and_a_winner_only_when_they_clear(tmp_
 
 def make_replicated_sweep(root: Path, means: dict[str, float], spread: float) -> Path:
     """A dataset x seed sweep: three seeds per dataset, scores mean ± spread."""
-    sweep_dir = root / "sweeps" / "rep"
-    sweep_dir.mkdir(parents=True)
     rows, i = [], 0
     for dataset, m in means.items():
         for seed, d in zip((0, 1, 2), (-spread, 0.0, spread)):
-            cell_dir = root / "cells" / f"cell{i:08d}"
-            cell_dir.mkdir(parents=True)
+            cell_dir = write_cell(root / "cells" / f"cell{i:08d}")
             overrides = [f"dataset={dataset}", f"seed={seed}"]
-            rows.append({"index": i, "cell_id": f"cell{i:08d}", "label": " ".join(overrides), "status": "FINISHED",
-                         "log": str(cell_dir / "cell.log"), "overrides": overrides,
-                         "metrics": {"llm_jp_eval/AVG": m + d}})
+            rows.append(summary_row(i, f"cell{i:08d}", cell_dir, " ".join(overrides), {"llm_jp_eval/AVG": m + d},
+                                    overrides=overrides))
             i += 1
-    (sweep_dir / "summary.json").write_text(json.dumps({"sweep_id": "rep", "parent_run_id": None, "cells": rows}))
-    return sweep_dir
+    return write_summary(root / "sweeps" / "rep", rows, sweep_id="rep")
 
 
 def test_seeds_are_replicates_pooled_as_mean_and_interval(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from jsweep.errors import ConfigError, DataError
-from jsweep.eval.jglue import evaluator as jglue
 from jsweep.eval.jglue import data as D
+from jsweep.eval.jglue import evaluator as jglue
 from jsweep.eval.jglue import metrics as M
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -239,8 +239,8 @@ def _tokenizer():
     if "tok" not in _TOK:
         from transformers import AutoTokenizer
 
-        from conftest import TINY_ARCH
         from jsweep.models.tiny import build_tiny
+        from tests.support.models import TINY_ARCH
 
         _TOK["tok"] = AutoTokenizer.from_pretrained(str(build_tiny(TINY_ARCH)))
     return _TOK["tok"]

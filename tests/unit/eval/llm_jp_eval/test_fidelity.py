@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from jsweep.eval.llm_jp_eval import metrics as M
 from jsweep.eval.llm_jp_eval.evaluator import extract_answer
 from jsweep.tools.score import score_file
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "fidelity"
+DATA = TEST_DATA / "fidelity"
 EDGE = [json.loads(line) for line in (DATA / "llm_jp_eval_edge_cases.jsonl").read_text(encoding="utf-8").splitlines()]
 REF = json.loads((DATA / "llm_jp_eval_v1.4.1_expected.json").read_text(encoding="utf-8"))
 
@@ -133,8 +133,8 @@ def test_jnli_task_versions_name_their_labels():
         "- 前提と仮説が両立しえない場合は矛盾と出力\n- そのいずれでもない場合は中立と出力\n\n")
     assert "entailment" not in jp_stable.config("jnli", "0.3", "1.3")["doc_to_text"]
     assert v11["metadata"]["jp_stable_task"] == "jnli-1.1-0.2" and v12["metadata"]["jp_stable_task"] == "jnli-1.2-0.2"
-    from jsweep.eval.jglue import evaluator as jglue
     from jsweep.errors import ConfigError
+    from jsweep.eval.jglue import evaluator as jglue
 
     assert jglue.parse_options({"jnli_version": 1.3}).jnli_version == "1.3"
     with pytest.raises(ConfigError, match="jnli_version must be one of 1.1, 1.2, 1.3"):

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from jsweep.eval.llm_jp_eval import evaluator as L
-from jsweep.eval.llm_jp_eval import v2 as V2
 from jsweep.eval.llm_jp_eval import metrics as M
+from jsweep.eval.llm_jp_eval import v2 as V2
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "fidelity" / "v2"
+DATA = TEST_DATA / "fidelity" / "v2"
 INPUTS = json.loads((DATA / "llm_jp_eval_v2_inputs.json").read_text(encoding="utf-8"))
 REF = json.loads((DATA / "llm_jp_eval_v2_expected.json").read_text(encoding="utf-8"))
 REAL = json.loads((DATA / "llm_jp_eval_v2.1.5_results.json").read_text(encoding="utf-8"))

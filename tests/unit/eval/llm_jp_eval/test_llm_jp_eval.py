@@ -8,12 +8,21 @@ from pathlib import Path
 import pytest
 
 from jsweep.eval.llm_jp_eval import metrics as M
-from jsweep.eval.llm_jp_eval.evaluator import (HEADER, Sample, Task, build_prompt, check, extract_answer, load_tasks,
-                                     score_predictions)
+from jsweep.eval.llm_jp_eval.evaluator import (
+    HEADER,
+    Sample,
+    Task,
+    build_prompt,
+    check,
+    extract_answer,
+    load_tasks,
+    score_predictions,
+)
 from jsweep.eval.llm_jp_eval.prepare import TASKS, prepare_jglue
 from jsweep.tools.score import score_file
+from tests.support.paths import ROOT
 
-FIXTURE_JGLUE = Path(__file__).resolve().parents[1] / "jsweep" / "fixtures" / "eval" / "jglue"
+FIXTURE_JGLUE = ROOT / "jsweep" / "fixtures" / "eval" / "jglue"
 
 
 # --------------------------------------------------------------------------- metrics by hand
