@@ -149,7 +149,7 @@ def test_a_remembered_secret_is_masked_wherever_it_appears_later():
         assert R.redact_text("echo Rmbrd-9876-value; x=Rmbrd-9876-value") == "echo ***; x=***"
         assert R.redact_text("abc abcdef") == "abc abcdef"
     finally:
-        R._known.discard("Rmbrd-9876-value")
+        R.forget(["Rmbrd-9876-value"])
 
 
 # --------------------------------------------------------------------------- the launcher's promises, real CLI
@@ -338,7 +338,7 @@ def test_remembered_values_from_five_characters_longest_first():
         assert R.redact_text("x=Long-secret-and-more!") == "x=***!"           # the longer one first, whole
     finally:
         for v in ("abcde", "Long-secret", "Long-secret-and-more"):
-            R._known.discard(v)
+            R.forget([v])
 
 
 def test_remembered_values_are_masked_longest_first_not_in_name_order():
@@ -348,7 +348,7 @@ def test_remembered_values_are_masked_longest_first_not_in_name_order():
     try:
         assert R.redact_text("k Azz-secret1 zz-secret1") == "k *** ***"
     finally:
-        R._known.difference_update({"zz-secret1", "Azz-secret1"})
+        R.forget({"zz-secret1", "Azz-secret1"})
 
 
 def test_restore_puts_secrets_back_at_their_paths_in_lists_too():
@@ -375,7 +375,7 @@ def test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted(mon
         assert R.secret_values({"u": "http://user:PWenv777@host", "o": "+x.hf_token=TOKenv8888 lr=1"}) == [
             "user:PWenv777", "PWenv777", "TOKenv8888"]
     finally:
-        R._known.difference_update({"user:PWenv777", "PWenv777", "TOKenv8888", "http://user:PWenv777@host"})
+        R.forget({"user:PWenv777", "PWenv777", "TOKenv8888", "http://user:PWenv777@host"})
     monkeypatch.setenv(R.ENV, "not json")
     assert R.load_env_secrets() == {}
     monkeypatch.delenv(R.ENV)

@@ -551,11 +551,11 @@ def test_a_real_model_without_evaluation_data_is_refused_with_the_prepare_comman
     (tmp_path / "evaluation" / "test").mkdir(parents=True)
     ok = spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[llm_jp_eval]",
                   f"eval.llm_jp_eval.data_dir={tmp_path}")
-    from jsweep.sweep import _check_eval_data
+    from jsweep.eval.run import check_eval_data
 
-    assert _check_eval_data(ok) == []
-    assert _check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []           # the fixtures serve the tiny model
-    assert _check_eval_data(spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[]")) == []
+    assert check_eval_data(ok) == []
+    assert check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []           # the fixtures serve the tiny model
+    assert check_eval_data(spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[]")) == []
 
 
 def test_the_stockmark_study_command_sets_its_evaluation_data():

@@ -61,11 +61,11 @@ def test_heldout_loss_is_the_reply_token_loss_in_the_cells_format(tmp_path):
 
 
 def test_a_real_model_needs_its_own_heldout_set():
-    from jsweep.sweep import _check_eval_data
+    from jsweep.eval.run import check_eval_data
 
-    problems = _check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]"]))
+    problems = check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]"]))
     assert len(problems) == 1 and "set eval.heldout.path" in problems[0]
-    assert _check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]", f"eval.heldout.path={FIXTURE}"])) == []
+    assert check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]", f"eval.heldout.path={FIXTURE}"])) == []
 
 
 def test_the_report_bootstraps_heldout_records(tmp_path):

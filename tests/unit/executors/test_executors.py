@@ -8,7 +8,7 @@ import pytest
 from jsweep import cellstate
 from jsweep.errors import ConfigError
 from jsweep.executors import EXECUTORS, executor_class, options_class
-from jsweep.executors.slurm import Options, _gres_gpus
+from jsweep.executors.slurm import Options, gres_gpus
 from jsweep.schema import LauncherSpec, from_dict
 from tests.support.sweeps import run_jsweep
 
@@ -52,7 +52,7 @@ def test_a_slurm_key_on_the_local_launcher_is_refused_before_anything_runs(tmp_p
                                            ("gpu:h100:4,shard:16", "gpu", 4), ("gpu:h100:4", "gpu:a100", 0),
                                            ("gpu:a100:2", "gpu:a100", 2)])
 def test_gpus_per_node_from_sinfo(gres, name, n):
-    assert _gres_gpus(gres, name) == n
+    assert gres_gpus(gres, name) == n
 
 
 def test_a_cell_that_left_no_record_counts_as_killed_hard(tmp_path):

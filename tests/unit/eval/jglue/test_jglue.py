@@ -248,10 +248,10 @@ def _tokenizer():
 
 @pytest.mark.parametrize("task", D.TASKS)
 def test_leaderboard_prompts_equal_the_harness_rendering_of_its_own_task_yaml(tmp_path, task):
-    from jsweep.eval.jglue.harness import _load_yaml, leaderboard_yaml
+    from jsweep.eval.jglue.harness import leaderboard_yaml, load_task_yaml
 
     k = jglue.DEFAULT_FEWSHOT[task]
-    own = _load_yaml(leaderboard_yaml(task))           # the harness's ja_leaderboard_<task>.yaml, unmodified
+    own = load_task_yaml(leaderboard_yaml(task))           # the harness's ja_leaderboard_<task>.yaml, unmodified
     theirs = _harness_task(own, HUB_ROWS[task], f"ja_leaderboard_{task}", k)
     ours = _jsweep_tasks(write_raw_jglue(tmp_path), {"prompt_style": "leaderboard", "num_fewshot": k})[task]
     assert len(ours.eval_docs) == len(theirs.eval_docs) == 2

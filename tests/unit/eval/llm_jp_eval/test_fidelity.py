@@ -69,7 +69,7 @@ def test_jsts_parsing_follows_llm_jp_eval():
     assert M.parse_float("nan") == -2.0 and M.parse_float("inf") == -2.0 and M.parse_float("1.2.3") == -2.0
     assert M.parse_float("") == -2.0 and M.parse_float("3.5点") == 3.5
     # a non-finite value never makes a perfect correlation
-    assert M._pearson([1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]) != M._pearson([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert M.pearson([1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]) != M.pearson([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
     assert M.correlation("pearson", ["2", "2", "2"], ["1", "2", "3"]) == 0.0            # constant: NaN -> 0
 
 
