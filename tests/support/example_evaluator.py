@@ -35,7 +35,7 @@ def check(options: dict[str, Any]) -> list[str]:
     """Pre-flight (no model): typed options, at least one non-empty sentence, a positive length."""
     try:
         opts = typed_options(Options, options, NAME)
-    except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
+    except Exception as exc:
         return [str(exc)]
     problems = []
     if not [s for s in opts.sentences if s.strip()]:

@@ -368,7 +368,7 @@ def test_no_train_file_draws_shots_from_the_scored_split_without_the_scored_doc(
 # --------------------------------------------------------------------------- metrics and AVG
 
 def test_jsquad_exact_match_and_char_f1():
-    # (JP-Stable's exact_match and word f1 against its own code: tests/test_fidelity.py)
+    # (JP-Stable's exact_match and word f1 against its own code: tests/unit/eval/llm_jp_eval/test_fidelity.py)
     assert M.jsquad_scores("東京", ["東京都", "東京"]) == {"exact_match": 1.0, "f1": 1.0, "char_f1": 1.0}
     assert M.jsquad_scores(" １４００万人 ", ["1400万人"])["exact_match"] == 1.0        # neologdn, stripped
     s = M.jsquad_scores("東京都庁", ["東京都"])                                        # 3 of 4 chars, 3 of 3
