@@ -62,6 +62,11 @@ def remember(values: Iterable[Any]) -> None:
             _known.add(v)
 
 
+def forget(values: Iterable[Any]) -> None:
+    """Stop redacting these remembered values (the inverse of ``remember``)."""
+    _known.difference_update(values)
+
+
 def _userinfo_secrets(text: str) -> list[str]:
     out = []
     for m in _USERINFO.finditer(text):

@@ -246,7 +246,7 @@ class SlurmExecutor:
                 p = parts.setdefault(name, {"gpus_per_node": 0, "default": default, "nodes": 0, "up": False})
                 p["nodes"] += int(nodes or 0)
                 p["up"] = p["up"] or avail == "up"
-                p["gpus_per_node"] = max(p["gpus_per_node"], _gres_gpus(gres, self.options.gres))
+                p["gpus_per_node"] = max(p["gpus_per_node"], gres_gpus(gres, self.options.gres))
             self._cluster = parts
         return self._cluster
 
@@ -351,7 +351,7 @@ class SlurmExecutor:
         return self._live_job(Path(cell_dir)) is not None
 
 
-def _gres_gpus(gres: str, name: str) -> int:
+def gres_gpus(gres: str, name: str) -> int:
     """GPUs per node in sinfo's %G ("gpu:4", "gpu:a100:8(S:0-1)", "(null)")."""
     base = name.split(":")[0]
     total = 0

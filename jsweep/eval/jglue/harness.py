@@ -46,7 +46,7 @@ def leaderboard_yaml(task: str) -> Path:
     return path
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def load_task_yaml(path: Path) -> dict[str, Any]:
     try:
         from lm_eval.tasks._yaml_loader import load_yaml
     except ImportError:                                   # lm-eval < 0.4.10
@@ -58,7 +58,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 def leaderboard_config(task: str) -> dict[str, Any]:
     """The harness's ``ja_leaderboard_<task>`` config, as loaded from its YAML (functions resolved)."""
-    cfg = _load_yaml(leaderboard_yaml(task))
+    cfg = load_task_yaml(leaderboard_yaml(task))
     cfg.pop("task", None)
     cfg.pop("tag", None)
     cfg.pop("group", None)

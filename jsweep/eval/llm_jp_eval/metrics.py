@@ -175,7 +175,7 @@ def sample_scorer(metric: str) -> Callable[[str, str], float] | None:
 
 # --------------------------------------------------------------------------- corpus-level scores
 
-def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     n = len(x)
     if n < 2 or not all(math.isfinite(v) for v in (*x, *y)):
         return math.nan
@@ -205,7 +205,7 @@ def _ranks(values: Sequence[float]) -> list[float]:
 def correlation(metric: str, preds: Sequence[str], golds: Sequence[str]) -> float:
     x = [float(g) for g in golds]
     y = [parse_float(p) for p in preds]
-    r = _pearson(x, y) if metric == "pearson" else _pearson(_ranks(x), _ranks(y))
+    r = pearson(x, y) if metric == "pearson" else pearson(_ranks(x), _ranks(y))
     return 0.0 if math.isnan(r) else r
 
 

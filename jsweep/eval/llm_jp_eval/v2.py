@@ -7,7 +7,7 @@ the few-shot choice per task are unknown, so no v2 score is offered: a score tha
 v2.1.5 without that check would be an invented protocol. ``check_version`` gives the one-line
 refusal.
 
-What this module does implement, each piece checked (tests/test_fidelity_v2.py) against expected
+What this module does implement, each piece checked (tests/unit/eval/llm_jp_eval/test_fidelity_v2.py) against expected
 values the reference produced, never jsweep:
 
 - ``extract_answer``: v2's answer extraction by ``answer_pattern_id`` (``answer_tags``,
@@ -112,7 +112,7 @@ def render_prompt(instruction: str, few_shots: Sequence[tuple[str, str]], answer
     ``### 回答形式`` and the answer-format line, ``<examples>`` with numbered ``<example_N>`` blocks
     of ``### 入力:`` / ``### 応答:``; then ``### 入力:``, the sample's input and ``### 応答:`` with a
     final newline. Values are inserted verbatim. Checked against 70 prompts written by v2.1.5
-    (tests/test_fidelity_v2.py); an empty instruction was not among them."""
+    (tests/unit/eval/llm_jp_eval/test_fidelity_v2.py); an empty instruction was not among them."""
     blocks = []
     if instruction:
         blocks.append(f"### 指示\n{instruction}")
@@ -132,7 +132,7 @@ def category_scores(scores: dict[str, float], categories: dict[str, dict]) -> di
     A category is the mean of ``<dataset>_<metric>`` over its ``datasets``, the metric being the
     category's ``metrics[dataset]`` when given, else its ``default_metric``; AVG is the mean of the
     categories. Returns {} unless every needed score is present. Checked against two v2.1.5 runs
-    (tests/test_fidelity_v2.py), whose config had no per-dataset ``metrics``."""
+    (tests/unit/eval/llm_jp_eval/test_fidelity_v2.py), whose config had no per-dataset ``metrics``."""
     out: dict[str, float] = {}
     for name, cat in categories.items():
         keys = [f"{ds}_{(cat.get('metrics') or {}).get(ds, cat['default_metric'])}" for ds in cat["datasets"]]

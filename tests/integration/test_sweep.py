@@ -1,0 +1,188 @@
+"""A real sweep on the embedded default, asserted on the SQLite MLflow store and the output dirs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.sweeps import run_jsweep
+
+GRID = ["-m", "dataset=dolly,oasst", "lr=1e-5,1e-4", "train.max_steps=3",
+        "eval.llm_jp_eval.tasks=[jnli,jsquad,jsts]", "eval.llm_jp_eval.max_num_samples=4"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("sweep")
+    proc = run_jsweep(GRID, tmp)
+    return tmp, proc
+
+
+def _runs(client):
+    exp = client.get_experiment_by_name("jsweep")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("jsweep.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("jsweep.kind") == "cell"]
+    return parents, children
+
+
+def test_sweep_succeeds_and_prints_a_summary(sweep):
+    tmp, proc = sweep
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "summary (4/4 finished)" in proc.stdout
+    for label in ("dataset=dolly lr=1e-05", "dataset=oasst lr=0.0001"):
+        assert label in proc.stdout
+
+
+def test_one_parent_and_one_child_per_cell(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    parents, children = _runs(mlflow_client_for(tmp))
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["jsweep.sweep_id"] == parent.data.tags["jsweep.sweep_id"]
+        assert len(child.data.tags["jsweep.cell_id"]) == 12
+        assert child.data.tags["jsweep.git_commit"]
+    assert len({c.data.tags["jsweep.cell_id"] for c in children}) == 4
+
+
+def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    client = mlflow_client_for(tmp)
+    _, children = _runs(client)
+    seen = set()
+    for child in children:
+        params, metrics = child.data.params, child.data.metrics
+        assert params["model"] == "tiny" and params["method"] == "sft_lora"
+        assert float(params["lr"]) in (1e-5, 1e-4)
+        seen.add((params["dataset"], float(params["lr"])))
+        # the settings a person compares, not ~200 flattened config keys; the config is an artifact + digest
+        assert params["max_steps"] == "3" and params["lora.r"] == "8" and params["effective_batch"] == "4"
+        assert len(params["config_digest"]) == 16 and len(params) < 40 and not any(k.startswith("cfg.") for k in params)
+        # the run name holds every result-changing override: the grid values and the fixed ones
+        name = child.info.run_name
+        assert name.startswith(f"dataset={params['dataset']} lr=") and " train.max_steps=3 " in name, name
+        assert name.endswith("eval.llm_jp_eval.tasks=[jnli,jsquad,jsts] eval.llm_jp_eval.max_num_samples=4"), name
+        history = client.get_metric_history(child.info.run_id, "train/loss")
+        assert len(history) >= 3 and all(h.value > 0 for h in history)
+        for key in ("eval/loss", "train/tokens_per_second", "llm_jp_eval/AVG_partial", "llm_jp_eval/NLI_partial",
+                    "llm_jp_eval/RC", "llm_jp_eval/jnli/exact_match", "llm_jp_eval/jsts/pearson", "llm_jp_eval/STS"):
+            assert key in metrics, key
+        # three tasks are not llm-jp-eval's full set: no full AVG and no full NLI under the reference's names
+        assert "llm_jp_eval/AVG" not in metrics and "llm_jp_eval/NLI" not in metrics
+        assert child.data.tags["llm_jp_eval.category_set"] == "all-without-nc"
+        assert child.data.tags["llm_jp_eval.avg"].startswith("partial")
+        assert metrics["train/tokens_per_second"] > 0
+        # AVG_partial is the mean of the categories present (NLI in part, RC); STS is reported, not averaged.
+        assert metrics["llm_jp_eval/AVG_partial"] == pytest.approx(
+            (metrics["llm_jp_eval/NLI_partial"] + metrics["llm_jp_eval/RC"]) / 2)
+        files = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.yaml", "cell.log", "llm_jp_eval"} <= files
+        tables = {a.path for a in client.list_artifacts(child.info.run_id, "llm_jp_eval/predictions")}
+        assert tables == {f"llm_jp_eval/predictions/{t}.json" for t in ("jnli", "jsquad", "jsts")}
+    assert seen == {(d, lr) for d in ("dolly", "oasst") for lr in (1e-5, 1e-4)}
+
+
+def test_the_parent_run_aggregates_the_conditions(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    parent = _runs(mlflow_client_for(tmp))[0][0]
+    score = parent.data.tags["jsweep.score"]
+    means = {k: v for k, v in parent.data.metrics.items() if k.startswith("summary/") and k.endswith("/mean")}
+    assert len(means) == 4 and all(f"/{score}/" in k for k in means)
+    assert "jsweep.winner" in parent.data.tags
+
+
+def test_cell_directories_hold_results(sweep):
+    tmp, _ = sweep
+    cells = sorted((tmp / "outputs" / "cells").iterdir())
+    assert len(cells) == 4
+    for cell in cells:
+        status = json.loads((cell / "status.json").read_text())
+        assert status["status"] == "FINISHED"
+        metrics = json.loads((cell / "metrics.json").read_text())
+        assert "eval/loss" in metrics and "llm_jp_eval/AVG_partial" in metrics
+        assert (cell / "model" / "adapter_config.json").exists()
+        preds = [json.loads(l) for l in (cell / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
+        assert len(preds) == 12 and {p["task"] for p in preds} == {"jnli", "jsquad", "jsts"}
+    summary = next((tmp / "outputs" / "sweeps").rglob("summary.json"))
+    assert len(json.loads(summary.read_text())["cells"]) == 4
+
+
+def test_saved_predictions_rescore_to_the_logged_metrics(sweep):
+    tmp, _ = sweep
+    cell = sorted((tmp / "outputs" / "cells").iterdir())[0]
+    proc = run_jsweep(["score", str(cell / "predictions" / "llm_jp_eval.jsonl")], tmp)
+    assert proc.returncode == 0, proc.stderr
+    scored = json.loads(proc.stdout)
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert scored["AVG"] is None and scored["AVG_partial"] == pytest.approx(metrics["llm_jp_eval/AVG_partial"])
+    assert scored["tasks"]["jsquad"]["char_f1"] == pytest.approx(metrics["llm_jp_eval/jsquad/char_f1"])
+
+
+def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
+    # The second cell asks LoRA to adapt a module the model does not have: PEFT raises at run time.
+    proc = run_jsweep(["-m", "method.lora.target_modules=[nope_proj],[q_proj]", "train.max_steps=1",
+                       "eval=[]"], tmp_path)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "summary (1/2 finished)" in proc.stdout
+    assert "FAILED cell 0" in proc.stdout and "cell.log" in proc.stdout
+    client = mlflow_client_for(tmp_path)
+    parents, children = _runs(client)
+    assert parents[0].info.status == "FAILED"
+    by_status = {c.info.status: c for c in children}
+    assert set(by_status) == {"FAILED", "FINISHED"}
+    failed = by_status["FAILED"]
+    error_class = failed.data.tags["jsweep.error_class"]
+    assert error_class in ("ValueError", "NoMatchingPeftModuleError")  # PEFT 0.21 names its own class
+    assert "nope_proj" in failed.data.tags["jsweep.log_tail"]
+    assert "cell.log" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+    cell_dir = Path(failed.data.tags["jsweep.cell_dir"])
+    assert json.loads((cell_dir / "status.json").read_text())["error_class"] == error_class
+
+
+def test_dry_run_expands_the_grid_without_running(tmp_path):
+    proc = run_jsweep(["-m", "dataset=dolly,ichikara,oasst", "lr=1e-5,1e-4", "launcher.dry_run=true"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 cell(s) planned" in proc.stdout
+    rows = [l for l in proc.stdout.splitlines() if "dataset=" in l]
+    assert len(rows) == 6 and len({r.split()[1] for r in rows}) == 6
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_mission_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
+    proc = run_jsweep(["-m", "dataset=dolly,ichikara,oasst", "lr=1e-5,1e-4"], tmp_path, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    parents, children = _runs(mlflow_client_for(tmp_path))
+    assert len(parents) == 1 and len(children) == 6
+    assert all(c.info.status == "FINISHED" and "eval/loss" in c.data.metrics for c in children)
+
+
+def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
+    from jsweep.compose import list_settings
+
+    assert list_settings(["launcher.gpus=0,1", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]) == \
+        ["launcher.gpus=[0,1]", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]
+    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 cell(s) planned" in proc.stdout                # not 4: launcher.gpus did not multiply the grid
+
+
+def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_client_for):
+    tmp, _ = sweep
+    report = next((tmp / "outputs" / "sweeps").glob("*/report"))
+    text = (report / "report.md").read_text()
+    assert "## By `dataset`" in text and "## By `lr`" in text
+    for name in ("scores.png", "axes.png", "loss.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    for cell in (tmp / "outputs" / "cells").iterdir():       # the loss curves come from each cell's history
+        steps = [json.loads(l)["step"] for l in (cell / "history.jsonl").read_text().splitlines()]
+        assert steps and steps == sorted(steps) and max(steps) == 3
+    parents, _ = _runs(mlflow_client_for(tmp))
+    logged = {a.path for a in mlflow_client_for(tmp).list_artifacts(parents[0].info.run_id, "report")}
+    assert {"report/report.md", "report/cells.csv", "report/scores.png", "report/loss.png"} <= logged
