@@ -114,7 +114,7 @@ def _bucket(max_new: int) -> int:
     return 1 << max(0, int(max_new) - 1).bit_length()
 
 
-def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool,
+def generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool,
                     extra: dict[str, Any] | None = None, keep: Sequence[int] | None = None) -> list[str]:
     """Greedy completions of token-id ``rows`` (one batch): [prefix][left padding][own suffix]."""
     import torch
@@ -175,7 +175,7 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
         budgets = [requests[j].max_new_tokens for j in batch]
         max_new = max(budgets)
         try:
-            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs,
+            texts = generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs,
                                     keep=None if min(budgets) == max_new else budgets)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if not _is_oom(exc) or len(batch) == 1:

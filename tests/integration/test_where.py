@@ -112,7 +112,7 @@ def test_packed_attention_on_fp32_inputs_under_autocast_and_without():
     import torch
 
     from jsweep.job.attention import packed_attention
-    from test_packing import dense_reference
+    from tests.support.attention import dense_reference
 
     g = torch.Generator().manual_seed(3)
     cu = [0, 5, 64, 65, 200]

@@ -48,12 +48,12 @@ def test_mixed_budgets_share_batches_and_each_row_keeps_its_own(tiny):
     mixed = [Request(r.prompt, 1 + i % 7) for i, r in enumerate(requests[:14])]      # budgets 1..7: buckets 1, 2, 4, 8
     alone = [generate(model, tok, [r], batch_size=1, add_special_tokens=False, share_prefix=False)[0] for r in mixed]
     calls = []
-    real = G._generate_batch
-    G._generate_batch = lambda *a, **k: calls.append((len(a[2]), a[3])) or real(*a, **k)
+    real = G.generate_batch
+    G.generate_batch = lambda *a, **k: calls.append((len(a[2]), a[3])) or real(*a, **k)
     try:
         batched = generate(model, tok, mixed, add_special_tokens=False)
     finally:
-        G._generate_batch = real
+        G.generate_batch = real
     assert batched == alone
     assert len(calls) == 4 and sorted(n for n, _ in calls) == [2, 2, 4, 6]    # one batch per bucket, not per budget
     assert sorted(m for _, m in calls) == [1, 2, 4, 7]

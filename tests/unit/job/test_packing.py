@@ -17,6 +17,7 @@ from jsweep.job.context import CellContext
 from jsweep.job.sft import build_sft_trainer, render_pairs
 from jsweep.models.load import load_model, load_tokenizer
 from jsweep.tracking import NullTracker
+from tests.support.attention import dense_reference
 from tests.support.sweeps import run_jsweep
 
 
@@ -115,18 +116,6 @@ def test_packed_examples_never_attend_to_each_other(tmp_path):
         after = model(**changed).logits[0]
     assert not torch.allclose(before[cu[0]:cu[1]], after[cu[0]:cu[1]])
     torch.testing.assert_close(before[cu[1]:], after[cu[1]:], rtol=0, atol=1e-6)          # the others: untouched
-
-
-def dense_reference(q, k, v, cu, scale):
-    """float64 attention with an explicit block-diagonal causal mask: (T, H, D)."""
-    T = q.shape[0]
-    seg = torch.repeat_interleave(torch.arange(len(cu) - 1), torch.tensor(cu).diff())
-    allowed = (seg[:, None] == seg[None, :]) & torch.ones(T, T, dtype=torch.bool).tril()
-    rep = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-    scores = torch.einsum("thd,shd->hts", q.double(), k.double()) * scale
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.einsum("hts,shd->thd", scores.softmax(-1), v.double())
 
 
 @pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
