@@ -12,6 +12,8 @@
   batch, and each row's own suffix follows it (``share_prefix``). Greedy decoding gives the same
   tokens either way, up to the numerics of batched kernels.
 - Progress goes to the cell log as ``[jsweep]`` lines (done/total, rate, time left).
+- With ``eval.backend=vllm`` the same token ids go to vLLM instead (jsweep.eval.vllm_engine), and its
+  completions are decoded here the same way.
 """
 
 from __future__ import annotations
@@ -155,6 +157,11 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
+    from jsweep.eval.vllm_engine import active
+
+    if (engine := active(model)) is not None:           # eval.backend=vllm: the same ids, decoded the same way
+        completions = engine.greedy(ids, [r.max_new_tokens for r in requests], label)
+        return [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
     order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, -len(ids[i])))
     planner = BatchPlanner(model, batch_size)
     outputs: list[str] = [""] * len(requests)
