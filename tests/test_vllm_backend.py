@@ -16,7 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import ROOT, run_jsweep
 
 STANDIN = next(p / "vllm_standin" for p in Path(__file__).resolve().parents if (p / "vllm_standin").is_dir())
@@ -103,6 +102,13 @@ def standin(monkeypatch, tmp_path):
         del sys.modules[name]
 
 
+def _ctx(cell_dir: Path, seed: int) -> SimpleNamespace:
+    """What the engine reads of a cell context: its spec's backend, seed and remote-code flag, its directory."""
+    model = SimpleNamespace(trust_remote_code=False)
+    return SimpleNamespace(spec=SimpleNamespace(eval_backend="vllm", seed=seed, model=model, eval={"x": {}}),
+                           cell_dir=cell_dir)
+
+
 def _calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
 
@@ -119,8 +125,7 @@ def test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completio
     prompts = ["日本の首都はどこですか。", "次の文を英語に翻訳してください:こんにちは", "富士山の高さは", "猫"]
     requests = [Request(p, n) for p, n in zip(prompts, (6, 3, 9, 6))]
     expected = {flag: generate(model, tok, requests, add_special_tokens=flag, batch_size=1) for flag in (True, False)}
-    ctx = SimpleNamespace(spec=SimpleNamespace(eval_backend="vllm", seed=3, model=SimpleNamespace(trust_remote_code=False),
-                                               eval={"llm_jp_eval": {}}), cell_dir=tmp_path)
+    ctx = _ctx(tmp_path, seed=3)
     with backend(ctx, model, tok) as engine:
         assert active(model) is engine and active(object()) is None
         got = {flag: generate(model, tok, requests, add_special_tokens=flag, label="t") for flag in (True, False)}
@@ -158,9 +163,9 @@ def _adapter(tiny_model_dir: Path, out: Path) -> Path:
 
 
 def _eval(tmp: Path, model: Path, *args: str, **env: str) -> tuple[dict, Path]:
-    proc = run_jsweep(["eval", str(model), "eval=[llm_jp_eval,samples]", f"eval.llm_jp_eval.tasks={TASKS}",
-                       "eval.llm_jp_eval.max_num_samples=4", "eval.samples.do_sample=false",
-                       "eval.samples.max_new_tokens=8", f"output_root={tmp / 'outputs'}", *args], tmp, timeout=900, **env)
+    args = ("eval=[llm_jp_eval,samples]", f"eval.llm_jp_eval.tasks={TASKS}", "eval.llm_jp_eval.max_num_samples=4",
+            "eval.samples.do_sample=false", "eval.samples.max_new_tokens=8", f"output_root={tmp / 'outputs'}", *args)
+    proc = run_jsweep(["eval", str(model), *args], tmp, timeout=900, **env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     metrics = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
     (out_dir,) = (tmp / "outputs" / "evals").iterdir()
@@ -215,8 +220,7 @@ def test_sampled_answers_go_to_vllm_with_each_answers_seed(standin, tiny_model_d
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32").eval()
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    ctx = SimpleNamespace(spec=SimpleNamespace(eval_backend="vllm", seed=0, model=SimpleNamespace(trust_remote_code=False),
-                                               eval={"samples": {}}), cell_dir=tmp_path)
+    ctx = _ctx(tmp_path, seed=0)
     options = {"max_new_tokens": 5, "do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
                "repetition_penalty": 1.1, "seed": 10}
     with backend(ctx, model, tok):

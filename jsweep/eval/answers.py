@@ -106,8 +106,8 @@ def _vllm_answers(engine: Any, tokenizer: Any, prompts: Sequence[str], options: 
     from vllm import SamplingParams
 
     ids = [list(tokenizer(p).input_ids) for p in prompts]
-    common = dict(n=1, max_tokens=int(options.get("max_new_tokens", 256)),
-                  repetition_penalty=float(options.get("repetition_penalty", 1.0)))
+    common: dict[str, Any] = {"n": 1, "max_tokens": int(options.get("max_new_tokens", 256)),
+                              "repetition_penalty": float(options.get("repetition_penalty", 1.0))}
     if options.get("do_sample", False):
         seed = int(options.get("seed", 0) or 0)
         params = [SamplingParams(**common, temperature=float(options.get("temperature", 1.0)),

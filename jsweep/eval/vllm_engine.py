@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 MISSING = "eval.backend=vllm: vLLM is not installed here (pip install vllm), or use eval.backend=transformers"
 SAVED_DIR = "vllm_model"        # under the cell directory, while the cell is evaluated
 MEMORY_HEADROOM = 0.9           # of the GPU memory free once the transformers model is on the CPU
-_ACTIVE: list["VllmEngine"] = []
+_ACTIVE: list[VllmEngine] = []
 
 
 def installed() -> bool:
@@ -54,13 +55,13 @@ def preflight(spec: Any) -> list[str]:
     return []
 
 
-def active(model: Any) -> "VllmEngine | None":
+def active(model: Any) -> VllmEngine | None:
     """The vLLM engine serving ``model``, if evaluation runs with ``eval.backend=vllm``."""
     return next((e for e in reversed(_ACTIVE) if e.model is model), None)
 
 
 @contextmanager
-def backend(ctx: Any, model: Any, tokenizer: Any) -> Iterator["VllmEngine | None"]:
+def backend(ctx: Any, model: Any, tokenizer: Any) -> Iterator[VllmEngine | None]:
     """The cell's generation backend while its evaluators run: a :class:`VllmEngine` for ``eval.backend=vllm``
     (closed at the end: vLLM stopped, the model back on its device, the saved copy deleted), else None."""
     spec = ctx.spec
@@ -144,9 +145,10 @@ class VllmEngine:
         if not self.saved:
             save_for_vllm(self.model, self.tokenizer, self.directory)
             self.saved = True
-        kwargs = dict(model=str(self.directory), tokenizer=str(self.directory), dtype=dtype_name(self.model),
-                      seed=self.seed, gpu_memory_utilization=memory_fraction(),
-                      trust_remote_code=self.trust_remote_code)
+        kwargs: dict[str, Any] = {"model": str(self.directory), "tokenizer": str(self.directory),
+                                  "dtype": dtype_name(self.model), "seed": self.seed,
+                                  "gpu_memory_utilization": memory_fraction(),
+                                  "trust_remote_code": self.trust_remote_code}
         say(f"vllm {getattr(vllm, '__version__', '?')}: serving {self.directory} (dtype {kwargs['dtype']}, "
             f"seed {self.seed}, gpu_memory_utilization {kwargs['gpu_memory_utilization']})")
         self.llm = vllm.LLM(**kwargs)
@@ -154,19 +156,22 @@ class VllmEngine:
 
     def complete(self, prompt_ids: Sequence[Sequence[int]], params: Sequence[Any], label: str) -> list[list[int]]:
         """The completion token ids of each prompt (token ids), in order; ``params``: one SamplingParams each."""
+        import time
+
         import vllm
 
-        from jsweep.eval.generate import Progress
+        from jsweep.job.context import say
 
         if not prompt_ids:
             return []
         self.start()
-        progress = Progress(label, len(prompt_ids))
+        t0 = time.monotonic()
         prompts = [vllm.TokensPrompt(prompt_token_ids=[int(t) for t in ids]) for ids in prompt_ids]
         outputs = self.llm.generate(prompts, list(params), use_tqdm=False)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vllm returned {len(outputs)} outputs for {len(prompts)} prompts")
-        progress.update(len(prompts))
+        seconds = time.monotonic() - t0
+        say(f"{label}: {len(prompts)}/{len(prompts)} through vllm ({len(prompts) / max(seconds, 1e-9):.1f}/s)")
         return [list(o.outputs[0].token_ids) for o in outputs]
 
     def greedy(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: Sequence[int], label: str, *,
@@ -179,26 +184,25 @@ class VllmEngine:
         return self.complete(prompt_ids, params, label)
 
     def release(self) -> None:
-        """Stop vLLM (its GPU memory freed) and put the model back on its device."""
-        if self.llm is None:
-            return
-        import gc
+        """Stop vLLM (its GPU memory freed) and put the model back on its device (also when vLLM failed to start)."""
+        if self.llm is not None:
+            import gc
 
-        import torch
+            import torch
 
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()             # vLLM's engine-core process, and the GPU memory it holds
-        self.llm = None
-        gc.collect()
-        try:
-            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
-        except ImportError:
-            pass
-        else:
-            cleanup_dist_env_and_memory()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()             # vLLM's engine-core process, and the GPU memory it holds
+            self.llm = None
+            gc.collect()
+            try:
+                from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+            except ImportError:
+                pass
+            else:
+                cleanup_dist_env_and_memory()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         if self.home is not None:
             self.model.to(self.home)
             self.home = None

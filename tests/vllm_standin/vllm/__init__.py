@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NotRequired, Sequence, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 __version__ = "0.33.0-standin"
 CALLS: list[dict[str, Any]] = []
@@ -120,7 +121,8 @@ class LLM:
         prompts = list(prompts) if isinstance(prompts, (list, tuple)) else [prompts]
         if sampling_params is None:
             sampling_params = SamplingParams()
-        params = list(sampling_params) if isinstance(sampling_params, (list, tuple)) else [sampling_params] * len(prompts)
+        params: list[SamplingParams] = (list(sampling_params) if isinstance(sampling_params, (list, tuple))
+                                        else [sampling_params] * len(prompts))  # type: ignore[list-item]
         if len(params) != len(prompts):
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
         out = []
@@ -131,14 +133,16 @@ class LLM:
             _record({"call": "generate", "prompt_token_ids": ids, "sampling_params": asdict(p), "use_tqdm": use_tqdm})
             stops = sorted(set(self.eos_ids) | set(p.stop_token_ids or [])) if not p.ignore_eos else None
             greedy = p.temperature < 1e-5
-            kwargs: dict[str, Any] = {"do_sample": not greedy, "num_beams": 1, "repetition_penalty": p.repetition_penalty}
+            kwargs: dict[str, Any] = {"do_sample": not greedy, "num_beams": 1,
+                                      "repetition_penalty": p.repetition_penalty}
             if greedy:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             else:
                 torch.manual_seed(self.seed if p.seed is None else p.seed)
                 kwargs.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k if p.top_k > 0 else None)
             with torch.inference_mode():
-                gen = self.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                gen = self.model.generate(input_ids=torch.tensor([ids]),
+                                          attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                           max_new_tokens=p.max_tokens, eos_token_id=stops,
                                           pad_token_id=self.tokenizer.pad_token_id, **kwargs)
             token_ids = gen[0, len(ids):].tolist()
