@@ -233,3 +233,35 @@ def test_sampled_answers_go_to_vllm_with_each_answers_seed(standin, tiny_model_d
                and c["sampling_params"]["top_p"] == 0.9 and c["sampling_params"]["repetition_penalty"] == 1.1
                and c["sampling_params"]["max_tokens"] == 5 for c in sent)
     assert [c["prompt_token_ids"] for c in sent] == [tok(p).input_ids for p in ["猫", "犬", "鳥"]]
+
+
+def test_the_copy_vllm_loads_is_the_merged_model_and_the_cells_model_is_untouched(tiny_model_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from jsweep.eval.vllm_engine import dtype_name, save_for_vllm
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32")
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
+    ids = torch.tensor([tok("日本の首都は東京です。").input_ids])
+    with torch.no_grad():
+        before = model(ids).logits
+    saved = save_for_vllm(model, tok, tmp_path / "copy")
+    assert not (saved / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(str(saved), dtype="float32").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, before, rtol=1e-4, atol=1e-4)     # the adapter is in it
+        assert torch.equal(model(ids).logits, before)                                   # the cell's model as it was
+        with model.disable_adapter():
+            assert not torch.allclose(model(ids).logits, before, atol=1e-3)             # the adapter matters
+    assert hasattr(model, "peft_config") and not any(getattr(m, "merged", False) for m in model.modules())
+    gen = GenerationConfig.from_pretrained(str(saved))
+    assert gen.eos_token_id == tok.eos_token_id and gen.bos_token_id == tok.bos_token_id
+    assert AutoTokenizer.from_pretrained(str(saved))("猫").input_ids == tok("猫").input_ids
+    # a LoRA model over bfloat16 weights keeps its adapters in float32: vLLM gets the base's dtype
+    bf16 = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16),
+                          LoraConfig(r=4, target_modules=["q_proj"]))
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16, torch.float32} and dtype_name(bf16) == "bfloat16"

@@ -103,8 +103,13 @@ def save_for_vllm(model: Any, tokenizer: Any, directory: Path) -> Path:
 
 
 def dtype_name(model: Any) -> str:
-    """The dtype the model's weights are in (``float32``, ``bfloat16``...), as vLLM's ``dtype`` takes it."""
-    return str(next(model.parameters()).dtype).removeprefix("torch.")
+    """The dtype the model's weights are in (``float32``, ``bfloat16``...), as vLLM's ``dtype`` takes it: its
+    input embeddings' (a LoRA model's adapter weights may be kept in float32 over a bfloat16 base)."""
+    try:
+        dtype = model.get_input_embeddings().weight.dtype
+    except (AttributeError, NotImplementedError):
+        dtype = next(model.parameters()).dtype
+    return str(dtype).removeprefix("torch.")
 
 
 def memory_fraction() -> float:
