@@ -30,8 +30,8 @@ from pathlib import Path
 
 from jsweep.compose import compose_spec
 from jsweep.eval.generate import Request, generate
-from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
-from jsweep.eval.llm_jp_eval.prepare import prepare_jglue
+from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
+from jsweep.tools.prepare import prepare_jglue
 
 MODES = {"one_by_one": (1, False), "previous_default": (16, False), "batch_32": (32, False),
          "auto_no_prefix": ("auto", False), "engine": ("auto", True), "engine_static": ("auto", False)}
@@ -50,21 +50,64 @@ def timed(fn, cuda: bool):
     return out, time.perf_counter() - t0
 
 
-def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str]) -> dict:
-    """Full JGLUE dev sets through the harness (JP-Stable prompts), batch size auto."""
-    from jsweep.eval.jglue.evaluator import JGlueEval
+class Phases:
+    """Wall time of the harness run's phases, measured by wrapping (not replacing) the methods that do
+    them: task building (data files read, prompts rendered), the batch-size search, loglikelihood
+    (JCommonsenseQA, JNLI) and generate_until (JSQuAD) requests."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, list] = {}
+
+    def wrap(self, name: str, fn, cuda: bool):
+        def timed_call(*args, **kwargs):
+            out, dt = timed(lambda: fn(*args, **kwargs), cuda)
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + dt, 2)
+            n = len(args[0]) if args and hasattr(args[0], "__len__") else None
+            self.calls.setdefault(name, []).append({"seconds": round(dt, 2), "requests": n,
+                                                     **({"result": out} if isinstance(out, int) else {})})
+            return out
+        return timed_call
+
+
+def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str], options: dict | None = None) -> dict:
+    """Full JGLUE dev sets through the harness (JP-Stable prompts), batch size auto unless ``options`` say."""
+    import torch
+
+    from jsweep.eval.jglue import evaluator as J
+    from jsweep.eval.jglue import lm as LM
     from jsweep.tracking import NullTracker
+
+    cuda = torch.cuda.is_available()
+    phases = Phases()
+    make_lm, build = LM.harness_lm, J.JGlueEval.build_tasks
+
+    def instrumented_lm(*args, **kwargs):
+        lm = make_lm(*args, **kwargs)
+        for name in ("loglikelihood", "generate_until", "_detect_batch_size"):
+            setattr(lm, name, phases.wrap(name, getattr(lm, name), cuda))
+        return lm
 
     ctx = types.SimpleNamespace(cell_dir=out_dir, tracker=NullTracker(), device="cuda",
                                 spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)))
-    evaluator = JGlueEval({"data_dir": str(jglue), "marc_ja": False, "batch_size": "auto", "tasks": tasks})
-    t0 = time.perf_counter()
-    metrics = evaluator.evaluate(ctx, model, tokenizer)
-    seconds = time.perf_counter() - t0
+    options = {"data_dir": str(jglue), "marc_ja": False, "batch_size": "auto", "tasks": tasks, **(options or {})}
+    evaluator = J.JGlueEval(options)
+    LM.harness_lm, J.JGlueEval.build_tasks = instrumented_lm, phases.wrap("build_tasks", build, False)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        metrics, seconds = timed(lambda: evaluator.evaluate(ctx, model, tokenizer), cuda)
+    finally:
+        LM.harness_lm, J.JGlueEval.build_tasks = make_lm, build
     result = json.loads((out_dir / "jglue_results.json").read_text())
     docs = {t: info.get("n_scored") for t, info in result["tasks"].items()}
-    print(f"harness, full JGLUE dev sets {docs}: {seconds:.1f} s", flush=True)
-    return {"seconds": round(seconds, 1), "documents": docs, "metrics": metrics}
+    print(f"harness {options}, full JGLUE dev sets {docs}: {seconds:.1f} s; phases {phases.seconds}", flush=True)
+    log = out_dir / "jglue_harness.log"
+    return {"options": {k: v for k, v in options.items() if k != "data_dir"}, "seconds": round(seconds, 1),
+            "documents": docs, "phases_seconds": phases.seconds, "phase_calls": phases.calls,
+            "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None,
+            "metrics": metrics, "harness_log": [ln for ln in (log.read_text().splitlines() if log.exists() else [])
+                            if ln[:4].isdigit() and "it/s]" not in ln][-60:]}
 
 
 def main() -> None:
@@ -72,9 +115,13 @@ def main() -> None:
     parser.add_argument("--jglue", type=Path, required=True, help="raw JGLUE v1.3 directory")
     parser.add_argument("--model", default="llm-jp-3-1.8b", help="model preset (built with random weights)")
     parser.add_argument("--samples", type=int, default=100, help="samples per task")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated subset of: " + ", ".join(MODES) + " (none = harness only)")
     parser.add_argument("--harness", action="store_true", help="also time the full JGLUE dev sets through the harness")
     parser.add_argument("--harness-tasks", default="jcommonsenseqa,jnli,jsquad", help="JGLUE tasks for --harness")
+    parser.add_argument("--harness-variants", default="",
+                        help="eval.jglue options per harness run, runs separated by ';', options by ',', e.g. "
+                             "'generation=harness;generation=engine,batch_size=256' (default: one run, jsweep's defaults)")
     parser.add_argument("--one-by-one-per-task", type=int, default=None,
                         help="one_by_one runs on the first N samples of each task only (its rate is per sample)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "eval_throughput.json")
@@ -86,10 +133,15 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    with tempfile.TemporaryDirectory() as tmp:
-        prepare_jglue(args.jglue, Path(tmp), allow_missing_train=True)   # throughput only: dev-only copies do
-        tasks = load_tasks({"data_dir": tmp, "max_num_samples": args.samples, "num_few_shots": 4})
+    modes = [] if args.modes in ("", "none") else args.modes.split(",")
+    tasks = []
+    if modes:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepare_jglue(args.jglue, Path(tmp), allow_missing_train=True)   # throughput only: dev-only copies do
+            tasks = load_tasks({"data_dir": tmp, "max_num_samples": args.samples, "num_few_shots": 4})
     requests = [Request(build_prompt(t, s.input), t.output_length) for t in tasks for s in t.samples]
+    if not requests:                    # harness only: a warm-up of the same shape as before
+        requests = [Request("東京は日本の首都です。" * 40 + "質問: 日本の首都は?\n回答:", 8)] * 8
     spec = compose_spec([f"model={args.model}", "model.init=random"])
     tokenizer = load_tokenizer(spec.model)
     model = load_model(spec.model, device=device).to(device).eval()
@@ -106,7 +158,24 @@ def main() -> None:
     report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "model": f"{args.model} (random)",
               "tasks": {t.name: len(t.samples) for t in tasks}, "modes": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for mode in args.modes.split(","):
+    def run_harness():
+        runs = []
+        for variant in (args.harness_variants.split(";") if args.harness_variants else [""]):
+            options = {k: int(v) if v.isdigit() else v
+                       for k, v in (kv.split("=", 1) for kv in variant.split(",") if kv)}
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    runs.append(harness_full(args.jglue, model, tokenizer, Path(tmp), args.harness_tasks.split(","),
+                                             options))
+                except Exception as exc:  # noqa: BLE001 - recorded; the other variants still run
+                    runs.append({"options": options, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
+                    print(f"harness {options} failed: {runs[-1]['error']}", flush=True)
+            report["harness_full_jglue_dev"] = runs
+            args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+
+    if args.harness and "engine" not in modes:
+        run_harness()
+    for mode in modes:
         bs, share = MODES[mode]
         reqs = [requests[i] for i in subset] if mode == "one_by_one" else requests
         try:
@@ -123,10 +192,7 @@ def main() -> None:
               f"{len(reqs) / seconds:8.2f} samples/s", flush=True)
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))   # kept if cut short
         if mode == "engine" and args.harness:
-            with tempfile.TemporaryDirectory() as tmp:
-                report["harness_full_jglue_dev"] = harness_full(args.jglue, model, tokenizer, Path(tmp),
-                                                                args.harness_tasks.split(","))
-            args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+            run_harness()
     ref = outputs.get("one_by_one")
     for mode, outs in outputs.items():
         if ref is not None and "samples_per_second" in results[mode]:

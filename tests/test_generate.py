@@ -38,6 +38,27 @@ def test_engine_equals_one_by_one_greedy_on_every_fixture_task(tiny):
     assert {len(t.samples) for t in tasks} and len(engine) == sum(len(t.samples) for t in tasks)
 
 
+def test_mixed_budgets_share_batches_and_each_row_keeps_its_own(tiny):
+    """Per-request budgets (JSQuAD's longest-gold-answer caps) are batched by power-of-two bucket: rows decode
+    to the batch's largest budget and keep their own first tokens, the same text as decoding alone."""
+    from jsweep.eval import generate as G
+
+    model, tok = tiny
+    _, requests = fixture_requests()
+    mixed = [Request(r.prompt, 1 + i % 7) for i, r in enumerate(requests[:14])]      # budgets 1..7: buckets 1, 2, 4, 8
+    alone = [generate(model, tok, [r], batch_size=1, add_special_tokens=False, share_prefix=False)[0] for r in mixed]
+    calls = []
+    real = G._generate_batch
+    G._generate_batch = lambda *a, **k: calls.append((len(a[2]), a[3])) or real(*a, **k)
+    try:
+        batched = generate(model, tok, mixed, add_special_tokens=False)
+    finally:
+        G._generate_batch = real
+    assert batched == alone
+    assert len(calls) == 4 and sorted(n for n, _ in calls) == [2, 2, 4, 6]    # one batch per bucket, not per budget
+    assert sorted(m for _, m in calls) == [1, 2, 4, 7]
+
+
 def test_shared_prefix_length_leaves_every_row_a_token():
     assert shared_prefix_length([[1] * 40, [1] * 40]) == 39
     assert shared_prefix_length([[1] * 40 + [2], [1] * 40 + [3]]) == 40

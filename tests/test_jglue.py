@@ -515,3 +515,27 @@ def test_leaderboard_style_and_a_lora_model(stored_run, tiny):
     rows = stored_run.table("jglue/samples/jnli.json")
     assert len(rows) == 3 and rows[0]["choices"] == ["含意", "矛盾", "中立"] and "### 応答：" in rows[0]["prompt"]
     assert stored_run.tags["jglue.prompt_style"] == "leaderboard"
+
+
+def test_engine_generation_gives_the_harness_answers(tmp_path, tiny):
+    """``generation: engine`` (jsweep's batched engine) answers JSQuAD exactly as the harness's own
+    ``generate_until`` does under greedy decoding (CPU, fp32), stop strings cut the same way: the JP-Stable
+    prompts (stop at a newline, which the tiny model emits first) and the leaderboard ones (longer answers)."""
+    from jsweep.tracking import NullTracker
+
+    model, tok = tiny
+    for style in ({}, {"prompt_style": "leaderboard", "jsquad_max_gen_toks": 8}):
+        answers = {}
+        for mode in ("harness", "engine"):
+            cell = tmp_path / f"{mode}{len(style)}"
+            ctx = types.SimpleNamespace(cell_dir=cell, tracker=NullTracker(), device="cpu",
+                                        spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)))
+            metrics = jglue.JGlueEval({"tasks": ["jsquad"], "marc_ja": False, "generation": mode, **style}
+                                      ).evaluate(ctx, model, tok)
+            rows = [json.loads(line) for line in (cell / "predictions" / "jglue.jsonl").read_text().splitlines()]
+            answers[mode] = (metrics, [(r["id"], r["raw"], r["prediction"]) for r in rows])
+        assert len(answers["engine"][1]) == 14
+        assert answers["engine"] == answers["harness"]
+    assert all(raw.strip() for _, raw, _ in answers["engine"][1])        # leaderboard: real generated text compared
+    with pytest.raises(ConfigError, match="eval.jglue.generation"):
+        jglue.parse_options({"generation": "vllm"})

@@ -105,6 +105,29 @@ def test_a_bf16_cell_on_a_gpu_logs_mfu_and_peak_memory(tmp_path, mlflow_client_f
 
 
 @pytest.mark.gpu
+@needs_gpu
+def test_packed_attention_on_fp32_inputs_under_autocast_and_without():
+    """fp32 weights trained under bf16 autocast hand the varlen kernel fp32 q/k (RoPE's fp32 cos/sin promote
+    them): it runs in bf16, as sdpa does under autocast; without autocast it attends example by example in fp32."""
+    import torch
+
+    from jsweep.job.attention import packed_attention
+    from test_packing import dense_reference
+
+    g = torch.Generator().manual_seed(3)
+    cu = [0, 5, 64, 65, 200]
+    q, k, v = (torch.randn(200, 4, 64, generator=g) for _ in range(3))
+    ref = dense_reference(q, k, v, cu, 0.125)
+    qc, kc, vc = q.cuda(), k.cuda(), v.cuda()
+    cu_t = torch.tensor(cu, dtype=torch.int32)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        half = packed_attention(qc, kc, vc, cu_t, 135, scaling=0.125)
+    assert half.dtype == torch.bfloat16 and (half.double().cpu() - ref).norm() / ref.norm() < 1e-2
+    full = packed_attention(qc, kc, vc, cu_t, 135, scaling=0.125)
+    assert full.dtype == torch.float32 and (full.double().cpu() - ref).norm() / ref.norm() < 1e-5
+
+
+@pytest.mark.gpu
 @needs_two_gpus
 def test_two_cells_on_two_gpus_each_get_a_gpu_and_a_port_of_their_own(tmp_path, tiny_model_dir):
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]", "launcher.gpus=[0,1]"], tmp_path)

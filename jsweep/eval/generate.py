@@ -1,6 +1,9 @@
 """The generation engine every evaluator uses: batched greedy decoding, batches sized by memory.
 
-- Prompts are tokenised once. Requests are grouped by ``max_new_tokens`` and sorted by prompt
+- Prompts are tokenised once. Requests are grouped by ``max_new_tokens`` rounded up to a power of
+  two (a batch decodes to its largest budget and each row keeps its own first ``max_new_tokens``
+  tokens: greedy tokens do not depend on how far decoding goes on; per-document budgets, as JSQuAD's,
+  would otherwise make one small batch per budget) and sorted by prompt
   length (longest first, so an out-of-memory error shows up in the first batch rather than the
   last), generated in batches, and returned in the original order.
 - ``batch_size="auto"`` (the default) sizes each batch in tokens: on a GPU, what the free memory
@@ -109,8 +112,12 @@ def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return k if k >= MIN_SHARED_PREFIX else 0
 
 
+def _bucket(max_new: int) -> int:
+    return 1 << max(0, int(max_new) - 1).bit_length()
+
+
 def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool,
-                    extra: dict[str, Any] | None = None) -> list[str]:
+                    extra: dict[str, Any] | None = None, keep: Sequence[int] | None = None) -> list[str]:
     """Greedy completions of token-id ``rows`` (one batch): [prefix][left padding][own suffix]."""
     import torch
 
@@ -140,15 +147,18 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: 
         out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
                              num_beams=1, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
                              temperature=None, top_p=None, top_k=None, **kwargs)
-    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in out[:, input_ids.shape[1]:]]
+    new = out[:, input_ids.shape[1]:]
+    return [tokenizer.decode(ids[:keep[b]] if keep else ids, skip_special_tokens=True) for b, ids in enumerate(new)]
 
 
 def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int | str = "auto",
              label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True,
-             generate_kwargs: dict[str, Any] | None = None) -> list[str]:
+             generate_kwargs: dict[str, Any] | None = None, use_backend: bool = True) -> list[str]:
     """Greedy completions for ``requests`` (prompt text not included), in request order.
 
     ``generate_kwargs`` go to ``model.generate`` as they are (e.g. ``cache_implementation="static"``).
+    Under ``eval.backend=vllm`` the requests go to vLLM (jsweep.eval.vllm_engine) unless ``use_backend`` is
+    False: a caller that needs the transformers model around the call (the JGLUE harness) keeps it.
     """
     import torch
 
@@ -159,20 +169,23 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
     ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
     from jsweep.eval.vllm_engine import active
 
-    if (engine := active(model)) is not None:           # eval.backend=vllm: the same ids, decoded the same way
+    if use_backend and (engine := active(model)) is not None:   # eval.backend=vllm: the same ids, decoded alike
         completions = engine.greedy(ids, [r.max_new_tokens for r in requests], label)
         return [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
-    order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, -len(ids[i])))
+    order = sorted(range(len(requests)), key=lambda i: (_bucket(requests[i].max_new_tokens), -len(ids[i])))
     planner = BatchPlanner(model, batch_size)
     outputs: list[str] = [""] * len(requests)
     progress = Progress(label, len(requests))
     i = 0
     while i < len(order):
-        max_new = requests[order[i]].max_new_tokens
-        rows = planner.rows(len(ids[order[i]]) + max_new)        # the first row of a sorted run is the longest
-        batch = [j for j in order[i:i + rows] if requests[j].max_new_tokens == max_new]
+        bucket = _bucket(requests[order[i]].max_new_tokens)
+        rows = planner.rows(len(ids[order[i]]) + bucket)         # the first row of a sorted run is the longest
+        batch = [j for j in order[i:i + rows] if _bucket(requests[j].max_new_tokens) == bucket]
+        budgets = [requests[j].max_new_tokens for j in batch]
+        max_new = max(budgets)
         try:
-            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs)
+            texts = _generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs,
+                                    keep=None if min(budgets) == max_new else budgets)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if not _is_oom(exc) or len(batch) == 1:
                 raise

@@ -74,6 +74,16 @@ def packed_attention(q, k, v, cu_seq_lens, max_length: int, scaling: float | Non
     kernel = varlen_kernel()
     if use_kernel is None:
         use_kernel = kernel is not None and q.is_cuda and dropout == 0.0
+    half = (torch.float16, torch.bfloat16)
+    if use_kernel and not all(t.dtype in half for t in (q, k, v)):
+        # Flash Attention takes fp16/bf16 only. fp32 weights under bf16/fp16 autocast (a LoRA or small model
+        # kept in fp32) reach here as fp32 q/k (RoPE's fp32 cos/sin promote them): run the kernel in the autocast
+        # dtype, as sdpa does under autocast. Without autocast (an fp32 cell) attend example by example instead.
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
+        if dtype in half:
+            q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        else:
+            use_kernel = False
     if use_kernel:
         cu = cu_seq_lens.to(device=q.device, dtype=torch.int32)
         kwargs: dict[str, Any] = {"scale": scaling}

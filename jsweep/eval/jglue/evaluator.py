@@ -64,6 +64,7 @@ class Settings:
     jsquad_max_gen_toks: Optional[int] = None
     max_length: Optional[int] = None
     jnli_version: str = "1.1"
+    generation: str = "engine"                                   # engine | harness: who decodes JSQuAD
 
 
 DEFAULTS: dict[str, Any] = defaults(Settings)
@@ -87,6 +88,7 @@ class Options:
     jsquad_max_gen_toks: int | None
     max_length: int | None
     jnli_version: str = "1.1"
+    generation: str = "engine"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -168,6 +170,8 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
     jnli_version = o["jnli_version"]
     if jnli_version not in JNLI_VERSIONS:
         raise ConfigError(f"eval.jglue.jnli_version must be one of {', '.join(JNLI_VERSIONS)}, got {o['jnli_version']!r}")
+    if o["generation"] not in ("harness", "engine"):
+        raise ConfigError(f"eval.jglue.generation must be harness or engine, got {o['generation']!r}")
     if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
         import importlib.util
 
@@ -180,7 +184,7 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
     return Options(tasks=tasks, marc_ja=marc, prompt_style=o["prompt_style"], prompt_versions=versions,
                    num_fewshot=shots, limit=limit, batch_size=bs, data_dir=o["data_dir"], paths=paths,
                    hub=bool(o["hub"]), fewshot_seed=o["fewshot_seed"], jsquad_max_gen_toks=o["jsquad_max_gen_toks"],
-                   max_length=o["max_length"], jnli_version=jnli_version, raw={**DEFAULTS, **options})
+                   max_length=o["max_length"], jnli_version=jnli_version, generation=o["generation"], raw={**DEFAULTS, **options})
 
 
 @dataclass
@@ -404,9 +408,9 @@ class JGlueEval:
         try:
             with harness_output(log_file):
                 from lm_eval.evaluator import evaluate as lm_evaluate
-                from lm_eval.models.huggingface import HFLM
 
                 from jsweep.eval.jglue import harness as H
+                from jsweep.eval.jglue.lm import cached_templates, harness_lm
 
                 tasks, names, info, notes = self.build_tasks(tokenizer)
                 for note in notes:
@@ -426,9 +430,10 @@ class JGlueEval:
                     hflm_args["max_batch_size"] = 512      # the harness's auto search starts here (its default: 64)
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
-                lm = HFLM(pretrained=model.eval(), tokenizer=tokenizer, **hflm_args)
-                out = lm_evaluate(lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0,
-                                  log_samples=True)
+                lm = harness_lm(model.eval(), tokenizer, self.opts.generation, **hflm_args)
+                with cached_templates():
+                    out = lm_evaluate(lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0,
+                                      log_samples=True)
                 version = H.harness_version()
                 configs = {names[n]: H.dump_config(t) for n, t in tasks.items()}
         finally:

@@ -1,0 +1,40 @@
+#!/bin/bash
+# One device call for issues 17 and 21, run from the repository root on a GPU machine without network:
+#   bash benchmarks/gpu_session.sh [tests] [eval] [VARIANTS]
+# tests: the `gpu`-marked tests (tests/test_where.py; two of them want 2 GPUs);
+# eval:  the full JGLUE dev sets through lm-evaluation-harness on GPU 0 (benchmarks/eval_throughput.py
+#        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
+#        'generation=engine;generation=harness'), each timed by phase.
+# Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
+# .bench/jglue-v1.3 (a copy of ../shared/data/jglue-v1.3). Writes logs and JSON under $OUT.
+set -u -o pipefail
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT" /tmp/site
+t0=$(date +%s)
+for a in .whl/*.tar.xz; do tar -xJf "$a" -C /tmp/site || exit 1; done
+export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+       NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 TOKENIZERS_PARALLELISM=false \
+       JSWEEP_CACHE=/tmp/jsweep-cache
+{
+  echo "unpacked in $(( $(date +%s) - t0 )) s"; nvidia-smi; nproc
+  python3 -c 'import sys, torch, transformers, lm_eval, datasets; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), "transformers", transformers.__version__, "lm_eval", lm_eval.__version__, "datasets", datasets.__version__)'
+  python3 -c 'import trl, mlflow, peft, hydra; print("trl", trl.__version__, "mlflow", mlflow.__version__, "peft", peft.__version__, "hydra", hydra.__version__)'
+  python3 -c 'import fugashi, unidic_lite; print(fugashi.Tagger("-Owakati").parse("東京都に住んでいます"))'
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt" | grep -v "^|" | tail -6
+want=" $* "
+if [[ $want == *" tests "* ]]; then
+  t=$(date +%s)
+  timeout 480 python3 -m pytest -q -m gpu tests/test_where.py -rA --durations=0 -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
+  echo "gpu tests: exit ${PIPESTATUS[0]} in $(( $(date +%s) - t )) s" | tee -a "$OUT/gpu_tests.log"
+fi
+if [[ $want == *" eval "* ]]; then
+  variants=${@: -1}; [[ $variants == *=* ]] || variants=""
+  t=$(date +%s)
+  left=$(( ${BUDGET_S:-575} - (t - t0) ))           # stay inside the device's 600 s per command
+  CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
+      --harness --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1
+  rc=$?
+  grep -v "it/s\]$" "$OUT/eval_full.log" | tail -40
+  echo "eval: exit $rc in $(( $(date +%s) - t )) s"
+fi
