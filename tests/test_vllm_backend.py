@@ -265,3 +265,29 @@ def test_the_copy_vllm_loads_is_the_merged_model_and_the_cells_model_is_untouche
     bf16 = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16),
                           LoraConfig(r=4, target_modules=["q_proj"]))
     assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16, torch.float32} and dtype_name(bf16) == "bfloat16"
+
+
+def test_jglue_keeps_the_transformers_model_under_the_vllm_backend(standin, tiny_model_dir, tmp_path):
+    """JSQuAD's engine generation runs inside the harness, between log-likelihood requests on the same
+    model: it stays on the transformers engine, so vLLM is never started and the answers are unchanged."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jsweep.eval.jglue import evaluator as jglue
+    from jsweep.eval.vllm_engine import backend
+    from jsweep.tracking import NullTracker
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32").eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    answers = {}
+    for name in ("transformers", "vllm"):
+        ctx = _ctx(tmp_path / name, seed=0)
+        ctx.tracker, ctx.device = NullTracker(), "cpu"
+        ctx.spec.tracking = SimpleNamespace(log_predictions=False)
+        ctx.spec.eval_backend = name
+        with backend(ctx, model, tok):
+            metrics = jglue.JGlueEval({"tasks": ["jsquad"], "marc_ja": False, "generation": "engine",
+                                       "limit": 4}).evaluate(ctx, model, tok)
+        rows = (tmp_path / name / "predictions" / "jglue.jsonl").read_text().splitlines()
+        answers[name] = (metrics, [json.loads(r)["raw"] for r in rows])
+    assert len(answers["vllm"][1]) == 4 and answers["vllm"] == answers["transformers"]
+    assert _calls(standin) == []
