@@ -3,7 +3,7 @@
 MODEL is a model directory (full weights), a LoRA adapter directory (its base model is loaded
 from the adapter config), or a hub id. Overrides are the usual Hydra ones (``eval=[llm_jp_eval]``,
 ``eval.llm_jp_eval.data_dir=...``, ``tracking.experiment=...``, ``model=llm-jp-3-1.8b`` for the
-prompt format and dtype). One MLflow run (tag ``jsweep.kind=eval``) is logged to the experiment;
+prompt format and dtype, ``eval.backend=vllm`` to generate through vLLM). One MLflow run (tag ``jsweep.kind=eval``) is logged to the experiment;
 outputs go to ``<output_root>/evals/<timestamp>/``.
 """
 
