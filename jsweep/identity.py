@@ -3,8 +3,10 @@
 Counted: the resolved cell config except the cosmetic keys below, and the jsweep version.
 Not counted (changing them does not make a new cell): where outputs and logs go
 (``output_root``, ``tracking.*``, ``launcher.*``), the LLM judge (``judge.*``), logging cadence (``train.logging_steps``),
-and the cell's own override labels. Dataset content digests and the base model's revision are
-added by the planner through ``extra`` when they are known.
+and the cell's own override labels. Keys added to the config after cells were made count only away from
+their default (``LATER_KEYS``): a cell that leaves them alone keeps the id it had before they existed.
+Dataset content digests and the base model's revision are added by the planner through ``extra`` when
+they are known.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from jsweep import __version__
 # judge: who scores the answers does not change them; a new judge re-judges the saved answers (jsweep judge).
 COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment", "judge")
 COSMETIC_NESTED = (("train", "logging_steps"),)
+# key -> default: left out of the payload at the default, so existing cell ids stay as they were.
+LATER_KEYS = {"eval_backend": "transformers"}     # eval.backend=vllm can change the generated tokens
 
 
 def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    payload = {k: v for k, v in cell_dict.items() if k not in COSMETIC_TOP}
+    payload = {k: v for k, v in cell_dict.items()
+               if k not in COSMETIC_TOP and not (k in LATER_KEYS and v == LATER_KEYS[k])}
     payload = json.loads(json.dumps(payload, sort_keys=True, default=str))
     for section, key in COSMETIC_NESTED:
         payload.get(section, {}).pop(key, None)

@@ -75,6 +75,7 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
         "gpus": gpus,
         "distributed": _get(spec_dict, "distributed.name"),
         "eval": ",".join(sorted(spec_dict.get("eval") or {})) or "none",
+        "eval.backend": spec_dict.get("eval_backend") or "transformers",
     }
     if peft == "lora":
         params.update({"lora.r": _get(method, "lora.r"), "lora.alpha": _get(method, "lora.alpha"),

@@ -31,6 +31,8 @@ DataSource = Literal["auto", "fixture", "hub", "path"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Attention = Literal["auto", "varlen", "sdpa", "eager"]
 Backend = Literal["none", "ddp", "deepspeed"]
+# The engine that generates for the evaluators (``eval.backend``; jsweep.eval.generate, jsweep.eval.vllm_engine).
+EvalBackend = Literal["transformers", "vllm"]
 # transformers' SchedulerType values (kept here: planning imports no transformers).
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
@@ -244,6 +246,9 @@ class CellSpec:
     prompt: PromptSpec = field(default_factory=PromptSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     eval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ``eval.backend`` in the config: taken out of the evaluator mapping by cell_from_dict, so nothing that
+    # iterates ``eval`` (evaluator names) sees it. Part of the cell identity except at its default (jsweep.identity).
+    eval_backend: EvalBackend = field(default="transformers", metadata={"key": "eval.backend"})
     launcher: LauncherSpec = field(default_factory=LauncherSpec)
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
     distributed: DistributedSpec = field(default_factory=DistributedSpec)
@@ -360,6 +365,14 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
 
 
+def _key(where: str, f: dataclasses.Field) -> str:
+    """The config key of a field, for messages: ``metadata["key"]`` where the field sits elsewhere in the
+    config than in the dataclass (``CellSpec.eval_backend`` is ``eval.backend``)."""
+    if "key" in f.metadata:
+        return f"{where}.{f.metadata['key']}" if where else f.metadata["key"]
+    return f"{where}.{f.name}" if where else f.name
+
+
 @functools.lru_cache(maxsize=None)
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -384,7 +397,7 @@ def build_fields(cls: type, data: dict[str, Any], where: str = "") -> Any:
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}' (valid keys: {', '.join(sorted(names))})")
     kwargs = {}
     for f in dataclasses.fields(cls):
-        key = f"{where}.{f.name}" if where else f.name
+        key = _key(where, f)
         if f.name in data:
             kwargs[f.name] = _convert(data[f.name], hints[f.name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -415,7 +428,7 @@ def choice_problems(obj: Any, where: str = "") -> list[str]:
     problems: list[str] = []
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
-        key = f"{where}.{f.name}" if where else f.name
+        key = _key(where, f)
         value, tp = getattr(obj, f.name), hints[f.name]
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             problems.extend(choice_problems(value, key))
@@ -433,5 +446,12 @@ def choice_problems(obj: Any, where: str = "") -> list[str]:
 
 def cell_from_dict(data: dict[str, Any]) -> CellSpec:
     """Build a CellSpec from a resolved config dict (the ``hydra`` node must be removed). Values outside
-    their choices are left to :func:`jsweep.validate.validate_cell`, which reports all of a cell's problems."""
+    their choices are left to :func:`jsweep.validate.validate_cell`, which reports all of a cell's problems.
+
+    The config's ``eval.backend`` (a reserved key of the ``eval`` node, beside the evaluators) becomes the
+    ``eval_backend`` field; a dict written by :meth:`CellSpec.to_dict` has it there already."""
+    evals = data.get("eval")
+    if isinstance(evals, dict) and "backend" in evals:
+        evals = dict(evals)
+        data = {**data, "eval": evals, "eval_backend": evals.pop("backend")}
     return from_dict(CellSpec, data, check_choices=False)

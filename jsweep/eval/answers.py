@@ -60,6 +60,10 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options
 
     if not prompts:
         return []
+    from jsweep.eval.vllm_engine import active
+
+    if (engine := active(model)) is not None:
+        return _vllm_answers(engine, tokenizer, prompts, options, label)
     device = next(model.parameters()).device
     sample = bool(options.get("do_sample", False))
     kwargs: dict[str, Any] = {"max_new_tokens": int(options.get("max_new_tokens", 256)),
@@ -94,6 +98,25 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options
     finally:
         tokenizer.padding_side = old_side
     return out
+
+
+def _vllm_answers(engine: Any, tokenizer: Any, prompts: Sequence[str], options: dict[str, Any],
+                  label: str) -> list[str]:
+    """generate_answers through vLLM: each prompt's own token ids (what the padded batch holds unpadded)."""
+    from vllm import SamplingParams
+
+    ids = [list(tokenizer(p).input_ids) for p in prompts]
+    common: dict[str, Any] = {"n": 1, "max_tokens": int(options.get("max_new_tokens", 256)),
+                              "repetition_penalty": float(options.get("repetition_penalty", 1.0))}
+    if options.get("do_sample", False):
+        seed = int(options.get("seed", 0) or 0)
+        params = [SamplingParams(**common, temperature=float(options.get("temperature", 1.0)),
+                                 top_p=float(options.get("top_p", 1.0)), top_k=int(options.get("top_k", 0) or 0),
+                                 seed=seed + i) for i in range(len(prompts))]
+    else:
+        params = [SamplingParams(**common, temperature=0.0) for _ in prompts]
+    completions = engine.complete(ids, params, label)
+    return [tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
 
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:

@@ -15,6 +15,8 @@
   batch, and each row's own suffix follows it (``share_prefix``). Greedy decoding gives the same
   tokens either way, up to the numerics of batched kernels.
 - Progress goes to the cell log as ``[jsweep]`` lines (done/total, rate, time left).
+- With ``eval.backend=vllm`` the same token ids go to vLLM instead (jsweep.eval.vllm_engine), and its
+  completions are decoded here the same way.
 """
 
 from __future__ import annotations
@@ -151,10 +153,12 @@ def generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: i
 
 def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int | str = "auto",
              label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True,
-             generate_kwargs: dict[str, Any] | None = None) -> list[str]:
+             generate_kwargs: dict[str, Any] | None = None, use_backend: bool = True) -> list[str]:
     """Greedy completions for ``requests`` (prompt text not included), in request order.
 
     ``generate_kwargs`` go to ``model.generate`` as they are (e.g. ``cache_implementation="static"``).
+    Under ``eval.backend=vllm`` the requests go to vLLM (jsweep.eval.vllm_engine) unless ``use_backend`` is
+    False: a caller that needs the transformers model around the call (the JGLUE harness) keeps it.
     """
     import torch
 
@@ -163,6 +167,11 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
+    from jsweep.eval.vllm_engine import active
+
+    if use_backend and (engine := active(model)) is not None:   # eval.backend=vllm: the same ids, decoded alike
+        completions = engine.greedy(ids, [r.max_new_tokens for r in requests], label)
+        return [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
     order = sorted(range(len(requests)), key=lambda i: (_bucket(requests[i].max_new_tokens), -len(ids[i])))
     planner = BatchPlanner(model, batch_size)
     outputs: list[str] = [""] * len(requests)

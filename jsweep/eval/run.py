@@ -4,7 +4,8 @@
 evaluator's own ``check`` and ``files`` hooks, and real data for real models (its ``data_hint``),
 as its declaration (jsweep.eval.declaration) says. ``evaluate_all`` scores a model in memory with
 every evaluator of the cell's ``eval`` section; the cell process (jsweep.job.cell) and
-``jsweep eval`` (jsweep.tools.evaluate) both call it.
+``jsweep eval`` (jsweep.tools.evaluate) both call it, with the cell's generation backend
+(``eval.backend``: transformers, or vllm through jsweep.eval.vllm_engine) active while they run.
 """
 
 from __future__ import annotations
@@ -17,21 +18,28 @@ from jsweep import registries
 
 def evaluate_all(ctx: Any, model: Any, tokenizer: Any) -> None:
     """Run every evaluator of the cell's ``eval`` section on the model in memory; metrics go to ``ctx``."""
+    from jsweep.eval.vllm_engine import backend
     from jsweep.job.context import say
 
     model.eval()
-    for name, options in ctx.spec.eval.items():
-        evaluator = registries.EVALUATORS.get(name).build(options)
-        say(f"evaluating: {name}")
-        ctx.log_metrics(evaluator.evaluate(ctx, model, tokenizer))
+    if ctx.spec.eval:
+        say(f"evaluation backend: {getattr(ctx.spec, 'eval_backend', 'transformers')}")
+    with backend(ctx, model, tokenizer) as engine:
+        for name, options in ctx.spec.eval.items():
+            evaluator = registries.EVALUATORS.get(name).build(options)
+            say(f"evaluating: {name}")
+            ctx.log_metrics(evaluator.evaluate(ctx, model, tokenizer))
+            if engine is not None:
+                engine.release()        # vLLM stopped: the next evaluator finds the model on its device
 
 
 def check_evaluators(spec: Any, cache: dict[str, list[str]] | None = None) -> list[str]:
     """Each evaluator's own pre-flight check (data present, options valid), then its data files read as
     the evaluator will read them; imports no torch. ``cache``: results by options, for large grids."""
+    from jsweep.eval.vllm_engine import preflight as backend_problems
     from jsweep.validate import eval_option_problems
 
-    problems = []
+    problems = backend_problems(spec)
     for name, options in spec.eval.items():
         if name not in registries.EVALUATORS or eval_option_problems(name, options or {}):
             continue  # reported by validate_cell

@@ -3,7 +3,7 @@
 MODEL is a model directory (full weights), a LoRA adapter directory (its base model is loaded
 from the adapter config), or a hub id. Overrides are the usual Hydra ones (``eval=[llm_jp_eval]``,
 ``eval.llm_jp_eval.data_dir=...``, ``tracking.experiment=...``, ``model=llm-jp-3-1.8b`` for the
-prompt format and dtype). One MLflow run (tag ``jsweep.kind=eval``) is logged to the experiment;
+prompt format and dtype, ``eval.backend=vllm`` to generate through vLLM). One MLflow run (tag ``jsweep.kind=eval``) is logged to the experiment;
 outputs go to ``<output_root>/evals/<timestamp>/``.
 """
 
@@ -54,7 +54,8 @@ def main(argv: list[str]) -> int:
     run = tracker.client.create_run(tracker.experiment_id, run_name=f"eval {args.model}",
                                     tags={"jsweep.kind": "eval", "jsweep.model_path": args.model,
                                           "jsweep.git_commit": git_commit()})
-    tracker.log_params(run.info.run_id, {"model": args.model, "eval": ",".join(spec.eval)})
+    tracker.log_params(run.info.run_id, {"model": args.model, "eval": ",".join(spec.eval),
+                                            "eval.backend": spec.eval_backend})
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ctx = CellContext(spec, out_dir, CellTracker(tracker.uri, run.info.run_id, out_dir), device)
     try:

@@ -89,7 +89,8 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
                     return super().generate_until(requests, disable_tqdm)   # needs left truncation
             texts = generate(self.model, self.tokenizer, [Request(c, m) for c, _, m in plans],
                              batch_size=self.batch_size if isinstance(self.batch_size, int) else "auto",
-                             label="jglue generate_until", add_special_tokens=add_special, share_prefix=True)
+                             label="jglue generate_until", add_special_tokens=add_special, share_prefix=True,
+                             use_backend=False)     # the harness keeps the transformers model (eval.backend)
             out = []
             for (context, until, _), text, req in zip(plans, texts, requests):
                 s = hf.postprocess_generated_text(generation=text, stop=until, think_end_token=think)
