@@ -173,7 +173,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         except JsweepError as exc:
             data_cache[key] = exc
             problems.append(f"{where}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - an unexpected loader failure is still a pre-flight problem
+        except Exception as exc:  # an unexpected loader failure is still a pre-flight problem
             problems.append(f"{where}: {type(exc).__name__}: {exc}")
         if isinstance(data_cache.get(key), Exception):
             data = {}
@@ -451,7 +451,7 @@ class SweepRunner:
             runs = self.tracker.client.search_runs(
                 [self.tracker.experiment_id], f"tags.`jsweep.cell_id` = '{cell.cell_id}'",
                 max_results=50, order_by=["attributes.start_time DESC"])
-        except Exception:  # noqa: BLE001
+        except Exception:  # an unreachable or failing store: nothing to resume, the cell starts a fresh run
             return None
         for run in runs:
             if run.data.tags.get("jsweep.cell_dir") == str(cell.cell_dir) and run.info.status in ("RUNNING", "KILLED"):
@@ -476,7 +476,7 @@ class SweepRunner:
         if meta.get("run_id") and status != "FINISHED":
             try:
                 previous = self.tracker.status(meta["run_id"])
-            except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+            except Exception:  # the old run is gone: start a fresh one
                 previous = None
             if previous and previous != "FINISHED" and (checkpoints(cell.cell_dir) or status in (None, "RUNNING", "KILLED")
                                                           or previous in ("RUNNING", "KILLED")):
@@ -484,7 +484,7 @@ class SweepRunner:
                     self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
                                                          "mlflow.parentRunId": self.tracker.parent_id})
                     return meta["run_id"], bool(checkpoints(cell.cell_dir))
-                except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+                except Exception:  # the old run is gone: start a fresh one
                     pass
         history = cell.cell_dir / cellstate.HISTORY
         if history.exists():             # the curves of an earlier run stay with it, not with the new run
@@ -501,7 +501,7 @@ class SweepRunner:
             "params": cell_params(redact(spec_dict), [o.partition("=")[0] for o in cell.spec.overrides])}
         try:
             return self.tracker.create_child(new_run["name"], new_run["tags"], new_run["params"]), False
-        except Exception as exc:  # noqa: BLE001 - the cell still runs; `jsweep sync` creates the run later
+        except Exception as exc:  # the cell still runs; `jsweep sync` creates the run later
             self.echo(f"{self.prefix(cell)} warning: tracking unreachable ({type(exc).__name__}); the cell runs "
                       f"and keeps its results locally for `jsweep sync`")
             self.pending_runs[cell.index] = new_run
@@ -576,7 +576,7 @@ class SweepRunner:
             try:
                 self.tracker.reopen(run_id, {"jsweep.sweep_id": self.sweep_id,
                                              "mlflow.parentRunId": self.tracker.parent_id})
-            except Exception:  # noqa: BLE001 - the cell logs to its run itself; `jsweep sync` catches up
+            except Exception:  # the cell logs to its run itself; `jsweep sync` catches up
                 pass
         self.runs[cell.index] = run_id
         self.attempts[cell.index] = int(meta.get("attempt") or 1)
@@ -635,7 +635,7 @@ class SweepRunner:
 
         try:
             done, left = _replay(self.tracker, run_id, journal)
-        except Exception as exc:  # noqa: BLE001 - kept for `jsweep sync`
+        except Exception as exc:  # kept for `jsweep sync`
             self.echo(f"{self.prefix(cell)} warning: its tracking journal was not replayed ({type(exc).__name__})")
             return
         self.echo(f"{self.prefix(cell)} logged {done} journaled tracking call(s) from the login node"
@@ -649,7 +649,7 @@ class SweepRunner:
             while pending:
                 try:
                     apply_op(self.tracker.client, run_id, pending[0])
-                except Exception:  # noqa: BLE001 - kept for `jsweep sync`
+                except Exception:  # kept for `jsweep sync`
                     break
                 pending.pop(0)
         for op in pending:
@@ -734,7 +734,7 @@ class SweepRunner:
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", signal.SIGINT)
                 self.interrupt(interrupted)
-            except Exception as exc:  # noqa: BLE001 - a launcher error (a full disk...): stop and record, then report
+            except Exception as exc:  # a launcher error (a full disk...): stop and record, then report
                 error = exc
                 self.abandon(exc)
             for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
@@ -782,7 +782,7 @@ class SweepRunner:
             exp_id = self.tracker.experiment_id
             for key in (self.sweep_id, LATEST_VIEW):
                 self.tracker.client.set_experiment_tag(exp_id, SHARED_VIEW_TAG + key, view)
-        except Exception:  # noqa: BLE001 - the results are logged; only the saved view is missing
+        except Exception:  # the results are logged; only the saved view is missing
             return
         self.echo(f"jsweep: compare the cells (make ui): {view_url('http://127.0.0.1:5000', exp_id, self.sweep_id)}")
 
@@ -821,7 +821,7 @@ class SweepRunner:
         try:
             parents = client.search_runs([exp], "attributes.status = 'RUNNING' and tags.`jsweep.kind` = 'sweep'",
                                          max_results=500)
-        except Exception:  # noqa: BLE001 - best effort; the sweep itself does not depend on it
+        except Exception:  # best effort; the sweep itself does not depend on it
             return
         for parent in parents:
             sweep_dir = parent.data.tags.get("jsweep.sweep_dir")
@@ -844,7 +844,7 @@ class SweepRunner:
                     client.set_terminated(child.info.run_id, "KILLED")
                 self.tracker.set_tags(parent.info.run_id, note)
                 client.set_terminated(parent.info.run_id, "KILLED")
-            except Exception:  # noqa: BLE001
+            except Exception:  # best effort: a store error leaves that old sweep as it was, this one carries on
                 continue
             self.echo(f"jsweep: sweep {parent.data.tags.get('jsweep.sweep_id', '?')} ended without its launcher: "
                       f"parent run {parent.info.run_id} and {len(children) - orphans} running cell run(s) marked KILLED"
@@ -869,7 +869,7 @@ class SweepRunner:
             after_sweep(self.sweep_dir, self.cells, self.echo)
         try:
             out, _ = write_report(self.sweep_dir)
-        except Exception as exc:  # noqa: BLE001 - the results are safe; only the report is missing
+        except Exception as exc:  # the results are safe; only the report is missing
             self.echo(f"jsweep: warning: no report written ({type(exc).__name__}: {exc})")
             return []
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")

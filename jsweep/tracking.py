@@ -97,13 +97,13 @@ class SweepTracker:
                 if exp is None:
                     try:
                         self.experiment_id = self.client.create_experiment(experiment)
-                    except Exception:  # noqa: BLE001 - created meanwhile by another process (tracking server)
+                    except Exception:  # created meanwhile by another process (tracking server)
                         exp = self.client.get_experiment_by_name(experiment)
                         if exp is None:
                             raise
                 if exp is not None:
                     self.experiment_id = exp.experiment_id
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # any store failure at start is one line, before anything is launched
             raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
                                       f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
         self.parent_id: str | None = None
@@ -267,7 +267,7 @@ class CellTracker:
             # JSWEEP_TRACKING_OFFLINE=1: the cell runs where the server cannot be reached (a compute node);
             # everything is journaled and the launcher logs it from the login node.
             self.client = None if os.environ.get("JSWEEP_TRACKING_OFFLINE") == "1" else _client(uri)
-        except Exception:  # noqa: BLE001 - an unreachable store at start is journaled too
+        except Exception:  # an unreachable store at start is journaled too
             self.client = None
 
     def _do(self, op: dict[str, Any]) -> None:
@@ -275,7 +275,7 @@ class CellTracker:
             try:
                 apply_op(self.client, self.run_id, op)
                 return
-            except Exception as exc:  # noqa: BLE001 - any tracking failure is journaled, never raised
+            except Exception as exc:  # any tracking failure is journaled, never raised
                 self.failures += 1
                 if self.failures == 1:
                     print(f"[jsweep] warning: tracking unreachable ({type(exc).__name__}); results are kept in "

@@ -76,7 +76,7 @@ class JsweepLauncher(Launcher):
                 specs.append(composer.spec(list(overrides), labels[idx]))
             except JsweepError as exc:
                 problems.append(f"cell {idx} ({' '.join(overrides)}): {exc}")
-            except Exception as exc:  # noqa: BLE001 - composition errors become one line each
+            except Exception as exc:  # composition errors become one line each
                 problems.append(f"cell {idx} ({' '.join(overrides)}): {str(exc).splitlines()[0]}")
         if problems:
             print(f"jsweep: error: {len(problems)} problem(s) found before launching; nothing ran:", file=sys.stderr)

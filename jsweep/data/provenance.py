@@ -132,7 +132,7 @@ def log_dataset_input(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, ru
         tracker_or_mlflow.log_dict(loaded_data.provenance(), "data_provenance.json")
         try:
             return _log_inputs(tracker_or_mlflow, loaded_data, spec, run_id, context)
-        except Exception as exc:  # noqa: BLE001 - provenance must not stop training; the dict above is kept
+        except Exception as exc:  # provenance must not stop training; the dict above is kept
             print(f"[jsweep] warning: could not log the dataset input to MLflow ({type(exc).__name__}: {exc})",
                   flush=True)
             return None

@@ -83,7 +83,7 @@ def check(options: dict[str, Any]) -> list[str]:
         return [str(exc)]
     try:
         records = load_records(opts)
-    except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
+    except Exception as exc:  # a pre-flight problem, in one line
         return [f"{type(exc).__name__}: {exc}"]
     if any(not hasattr(r, "messages") for r in records):
         return ["the held-out set must be instruction data (not preference pairs)"]

@@ -150,7 +150,7 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
                 run_pairwise(sweep_dir, cfg, J.options(judged.spec.judge), say)
             else:
                 say(f"jsweep: pairwise comparison skipped: no cell runs {cfg['evaluator']}")
-    except Exception as exc:  # noqa: BLE001 - answers and judgments so far are kept; `jsweep judge` retries
+    except Exception as exc:  # answers and judgments so far are kept; `jsweep judge` retries
         say(f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
             f"run `python -m jsweep judge {sweep_dir}` to finish it")
     if any("human_eval" in c.spec.eval for c in cells):

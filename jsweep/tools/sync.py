@@ -30,7 +30,7 @@ def _replay(tracker: SweepTracker, run_id: str, journal: Journal) -> tuple[int, 
     for op in ops:
         try:
             apply_op(tracker.client, run_id, op)
-        except Exception as exc:  # noqa: BLE001 - keep the rest for the next sync
+        except Exception as exc:  # keep the rest for the next sync
             print(f"  stopped at a {op['op']} call ({type(exc).__name__}: {exc}); {len(ops) - done} left",
                   file=sys.stderr)
             break

@@ -65,7 +65,7 @@ def wait_ready(base: str, timeout: float = 90.0) -> bool:
             with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                 if r.status == 200:
                     return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             pass
         time.sleep(0.5)
     return False

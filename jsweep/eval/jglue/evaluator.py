@@ -370,7 +370,7 @@ class JGlueEval:
             name = f"{PREFIX}_{p.task}"
             try:
                 tasks[name] = H.make_task(name, cfg, fewshot_seed=self.opts.fewshot_seed, max_gen_toks=budget)
-            except Exception as exc:  # noqa: BLE001 - a hub load failure becomes a one-line data error
+            except Exception as exc:  # a hub load failure becomes a one-line data error
                 if p.files is not None:
                     raise
                 raise DataError(f"hub dataset {cfg.get('dataset_path')} ({cfg.get('dataset_name')}) could not be "
