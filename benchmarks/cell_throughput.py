@@ -184,7 +184,7 @@ def run_config(name: str, args, examples, report: dict) -> dict:
 
     from jsweep.distributed import peak_tflops
     from jsweep.job.context import CellContext
-    from jsweep.job.sft import PaddingCounter, build_sft_trainer, lora_config, render_pairs, trainer_args
+    from jsweep.job.sft import PaddingCounter, build_sft_trainer, lora_config, render_pairs
     from jsweep.models.load import load_model, load_tokenizer
     from jsweep.tracking import NullTracker
 
@@ -389,7 +389,7 @@ def table(report: dict) -> None:
         if "error" in r:
             print(f"{name:22} ERROR {r['error'][:100]}")
             continue
-        print(f"{name:22} {str(r['attention']):14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
+        print(f"{name:22} {r['attention']!s:14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
               f"{r['padding_fraction']:5.2f} {r['peak_memory_gb'] or 0:8.1f} {r.get('x_vs_trl_padded', float('nan')):6.2f}")
 
 

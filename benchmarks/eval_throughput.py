@@ -119,7 +119,7 @@ def main() -> None:
             continue
         results[mode] = {"batch_size": bs, "share_prefix": share, "seconds": round(seconds, 2),
                          "samples": len(reqs), "samples_per_second": round(len(reqs) / seconds, 2)}
-        print(f"{mode:17} batch {str(bs):5} prefix {str(share):5} {len(reqs)} samples in {seconds:7.2f} s  "
+        print(f"{mode:17} batch {bs!s:5} prefix {share!s:5} {len(reqs)} samples in {seconds:7.2f} s  "
               f"{len(reqs) / seconds:8.2f} samples/s", flush=True)
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))   # kept if cut short
         if mode == "engine" and args.harness:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

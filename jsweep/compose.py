@@ -6,7 +6,8 @@ produce is a :class:`jsweep.schema.CellSpec`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from omegaconf import Container, DictConfig, OmegaConf, open_dict
 

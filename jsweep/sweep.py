@@ -14,33 +14,32 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep import __version__, cellstate
+from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.errors import JsweepError, LauncherError, PreflightError
+from jsweep.eval.run import check_eval_data as _check_eval_data
+from jsweep.eval.run import check_evaluators as _check_evaluators
 from jsweep.executors import Launch
 from jsweep.executors import for_launcher as executor_for
-from jsweep.executors.local import CellProcess  # noqa: F401 - re-exported: where it always was
+from jsweep.filecheck import _regular_file_problem, _text_problem
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
 from jsweep.locking import FileLock, cell_lock_path, describe_holder
+from jsweep.paths import check_output_root
 from jsweep.redaction import ENV as SECRETS_ENV
 from jsweep.redaction import redact_text, remember, secret_values, secrets_in
-from jsweep.eval.run import check_eval_data as _check_eval_data
-from jsweep.eval.run import check_evaluators as _check_evaluators
-from jsweep.filecheck import MAX_JSON_DEPTH, _json_depth, _regular_file_problem, _text_problem  # noqa: F401
-from jsweep.paths import check_output_root
-from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
-from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
+from jsweep.scheduler import Finished, Job, Scheduler
 from jsweep.schema import CellSpec
-from jsweep.tracking import Journal, SweepTracker, apply_op, fail_ops, flatten, git_commit, redact, resolve_uri
+from jsweep.tracking import Journal, SweepTracker, apply_op, fail_ops, git_commit, redact, resolve_uri
 from jsweep.validate import validate_cell
 
 
@@ -256,7 +255,7 @@ class StopSignals:
         self.signum = 0
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
@@ -858,13 +857,12 @@ class SweepRunner:
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
         be written is a warning, never a failed sweep."""
-        from jsweep.tools.report import write_report
-
         from jsweep.eval.declaration import declarations
+        from jsweep.tools.report import write_report
 
         after = {d.name for d in declarations() if d.judged or d.graded}     # scored after the sweep
         if any(c.spec.eval.keys() & after or c.spec.judge.pairwise for c in self.cells):
-            from jsweep.tools.judge import after_sweep   # missing judgments, pairwise, grading sheet (issue 18)
+            from jsweep.tools.judge import after_sweep  # missing judgments, pairwise, grading sheet (issue 18)
 
             after_sweep(self.sweep_dir, self.cells, self.echo)
         try:

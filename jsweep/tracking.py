@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from jsweep import cellstate
 from jsweep.redaction import is_secret, redact, redact_text

@@ -26,8 +26,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 from jsweep.data.records import Record, example_texts
 
@@ -100,14 +101,14 @@ def ngrams(text: str, n: int) -> set[str]:
     return {t[i:i + n] for i in range(len(t) - n + 1)}
 
 
-def _as_eval_texts(eval_texts: Iterable[Union[EvalText, str]]) -> list[EvalText]:
+def _as_eval_texts(eval_texts: Iterable[EvalText | str]) -> list[EvalText]:
     out = []
     for i, t in enumerate(eval_texts):
         out.append(t if isinstance(t, EvalText) else EvalText(str(t), sample=str(i)))
     return out
 
 
-def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iterable[Union[EvalText, str]],
+def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[EvalText | str],
                   n: int = DEFAULT_N, *, template_share: float = 0.1, duplicate_threshold: float = 0.5,
                   instruction_threshold: float = 0.5) -> ContaminationReport:
     """N-gram overlap between training records (or plain strings) and evaluation texts.

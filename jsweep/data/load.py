@@ -12,8 +12,9 @@ and ``problems``, and :func:`_kind` here is the one place that picks between the
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from jsweep.data import mixture, single
 from jsweep.data.budget import subset

@@ -43,7 +43,8 @@ import math
 import os
 import random
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from jsweep.data import single
 from jsweep.data.budget import budget_examples, take

@@ -45,7 +45,7 @@ class Source:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def parts(self) -> dict[str, "Source"]:
+    def parts(self) -> dict[str, Source]:
         """The Sources a composite source (a mixture) is made of; empty for one dataset."""
         return self.extra.get("components", {})
 

@@ -19,8 +19,9 @@ Modelled on lm-evaluation-harness (a task declares each metric with ``higher_is_
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 def resolve(target: str) -> Any:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError, DataError
@@ -57,11 +58,11 @@ class Options:
     """``eval.elyza_tasks_100`` (conf/eval/elyza_tasks_100.yaml says what each means), typed by the config's converter."""
 
     hub_id: str = HUB_ID
-    revision: Optional[str] = None
+    revision: str | None = None
     split: str = "test"
-    path: Optional[str] = None
+    path: str | None = None
     source: str = "auto"
-    max_samples: Optional[int] = -1
+    max_samples: int | None = -1
     prompt_format: str = "cell"
     batch_size: int = 8
     max_new_tokens: int = 512

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError
@@ -37,10 +37,10 @@ FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
 class Options:
     """``eval.heldout`` (conf/eval/heldout.yaml says what each means), typed by the config's converter."""
 
-    path: Optional[str] = None
+    path: str | None = None
     loader: str = "dolly"
     field_map: dict[str, Any] = field(default_factory=dict)
-    max_samples: Optional[int] = -1
+    max_samples: int | None = -1
     batch_size: int = 8
 
 

@@ -25,13 +25,13 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from jsweep.errors import ConfigError, JsweepError
-from jsweep.eval.judge_prompts import digest
 
 # Keys of the judge config that change what a judgment is (its identity, logged with every score).
 IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed", "extra_body")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError, DataError
@@ -34,8 +34,8 @@ QUESTIONS_FIXTURE = FIXTURES / "eval" / "human_eval" / "questions.jsonl"
 class SamplesOptions:
     """``eval.samples`` (conf/eval/samples.yaml says what each means), typed by the config's converter."""
 
-    prompts: Optional[list[str]] = None
-    path: Optional[str] = None
+    prompts: list[str] | None = None
+    path: str | None = None
     num_samples: int = 1
     prompt_format: str = "cell"
     batch_size: int = 8
@@ -52,7 +52,7 @@ class SamplesOptions:
 class HumanEvalOptions:
     """``eval.human_eval`` (conf/eval/human_eval.yaml says what each means), typed by the config's converter."""
 
-    path: Optional[str] = None
+    path: str | None = None
     prompt_format: str = "cell"
     batch_size: int = 8
     max_new_tokens: int = 256

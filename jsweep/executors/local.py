@@ -13,8 +13,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep import cellstate
 from jsweep.executors import Launch
@@ -111,7 +112,7 @@ class LocalExecutor:
     def slots(self) -> int:
         return self.launcher.concurrency
 
-    def start(self, launch: Launch) -> "CellProcess":
+    def start(self, launch: Launch) -> CellProcess:
         return CellProcess(launch.cmd, launch.env, cellstate.log_path(launch.cell_dir), launch.prefix, launch.echo,
                            launch.gpus_in_use, pass_fds=(launch.lock_fd,) if launch.lock_fd is not None else ())
 

@@ -16,8 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from jsweep import cellstate
-from jsweep import registries
+from jsweep import cellstate, registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input

@@ -17,8 +17,15 @@ from jsweep import registries
 from jsweep.data.records import PreferenceExample
 from jsweep.job.callbacks import callbacks_for
 from jsweep.job.context import CellContext, TrainResult, say
-from jsweep.job.sft import (run_training, save_result, apply_token_budget, log_final_eval_loss, lora_config, sequence_lengths,
-                            trainer_args)
+from jsweep.job.sft import (
+    apply_token_budget,
+    log_final_eval_loss,
+    lora_config,
+    run_training,
+    save_result,
+    sequence_lengths,
+    trainer_args,
+)
 
 
 def render_preference(examples: list[PreferenceExample], spec: Any, tokenizer: Any) -> list[dict[str, str]]:

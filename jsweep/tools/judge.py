@@ -22,15 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from jsweep import cellstate
 from jsweep.errors import JsweepError
 from jsweep.files import write_json
-from jsweep.tools.cells import _CellLog, _cell_meta, _sweep_cells, refresh_summary  # noqa: F401 - shared with grading
+from jsweep.tools.cells import _cell_meta, _CellLog, _sweep_cells, refresh_summary
 
 EVALUATORS = ("elyza_tasks_100",)
 

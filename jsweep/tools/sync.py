@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
-
-import os
 
 from jsweep import cellstate
 from jsweep.files import write_json

@@ -23,15 +23,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any
 
 from jsweep.errors import ConfigError, DataError
+from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 from jsweep.eval.options import defaults, typed_options
 from jsweep.eval.results import log_results
-from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 
 PREFIX = "jglue"
 MAIN_METRIC = {"jcommonsenseqa": "acc", "jnli": "acc", "marc_ja": "acc", "jsquad": "exact_match"}
@@ -50,19 +51,19 @@ class Settings:
     """The ``eval.jglue`` keys as written (conf/eval/jglue.yaml states the same defaults), typed by the
     config's converter (jsweep.eval.options); :func:`parse_options` then checks values and resolves them."""
 
-    tasks: Optional[Union[list[str], str]] = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
-    marc_ja: Optional[Union[bool, str]] = "auto"                 # auto | true | false
+    tasks: list[str] | str | None = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
+    marc_ja: bool | str | None = "auto"                 # auto | true | false
     prompt_style: str = "jp_stable"
-    prompt_versions: Optional[Union[dict[str, Any], str, float]] = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
-    num_fewshot: Optional[Union[dict[str, Any], int]] = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
-    limit: Optional[int] = None
-    batch_size: Union[int, str] = "auto"
-    data_dir: Optional[str] = None
-    paths: Optional[dict[str, Any]] = field(default_factory=lambda: {t: None for t in TASKS})
+    prompt_versions: dict[str, Any] | str | float | None = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
+    num_fewshot: dict[str, Any] | int | None = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
+    limit: int | None = None
+    batch_size: int | str = "auto"
+    data_dir: str | None = None
+    paths: dict[str, Any] | None = field(default_factory=lambda: dict.fromkeys(TASKS))
     hub: bool = False
-    fewshot_seed: Optional[int] = 1234
-    jsquad_max_gen_toks: Optional[int] = None
-    max_length: Optional[int] = None
+    fewshot_seed: int | None = 1234
+    jsquad_max_gen_toks: int | None = None
+    max_length: int | None = None
     jnli_version: str = "1.1"
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from jsweep.filecheck import _text_problem
 from jsweep.errors import DataError
 from jsweep.eval.llm_jp_eval.evaluator import evaluation_root, flat_metrics, score_predictions
+from jsweep.filecheck import _text_problem
 
 
 def check_files(options: dict[str, Any]) -> list[str]:
