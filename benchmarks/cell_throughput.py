@@ -376,7 +376,7 @@ def isolated(name: str, args) -> dict:
 
 
 def ratios(report: dict) -> None:
-    for name, row in report["configs"].items():
+    for row in report["configs"].values():
         base = report["configs"].get(BASELINE.get(row.get("method"), ""), {})
         if "tokens_per_second" in row and base.get("tokens_per_second"):
             row["x_vs_trl_padded"] = row["tokens_per_second"] / base["tokens_per_second"]

@@ -95,7 +95,7 @@ class JsweepLauncher(Launcher):
         if code != 0:
             sys.exit(code)
         rets = []
-        for idx, overrides in enumerate(job_overrides):
+        for overrides in job_overrides:
             ret = JobReturn(overrides=list(overrides), cfg=OmegaConf.create({}), hydra_cfg=None,
                             working_dir=str(sweep_dir), task_name="jsweep", status=JobStatus.COMPLETED)
             ret._return_value = None
