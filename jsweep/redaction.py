@@ -133,7 +133,7 @@ def secrets_in(obj: Any, keys: bool = True) -> dict[str, Any]:
 def secret_values(obj: Any) -> list[str]:
     """The literal secret strings in a nested config (values, URI passwords, override values)."""
     out: list[str] = []
-    for path, v in secrets_in(obj).items():
+    for v in secrets_in(obj).values():
         if not isinstance(v, str):
             continue
         parts = _userinfo_secrets(v)

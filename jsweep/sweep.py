@@ -939,7 +939,7 @@ def format_summary(result: SweepResult) -> str:
 
     # the cells' own loss, then the headline scores each selected evaluator declares
     selected = [name for o in result.outcomes for name in o.cell.spec.eval]
-    keys = ["eval/loss"] + summary_metrics(selected, {k for o in result.outcomes for k in o.metrics})
+    keys = ["eval/loss", *summary_metrics(selected, {k for o in result.outcomes for k in o.metrics})]
     skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
     lines = [f"\njsweep: sweep {result.sweep_id} summary ({len(result.outcomes) - len(result.failed)}/"
              f"{len(result.outcomes)} finished{f', {skipped} skipped as already done' if skipped else ''}) -> "

@@ -135,7 +135,7 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
     by_task: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for key in samples:
         by_task[key[0]].append(key)
-    for task, keys in by_task.items():
+    for keys in by_task.values():
         counts: dict[str, int] = defaultdict(int)
         for key in keys:
             for g in samples[key]:

@@ -94,7 +94,7 @@ def split_train_eval(examples: Sequence[Record], fraction: float, seed: int) -> 
         return list(examples), []
     order = list(range(len(keys)))
     random.Random(seed + 1).shuffle(order)
-    k = max(1, int(round(len(examples) * fraction)))
+    k = max(1, round(len(examples) * fraction))
     held: set[int] = set()
     for g in order:
         if len(held) >= k:

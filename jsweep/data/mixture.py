@@ -173,11 +173,11 @@ def plan_counts(sizes: Sequence[int], weights: Sequence[float | None], upsample:
         shares = [float(w) for w in weights]            # type: ignore[arg-type]
         if total is None:
             s = sum(shares)
-            total = int(math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9))
+            total = math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9)
         return largest_remainder(total, shares)
     natural = [n * (u if u is not None else 1.0) for n, u in zip(sizes, upsample)]
     if total is None:
-        return [max(1, int(round(x))) for x in natural]
+        return [max(1, round(x)) for x in natural]
     return largest_remainder(total, natural)
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -65,7 +65,7 @@ class PreferenceExample:
 
 
 # Anything a loader yields: an SFT conversation or a preference pair.
-Record = Union[Example, PreferenceExample]
+Record = Example | PreferenceExample
 
 
 def is_preference(examples: Sequence[Record]) -> bool:

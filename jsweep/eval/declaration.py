@@ -158,7 +158,7 @@ def lower_is_better(metric: str) -> bool:
     declared = headline(metric)
     if declared is not None:
         return not declared.higher_is_better
-    return metric.endswith("loss") or metric.endswith("_seconds") or metric.endswith("memory_gb")
+    return metric.endswith(("loss", "_seconds", "memory_gb"))
 
 
 def shared_prefixes() -> tuple[str, ...]:

@@ -171,4 +171,4 @@ def bootstrap_interval(cell: Any, metric: str = "heldout/loss", resamples: int =
         if tokens:
             values.append(sum(r["nll"] for r in picked) / tokens)
     values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]

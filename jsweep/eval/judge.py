@@ -71,7 +71,7 @@ def options(judge: Any) -> dict[str, Any]:
         import dataclasses
 
         judge = dataclasses.asdict(judge)
-    return {**DEFAULTS, **{k: v for k, v in dict(judge).items()}}
+    return {**DEFAULTS, **dict(judge)}
 
 
 def identity(opts: dict[str, Any]) -> dict[str, Any]:

@@ -240,7 +240,7 @@ class SlurmExecutor:
                 raise ConfigError(f"launcher=slurm: sinfo failed: {proc.stderr.strip()[:300]}")
             parts: dict[str, Any] = {}
             for line in proc.stdout.splitlines():
-                name, gres, nodes, avail = (line.split("|") + ["", "", "", ""])[:4]
+                name, gres, nodes, avail = [*line.split("|"), "", "", "", ""][:4]
                 default = name.endswith("*")
                 name = name.rstrip("*")
                 p = parts.setdefault(name, {"gpus_per_node": 0, "default": default, "nodes": 0, "up": False})

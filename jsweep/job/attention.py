@@ -18,6 +18,7 @@ sdpa with the mask transformers builds for them.
 from __future__ import annotations
 
 import inspect
+import itertools
 from typing import Any
 
 NAME = "jsweep_varlen"           # the attn_implementation name registered with transformers
@@ -53,7 +54,7 @@ def _segments_sdpa(q, k, v, cu: list[int], scaling: float | None, dropout: float
     import torch.nn.functional as F
 
     out = torch.empty_like(q)
-    for start, end in zip(cu[:-1], cu[1:]):
+    for start, end in itertools.pairwise(cu):
         if end <= start:
             continue
         qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))          # (H, n, D)

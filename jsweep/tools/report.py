@@ -396,7 +396,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
                             / max(1, sum(k in c.metrics for c in cond.cells))) if any(k in c.metrics for c in cond.cells)
                        else "-" for k in side)])
     lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
-    lines += _md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows) + [""]
+    lines += [*_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows), ""]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
         lines += [f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
@@ -404,17 +404,17 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     for axis in grid if fair else []:
         groups = by_axis(cells, axis, metric)
         lines += [f"## By `{axis}`", ""]
-        lines += _md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
-                           [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
-                             _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]) + [""]
+        lines += [*_md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
+                             [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
+                               _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]), ""]
         if not any(g["clear"] for g in groups):
             lines += [f"No value of `{axis}` is marked: their intervals overlap (or too few cells to tell).", ""]
     tasks = task_metrics(cells)
     if tasks:
         lines += ["## Per task", ""]
-        lines += _md_table(["cell", *(axes or ["cell"]), *tasks],
-                           [[c.cell_id[:8], *c.where(axes),
-                             *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]) + [""]
+        lines += [*_md_table(["cell", *(axes or ["cell"]), *tasks],
+                             [[c.cell_id[:8], *c.where(axes),
+                               *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]), ""]
     failed = [c for c in cells if c.status not in ("FINISHED", "SKIPPED")]
     if failed:
         lines += ["## Not finished", ""] + [f"- `{c.cell_id[:8]}` {c.label}: {c.status}" for c in failed] + [""]

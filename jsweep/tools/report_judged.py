@@ -64,7 +64,7 @@ def sections(sweep_dir: Path) -> str:
                 judges.add(f"`{res.get('judge_model')}` at {res.get('judge_base_url')}, prompt `{res.get('judge_prompt')}` "
                            f"(digest `{res.get('judge_prompt_digest')}`)")
         rows.sort(key=lambda r: -float(r[2]) if r[2] != "-" else float("inf"))
-        lines += _table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows) + [""]
+        lines += [*_table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows), ""]
         lines += [f"Judge: {j}" for j in sorted(judges)] + [""]
         if any(r[5] != "0" for r in rows):
             lines += [f"Some answers are not judged yet: `python -m jsweep judge {sweep_dir}`.", ""]
@@ -84,8 +84,8 @@ def sections(sweep_dir: Path) -> str:
                          str(g.get("unparseable", 0)), str(g.get("pending", 0)),
                          f"{g['consistent']:.2f}" if g.get("consistent") is not None else "-",
                          g.get("error", "")])
-        lines += _table(["group", "win rate", "95% CI", "W / T / L", "questions", "unparseable", "pending",
-                         "order-consistent", "note"], rows) + [""]
+        lines += [*_table(["group", "win rate", "95% CI", "W / T / L", "questions", "unparseable", "pending",
+                           "order-consistent", "note"], rows), ""]
 
     gdir = sweep_dir / "grading"
     key = _read(gdir / "key.json")
@@ -97,7 +97,7 @@ def sections(sweep_dir: Path) -> str:
         if res:
             rows = [[cid[:8], _cell(r.get("label", "")), f"**{r['accuracy']:.3f}**", str(r["graded"])]
                     for cid, r in sorted(res["cells"].items(), key=lambda kv: -kv[1]["accuracy"])]
-            lines += _table(["cell", "label", "accuracy", "graded"], rows) + [""]
+            lines += [*_table(["cell", "label", "accuracy", "graded"], rows), ""]
         else:
             lines += [f"Not graded yet: fill the `grade` column, then `python -m jsweep grade import {sweep_dir} <sheet>`.", ""]
 
@@ -115,5 +115,5 @@ def sections(sweep_dir: Path) -> str:
                 prompts.setdefault((r["id"], r.get("sample", 0)), r["prompt"])
         by = {cid: {(r["id"], r.get("sample", 0)): r["answer"] for r in rows_} for cid, rows_ in samples.items()}
         rows = [[_cell(p, 80), *(_cell(by[c].get(k, ""), 240) for c in ids)] for k, p in prompts.items()]
-        lines += _table(["prompt", *(f"{c[:8]} {_cell(label.get(c, ''), 40)}" for c in ids)], rows) + [""]
+        lines += [*_table(["prompt", *(f"{c[:8]} {_cell(label.get(c, ''), 40)}" for c in ids)], rows), ""]
     return "\n".join(lines)

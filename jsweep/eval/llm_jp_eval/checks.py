@@ -73,7 +73,7 @@ def bootstrap_interval(cell: Any, metric: str, resamples: int = 200, seed: int =
     if len(values) < max(10, resamples // 2):
         return None
     values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]
 
 
 def task_metrics(keys: Iterable[str]) -> list[str]:

@@ -107,7 +107,7 @@ def char_f1_sample(pred: str, gold: str) -> float:
         return 1.0
     if not a or not b:
         return 0.0
-    return int(round(100 * indel_ratio(a, b))) / 100.0
+    return round(100 * indel_ratio(a, b)) / 100.0
 
 
 def exact_match_sample(pred: str, gold: str) -> float:
