@@ -189,7 +189,7 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
                tracker: Any = None, say: Callable[[str], None] = print) -> dict[str, float]:
     """Judge a cell's saved answers (cached judgments are reused); log and return the metrics."""
     from jsweep.eval import judge as J
-    from jsweep.eval.judge_prompts import PROMPTS, parse_score
+    from jsweep.eval.judge_prompts import PROMPTS, digest, parse_score
 
     d = answers_dir(cell_dir)
     rows = A.read_jsonl(d / "answers.jsonl")
@@ -206,7 +206,7 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
     info = {"judge_model": opts["model"], "judge_base_url": opts["base_url"],
             "judge_params": json.dumps({k: opts[k] for k in ("temperature", "max_tokens", "seed")}),
             "judge_prompt": template.name, "judge_prompt_digest": template.digest,
-            "judge_digest": J.digest(J.identity(opts))}
+            "judge_digest": digest(J.identity(opts))}
     items, scores = [], []
     for i, (row, reply) in enumerate(zip(rows, outcome.replies)):
         score, reason = parse_score(reply) if reply is not None else (None, "")

@@ -82,10 +82,10 @@ def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], N
             if only_missing:
                 res_path = cell_dir / name / "results.json"
                 res = json.loads(res_path.read_text()) if res_path.exists() else {}
-                from jsweep.eval.judge_prompts import PROMPTS
+                from jsweep.eval.judge_prompts import PROMPTS, digest
 
                 full = J.options(opts)
-                if (res.get("judge_digest") == J.digest(J.identity(full)) and not res.get("metrics", {}).get(f"{name}/pending")
+                if (res.get("judge_digest") == digest(J.identity(full)) and not res.get("metrics", {}).get(f"{name}/pending")
                         and res.get("judge_prompt_digest") == PROMPTS[full["prompt"]].digest):
                     continue
             log = _CellLog(cell_dir)
