@@ -318,7 +318,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return _build(tp, value, key)
@@ -413,7 +413,8 @@ def choice_problems(obj: Any, where: str = "") -> list[str]:
     """Every value of dataclass instance ``obj`` (and the dataclasses inside it) outside its ``Literal``
     choices, as ``<key> must be one of a, b, got 'x'``."""
     problems: list[str] = []
-    hints = _hints(type(obj))
+    cls: type = type(obj)
+    hints = _hints(cls)
     for f in dataclasses.fields(obj):
         key = f"{where}.{f.name}" if where else f.name
         value, tp = getattr(obj, f.name), hints[f.name]

@@ -677,7 +677,7 @@ class SweepRunner:
 
     def job(self, cell: PlannedCell) -> Job:
         need = cell.spec.resources.gpus if self.gpus else 0
-        return Job(cell.cell_id, need, lambda ids, c=cell: self.start(c, ids), {"cell": cell})
+        return Job(cell.cell_id, need, functools.partial(self.start, cell), {"cell": cell})
 
     # ----------------------------------------------------------------------- the sweep
     def run(self) -> SweepResult:
@@ -686,6 +686,7 @@ class SweepRunner:
         if all(done and done["logged"] and not self.rerun_requested(cell) for cell, done in zip(self.cells, local)):
             # Everything already finished and fully logged: report it without touching the tracking store.
             for cell, done in zip(self.cells, local):
+                assert done is not None         # all() above
                 self.skip(cell, done)
             result = SweepResult(self.sweep_id, self.sweep_dir, None, [self.outcomes[i] for i in sorted(self.outcomes)])
             write_summary(result)
@@ -807,9 +808,10 @@ class SweepRunner:
                 continue
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, run_id, error=f"launcher error: {exc}")
-            ops = [{"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
-                                                "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
-                   {"op": "set_terminated", "status": "KILLED"}]
+            ops: list[dict[str, Any]] = [
+                {"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
+                                            "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
+                {"op": "set_terminated", "status": "KILLED"}]
             self._tracked(Journal(cell.cell_dir / cellstate.JOURNAL), run_id, ops, journal_errors=False)
 
     def reap_stale(self) -> None:

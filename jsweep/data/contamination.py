@@ -144,7 +144,7 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
         template = {g for g, c in counts.items() if c >= limit and c > 1}
         for key in keys:
             samples[key] -= template
-    shared = defaultdict(int)                        # instruction n-grams common to several tasks: boilerplate
+    shared: dict[str, int] = defaultdict(int)     # instruction n-grams common to several tasks: boilerplate
     for grams in instructions.values():
         for g in grams:
             shared[g] += 1
@@ -164,9 +164,9 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
     instr_matched: dict[str, set[str]] = defaultdict(set)
     for ex in train_examples:
         for text in ([ex] if isinstance(ex, str) else example_texts(ex)):
-            t = normalize(text)
-            for i in range(len(t) - n + 1):
-                g = t[i:i + n]
+            norm = normalize(text)
+            for i in range(len(norm) - n + 1):
+                g = norm[i:i + n]
                 if g in index:
                     matched.add(g)
                 if g in instr_index:

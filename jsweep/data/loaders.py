@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jsweep.data.protocols import loader
-from jsweep.data.records import Example, LoadReport, Message
+from jsweep.data.records import Example, LoadReport, Message, Role
 from jsweep.data.sources import Row
 from jsweep.errors import DataError
 
@@ -322,7 +322,7 @@ GENERIC_FIELDS = {
     "system": "an optional system prompt",
     "messages": "a list of {role, content} (or {from, value}) turns ending with the assistant's reply",
 }
-ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant", "gpt": "assistant",
+ROLE_ALIASES: dict[str, Role] = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant", "gpt": "assistant",
                 "bot": "assistant", "system": "system"}
 
 

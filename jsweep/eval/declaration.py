@@ -180,7 +180,7 @@ def interval(cell: Any, metric: str, resamples: int) -> tuple[Declaration, tuple
     """The owning evaluator's 95% interval for one cell's ``metric``, with the declaration (for its basis)."""
     d = owner(metric)
     fn = d.hook("interval") if d else None
-    if fn is None:
+    if d is None or fn is None:
         return None
     ci = fn(cell, metric, resamples)
     return (d, ci) if ci is not None else None

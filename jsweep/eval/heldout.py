@@ -69,7 +69,8 @@ def load_records(options: dict[str, Any]) -> list[Any]:
                        path=str(Path(path).expanduser()) if path else str(FIXTURE), source="path",
                        field_map=dict(options.get("field_map") or {}))
     records = load_examples(spec, builtin_model=True).examples
-    n = int(options.get("max_samples") if options.get("max_samples") is not None else -1)
+    limit = options.get("max_samples")
+    n = int(limit) if limit is not None else -1
     return records[:n] if n > 0 else records
 
 

@@ -29,9 +29,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsweep.errors import ConfigError, JsweepError
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 # Keys of the judge config that change what a judgment is (its identity, logged with every score).
 IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed", "extra_body")
@@ -115,7 +118,7 @@ class Judge:
         self.identity = identity(self.opts)
         self.sleep = sleep
         self.requests = 0
-        self._client = None
+        self._client: OpenAI | None = None      # made on first use (openai is imported then)
         self._lock = threading.Lock()
 
     def _api_key(self) -> str:
@@ -128,7 +131,7 @@ class Judge:
         return key
 
     @property
-    def client(self):
+    def client(self) -> OpenAI:
         with self._lock:
             if self._client is None:
                 from openai import OpenAI

@@ -88,7 +88,7 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
     if template is None:
         raise ConfigError(f"unknown pairwise prompt '{cfg['prompt']}' (choose from: {', '.join(PAIRWISE_PROMPTS)})")
 
-    def matches(cell: dict[str, Any], sel: dict[str, str]) -> bool:
+    def matches(cell: dict[str, Any], sel: dict[str, set[str]]) -> bool:
         return all(cell["axes"].get(k) in v for k, v in sel.items())
 
     groups: dict[tuple, dict[str, list]] = {}

@@ -95,7 +95,7 @@ def read_prompts(options: dict[str, Any]) -> list[dict[str, str]]:
     path = Path(options.get("path") or SAMPLES_FIXTURE).expanduser()
     if not path.exists():
         raise DataError("prompt list not found", file=str(path))
-    out = []
+    out: list[dict[str, str]] = []
     for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue

@@ -102,11 +102,14 @@ def run_pairwise(sweep_dir: Path, cfg: dict[str, Any], judge_opts: dict[str, Any
     from jsweep.eval.answers import write_jsonl
     from jsweep.tracking import CellTracker
 
+    opts = P.options(cfg)
+    if opts is None:
+        raise JsweepError("pairwise comparison: no judge.pairwise settings (a, b)")
     cells = _sweep_cells(sweep_dir)
-    result = P.compare(cells, P.options(cfg), judge_opts, say=say)
+    result = P.compare(cells, opts, judge_opts, say=say)
     out = sweep_dir / "pairwise"
     out.mkdir(exist_ok=True)
-    write_json(out / "results.json", {"config": P.options(cfg), "judge": result["judge"], "groups": result["groups"]},
+    write_json(out / "results.json", {"config": opts, "judge": result["judge"], "groups": result["groups"]},
                ensure_ascii=False)
     write_jsonl(out / "items.jsonl", result["items"])
     for g in result["groups"]:
@@ -147,6 +150,7 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
             from jsweep.eval.pairwise import options as pairwise_options
 
             cfg = pairwise_options(judged.spec.judge.pairwise)
+            assert cfg is not None              # judge.pairwise is set
             if any(cfg["evaluator"] in c.spec.eval for c in cells):
                 run_pairwise(sweep_dir, cfg, J.options(judged.spec.judge), say)
             else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +93,7 @@ class Options:
 
 def _per_task(name: str, value: Any, default: Mapping[str, Any], convert) -> dict[str, Any]:
     out = dict(default)
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(TASKS))
         if unknown:
@@ -206,6 +207,7 @@ class PlannedTask:
         if self.files is None:
             return "hub"
         where = self.files.disk or self.files.valid
+        assert where is not None                # a TaskFiles has its save_to_disk directory or its valid file
         try:
             return f"fixtures/{Path(where).relative_to(FIXTURE_DIR)}"
         except ValueError:
@@ -355,7 +357,7 @@ class JGlueEval:
         for p in planned:
             splits = None if p.files is None else load_task_rows(p.files)
             k = p.num_fewshot
-            if splits is not None and k > 0:
+            if p.files is not None and splits is not None and k > 0:
                 pool, need = (len(splits["train"]), k) if "train" in splits else (len(splits["validation"]), k + 1)
                 if pool < need:
                     where = p.files.train if "train" in splits else p.files.valid
