@@ -169,8 +169,8 @@ def largest_remainder(total: int, shares: Sequence[float]) -> list[int]:
 def plan_counts(sizes: Sequence[int], weights: Sequence[float | None], upsample: Sequence[float | None],
                 total: int | None) -> list[int]:
     """How many records each component contributes (see the module doc for the rules)."""
-    if all(w is not None for w in weights):
-        shares = [float(w) for w in weights]            # type: ignore[arg-type]
+    shares = [float(w) for w in weights if w is not None]
+    if len(shares) == len(weights):                     # every component has a weight
         if total is None:
             s = sum(shares)
             total = math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9)
