@@ -184,7 +184,7 @@ def run_config(name: str, args, examples, report: dict) -> dict:
 
     from jsweep.distributed import peak_tflops
     from jsweep.job.context import CellContext
-    from jsweep.job.sft import PaddingCounter, build_sft_trainer, lora_config, render_pairs, trainer_args
+    from jsweep.job.sft import PaddingCounter, build_sft_trainer, lora_config, render_pairs
     from jsweep.models.load import load_model, load_tokenizer
     from jsweep.tracking import NullTracker
 
@@ -326,7 +326,7 @@ def main() -> None:
     if args.one:
         try:
             row = run_config(args.one, args, examples, {})
-        except Exception as exc:  # noqa: BLE001 - reported to the parent process
+        except Exception as exc:  # reported to the parent process
             traceback.print_exc()
             row = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         print("ROW " + json.dumps(row), flush=True)
@@ -340,7 +340,7 @@ def main() -> None:
     print(f"data: {data}", flush=True)
     try:
         report["varlen_check"] = varlen_check()
-    except Exception as exc:  # noqa: BLE001 - the benchmark carries on and records why
+    except Exception as exc:  # the benchmark carries on and records why
         report["varlen_check"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         traceback.print_exc()
     print(f"varlen check: {report['varlen_check']}", flush=True)
@@ -376,7 +376,7 @@ def isolated(name: str, args) -> dict:
 
 
 def ratios(report: dict) -> None:
-    for name, row in report["configs"].items():
+    for row in report["configs"].values():
         base = report["configs"].get(BASELINE.get(row.get("method"), ""), {})
         if "tokens_per_second" in row and base.get("tokens_per_second"):
             row["x_vs_trl_padded"] = row["tokens_per_second"] / base["tokens_per_second"]
@@ -389,7 +389,7 @@ def table(report: dict) -> None:
         if "error" in r:
             print(f"{name:22} ERROR {r['error'][:100]}")
             continue
-        print(f"{name:22} {str(r['attention']):14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
+        print(f"{name:22} {r['attention']!s:14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
               f"{r['padding_fraction']:5.2f} {r['peak_memory_gb'] or 0:8.1f} {r.get('x_vs_trl_padded', float('nan')):6.2f}")
 
 

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+
 def mode_overrides(mode: str, gpus: int) -> list[str]:
     """Every mode trains the same global batch (micro x accumulation x GPUs) for the same steps, so
     each cell sees the same tokens: packed 1-GPU cells accumulate over ``gpus`` micro-batches."""

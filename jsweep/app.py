@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -57,7 +57,7 @@ def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
     return 1 if result.failed else 0
 
 
-def remove_unused(sweep_dir: Path, keep_if_more_than: set[str] = frozenset()) -> None:
+def remove_unused(sweep_dir: Path, keep_if_more_than: Collection[str] = ()) -> None:
     """Remove a sweep directory Hydra created for a sweep that was refused before anything ran (holding
     nothing, or only ``keep_if_more_than`` files such as Hydra's multirun.yaml), and the ``sweeps`` and
     output directories above it if that leaves them empty."""

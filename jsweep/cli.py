@@ -7,7 +7,7 @@ and a non-zero exit, and nothing is created (no MLflow run, no training).
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 TOOLS: dict[str, str] = {
     # name: "module:function" taking argv (list[str]) and returning an exit code

@@ -6,7 +6,8 @@ produce is a :class:`jsweep.schema.CellSpec`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from omegaconf import Container, DictConfig, OmegaConf, open_dict
 
@@ -83,15 +84,16 @@ class GridComposer:
                 node = cfg._get_node(key)
                 raw = repr(OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value())
                 if "${" in raw:
-                    refs: set[str] | None = set()
+                    refs: set[str] = set()
                     for m in re.finditer(r"\$\{([^}]*)\}", raw):
                         inner = m.group(1)
                         if re.fullmatch(r"[A-Za-z_][\w.]*", inner):
                             refs.add(inner.split(".")[0])           # ${section.key}
                         elif not re.fullmatch(r"oc\.env:[^${}]*", inner):
-                            refs = None                             # anything else: always resolved again
+                            dynamic[str(key)] = None                # anything else: always resolved again
                             break
-                    dynamic[str(key)] = refs
+                    else:
+                        dynamic[str(key)] = refs
                 resolved[str(key)] = (OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
                                       if isinstance(node, Container) else cfg[key])
             self.bases[groups] = (cfg, resolved, dynamic)
@@ -125,7 +127,9 @@ class GridComposer:
                 parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
                 if not isinstance(parent, DictConfig) or leaf not in parent:
                     raise KeyError(key)
-                saved.append((parent, leaf, parent._get_node(leaf)._value()))
+                node = parent._get_node(leaf)
+                assert node is not None                 # `leaf in parent` above
+                saved.append((parent, leaf, node._value()))
                 touched.add(key.split(".")[0])
             while True:                             # and the sections whose interpolations read them
                 more = {k for k, refs in dynamic.items() if k not in touched and (refs is None or refs & touched)}
@@ -225,7 +229,7 @@ def precheck_overrides(overrides: Iterable[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    overrides = [o for o in overrides]
+    overrides = list(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as exc:
@@ -259,8 +263,8 @@ def precheck_overrides(overrides: Iterable[str]) -> None:
         if not o.is_add() and not o.is_force_add() and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             parent = key.rsplit(".", 1)[0] if "." in key else ""
             node = OmegaConf.select(base, parent) if parent else base
-            valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
-            hint = f" (valid keys{' under ' + parent if parent else ''}: {', '.join(map(str, valid))})" if valid else ""
+            valid = sorted(map(str, node.keys())) if isinstance(node, DictConfig) else []
+            hint = f" (valid keys{' under ' + parent if parent else ''}: {', '.join(valid)})" if valid else ""
             raise ConfigError(f"unknown key '{key}'{hint}")
         if key == "output_root":          # Hydra creates the sweep directory under it before jsweep runs
             from jsweep.paths import check_output_root

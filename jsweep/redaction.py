@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 MASK = "***"
 
@@ -137,7 +138,7 @@ def secrets_in(obj: Any, keys: bool = True) -> dict[str, Any]:
 def secret_values(obj: Any) -> list[str]:
     """The literal secret strings in a nested config (values, URI passwords, override values)."""
     out: list[str] = []
-    for path, v in secrets_in(obj).items():
+    for v in secrets_in(obj).values():
         if not isinstance(v, str):
             continue
         parts = _userinfo_secrets(v)

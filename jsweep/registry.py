@@ -7,7 +7,8 @@ a registry never imports torch. ``get`` imports the implementation on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 from jsweep.errors import ConfigError
 
@@ -41,7 +42,7 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
         self._loaded.pop(name, None)
 
-    def where(self, attr: str) -> "Flagged":
+    def where(self, attr: str) -> Flagged:
         """The names whose entry has ``attr`` set, looked up when asked (``name in registry.where("judged")``)."""
         return Flagged(self, attr)
 

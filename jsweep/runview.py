@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Overrides that change where and how a sweep is run or logged, not what a cell computes.
 BOOKKEEPING = ("launcher.", "tracking.", "output_root", "hydra.", "resources.cpu_processes", "train.logging_steps")

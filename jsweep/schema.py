@@ -22,7 +22,7 @@ import functools
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 from jsweep.errors import ConfigError
 
@@ -51,7 +51,7 @@ def choices(tp: Any) -> tuple[Any, ...]:
 class ModelSpec:
     name: str
     source: str
-    revision: Optional[str] = None
+    revision: str | None = None
     dtype: Dtype = "float32"
     init: Literal["pretrained", "random"] = "pretrained"
     trust_remote_code: bool = False
@@ -73,13 +73,13 @@ class DatasetSpec:
 
     name: str
     loader: str
-    hub_id: Optional[str] = None
-    hub_file: Optional[str] = None
-    revision: Optional[str] = None
-    path: Optional[str] = None
-    fixture: Optional[str] = None
+    hub_id: str | None = None
+    hub_file: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    fixture: str | None = None
     source: DataSource = "auto"
-    n: Optional[int] = None
+    n: int | None = None
     seed: int = 0
     on_error: Literal["raise", "skip"] = "raise"
     license: str = ""
@@ -89,7 +89,7 @@ class DatasetSpec:
     # loader=mixture only: component name -> {preset: <dataset preset>, weight | upsample, any dataset key}.
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     # equal budgets across a comparison: examples:N | tokens:N | steps:N (null = no budget).
-    budget: Optional[str] = None
+    budget: str | None = None
 
 
 @dataclass
@@ -109,14 +109,14 @@ class MethodSpec:
     lora: LoraSpec = field(default_factory=LoraSpec)
     beta: float = 0.1                  # DPO: strength of the KL penalty towards the reference model
     loss_type: DpoLoss = "sigmoid"        # DPO: TRL loss (sigmoid = DPO, ipo, hinge, robust, ...)
-    init_from: Optional[str] = None    # start from this checkpoint: a full model dir, or a LoRA adapter dir (merged)
+    init_from: str | None = None    # start from this checkpoint: a full model dir, or a LoRA adapter dir (merged)
 
 
 @dataclass
 class PromptSpec:
     format: str = "alpaca_ja"
     train_on_inputs: bool = False
-    system: Optional[str] = None
+    system: str | None = None
 
 
 @dataclass
@@ -177,7 +177,7 @@ class LauncherSpec:
     options: Any = None
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], where: str) -> "LauncherSpec":
+    def from_mapping(cls, data: dict[str, Any], where: str) -> LauncherSpec:
         """The common launcher keys, then the executor's own keys (flat, or under ``options`` as cell.json
         has them) typed by its Options dataclass."""
         from jsweep.executors import EXECUTORS, options_class
@@ -209,7 +209,7 @@ class LauncherSpec:
 @dataclass
 class TrackingSpec:
     name: str = "mlflow"
-    uri: Optional[str] = None
+    uri: str | None = None
     experiment: str = "jsweep"
     log_predictions: bool = True
 
@@ -222,11 +222,11 @@ class JudgeSpec:
     name: str = "local"
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "judge"
-    api_key_env: Optional[str] = None
+    api_key_env: str | None = None
     temperature: float = 0.0
     max_tokens: int = 512
-    seed: Optional[int] = None
-    extra_body: Optional[dict[str, Any]] = None
+    seed: int | None = None
+    extra_body: dict[str, Any] | None = None
     timeout: float = 60.0
     max_retries: int = 6
     backoff: float = 1.0
@@ -234,7 +234,7 @@ class JudgeSpec:
     concurrency: int = 4
     prompt: str = "elyza"
     defer: bool = False
-    pairwise: Optional[dict[str, Any]] = None
+    pairwise: dict[str, Any] | None = None
 
 
 @dataclass
@@ -258,7 +258,7 @@ class CellSpec:
     data_seed: int = 0            # data seed (split, subsets, mixtures); dataset.seed follows it
     output_root: str = "outputs"
     data_source: DataSource = "auto"
-    experiment: Optional[dict[str, Any]] = None
+    experiment: dict[str, Any] | None = None
     overrides: list[str] = field(default_factory=list)   # the cell's own Hydra overrides (for naming)
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,7 +323,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return _build(tp, value, key)
@@ -373,7 +373,7 @@ def _key(where: str, f: dataclasses.Field) -> str:
     return f"{where}.{f.name}" if where else f.name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -426,7 +426,8 @@ def choice_problems(obj: Any, where: str = "") -> list[str]:
     """Every value of dataclass instance ``obj`` (and the dataclasses inside it) outside its ``Literal``
     choices, as ``<key> must be one of a, b, got 'x'``."""
     problems: list[str] = []
-    hints = _hints(type(obj))
+    cls: type = type(obj)
+    hints = _hints(cls)
     for f in dataclasses.fields(obj):
         key = _key(where, f)
         value, tp = getattr(obj, f.name), hints[f.name]

@@ -14,33 +14,32 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep import __version__, cellstate
+from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
 from jsweep.errors import JsweepError, LauncherError, PreflightError
+from jsweep.eval.run import check_eval_data as _check_eval_data
+from jsweep.eval.run import check_evaluators as _check_evaluators
 from jsweep.executors import Launch
 from jsweep.executors import for_launcher as executor_for
-from jsweep.executors.local import CellProcess  # noqa: F401 - re-exported: where it always was
+from jsweep.filecheck import _regular_file_problem, _text_problem
 from jsweep.files import write_json
 from jsweep.identity import cell_id as compute_cell_id
 from jsweep.locking import FileLock, cell_lock_path, describe_holder
+from jsweep.paths import check_output_root
 from jsweep.redaction import ENV as SECRETS_ENV
 from jsweep.redaction import redact_text, remember, secret_values, secrets_in
-from jsweep.eval.run import check_eval_data as _check_eval_data
-from jsweep.eval.run import check_evaluators as _check_evaluators
-from jsweep.filecheck import MAX_JSON_DEPTH, _json_depth, _regular_file_problem, _text_problem  # noqa: F401
-from jsweep.paths import check_output_root
-from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
-from jsweep.scheduler import Finished, Job, Scheduler, discover_gpus
+from jsweep.scheduler import Finished, Job, Scheduler
 from jsweep.schema import CellSpec
-from jsweep.tracking import Journal, SweepTracker, apply_op, fail_ops, flatten, git_commit, redact, resolve_uri
+from jsweep.tracking import Journal, SweepTracker, apply_op, fail_ops, git_commit, redact, resolve_uri
 from jsweep.validate import validate_cell
 
 
@@ -173,7 +172,7 @@ def plan(specs: list[CellSpec]) -> list[PlannedCell]:
         except JsweepError as exc:
             data_cache[key] = exc
             problems.append(f"{where}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - an unexpected loader failure is still a pre-flight problem
+        except Exception as exc:  # an unexpected loader failure is still a pre-flight problem
             problems.append(f"{where}: {type(exc).__name__}: {exc}")
         if isinstance(data_cache.get(key), Exception):
             data = {}
@@ -256,7 +255,7 @@ class StopSignals:
         self.signum = 0
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
@@ -451,7 +450,7 @@ class SweepRunner:
             runs = self.tracker.client.search_runs(
                 [self.tracker.experiment_id], f"tags.`jsweep.cell_id` = '{cell.cell_id}'",
                 max_results=50, order_by=["attributes.start_time DESC"])
-        except Exception:  # noqa: BLE001
+        except Exception:  # an unreachable or failing store: nothing to resume, the cell starts a fresh run
             return None
         for run in runs:
             if run.data.tags.get("jsweep.cell_dir") == str(cell.cell_dir) and run.info.status in ("RUNNING", "KILLED"):
@@ -476,7 +475,7 @@ class SweepRunner:
         if meta.get("run_id") and status != "FINISHED":
             try:
                 previous = self.tracker.status(meta["run_id"])
-            except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+            except Exception:  # the old run is gone: start a fresh one
                 previous = None
             if previous and previous != "FINISHED" and (checkpoints(cell.cell_dir) or status in (None, "RUNNING", "KILLED")
                                                           or previous in ("RUNNING", "KILLED")):
@@ -484,7 +483,7 @@ class SweepRunner:
                     self.tracker.reopen(meta["run_id"], {"jsweep.sweep_id": self.sweep_id,
                                                          "mlflow.parentRunId": self.tracker.parent_id})
                     return meta["run_id"], bool(checkpoints(cell.cell_dir))
-                except Exception:  # noqa: BLE001 - the old run is gone: start a fresh one
+                except Exception:  # the old run is gone: start a fresh one
                     pass
         history = cell.cell_dir / cellstate.HISTORY
         if history.exists():             # the curves of an earlier run stay with it, not with the new run
@@ -501,7 +500,7 @@ class SweepRunner:
             "params": cell_params(redact(spec_dict), [o.partition("=")[0] for o in cell.spec.overrides])}
         try:
             return self.tracker.create_child(new_run["name"], new_run["tags"], new_run["params"]), False
-        except Exception as exc:  # noqa: BLE001 - the cell still runs; `jsweep sync` creates the run later
+        except Exception as exc:  # the cell still runs; `jsweep sync` creates the run later
             self.echo(f"{self.prefix(cell)} warning: tracking unreachable ({type(exc).__name__}); the cell runs "
                       f"and keeps its results locally for `jsweep sync`")
             self.pending_runs[cell.index] = new_run
@@ -576,7 +575,7 @@ class SweepRunner:
             try:
                 self.tracker.reopen(run_id, {"jsweep.sweep_id": self.sweep_id,
                                              "mlflow.parentRunId": self.tracker.parent_id})
-            except Exception:  # noqa: BLE001 - the cell logs to its run itself; `jsweep sync` catches up
+            except Exception:  # the cell logs to its run itself; `jsweep sync` catches up
                 pass
         self.runs[cell.index] = run_id
         self.attempts[cell.index] = int(meta.get("attempt") or 1)
@@ -635,7 +634,7 @@ class SweepRunner:
 
         try:
             done, left = _replay(self.tracker, run_id, journal)
-        except Exception as exc:  # noqa: BLE001 - kept for `jsweep sync`
+        except Exception as exc:  # kept for `jsweep sync`
             self.echo(f"{self.prefix(cell)} warning: its tracking journal was not replayed ({type(exc).__name__})")
             return
         self.echo(f"{self.prefix(cell)} logged {done} journaled tracking call(s) from the login node"
@@ -649,7 +648,7 @@ class SweepRunner:
             while pending:
                 try:
                     apply_op(self.tracker.client, run_id, pending[0])
-                except Exception:  # noqa: BLE001 - kept for `jsweep sync`
+                except Exception:  # kept for `jsweep sync`
                     break
                 pending.pop(0)
         for op in pending:
@@ -678,7 +677,7 @@ class SweepRunner:
 
     def job(self, cell: PlannedCell) -> Job:
         need = cell.spec.resources.gpus if self.gpus else 0
-        return Job(cell.cell_id, need, lambda ids, c=cell: self.start(c, ids), {"cell": cell})
+        return Job(cell.cell_id, need, functools.partial(self.start, cell), {"cell": cell})
 
     # ----------------------------------------------------------------------- the sweep
     def run(self) -> SweepResult:
@@ -687,6 +686,7 @@ class SweepRunner:
         if all(done and done["logged"] and not self.rerun_requested(cell) for cell, done in zip(self.cells, local)):
             # Everything already finished and fully logged: report it without touching the tracking store.
             for cell, done in zip(self.cells, local):
+                assert done is not None         # all() above
                 self.skip(cell, done)
             result = SweepResult(self.sweep_id, self.sweep_dir, None, [self.outcomes[i] for i in sorted(self.outcomes)])
             write_summary(result)
@@ -734,7 +734,7 @@ class SweepRunner:
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", signal.SIGINT)
                 self.interrupt(interrupted)
-            except Exception as exc:  # noqa: BLE001 - a launcher error (a full disk...): stop and record, then report
+            except Exception as exc:  # a launcher error (a full disk...): stop and record, then report
                 error = exc
                 self.abandon(exc)
             for cell in to_run:      # fail_fast: cells that never started are reported, not dropped
@@ -782,7 +782,7 @@ class SweepRunner:
             exp_id = self.tracker.experiment_id
             for key in (self.sweep_id, LATEST_VIEW):
                 self.tracker.client.set_experiment_tag(exp_id, SHARED_VIEW_TAG + key, view)
-        except Exception:  # noqa: BLE001 - the results are logged; only the saved view is missing
+        except Exception:  # the results are logged; only the saved view is missing
             return
         self.echo(f"jsweep: compare the cells (make ui): {view_url('http://127.0.0.1:5000', exp_id, self.sweep_id)}")
 
@@ -808,9 +808,10 @@ class SweepRunner:
                 continue
             cell = self.cells[idx]
             self.outcomes[idx] = CellOutcome(cell, "KILLED", 0.0, run_id, error=f"launcher error: {exc}")
-            ops = [{"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
-                                                "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
-                   {"op": "set_terminated", "status": "KILLED"}]
+            ops: list[dict[str, Any]] = [
+                {"op": "set_tags", "tags": {"jsweep.error_class": "LauncherError",
+                                            "jsweep.error": f"{type(exc).__name__}: {exc}"[:1000]}},
+                {"op": "set_terminated", "status": "KILLED"}]
             self._tracked(Journal(cell.cell_dir / cellstate.JOURNAL), run_id, ops, journal_errors=False)
 
     def reap_stale(self) -> None:
@@ -821,7 +822,7 @@ class SweepRunner:
         try:
             parents = client.search_runs([exp], "attributes.status = 'RUNNING' and tags.`jsweep.kind` = 'sweep'",
                                          max_results=500)
-        except Exception:  # noqa: BLE001 - best effort; the sweep itself does not depend on it
+        except Exception:  # best effort; the sweep itself does not depend on it
             return
         for parent in parents:
             sweep_dir = parent.data.tags.get("jsweep.sweep_dir")
@@ -844,7 +845,7 @@ class SweepRunner:
                     client.set_terminated(child.info.run_id, "KILLED")
                 self.tracker.set_tags(parent.info.run_id, note)
                 client.set_terminated(parent.info.run_id, "KILLED")
-            except Exception:  # noqa: BLE001
+            except Exception:  # best effort: a store error leaves that old sweep as it was, this one carries on
                 continue
             self.echo(f"jsweep: sweep {parent.data.tags.get('jsweep.sweep_id', '?')} ended without its launcher: "
                       f"parent run {parent.info.run_id} and {len(children) - orphans} running cell run(s) marked KILLED"
@@ -858,18 +859,17 @@ class SweepRunner:
     def report(self) -> list[Path]:
         """Write the sweep's report (jsweep.tools.report) and return its files; a report that cannot
         be written is a warning, never a failed sweep."""
-        from jsweep.tools.report import write_report
-
         from jsweep.eval.declaration import declarations
+        from jsweep.tools.report import write_report
 
         after = {d.name for d in declarations() if d.judged or d.graded}     # scored after the sweep
         if any(c.spec.eval.keys() & after or c.spec.judge.pairwise for c in self.cells):
-            from jsweep.tools.judge import after_sweep   # missing judgments, pairwise, grading sheet (issue 18)
+            from jsweep.tools.judge import after_sweep  # missing judgments, pairwise, grading sheet (issue 18)
 
             after_sweep(self.sweep_dir, self.cells, self.echo)
         try:
             out, _ = write_report(self.sweep_dir)
-        except Exception as exc:  # noqa: BLE001 - the results are safe; only the report is missing
+        except Exception as exc:  # the results are safe; only the report is missing
             self.echo(f"jsweep: warning: no report written ({type(exc).__name__}: {exc})")
             return []
         self.echo(f"jsweep: report (ranked cells, per-axis means, plots): {out / 'report.md'}")
@@ -941,7 +941,7 @@ def format_summary(result: SweepResult) -> str:
 
     # the cells' own loss, then the headline scores each selected evaluator declares
     selected = [name for o in result.outcomes for name in o.cell.spec.eval]
-    keys = ["eval/loss"] + summary_metrics(selected, {k for o in result.outcomes for k in o.metrics})
+    keys = ["eval/loss", *summary_metrics(selected, {k for o in result.outcomes for k in o.metrics})]
     skipped = sum(o.status == "SKIPPED" for o in result.outcomes)
     lines = [f"\njsweep: sweep {result.sweep_id} summary ({len(result.outcomes) - len(result.failed)}/"
              f"{len(result.outcomes)} finished{f', {skipped} skipped as already done' if skipped else ''}) -> "

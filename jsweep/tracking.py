@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Protocol
 
 from jsweep import cellstate
 from jsweep.redaction import is_secret, redact, redact_text
@@ -97,13 +97,13 @@ class SweepTracker:
                 if exp is None:
                     try:
                         self.experiment_id = self.client.create_experiment(experiment)
-                    except Exception:  # noqa: BLE001 - created meanwhile by another process (tracking server)
+                    except Exception:  # created meanwhile by another process (tracking server)
                         exp = self.client.get_experiment_by_name(experiment)
                         if exp is None:
                             raise
                 if exp is not None:
                     self.experiment_id = exp.experiment_id
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # any store failure at start is one line, before anything is launched
             raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
                                       f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
         self.parent_id: str | None = None
@@ -155,8 +155,8 @@ class SweepTracker:
             if not token:
                 return out
 
-    def reopen(self, run_id: str, tags: dict[str, str]) -> None:
-        """Continue an interrupted run (status RUNNING again) instead of creating a duplicate."""
+    def reopen(self, run_id: str, tags: dict[str, str | None]) -> None:
+        """Continue an interrupted run (status RUNNING again) instead of creating a duplicate; empty tags are left out."""
         self.client.update_run(run_id, status="RUNNING")
         self.set_tags(run_id, {k: v for k, v in tags.items() if v})
 
@@ -267,7 +267,7 @@ class CellTracker:
             # JSWEEP_TRACKING_OFFLINE=1: the cell runs where the server cannot be reached (a compute node);
             # everything is journaled and the launcher logs it from the login node.
             self.client = None if os.environ.get("JSWEEP_TRACKING_OFFLINE") == "1" else _client(uri)
-        except Exception:  # noqa: BLE001 - an unreachable store at start is journaled too
+        except Exception:  # an unreachable store at start is journaled too
             self.client = None
 
     def _do(self, op: dict[str, Any]) -> None:
@@ -275,7 +275,7 @@ class CellTracker:
             try:
                 apply_op(self.client, self.run_id, op)
                 return
-            except Exception as exc:  # noqa: BLE001 - any tracking failure is journaled, never raised
+            except Exception as exc:  # any tracking failure is journaled, never raised
                 self.failures += 1
                 if self.failures == 1:
                     print(f"[jsweep] warning: tracking unreachable ({type(exc).__name__}); results are kept in "
@@ -334,10 +334,22 @@ class CellTracker:
 class NullTracker:
     """The tracker of ranks other than 0 in a multi-GPU cell: rank 0 logs for the cell."""
 
-    def log_metrics(self, *args: Any, **kwargs: Any) -> None: ...
-    def set_tags(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_params(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_artifact(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_dict(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_table(self, *args: Any, **kwargs: Any) -> None: ...
-    def end(self, *args: Any, **kwargs: Any) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def set_tags(self, tags: dict[str, Any]) -> None: ...
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_dict(self, obj: Any, name: str) -> None: ...
+    def log_table(self, rows: list[dict[str, Any]], name: str) -> None: ...
+    def end(self, status: str = "FINISHED") -> None: ...
+
+
+class Tracker(Protocol):
+    """What a cell's stages log through (CellContext.tracker): a CellTracker, or a NullTracker on ranks > 0."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def set_tags(self, tags: dict[str, Any]) -> None: ...
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_dict(self, obj: Any, name: str) -> None: ...
+    def log_table(self, rows: list[dict[str, Any]], name: str) -> None: ...
+    def end(self, status: str = "FINISHED") -> None: ...

@@ -124,16 +124,16 @@ def validate_cell(cell: CellSpec) -> list[str]:
     check(t.logging_steps > 0, f"train.logging_steps must be positive, got {t.logging_steps}")
     check(cell.launcher.concurrency > 0, f"launcher.concurrency must be positive, got {cell.launcher.concurrency}")
     check(cell.resources.gpus >= 0, f"resources.gpus must be >= 0, got {cell.resources.gpus}")
-    d = cell.distributed
-    if d.backend == "none" and cell.resources.gpus > 1:
+    dist = cell.distributed
+    if dist.backend == "none" and cell.resources.gpus > 1:
         problems.append(f"resources.gpus={cell.resources.gpus} needs a multi-GPU method: distributed=ddp|zero2|zero3")
-    if d.backend != "none" and cell.eval and not cell.train.save_model:
-        problems.append(f"distributed={d.name} cells are evaluated from the saved model: set train.save_model=true "
+    if dist.backend != "none" and cell.eval and not cell.train.save_model:
+        problems.append(f"distributed={dist.name} cells are evaluated from the saved model: set train.save_model=true "
                         f"or eval=[]")
-    if d.backend != "none" and cell.resources.gpus < d.min_gpus:
-        problems.append(f"distributed={d.name} needs at least {d.min_gpus} GPUs per cell, got resources.gpus="
+    if dist.backend != "none" and cell.resources.gpus < dist.min_gpus:
+        problems.append(f"distributed={dist.name} needs at least {dist.min_gpus} GPUs per cell, got resources.gpus="
                         f"{cell.resources.gpus}" + (" (ZeRO-3 on one GPU only makes sense with offload: "
-                                                    "distributed=zero3_offload)" if d.zero_stage == 3 else ""))
+                                                    "distributed=zero3_offload)" if dist.zero_stage == 3 else ""))
     return problems
 
 

@@ -7,13 +7,14 @@ each job's config, converts it to a typed CellSpec, and hands the whole grid to
 
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
@@ -30,8 +31,8 @@ ConfigStore.instance().store(group="hydra/launcher", name="jsweep", node=JsweepL
 @dataclass
 class JsweepSweeperConf:
     _target_: str = "hydra_plugins.jsweep_launcher.jsweep_launcher.JsweepSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None
+    max_batch_size: int | None = None
+    params: dict[str, str] | None = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="jsweep", node=JsweepSweeperConf, provider="jsweep")
@@ -48,7 +49,7 @@ class JsweepSweeper(BasicSweeper):
 
 class JsweepLauncher(Launcher):
     def __init__(self, **_: Any) -> None:
-        self.config: Optional[DictConfig] = None
+        self.config: DictConfig | None = None
         self.hydra_context: Any = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
@@ -76,7 +77,7 @@ class JsweepLauncher(Launcher):
                 specs.append(composer.spec(list(overrides), labels[idx]))
             except JsweepError as exc:
                 problems.append(f"cell {idx} ({' '.join(overrides)}): {exc}")
-            except Exception as exc:  # noqa: BLE001 - composition errors become one line each
+            except Exception as exc:  # composition errors become one line each
                 problems.append(f"cell {idx} ({' '.join(overrides)}): {str(exc).splitlines()[0]}")
         if problems:
             print(f"jsweep: error: {len(problems)} problem(s) found before launching; nothing ran:", file=sys.stderr)
@@ -94,7 +95,7 @@ class JsweepLauncher(Launcher):
         if code != 0:
             sys.exit(code)
         rets = []
-        for idx, overrides in enumerate(job_overrides):
+        for overrides in job_overrides:
             ret = JobReturn(overrides=list(overrides), cfg=OmegaConf.create({}), hydra_cfg=None,
                             working_dir=str(sweep_dir), task_name="jsweep", status=JobStatus.COMPLETED)
             ret._return_value = None

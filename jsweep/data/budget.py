@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from jsweep.errors import ConfigError, DataError
 

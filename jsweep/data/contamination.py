@@ -26,8 +26,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 from jsweep.data.records import Record, example_texts
 
@@ -100,14 +101,14 @@ def ngrams(text: str, n: int) -> set[str]:
     return {t[i:i + n] for i in range(len(t) - n + 1)}
 
 
-def _as_eval_texts(eval_texts: Iterable[Union[EvalText, str]]) -> list[EvalText]:
+def _as_eval_texts(eval_texts: Iterable[EvalText | str]) -> list[EvalText]:
     out = []
     for i, t in enumerate(eval_texts):
         out.append(t if isinstance(t, EvalText) else EvalText(str(t), sample=str(i)))
     return out
 
 
-def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iterable[Union[EvalText, str]],
+def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[EvalText | str],
                   n: int = DEFAULT_N, *, template_share: float = 0.1, duplicate_threshold: float = 0.5,
                   instruction_threshold: float = 0.5) -> ContaminationReport:
     """N-gram overlap between training records (or plain strings) and evaluation texts.
@@ -134,7 +135,7 @@ def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iter
     by_task: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for key in samples:
         by_task[key[0]].append(key)
-    for task, keys in by_task.items():
+    for keys in by_task.values():
         counts: dict[str, int] = defaultdict(int)
         for key in keys:
             for g in samples[key]:
@@ -143,7 +144,7 @@ def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iter
         template = {g for g, c in counts.items() if c >= limit and c > 1}
         for key in keys:
             samples[key] -= template
-    shared = defaultdict(int)                        # instruction n-grams common to several tasks: boilerplate
+    shared: dict[str, int] = defaultdict(int)     # instruction n-grams common to several tasks: boilerplate
     for grams in instructions.values():
         for g in grams:
             shared[g] += 1
@@ -163,9 +164,9 @@ def contamination(train_examples: Sequence[Union[Record, str]], eval_texts: Iter
     instr_matched: dict[str, set[str]] = defaultdict(set)
     for ex in train_examples:
         for text in ([ex] if isinstance(ex, str) else example_texts(ex)):
-            t = normalize(text)
-            for i in range(len(t) - n + 1):
-                g = t[i:i + n]
+            norm = normalize(text)
+            for i in range(len(norm) - n + 1):
+                g = norm[i:i + n]
                 if g in index:
                     matched.add(g)
                 if g in instr_index:

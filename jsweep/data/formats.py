@@ -13,8 +13,9 @@ evaluation prompts, so a cell can be scored in the format it was tuned in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from jsweep.data.records import Example, Message
 

@@ -12,8 +12,9 @@ and ``problems``, and :func:`_kind` here is the one place that picks between the
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from jsweep.data import mixture, single
 from jsweep.data.budget import subset
@@ -93,7 +94,7 @@ def split_train_eval(examples: Sequence[Record], fraction: float, seed: int) -> 
         return list(examples), []
     order = list(range(len(keys)))
     random.Random(seed + 1).shuffle(order)
-    k = max(1, int(round(len(examples) * fraction)))
+    k = max(1, round(len(examples) * fraction))
     held: set[int] = set()
     for g in order:
         if len(held) >= k:

@@ -7,14 +7,14 @@ Examples. It raises :class:`DataError` for a bad record; :func:`convert_rows` ap
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from jsweep.data.protocols import loader
-from jsweep.data.records import Example, LoadReport, Message
+from jsweep.data.records import Example, LoadReport, Message, Role
 from jsweep.data.sources import Row
 from jsweep.errors import DataError
-
 
 # --------------------------------------------------------------------------- field helpers
 
@@ -322,7 +322,7 @@ GENERIC_FIELDS = {
     "system": "an optional system prompt",
     "messages": "a list of {role, content} (or {from, value}) turns ending with the assistant's reply",
 }
-ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant", "gpt": "assistant",
+ROLE_ALIASES: dict[str, Role] = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant", "gpt": "assistant",
                 "bot": "assistant", "system": "system"}
 
 

@@ -43,7 +43,8 @@ import math
 import os
 import random
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from jsweep.data import single
 from jsweep.data.budget import budget_examples, take
@@ -168,15 +169,15 @@ def largest_remainder(total: int, shares: Sequence[float]) -> list[int]:
 def plan_counts(sizes: Sequence[int], weights: Sequence[float | None], upsample: Sequence[float | None],
                 total: int | None) -> list[int]:
     """How many records each component contributes (see the module doc for the rules)."""
-    if all(w is not None for w in weights):
-        shares = [float(w) for w in weights]            # type: ignore[arg-type]
+    shares = [float(w) for w in weights if w is not None]
+    if len(shares) == len(weights):                     # every component has a weight
         if total is None:
             s = sum(shares)
-            total = int(math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9))
+            total = math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9)
         return largest_remainder(total, shares)
     natural = [n * (u if u is not None else 1.0) for n, u in zip(sizes, upsample)]
     if total is None:
-        return [max(1, int(round(x))) for x in natural]
+        return [max(1, round(x)) for x in natural]
     return largest_remainder(total, natural)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Mapping, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar
 
 from jsweep.data.records import LoadReport, Record
 from jsweep.data.sources import Row
@@ -35,6 +36,8 @@ def loader(*, records: RecordKind = "sft", field_map: Mapping[str, str] | None =
         raise ValueError(f"records must be sft or preference, got {records!r}")
 
     def declare(fn: F) -> F:
+        # attributes of the function itself (declared by the Loader protocol): mypy types a function's
+        # attributes from its signature only, so each assignment needs its ignore
         fn.records = records                        # type: ignore[attr-defined]
         fn.field_map_keys = dict(field_map or {})   # type: ignore[attr-defined]
         return fn

@@ -89,9 +89,9 @@ def dataset_source(src: Any, spec: Any = None):
         return resolve_dataset_source(src.location)
 
 
-def _log(target: Any, dataset: Any, context: str, tags: dict[str, str], run_id: str | None) -> None:
+def _log(target: Any, dataset: Any, context: str, tags: dict[str, Any], run_id: str | None) -> None:
     """Log one input through an MlflowClient (+ run_id), a jsweep CellTracker (its client and run), or the
-    mlflow module (the active run)."""
+    mlflow module (the active run). ``tags``: values are logged as text, None ones left out."""
     from mlflow.tracking import MlflowClient
 
     tags = {k: str(v)[:5000] for k, v in tags.items() if v is not None}
@@ -132,7 +132,7 @@ def log_dataset_input(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, ru
         tracker_or_mlflow.log_dict(loaded_data.provenance(), "data_provenance.json")
         try:
             return _log_inputs(tracker_or_mlflow, loaded_data, spec, run_id, context)
-        except Exception as exc:  # noqa: BLE001 - provenance must not stop training; the dict above is kept
+        except Exception as exc:  # provenance must not stop training; the dict above is kept
             print(f"[jsweep] warning: could not log the dataset input to MLflow ({type(exc).__name__}: {exc})",
                   flush=True)
             return None
@@ -140,7 +140,8 @@ def log_dataset_input(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, ru
 
 
 def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str | None, context: str) -> Any:
-    import mlflow.data
+    # the constructor's own module: mlflow.data sets its from_* names at import time, out of a type checker's sight
+    from mlflow.data.pandas_dataset import from_pandas
 
     ds_spec = getattr(spec, "dataset", spec)
     data = loaded_data
@@ -160,7 +161,7 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
         "jsweep.budget": getattr(ds_spec, "budget", None),
     }
     frame = records_frame(data.examples)
-    dataset = mlflow.data.from_pandas(frame, source=dataset_source(src, ds_spec), name=data.name or ds_spec.name,
+    dataset = from_pandas(frame, source=dataset_source(src, ds_spec), name=data.name or ds_spec.name,
                                       digest=data.digest[:DIGEST_CHARS])
     _log(tracker_or_mlflow, dataset, context, base_tags, run_id)
 
@@ -171,7 +172,7 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
             part = [ex for ex in data.examples if ex.meta.get("component") == name]
             digest = digest_examples(part)
             comp_src = src.parts[name]
-            comp_ds = mlflow.data.from_pandas(records_frame(part), source=dataset_source(comp_src),
+            comp_ds = from_pandas(records_frame(part), source=dataset_source(comp_src),
                                               name=f"{data.name or ds_spec.name}/{name}", digest=digest[:DIGEST_CHARS])
             _log(tracker_or_mlflow, comp_ds, f"{context}_component", {
                 "jsweep.digest": digest, "jsweep.n": len(part), "jsweep.available": comp.get("available"),

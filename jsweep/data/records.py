@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Sequence, Union
+from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -64,7 +65,7 @@ class PreferenceExample:
 
 
 # Anything a loader yields: an SFT conversation or a preference pair.
-Record = Union[Example, PreferenceExample]
+Record = Example | PreferenceExample
 
 
 def is_preference(examples: Sequence[Record]) -> bool:
@@ -102,7 +103,7 @@ class LoadReport:
         if message and len(self.errors) < self.MAX_ERRORS:
             self.errors.append(message)
 
-    def merge(self, other: "LoadReport", prefix: str = "") -> None:
+    def merge(self, other: LoadReport, prefix: str = "") -> None:
         """Add another report's counts (a mixture's component), reasons prefixed with ``prefix``."""
         self.read += other.read
         for reason, count in other.dropped.items():

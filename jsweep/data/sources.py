@@ -45,7 +45,7 @@ class Source:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def parts(self) -> dict[str, "Source"]:
+    def parts(self) -> dict[str, Source]:
         """The Sources a composite source (a mixture) is made of; empty for one dataset."""
         return self.extra.get("components", {})
 
@@ -152,12 +152,12 @@ def _rows_from_file(path: Path, on_error: str = "raise", report: Any = None) -> 
     rows = []
     for i, rec in enumerate(obj):
         if not isinstance(rec, dict):
-            exc = DataError(f"expected a JSON object, got {type(rec).__name__}", file=name, record=i,
+            err = DataError(f"expected a JSON object, got {type(rec).__name__}", file=name, record=i,
                             kind="not a JSON object")
             if on_error != "skip" or report is None:
-                raise exc
+                raise err
             report.read += 1
-            report.drop(exc.kind, str(exc))
+            report.drop(err.kind, str(err))
             continue
         rows.append(Row(rec, name, i))
     return rows

@@ -19,8 +19,9 @@ Modelled on lm-evaluation-harness (a task declares each metric with ``higher_is_
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 def resolve(target: str) -> Any:
@@ -129,6 +130,13 @@ class Declaration:
         target = getattr(self, attr)
         return resolve(target) if target else None
 
+    def required_hook(self, attr: str) -> Callable[..., Any]:
+        """The hook ``attr``, which the caller knows is declared (ValueError naming it otherwise)."""
+        fn = self.hook(attr)
+        if fn is None:
+            raise ValueError(f"evaluator '{self.name}' declares no {attr} hook")
+        return fn
+
     def headline(self, metric: str) -> Headline | None:
         return next((h for h in self.headlines if h.metric == metric), None)
 
@@ -166,7 +174,7 @@ def lower_is_better(metric: str) -> bool:
     declared = headline(metric)
     if declared is not None:
         return not declared.higher_is_better
-    return metric.endswith("loss") or metric.endswith("_seconds") or metric.endswith("memory_gb")
+    return metric.endswith(("loss", "_seconds", "memory_gb"))
 
 
 def shared_prefixes() -> tuple[str, ...]:
@@ -188,7 +196,7 @@ def interval(cell: Any, metric: str, resamples: int) -> tuple[Declaration, tuple
     """The owning evaluator's 95% interval for one cell's ``metric``, with the declaration (for its basis)."""
     d = owner(metric)
     fn = d.hook("interval") if d else None
-    if fn is None:
+    if d is None or fn is None:
         return None
     ci = fn(cell, metric, resamples)
     return (d, ci) if ci is not None else None

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError, DataError
@@ -59,11 +60,11 @@ class Options:
     """``eval.elyza_tasks_100`` (conf/eval/elyza_tasks_100.yaml says what each means), typed by the config's converter."""
 
     hub_id: str = HUB_ID
-    revision: Optional[str] = None
+    revision: str | None = None
     split: str = "test"
-    path: Optional[str] = None
+    path: str | None = None
     source: str = "auto"
-    max_samples: Optional[int] = -1
+    max_samples: int | None = -1
     prompt_format: str = "cell"
     batch_size: int = 8
     max_new_tokens: int = 512
@@ -190,7 +191,7 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
                tracker: Any = None, say: Callable[[str], None] = print) -> dict[str, float]:
     """Judge a cell's saved answers (cached judgments are reused); log and return the metrics."""
     from jsweep.eval import judge as J
-    from jsweep.eval.judge_prompts import PROMPTS, parse_score
+    from jsweep.eval.judge_prompts import PROMPTS, digest, parse_score
 
     d = answers_dir(cell_dir)
     rows = A.read_jsonl(d / "answers.jsonl")
@@ -207,7 +208,7 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
     info = {"judge_model": opts["model"], "judge_base_url": opts["base_url"],
             "judge_params": json.dumps({k: opts[k] for k in ("temperature", "max_tokens", "seed")}),
             "judge_prompt": template.name, "judge_prompt_digest": template.digest,
-            "judge_digest": J.digest(J.identity(opts))}
+            "judge_digest": digest(J.identity(opts))}
     items, scores = [], []
     for i, (row, reply) in enumerate(zip(rows, outcome.replies)):
         score, reason = parse_score(reply) if reply is not None else (None, "")
@@ -313,7 +314,7 @@ def report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], la
                 judges.add(f"`{res.get('judge_model')}` at {res.get('judge_base_url')}, prompt `{res.get('judge_prompt')}` "
                            f"(digest `{res.get('judge_prompt_digest')}`)")
         rows.sort(key=lambda r: -float(r[2]) if r[2] != "-" else float("inf"))
-        lines += table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows) + [""]
+        lines += [*table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows), ""]
         lines += [f"Judge: {j}" for j in sorted(judges)] + [""]
         if any(r[5] != "0" for r in rows):
             lines += [f"Some answers are not judged yet: `python -m jsweep judge {sweep_dir}`.", ""]

@@ -22,8 +22,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 MIN_SHARED_PREFIX = 32        # tokens: shorter shared prefixes are not worth a separate forward pass
 CPU_MAX_ROWS = 16

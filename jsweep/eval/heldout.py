@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError
@@ -37,10 +37,10 @@ FIXTURE = FIXTURES / "eval" / "heldout" / "heldout_ja.json"
 class Options:
     """``eval.heldout`` (conf/eval/heldout.yaml says what each means), typed by the config's converter."""
 
-    path: Optional[str] = None
+    path: str | None = None
     loader: str = "dolly"
     field_map: dict[str, Any] = field(default_factory=dict)
-    max_samples: Optional[int] = -1
+    max_samples: int | None = -1
     batch_size: int = 8
 
 
@@ -69,7 +69,8 @@ def load_records(options: dict[str, Any]) -> list[Any]:
                        path=str(Path(path).expanduser()) if path else str(FIXTURE), source="path",
                        field_map=dict(options.get("field_map") or {}))
     records = load_examples(spec, builtin_model=True).examples
-    n = int(options.get("max_samples") if options.get("max_samples") is not None else -1)
+    limit = options.get("max_samples")
+    n = int(limit) if limit is not None else -1
     return records[:n] if n > 0 else records
 
 
@@ -83,7 +84,7 @@ def check(options: dict[str, Any]) -> list[str]:
         return [str(exc)]
     try:
         records = load_records(opts)
-    except Exception as exc:  # noqa: BLE001 - a pre-flight problem, in one line
+    except Exception as exc:  # a pre-flight problem, in one line
         return [f"{type(exc).__name__}: {exc}"]
     if any(not hasattr(r, "messages") for r in records):
         return ["the held-out set must be instruction data (not preference pairs)"]
@@ -171,4 +172,4 @@ def bootstrap_interval(cell: Any, metric: str = "heldout/loss", resamples: int =
         if tokens:
             values.append(sum(r["nll"] for r in picked) / tokens)
     values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]

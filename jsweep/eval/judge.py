@@ -25,13 +25,16 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from jsweep.errors import ConfigError, JsweepError
-from jsweep.eval.judge_prompts import digest
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 # Keys of the judge config that change what a judgment is (its identity, logged with every score).
 IDENTITY_KEYS = ("base_url", "model", "temperature", "max_tokens", "seed", "extra_body")
@@ -71,7 +74,7 @@ def options(judge: Any) -> dict[str, Any]:
         import dataclasses
 
         judge = dataclasses.asdict(judge)
-    return {**DEFAULTS, **{k: v for k, v in dict(judge).items()}}
+    return {**DEFAULTS, **dict(judge)}
 
 
 def identity(opts: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +118,7 @@ class Judge:
         self.identity = identity(self.opts)
         self.sleep = sleep
         self.requests = 0
-        self._client = None
+        self._client: OpenAI | None = None      # made on first use (openai is imported then)
         self._lock = threading.Lock()
 
     def _api_key(self) -> str:
@@ -128,7 +131,7 @@ class Judge:
         return key
 
     @property
-    def client(self):
+    def client(self) -> OpenAI:
         with self._lock:
             if self._client is None:
                 from openai import OpenAI

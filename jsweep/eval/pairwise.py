@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from jsweep.errors import ConfigError, DataError
 
@@ -80,14 +81,14 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
     the cell directories (``judgments.jsonl`` of the pair's first cell by id)."""
     from jsweep.eval import answers as A
     from jsweep.eval import judge as J
-    from jsweep.eval.judge_prompts import PAIRWISE_PROMPTS, parse_verdict
+    from jsweep.eval.judge_prompts import PAIRWISE_PROMPTS, digest, parse_verdict
 
     sel_a, sel_b = parse_selector(cfg["a"]), parse_selector(cfg["b"])
     template = PAIRWISE_PROMPTS.get(cfg["prompt"])
     if template is None:
         raise ConfigError(f"unknown pairwise prompt '{cfg['prompt']}' (choose from: {', '.join(PAIRWISE_PROMPTS)})")
 
-    def matches(cell: dict[str, Any], sel: dict[str, str]) -> bool:
+    def matches(cell: dict[str, Any], sel: dict[str, set[str]]) -> bool:
         return all(cell["axes"].get(k) in v for k, v in sel.items())
 
     groups: dict[tuple, dict[str, list]] = {}
@@ -111,7 +112,7 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
         result: dict[str, Any] = {"a": cfg["a"], "b": cfg["b"], "group": group, "a_cells": [c["cell_id"] for c in sides["a"]],
                                   "b_cells": [c["cell_id"] for c in sides["b"]], "judge_model": judge.opts["model"],
                                   "judge_prompt": template.name, "judge_prompt_digest": template.digest,
-                                  "judge_digest": J.digest(jid)}
+                                  "judge_digest": digest(jid)}
         if not sides["a"] or not sides["b"]:
             result["error"] = f"no {'A' if not sides['a'] else 'B'} cell in this group"
             out_groups.append(result)

@@ -10,8 +10,9 @@ task) and ``<cell>/<name>_results.json`` (the evaluator's summary), then logs on
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 def log_results(ctx: Any, name: str, rows: Mapping[str, Sequence[Mapping[str, Any]]], *, results: Mapping[str, Any],

@@ -54,7 +54,7 @@ def check_evaluators(spec: Any, cache: dict[str, list[str]] | None = None) -> li
                 fn = declared.hook(hook)
                 if fn is not None and not found:
                     found.extend(f"eval.{name}: {p}" for p in fn(options))
-        except Exception as exc:  # noqa: BLE001 - never a traceback from pre-flight
+        except Exception as exc:  # never a traceback from pre-flight
             found.append(f"eval.{name}: {type(exc).__name__}: {str(exc)[:300]}")
         if cache is not None:
             cache[key] = found

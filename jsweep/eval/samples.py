@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError, DataError
@@ -34,8 +34,8 @@ QUESTIONS_FIXTURE = FIXTURES / "eval" / "human_eval" / "questions.jsonl"
 class SamplesOptions:
     """``eval.samples`` (conf/eval/samples.yaml says what each means), typed by the config's converter."""
 
-    prompts: Optional[list[str]] = None
-    path: Optional[str] = None
+    prompts: list[str] | None = None
+    path: str | None = None
     num_samples: int = 1
     prompt_format: str = "cell"
     batch_size: int = 8
@@ -52,7 +52,7 @@ class SamplesOptions:
 class HumanEvalOptions:
     """``eval.human_eval`` (conf/eval/human_eval.yaml says what each means), typed by the config's converter."""
 
-    path: Optional[str] = None
+    path: str | None = None
     prompt_format: str = "cell"
     batch_size: int = 8
     max_new_tokens: int = 256
@@ -97,7 +97,7 @@ def read_prompts(options: dict[str, Any]) -> list[dict[str, str]]:
     path = Path(options.get("path") or SAMPLES_FIXTURE).expanduser()
     if not path.exists():
         raise DataError("prompt list not found", file=str(path))
-    out = []
+    out: list[dict[str, str]] = []
     for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
@@ -248,7 +248,7 @@ def grading_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Pa
         if res:
             rows = [[cid[:8], md_cell(r.get("label", "")), f"**{r['accuracy']:.3f}**", str(r["graded"])]
                     for cid, r in sorted(res["cells"].items(), key=lambda kv: -kv[1]["accuracy"])]
-            lines += table(["cell", "label", "accuracy", "graded"], rows) + [""]
+            lines += [*table(["cell", "label", "accuracy", "graded"], rows), ""]
         else:
             lines += [f"Not graded yet: fill the `grade` column, then `python -m jsweep grade import {sweep_dir} <sheet>`.", ""]
 
@@ -275,5 +275,5 @@ def samples_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Pa
                 prompts.setdefault((r["id"], r.get("sample", 0)), r["prompt"])
         by = {cid: {(r["id"], r.get("sample", 0)): r["answer"] for r in rows_} for cid, rows_ in samples.items()}
         rows = [[md_cell(p, 80), *(md_cell(by[c].get(k, ""), 240) for c in ids)] for k, p in prompts.items()]
-        lines += table(["prompt", *(f"{c[:8]} {md_cell(label.get(c, ''), 40)}" for c in ids)], rows) + [""]
+        lines += [*table(["prompt", *(f"{c[:8]} {md_cell(label.get(c, ''), 40)}" for c in ids)], rows), ""]
     return lines

@@ -24,9 +24,10 @@ dataclass for its own ``launcher.*`` keys), a conf/launcher/<name>.yaml, and one
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from jsweep.errors import ConfigError
 

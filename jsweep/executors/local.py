@@ -13,8 +13,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep import cellstate
 from jsweep.executors import Launch
@@ -29,10 +30,14 @@ class CellProcess:
                  gpus_in_use: Callable[[list[int], float], list[int]] | None = None, pass_fds: tuple[int, ...] = ()):
         self.started = time.time()
         self.gpus_in_use = gpus_in_use
-        self.log = open(log_path, "a", encoding="utf-8", buffering=1)
-        # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
+        self.log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the process, poll() closes it
+        try:
+            # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
+        except BaseException:
+            self.log.close()
+            raise
         self.thread = threading.Thread(target=self._pump, args=(prefix, echo), daemon=True)
         self.thread.start()
 
@@ -42,9 +47,11 @@ class CellProcess:
             line = redact_text(line)        # third-party lines too (MLflow prints its tracking URI)
             try:
                 self.log.write(line)
-            except OSError:                 # a full disk: keep draining the pipe, or the cell would block
-                pass
-            mark = line.find("[jsweep]") if echo else -1     # not always at the start: ranks share the pipe
+            except (OSError, ValueError):   # a full disk, or closed by poll() while a grandchild still holds
+                pass                        # the pipe: keep draining it, or the writer would block
+            if echo is None:
+                continue
+            mark = line.find("[jsweep]")    # not always at the start: ranks share the pipe
             if mark >= 0:
                 echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
 
@@ -111,7 +118,7 @@ class LocalExecutor:
     def slots(self) -> int:
         return self.launcher.concurrency
 
-    def start(self, launch: Launch) -> "CellProcess":
+    def start(self, launch: Launch) -> CellProcess:
         return CellProcess(launch.cmd, launch.env, cellstate.log_path(launch.cell_dir), launch.prefix, launch.echo,
                            launch.gpus_in_use, pass_fds=(launch.lock_fd,) if launch.lock_fd is not None else ())
 

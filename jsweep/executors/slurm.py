@@ -19,13 +19,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep import cellstate
 from jsweep.errors import ConfigError
@@ -240,7 +240,7 @@ class SlurmExecutor:
                 raise ConfigError(f"launcher=slurm: sinfo failed: {proc.stderr.strip()[:300]}")
             parts: dict[str, Any] = {}
             for line in proc.stdout.splitlines():
-                name, gres, nodes, avail = (line.split("|") + ["", "", "", ""])[:4]
+                name, gres, nodes, avail = [*line.split("|"), "", "", "", ""][:4]
                 default = name.endswith("*")
                 name = name.rstrip("*")
                 p = parts.setdefault(name, {"gpus_per_node": 0, "default": default, "nodes": 0, "up": False})

@@ -18,6 +18,7 @@ sdpa with the mask transformers builds for them.
 from __future__ import annotations
 
 import inspect
+import itertools
 from typing import Any
 
 NAME = "jsweep_varlen"           # the attn_implementation name registered with transformers
@@ -53,7 +54,7 @@ def _segments_sdpa(q, k, v, cu: list[int], scaling: float | None, dropout: float
     import torch.nn.functional as F
 
     out = torch.empty_like(q)
-    for start, end in zip(cu[:-1], cu[1:]):
+    for start, end in itertools.pairwise(cu):
         if end <= start:
             continue
         qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))          # (H, n, D)
@@ -101,8 +102,8 @@ def jsweep_varlen_attention(module, query, key, value, attention_mask, dropout: 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu = kwargs.get("cu_seq_lens_q")
-    packed = cu is not None and attention_mask is None and query.shape[0] == 1 and query.shape[2] == key.shape[2]
-    if not packed:
+    packed = attention_mask is None and query.shape[0] == 1 and query.shape[2] == key.shape[2]
+    if cu is None or not packed:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     max_length = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
@@ -111,14 +112,14 @@ def jsweep_varlen_attention(module, query, key, value, attention_mask, dropout: 
     return out.unsqueeze(0), None
 
 
-def _mask(*args, attention_mask=None, **kwargs):
+def _mask(*, attention_mask=None, **kwargs):
     """The mask function of jsweep_varlen: none for packed or plain causal rows (the attention reads
-    cu_seq_lens), sdpa's own for padded batches."""
+    cu_seq_lens), sdpa's own for padded batches. transformers passes every argument by keyword."""
     from transformers.masking_utils import sdpa_mask
 
     if attention_mask is None:
         return None
-    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+    return sdpa_mask(attention_mask=attention_mask, **kwargs)
 
 
 def register() -> None:

@@ -16,8 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from jsweep import cellstate
-from jsweep import registries
+from jsweep import cellstate, registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input
@@ -240,7 +239,7 @@ def main(argv: list[str]) -> int:
         follow_launcher(cell_dir / cellstate.LOG)
     try:
         run_cell(ctx, stage)
-    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the process exits non-zero
+    except BaseException as exc:  # every failure is recorded, then the process exits non-zero
         killed = isinstance(exc, (Terminated, KeyboardInterrupt))
         status = "KILLED" if killed else "FAILED"
         tb = traceback.format_exc()
@@ -250,7 +249,7 @@ def main(argv: list[str]) -> int:
             try:
                 tracker.set_tags({"jsweep.error_class": type(exc).__name__, "jsweep.error": str(exc)[:1000]})
                 tracker.end(status)
-            except Exception:  # noqa: BLE001 - the launcher marks the run failed if this could not
+            except Exception:  # the launcher marks the run failed if this could not
                 pass
         return 1
     if lead:

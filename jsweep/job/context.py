@@ -6,16 +6,17 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jsweep import cellstate
-from jsweep.data.records import Example
+from jsweep.data.records import Record
 from jsweep.files import write_json
 from jsweep.schema import CellSpec
-from jsweep.tracking import CellTracker
+from jsweep.tracking import Tracker
 
 
 def say(msg: str) -> None:
@@ -75,10 +76,10 @@ def follow_launcher(log: Path) -> None:
 class CellContext:
     spec: CellSpec
     cell_dir: Path
-    tracker: CellTracker
+    tracker: Tracker                          # CellTracker; NullTracker on ranks > 0
     device: str                               # "cuda" or "cpu"
-    train: list[Example] = field(default_factory=list)
-    held_out: list[Example] = field(default_factory=list)
+    train: list[Record] = field(default_factory=list)         # Examples, or PreferenceExamples for DPO
+    held_out: list[Record] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     attempt: int = 1                          # 2+ when the launcher retries the cell (e.g. after OOM)

@@ -11,17 +11,25 @@ SFT checkpoint the cell loads ``method.init_from`` (see jsweep.models.load.load_
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from jsweep import registries
-from jsweep.data.records import PreferenceExample
+from jsweep.data.records import PreferenceExample, Record
 from jsweep.job.callbacks import callbacks_for
 from jsweep.job.context import CellContext, TrainResult, say
-from jsweep.job.sft import (run_training, save_result, apply_token_budget, log_final_eval_loss, lora_config, sequence_lengths,
-                            trainer_args)
+from jsweep.job.sft import (
+    apply_token_budget,
+    log_final_eval_loss,
+    lora_config,
+    run_training,
+    save_result,
+    sequence_lengths,
+    trainer_args,
+)
 
 
-def render_preference(examples: list[PreferenceExample], spec: Any, tokenizer: Any) -> list[dict[str, str]]:
+def render_preference(examples: Sequence[Record], spec: Any, tokenizer: Any) -> list[dict[str, str]]:
     """PreferenceExamples -> {prompt, chosen, rejected} text in the cell's prompt format; EOS closes each reply."""
     fmt = registries.PROMPT_FORMATS.get(spec.prompt.format)
     eos = tokenizer.eos_token or ""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from jsweep import registries
-from jsweep.data.records import Example
+from jsweep.data.records import Example, Record
 from jsweep.job.callbacks import TokenLedger, callbacks_for
 from jsweep.job.context import CellContext, TrainResult, say
 
@@ -21,11 +22,13 @@ def precision_flags(precision: str, device: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def render_pairs(examples: list[Example], spec: Any, tokenizer: Any) -> list[dict[str, str]]:
+def render_pairs(examples: Sequence[Record], spec: Any, tokenizer: Any) -> list[dict[str, str]]:
     """Examples -> {prompt, completion} text in the cell's prompt format; EOS closes each completion."""
     fmt = registries.PROMPT_FORMATS.get(spec.prompt.format)
     rows = []
     for ex in examples:
+        if not isinstance(ex, Example):
+            raise TypeError(f"SFT needs instruction examples; record {ex.id!r} is a {type(ex).__name__}")
         prompt, completion = fmt.render(ex, tokenizer=tokenizer, system=spec.prompt.system)
         rows.append({"prompt": prompt, "completion": completion + tokenizer.eos_token})
     return rows
@@ -231,7 +234,8 @@ def build_sft_trainer(ctx: CellContext, model: Any, tokenizer: Any, train_rows: 
         peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
         callbacks=callbacks_for(ctx),
     )
-    trainer.data_collator = PaddingCounter(trainer.data_collator, lambda: trainer.model.training)
+    trainer.data_collator = PaddingCounter(trainer.data_collator,
+                                           lambda: trainer.model is not None and trainer.model.training)
     return trainer
 
 

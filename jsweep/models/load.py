@@ -165,12 +165,13 @@ def load_for_eval(path: str, spec, device: str):
 
     dtype = torch_dtype(spec.model.dtype, device)
     p = Path(path)
+    model: Any                                  # a transformers model, or a PeftModel around one
     if (p / "adapter_config.json").exists():
         from peft import PeftModel
 
         base = adapter_base(p) or json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
-        model = PeftModel.from_pretrained(model, str(p))
+        base_model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
+        model = PeftModel.from_pretrained(base_model, str(p))
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
     tok_src = str(p) if (p / "tokenizer_config.json").exists() else path

@@ -16,8 +16,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 
@@ -111,7 +112,7 @@ def pretrain(model: Any, tokenizer: Any, steps: int, seed: int, block: int = 128
 
     stream: list[int] = []
     for text in pretraining_corpus():
-        stream += tokenizer(text).input_ids + [tokenizer.eos_token_id]
+        stream += [*tokenizer(text).input_ids, tokenizer.eos_token_id]
     rows = [stream[i:i + block] for i in range(0, len(stream) - block, block)]
     rng = random.Random(seed)
     torch.manual_seed(seed)

@@ -187,7 +187,7 @@ def import_grades(sweep_dir: Path, sheet: Path) -> dict[str, Any]:
 
 def log_grades(sweep_dir: Path, result: dict[str, Any]) -> None:
     from jsweep.eval.answers import write_jsonl
-    from jsweep.tools.cells import _CellLog, _cell_meta, _sweep_cells, refresh_summary
+    from jsweep.tools.cells import _cell_meta, _CellLog, _sweep_cells, refresh_summary
     from jsweep.tracking import CellTracker
 
     gdir = grading_dir(sweep_dir)

@@ -22,16 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from jsweep import cellstate
 from jsweep.errors import JsweepError
 from jsweep.files import write_json
-from jsweep.tools.cells import _CellLog, _cell_meta, _sweep_cells, refresh_summary  # noqa: F401 - shared with grading
-
+from jsweep.tools.cells import _cell_meta, _CellLog, _sweep_cells, refresh_summary
 
 
 def judged_evaluators() -> list[str]:
@@ -88,14 +88,14 @@ def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], N
             if only_missing:
                 res_path = cell_dir / name / "results.json"
                 res = json.loads(res_path.read_text()) if res_path.exists() else {}
-                from jsweep.eval.judge_prompts import PROMPTS
+                from jsweep.eval.judge_prompts import PROMPTS, digest
 
                 full = J.options(opts)
-                if (res.get("judge_digest") == J.digest(J.identity(full)) and not res.get("metrics", {}).get(f"{name}/pending")
+                if (res.get("judge_digest") == digest(J.identity(full)) and not res.get("metrics", {}).get(f"{name}/pending")
                         and res.get("judge_prompt_digest") == PROMPTS[full["prompt"]].digest):
                     continue
             log = _CellLog(cell_dir)
-            metrics = decl.hook("judge")(cell_dir, opts, log_metrics=log, tracker=log.tracker, say=say)
+            metrics = decl.required_hook("judge")(cell_dir, opts, log_metrics=log, tracker=log.tracker, say=say)
             done[str(cell_dir)] = metrics
             pending += int(metrics.get(f"{name}/pending", 0))
     return {"cells": done, "pending": pending}
@@ -108,11 +108,14 @@ def run_pairwise(sweep_dir: Path, cfg: dict[str, Any], judge_opts: dict[str, Any
     from jsweep.eval.answers import write_jsonl
     from jsweep.tracking import CellTracker
 
+    opts = P.options(cfg)
+    if opts is None:
+        raise JsweepError("pairwise comparison: no judge.pairwise settings (a, b)")
     cells = _sweep_cells(sweep_dir)
-    result = P.compare(cells, P.options(cfg), judge_opts, say=say)
+    result = P.compare(cells, opts, judge_opts, say=say)
     out = sweep_dir / "pairwise"
     out.mkdir(exist_ok=True)
-    write_json(out / "results.json", {"config": P.options(cfg), "judge": result["judge"], "groups": result["groups"]},
+    write_json(out / "results.json", {"config": opts, "judge": result["judge"], "groups": result["groups"]},
                ensure_ascii=False)
     write_jsonl(out / "items.jsonl", result["items"])
     for g in result["groups"]:
@@ -153,11 +156,12 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
             from jsweep.eval.pairwise import options as pairwise_options
 
             cfg = pairwise_options(judged.spec.judge.pairwise)
+            assert cfg is not None              # judge.pairwise is set
             if any(cfg["evaluator"] in c.spec.eval for c in cells):
                 run_pairwise(sweep_dir, cfg, J.options(judged.spec.judge), say)
             else:
                 say(f"jsweep: pairwise comparison skipped: no cell runs {cfg['evaluator']}")
-    except Exception as exc:  # noqa: BLE001 - answers and judgments so far are kept; `jsweep judge` retries
+    except Exception as exc:  # answers and judgments so far are kept; `jsweep judge` retries
         say(f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
             f"run `python -m jsweep judge {sweep_dir}` to finish it")
     from jsweep.eval.declaration import declarations

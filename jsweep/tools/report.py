@@ -302,7 +302,7 @@ def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, A
             groups[c.value(axis)].append(c.metrics[metric])
     best = min if lower_is_better(metric) else max
     worst = max if lower_is_better(metric) else min
-    out = []
+    out: list[dict[str, Any]] = []
     for v, xs in groups.items():
         m, lo, hi = mean_interval(xs) if xs else (math.nan, math.nan, math.nan)
         out.append({"value": v, "n": len(xs), "mean": m, "low": lo, "high": hi,
@@ -396,7 +396,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
                             / max(1, sum(k in c.metrics for c in cond.cells))) if any(k in c.metrics for c in cond.cells)
                        else "-" for k in side)])
     lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
-    lines += _md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows) + [""]
+    lines += [*_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows), ""]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
         lines += [f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
@@ -404,17 +404,17 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     for axis in grid if fair else []:
         groups = by_axis(cells, axis, metric)
         lines += [f"## By `{axis}`", ""]
-        lines += _md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
-                           [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
-                             _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]) + [""]
+        lines += [*_md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
+                             [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
+                               _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]), ""]
         if not any(g["clear"] for g in groups):
             lines += [f"No value of `{axis}` is marked: their intervals overlap (or too few cells to tell).", ""]
     tasks = task_metrics(cells)
     if tasks:
         lines += ["## Per task", ""]
-        lines += _md_table(["cell", *(axes or ["cell"]), *tasks],
-                           [[c.cell_id[:8], *c.where(axes),
-                             *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]) + [""]
+        lines += [*_md_table(["cell", *(axes or ["cell"]), *tasks],
+                             [[c.cell_id[:8], *c.where(axes),
+                               *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]), ""]
     failed = [c for c in cells if c.status not in ("FINISHED", "SKIPPED")]
     if failed:
         lines += ["## Not finished", ""] + [f"- `{c.cell_id[:8]}` {c.label}: {c.status}" for c in failed] + [""]
@@ -560,9 +560,9 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
                 ax.set_xticks(sorted(set(numeric)), [labels[numeric.index(v)] for v in sorted(set(numeric))],
                               rotation=30, ha="right")
                 ax.minorticks_off()
-                means = sorted((x, g["mean"]) for x, g in zip(xs, groups) if g["n"])
-                if len(means) > 1:
-                    ax.plot(*zip(*means), "-", color="black", lw=1, alpha=0.6)
+                points = sorted((x, g["mean"]) for x, g in zip(xs, groups) if g["n"])
+                if len(points) > 1:
+                    ax.plot(*zip(*points), "-", color="black", lw=1, alpha=0.6)
                 ax.set_title(f"{axis} (log scale)")
             else:
                 ax.set_xlim(-0.6, len(groups) - 0.4)
@@ -576,14 +576,14 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
 
     tasks = task_metrics(cells)
     if tasks and scored and len({c.metrics.get(k) for c in scored for k in tasks}) > 1:   # all equal: nothing to see
-        grid = [[c.metrics.get(k, math.nan) for k in tasks] for c in scored]
+        scores = [[c.metrics.get(k, math.nan) for k in tasks] for c in scored]
         fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(tasks), 1.2 + 0.4 * len(scored)))
-        im = ax.imshow(grid, cmap="viridis", aspect="auto", vmin=0, vmax=max(1e-9, max(
-            (v for r in grid for v in r if not math.isnan(v)), default=1)))
+        im = ax.imshow(scores, cmap="viridis", aspect="auto", vmin=0, vmax=max(1e-9, max(
+            (v for r in scores for v in r if not math.isnan(v)), default=1)))
         ax.set_xticks(range(len(tasks)), [t.split("/", 1)[1] for t in tasks], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(scored)), [name[c.index] for c in scored], fontsize=8)
         if len(tasks) * len(scored) <= 300:                 # small enough to print the numbers
-            for i, row in enumerate(grid):
+            for i, row in enumerate(scores):
                 for j, v in enumerate(row):
                     if not math.isnan(v):
                         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color=_ink(im, v), fontsize=6)

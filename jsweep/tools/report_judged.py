@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from jsweep.eval.declaration import declarations
 from jsweep.markdown import read_json as _read
 from jsweep.markdown import table as _table
@@ -24,7 +23,7 @@ def sections(sweep_dir: Path) -> str:
 
     with_section = [d for d in declarations() if d.report_section]
     for d in (d for d in with_section if d.judged):
-        lines += d.hook("report_section")(sweep_dir, cells, label)
+        lines += d.required_hook("report_section")(sweep_dir, cells, label)
 
     pw = _read(sweep_dir / "pairwise" / "results.json")
     if pw and pw.get("groups"):
@@ -41,9 +40,9 @@ def sections(sweep_dir: Path) -> str:
                          str(g.get("unparseable", 0)), str(g.get("pending", 0)),
                          f"{g['consistent']:.2f}" if g.get("consistent") is not None else "-",
                          g.get("error", "")])
-        lines += _table(["group", "win rate", "95% CI", "W / T / L", "questions", "unparseable", "pending",
-                         "order-consistent", "note"], rows) + [""]
+        lines += [*_table(["group", "win rate", "95% CI", "W / T / L", "questions", "unparseable", "pending",
+                           "order-consistent", "note"], rows), ""]
 
     for d in (d for d in with_section if not d.judged):
-        lines += d.hook("report_section")(sweep_dir, cells, label)
+        lines += d.required_hook("report_section")(sweep_dir, cells, label)
     return "\n".join(lines)

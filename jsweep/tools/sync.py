@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
-
-import os
 
 from jsweep import cellstate
 from jsweep.files import write_json
@@ -30,7 +29,7 @@ def _replay(tracker: SweepTracker, run_id: str, journal: Journal) -> tuple[int, 
     for op in ops:
         try:
             apply_op(tracker.client, run_id, op)
-        except Exception as exc:  # noqa: BLE001 - keep the rest for the next sync
+        except Exception as exc:  # keep the rest for the next sync
             print(f"  stopped at a {op['op']} call ({type(exc).__name__}: {exc}); {len(ops) - done} left",
                   file=sys.stderr)
             break
@@ -69,14 +68,15 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
             continue
         report["dirs"] += 1
         exp = experiment or meta.get("spec", {}).get("tracking", {}).get("experiment", "jsweep")
-        key = (_store_uri(uri, meta.get("tracking_uri")), exp)
-        if key[0] is None:
+        store = _store_uri(uri, meta.get("tracking_uri"))
+        if store is None:
             print(f"  {d}: its tracking URI ({meta.get('tracking_uri')}) holds credentials, which are never stored; "
                   f"pass --uri or set MLFLOW_TRACKING_URI", file=sys.stderr)
             report["calls_left"] += len(journal)
             continue
+        key = (store, exp)
         if key not in trackers:
-            trackers[key] = SweepTracker(key[0], exp)
+            trackers[key] = SweepTracker(store, exp)
         tracker = trackers[key]
         run_id = meta.get("run_id")
         if meta_path.exists() and not run_id and pending:

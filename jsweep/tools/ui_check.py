@@ -65,7 +65,7 @@ def wait_ready(base: str, timeout: float = 90.0) -> bool:
             with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                 if r.status == 200:
                     return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             pass
         time.sleep(0.5)
     return False
@@ -119,7 +119,10 @@ def main(argv: list[str]) -> int:
             return 2
         exp = api(base, f"experiments/get-by-name?experiment_name={urllib.parse.quote(args.experiment)}")["experiment"]
         runs = api(base, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500}).get("runs", [])
-        tags = lambda r: {t["key"]: t["value"] for t in r["data"].get("tags", [])}  # noqa: E731
+
+        def tags(r: dict[str, Any]) -> dict[str, str]:
+            return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+
         sweeps = sorted((r for r in runs if tags(r).get("jsweep.kind") == "sweep"), key=lambda r: r["info"]["start_time"])
         if not sweeps:
             print("jsweep ui-check: error: no sweep in the experiment", file=sys.stderr)
@@ -127,7 +130,7 @@ def main(argv: list[str]) -> int:
         parent = sweeps[-1]
         cells = [r for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
         ptags = tags(parent)
-        grid = [g for g in (p["value"] for p in parent["data"].get("params", []) if p["key"] == "grid")][0]
+        grid = next((p["value"] for p in parent["data"].get("params", []) if p["key"] == "grid"), "")
         axes = [o.partition("=")[0] for o in grid.split()
                 if "," in o.partition("=")[2] and not o.partition("=")[2].startswith(("[", "{"))]
         score = ptags.get("jsweep.score", "")

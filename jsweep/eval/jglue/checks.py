@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from jsweep.filecheck import _text_problem
 from jsweep.errors import JsweepError
 from jsweep.eval.jglue.data import read_split
 from jsweep.eval.jglue.evaluator import parse_options, plan_tasks
+from jsweep.filecheck import _text_problem
 
 
 def check_files(options: dict[str, Any]) -> list[str]:

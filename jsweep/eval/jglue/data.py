@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import DataError
@@ -84,8 +85,8 @@ def _split_file(directory: Path, split: str) -> Path | None:
     found = []
     for prefix in _SPLIT_PREFIX[split]:
         for path in directory.glob(f"{prefix}*"):
-            if path.is_file() and path.suffix in _SUFFIXES and (path.stem == prefix or _VERSION.search(path.stem)
-                                                                and path.stem.split("-v")[0] == prefix):
+            if path.is_file() and path.suffix in _SUFFIXES and (path.stem == prefix or (_VERSION.search(path.stem)
+                                                                and path.stem.split("-v")[0] == prefix)):
                 found.append(path)
     return max(found, key=lambda p: (_version_key(p), p.suffix == ".json", p.name)) if found else None
 

@@ -23,15 +23,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any
 
 from jsweep.errors import ConfigError, DataError
+from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 from jsweep.eval.options import defaults, typed_options
 from jsweep.eval.results import log_results
-from jsweep.eval.jglue.data import TASKS, TaskFiles, find_task_files, load_task_rows
 
 PREFIX = "jglue"
 MAIN_METRIC = {"jcommonsenseqa": "acc", "jnli": "acc", "marc_ja": "acc", "jsquad": "exact_match"}
@@ -50,19 +51,19 @@ class Settings:
     """The ``eval.jglue`` keys as written (conf/eval/jglue.yaml states the same defaults), typed by the
     config's converter (jsweep.eval.options); :func:`parse_options` then checks values and resolves them."""
 
-    tasks: Optional[Union[list[str], str]] = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
-    marc_ja: Optional[Union[bool, str]] = "auto"                 # auto | true | false
+    tasks: list[str] | str | None = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
+    marc_ja: bool | str | None = "auto"                 # auto | true | false
     prompt_style: str = "jp_stable"
-    prompt_versions: Optional[Union[dict[str, Any], str, float]] = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
-    num_fewshot: Optional[Union[dict[str, Any], int]] = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
-    limit: Optional[int] = None
-    batch_size: Union[int, str] = "auto"
-    data_dir: Optional[str] = None
-    paths: Optional[dict[str, Any]] = field(default_factory=lambda: {t: None for t in TASKS})
+    prompt_versions: dict[str, Any] | str | float | None = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
+    num_fewshot: dict[str, Any] | int | None = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
+    limit: int | None = None
+    batch_size: int | str = "auto"
+    data_dir: str | None = None
+    paths: dict[str, Any] | None = field(default_factory=lambda: dict.fromkeys(TASKS))
     hub: bool = False
-    fewshot_seed: Optional[int] = 1234
-    jsquad_max_gen_toks: Optional[int] = None
-    max_length: Optional[int] = None
+    fewshot_seed: int | None = 1234
+    jsquad_max_gen_toks: int | None = None
+    max_length: int | None = None
     jnli_version: str = "1.1"
     generation: str = "engine"                                   # engine | harness: who decodes JSQuAD
 
@@ -94,6 +95,7 @@ class Options:
 
 def _per_task(name: str, value: Any, default: Mapping[str, Any], convert) -> dict[str, Any]:
     out = dict(default)
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(TASKS))
         if unknown:
@@ -209,6 +211,7 @@ class PlannedTask:
         if self.files is None:
             return "hub"
         where = self.files.disk or self.files.valid
+        assert where is not None                # a TaskFiles has its save_to_disk directory or its valid file
         try:
             return f"fixtures/{Path(where).relative_to(FIXTURE_DIR)}"
         except ValueError:
@@ -358,7 +361,7 @@ class JGlueEval:
         for p in planned:
             splits = None if p.files is None else load_task_rows(p.files)
             k = p.num_fewshot
-            if splits is not None and k > 0:
+            if p.files is not None and splits is not None and k > 0:
                 pool, need = (len(splits["train"]), k) if "train" in splits else (len(splits["validation"]), k + 1)
                 if pool < need:
                     where = p.files.train if "train" in splits else p.files.valid
@@ -374,7 +377,7 @@ class JGlueEval:
             name = f"{PREFIX}_{p.task}"
             try:
                 tasks[name] = H.make_task(name, cfg, fewshot_seed=self.opts.fewshot_seed, max_gen_toks=budget)
-            except Exception as exc:  # noqa: BLE001 - a hub load failure becomes a one-line data error
+            except Exception as exc:  # a hub load failure becomes a one-line data error
                 if p.files is not None:
                     raise
                 raise DataError(f"hub dataset {cfg.get('dataset_path')} ({cfg.get('dataset_name')}) could not be "

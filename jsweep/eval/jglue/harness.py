@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsweep.errors import ConfigError
 from jsweep.eval.jglue import jp_stable

@@ -23,8 +23,9 @@ Imports lm_eval and torch: use from the evaluator at scoring time only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 GENERATION = ("harness", "engine")
 
@@ -92,7 +93,7 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
                              label="jglue generate_until", add_special_tokens=add_special, share_prefix=True,
                              use_backend=False)     # the harness keeps the transformers model (eval.backend)
             out = []
-            for (context, until, _), text, req in zip(plans, texts, requests):
+            for (_context, until, _), text, req in zip(plans, texts, requests):
                 s = hf.postprocess_generated_text(generation=text, stop=until, think_end_token=think)
                 out.append(s)
                 self.cache_hook.add_partial("generate_until", req.args, s)

@@ -22,7 +22,8 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 JP_STABLE_PACKAGES = ("neologdn", "emoji", "fugashi", "unidic_lite")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from jsweep.filecheck import _text_problem
 from jsweep.errors import DataError
 from jsweep.eval.llm_jp_eval.evaluator import evaluation_root, flat_metrics, score_predictions
+from jsweep.filecheck import _text_problem
 
 
 def check_files(options: dict[str, Any]) -> list[str]:
@@ -72,7 +73,7 @@ def bootstrap_interval(cell: Any, metric: str, resamples: int = 200, seed: int =
     if len(values) < max(10, resamples // 2):
         return None
     values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]
 
 
 def task_metrics(keys: Iterable[str]) -> list[str]:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 from jsweep.data.sources import FIXTURES
 from jsweep.errors import ConfigError, DataError
@@ -44,12 +45,12 @@ class Options:
     what each means), typed by the config's converter (jsweep.eval.options); :func:`check` checks values."""
 
     version: str = VERSION
-    data_dir: Optional[str] = None
+    data_dir: str | None = None
     split: str = "test"
-    tasks: Optional[Union[list[str], str]] = "all"
+    tasks: list[str] | str | None = "all"
     num_few_shots: int = 4
-    max_num_samples: Optional[int] = 100
-    batch_size: Union[int, str] = "auto"
+    max_num_samples: int | None = 100
+    batch_size: int | str = "auto"
     prompt_format: str = "llm_jp_eval"
     add_special_tokens: bool = False
     category_set: str = M.DEFAULT_CATEGORY_SET

@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from statistics import mean
-from typing import Callable, Iterable, Sequence
 
 # Category -> {task: main metric}: llm-jp-eval v1.4.1's task_category_to_task_names for the
 # target "all-without-nc" (the default); "all-with-nc" adds SUM.
@@ -84,7 +84,7 @@ def normalize(text: str) -> str:
 # --------------------------------------------------------------------------- per-sample scores
 
 _NON_WORD = re.compile(r"(?ui)\W")
-_LATIN1 = {i: None for i in range(128, 256)}
+_LATIN1 = dict.fromkeys(range(128, 256))
 
 
 def _process_and_sort(s: str) -> str:
@@ -107,7 +107,7 @@ def char_f1_sample(pred: str, gold: str) -> float:
         return 1.0
     if not a or not b:
         return 0.0
-    return int(round(100 * indel_ratio(a, b))) / 100.0
+    return round(100 * indel_ratio(a, b)) / 100.0
 
 
 def exact_match_sample(pred: str, gold: str) -> float:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from jsweep.data.sources import Row, read_rows, Source
+from jsweep.data.sources import Row, Source, read_rows
 from jsweep.errors import DataError
 
 TASKS: dict[str, dict[str, Any]] = {
