@@ -143,3 +143,13 @@ def test_only_integer_step_losses_before_the_resume_count_each_once():
     assert run_mean_loss(history, 3, 6, 1.0) == pytest.approx((4.0 + 2 * 2.0 + 3 * 1.0) / 6, abs=1e-12)
     # a loss logged exactly at the checkpoint's step counts
     assert run_mean_loss([{"loss": 3.0, "step": 3}], 3, 4, 1.0) == pytest.approx((3 * 3.0 + 1.0) / 4, abs=1e-12)
+
+
+def test_an_uninterrupted_run_keeps_the_trainers_loss_bit_for_bit():
+    # (0.1 x 3) / 3 is 0.10000000000000002 in floating point: an uninterrupted run must not go through it
+    assert run_mean_loss([{"loss": 0.3, "step": 1}], 0, 3, 0.1) == 0.1
+
+
+def test_a_resume_from_checkpoint_1_counts_step_1():
+    # step 1 logged 6.0 before the checkpoint; steps 2-3 of this attempt average 3.0
+    assert run_mean_loss([{"loss": 6.0, "step": 1}], 1, 3, 3.0) == pytest.approx(4.0, abs=1e-12)
