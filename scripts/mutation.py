@@ -50,7 +50,7 @@ MODULES: dict[str, tuple] = {
     # test_known_answers.py is left out: it loads and runs the tiny model for each mutant (about 3 minutes a
     # mutant on the shared CPU); the scoring it checks end to end is checked here in-process.
     "metrics": ("jsweep/eval/metrics.py", ["tests/test_llm_jp_eval.py", "tests/test_mutation_kills_metrics.py"]),
-    "generate": ("jsweep/eval/generate.py", ["tests/test_generate.py"]),
+    "generate": ("jsweep/eval/generate.py", ["tests/test_generate.py", "tests/test_mutation_kills_generate.py"]),
     # Retry and resume: the pure helpers the launcher and the cell decide with (the OOM retry's new
     # micro-batch, the complete checkpoints to resume from, whether a FINISHED cell's results are whole,
     # the whole run's mean loss after a resume). SweepRunner.retry/triage and sft.run_training are
