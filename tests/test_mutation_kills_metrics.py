@@ -10,7 +10,6 @@ import pytest
 
 from jsweep.eval import metrics as M
 
-
 # --------------------------------------------------------------------------- char_f1 (token_sort_ratio)
 
 @pytest.mark.parametrize("pred,gold,expected", [

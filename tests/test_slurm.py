@@ -144,7 +144,8 @@ def _requeued_and_startable(job_id: str) -> bool:
     itself therefore holds a requeued job about two minutes (its EligibleTime); the tests start it sooner
     (StartTime=now), which is safe once the clock is past the job's new SubmitTime, the second its requeue
     completed (after the revocation)."""
-    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True,
+                           check=False).stdout
     state = re.search(r"\bJobState=(\S+)", shown)
     submitted = re.search(r"\bSubmitTime=(\S+)", shown)
     if not state or state.group(1) != "PENDING" or not submitted:
