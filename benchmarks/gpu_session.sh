@@ -1,7 +1,7 @@
 #!/bin/bash
 # One device call for issues 17 and 21, run from the repository root on a GPU machine without network:
 #   bash benchmarks/gpu_session.sh [tests] [eval] [VARIANTS]
-# tests: the `gpu`-marked tests (tests/test_where.py; two of them want 2 GPUs);
+# tests: the `gpu`-marked tests (tests/integration/test_where.py; two of them want 2 GPUs);
 # eval:  the full JGLUE dev sets through lm-evaluation-harness on GPU 0 (benchmarks/eval_throughput.py
 #        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
 #        'generation=engine;generation=harness'), each timed by phase.
@@ -25,7 +25,7 @@ cat "$OUT/env.txt" | grep -v "^|" | tail -6
 want=" $* "
 if [[ $want == *" tests "* ]]; then
   t=$(date +%s)
-  timeout 480 python3 -m pytest -q -m gpu tests/test_where.py -rA --durations=0 -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
+  timeout 480 python3 -m pytest -q -m gpu tests/integration/test_where.py -rA --durations=0 -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
   echo "gpu tests: exit ${PIPESTATUS[0]} in $(( $(date +%s) - t )) s" | tee -a "$OUT/gpu_tests.log"
 fi
 if [[ $want == *" eval "* ]]; then

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -135,30 +136,64 @@ def test_a_two_gpu_cell_runs_its_processes_inside_its_allocation(tmp_path, mlflo
     assert run.info.status == "FINISHED"
 
 
-# Out of the default suite until it is stable: it failed in 2 of about 6 runs on the one-node cluster (the
-# requeued job's timing), and a flaky test in CI would block every submission. `make test-slow` runs it.
-@pytest.mark.slow
+def _requeued_and_startable(job_id: str) -> bool:
+    """The requeued job is back in the queue (PENDING) and the clock has passed the second it was requeued in.
+
+    When slurmd kills the first run it revokes the job's launch credential, and it refuses a credential
+    issued in that same second ("Job credential revoked": the job would end FAILED, never run again). Slurm
+    itself therefore holds a requeued job about two minutes (its EligibleTime); the tests start it sooner
+    (StartTime=now), which is safe once the clock is past the job's new SubmitTime, the second its requeue
+    completed (after the revocation)."""
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True,
+                           check=False).stdout
+    state = re.search(r"\bJobState=(\S+)", shown)
+    submitted = re.search(r"\bSubmitTime=(\S+)", shown)
+    if not state or state.group(1) != "PENDING" or not submitted:
+        return False
+    return time.time() >= time.mktime(time.strptime(submitted.group(1), "%Y-%m-%dT%H:%M:%S")) + 1
+
+
+def _start_requeued_now(job_id: str, *more: str) -> None:
+    _wait_for(lambda: _requeued_and_startable(job_id), what=f"job {job_id} requeued and startable")
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now", *more], check=True)
+
+
+def _assert_resumed_in_the_same_run(proc: subprocess.Popen, cell: Path, job: str, client) -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    (run,) = _child_runs(client)
+    assert run.info.status == "FINISHED" and run.data.tags["jsweep.resumed_from"] == "checkpoint-2"
+    assert _job(cell)["jobs"] == [job]                                      # the same job, run again
+    log = (cell / "cell.log").read_text()
+    assert "(restart 1)" in log
+    assert json.loads((cell / "metrics.json").read_text())["train/steps"] == 6
+    return log
+
+
 def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(tmp_path, mlflow_client_for, tiny_model_dir):
     proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@4")       # stalls at step 4, after checkpoint-2
     cell = _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
                      what="checkpoint-2 and the stall at step 4")
     job = _job(cell)["job_id"]
     subprocess.run(["scontrol", "requeue", job], check=True)              # as a preemption does
+    _start_requeued_now(job)
+    _assert_resumed_in_the_same_run(proc, cell, job, mlflow_client_for(tmp_path))
 
-    def pending() -> bool:
-        return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
-                              text=True).stdout.strip() == "PENDING"
 
-    _wait_for(pending, what="the job back in the queue")
-    # Slurm holds a requeued job for two minutes (its BeginTime); the test lets it start now.
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
-    assert run.info.status == "FINISHED" and run.data.tags["jsweep.resumed_from"] == "checkpoint-2"
-    assert _job(cell)["jobs"] == [job]                                      # the same job, run again
-    assert "(restart 1)" in (cell / "cell.log").read_text()
-    assert json.loads((cell / "metrics.json").read_text())["train/steps"] == 6
+def test_a_job_near_its_time_limit_requeues_itself_and_resumes(tmp_path, mlflow_client_for, tiny_model_dir):
+    proc = _popen([*SLURM, *FAST, "launcher.time_limit=10", "launcher.requeue_before_limit=120"], tmp_path,
+                  JSWEEP_FAULT="sleep@4")
+    cell = _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
+                     what="checkpoint-2 and the stall at step 4")
+    job = _job(cell)["job_id"]
+    assert "#SBATCH --time=10" in (cell / "slurm.sbatch").read_text()
+    assert "#SBATCH --signal=B:USR1@120" in (cell / "slurm.sbatch").read_text()
+    # The time limit brought forward to 3 minutes after the job's start: the USR1 due 120 s before it is due
+    # now, and slurmctld sends it at its next time-limit check (every 30 s), well before the limit itself.
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=3"], check=True)
+    _start_requeued_now(job, "TimeLimit=10")       # the second run gets its full time again
+    log = _assert_resumed_in_the_same_run(proc, cell, job, mlflow_client_for(tmp_path))
+    assert f"slurm job {job}: time limit near, requeued" in log
 
 
 def test_scancel_marks_the_cell_killed(tmp_path, mlflow_client_for, tiny_model_dir):

@@ -87,7 +87,7 @@ _NON_WORD = re.compile(r"(?ui)\W")
 _LATIN1 = dict.fromkeys(range(128, 256))
 
 
-def _process_and_sort(s: str) -> str:
+def process_and_sort(s: str) -> str:
     s = s.translate(_LATIN1)                       # fuzzywuzzy's force_ascii drops chr(128..255)
     s = _NON_WORD.sub(" ", s).lower().strip()
     return " ".join(sorted(s.split())).strip()
@@ -102,7 +102,7 @@ def indel_ratio(a: str, b: str) -> float:
 
 def char_f1_sample(pred: str, gold: str) -> float:
     """``fuzz.token_sort_ratio(pred, gold) / 100`` (fuzzywuzzy 0.18 with python-Levenshtein)."""
-    a, b = _process_and_sort(pred), _process_and_sort(gold)
+    a, b = process_and_sort(pred), process_and_sort(gold)
     if a == b:
         return 1.0
     if not a or not b:
@@ -188,7 +188,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
+def ranks(values: Sequence[float]) -> list[float]:
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)
     i = 0
@@ -205,7 +205,7 @@ def _ranks(values: Sequence[float]) -> list[float]:
 def correlation(metric: str, preds: Sequence[str], golds: Sequence[str]) -> float:
     x = [float(g) for g in golds]
     y = [parse_float(p) for p in preds]
-    r = pearson(x, y) if metric == "pearson" else pearson(_ranks(x), _ranks(y))
+    r = pearson(x, y) if metric == "pearson" else pearson(ranks(x), ranks(y))
     return 0.0 if math.isnan(r) else r
 
 
