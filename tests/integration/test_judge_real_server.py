@@ -27,7 +27,7 @@ def transformers_server(tiny_model_dir, tmp_path):
     if exe is None:
         pytest.skip("the transformers CLI is not installed")
     port = free_port()
-    log = open(tmp_path / "serve.log", "w")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - the server writes to it until the finally block closes it
     proc = subprocess.Popen([exe, "serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port),
                              "--device", "cpu", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
                             env=cli_env(tmp_path), start_new_session=True)

@@ -29,7 +29,7 @@ def _runs(client):
 
 
 def test_sweep_succeeds_and_prints_a_summary(sweep):
-    tmp, proc = sweep
+    _tmp, proc = sweep
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "summary (4/4 finished)" in proc.stdout
     for label in ("dataset=dolly lr=1e-05", "dataset=oasst lr=0.0001"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -25,7 +25,7 @@ class Inner:
 @dataclass
 class Options:
     name: str
-    limit: Optional[int] = None
+    limit: int | None = None
     switch: Literal["auto", True, False] = "auto"
     inner: Inner = field(default_factory=Inner)
     tags: list[str] = field(default_factory=list)

@@ -3,6 +3,8 @@ table of the published numbers beside which the report is read."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from jsweep.compose import compose_spec
@@ -33,7 +35,7 @@ def test_the_jaster_curve_is_full_fine_tuning_over_log_spaced_sizes():
     g = grid("jaster_learning_curve")
     sizes = [int(n) for n in g["dataset.n"]]
     assert len(sizes) >= 5 and sizes == sorted(sizes)
-    ratios = [b / a for a, b in zip(sizes, sizes[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(sizes)]
     assert max(ratios) / min(ratios) < 1.3                    # evenly spaced on a log axis
     assert compose_spec(["experiment=jaster_learning_curve"]).method.name == "sft_full"
 

@@ -30,7 +30,7 @@ def ex(text: str, reply: str = "はい。") -> Example:
     return Example("x", [Message("user", text), Message("assistant", reply)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 # --------------------------------------------------------------------------- the pure function
 
 def test_verbatim_eval_sample_in_training_is_contaminated():

@@ -43,7 +43,7 @@ def turns(ex: Example) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in ex.messages]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 # --------------------------------------------------------------------------- upstream formats -> conversations
 
 def test_dolly_yields_instruction_input_output():
@@ -315,7 +315,7 @@ def test_subset_is_reproducible_nested_and_in_order():
     a, b = subset(data, 10, 0), subset(data, 10, 0)
     assert [e.id for e in a] == [e.id for e in b]
     assert [e.id for e in subset(data, 10, 1)] != [e.id for e in a]
-    assert set(e.id for e in a) <= set(e.id for e in subset(data, 20, 0))       # learning curves add data
+    assert {e.id for e in a} <= {e.id for e in subset(data, 20, 0)}       # learning curves add data
     order = [e.id for e in data]
     assert [e.id for e in a] == sorted((e.id for e in a), key=order.index)
     assert subset(data, 100, 0) == data and subset(data, None, 0) == data
@@ -470,7 +470,7 @@ def test_log_dataset_input_records_source_n_and_digest_in_sqlite_store(tmp_path)
             log_dataset_input(mlflow, data, spec)
         runs[key] = (run.info.run_id, data)
     digests = set()
-    for key, (run_id, data) in runs.items():
+    for run_id, data in runs.values():
         [(dataset, tags)] = _dataset_inputs(uri, run_id)
         assert dataset.name == "dolly" and dataset.digest == data.digest[:32]
         assert json.loads(dataset.source)["uri"].endswith("instruct/dolly_ja.json")
@@ -508,7 +508,7 @@ def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
     assert mix.source_type == "jsweep_mixture" and set(json.loads(mix.source)["components"]) == {"dolly", "ichikara", "oasst"}
     assert tags["jsweep.n"] == "137" and json.loads(tags["jsweep.dropped_by_reason"]) == {
         "oasst: untranslated (ng_translation)": 2, "oasst: parent dropped: untranslated (ng_translation)": 1}
-    comp, ctags = inputs["dolly_ichikara_oasst/ichikara"]
+    _comp, ctags = inputs["dolly_ichikara_oasst/ichikara"]
     assert ctags["mlflow.data.context"] == "training_component" and ctags["jsweep.n"] == "44"
     assert "CC BY-NC-SA" in ctags["jsweep.license"]
 

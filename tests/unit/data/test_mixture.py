@@ -30,7 +30,7 @@ def counts(data) -> Counter:
     return Counter(e.meta["component"] for e in data.examples)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 # --------------------------------------------------------------------------- proportions
 
 def test_weights_with_total_n_give_exact_shares_with_upsampling():

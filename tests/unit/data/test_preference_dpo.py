@@ -27,7 +27,7 @@ def load(loader, *, fixture=None, path=None, **kw):
     return load_examples(spec, builtin_model=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 # --------------------------------------------------------------------------- loaders
 
 def test_hh_rlhf_yields_prompt_turns_chosen_and_rejected():
@@ -90,7 +90,7 @@ def test_skip_counts_bad_preference_records():
 
 def test_preference_digest_split_and_subset():
     data = load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl")
-    changed = [dataclasses.replace(data.examples[0], rejected="別の答え")] + data.examples[1:]
+    changed = [dataclasses.replace(data.examples[0], rejected="別の答え"), *data.examples[1:]]
     assert digest_examples(changed) != data.digest
     train, held = split_train_eval(data.examples, 0.1, 0)
     assert len(held) == 4 and all(isinstance(e, PreferenceExample) for e in train + held)
@@ -138,7 +138,7 @@ def test_sweep_plan_refuses_dpo_on_sft_data_before_launching():
 
 # --------------------------------------------------------------------------- rendering, init_from, training
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_tokenizer():
     from jsweep.models.load import load_tokenizer
 

@@ -174,7 +174,7 @@ def test_pairwise_judges_both_orders_allows_ties_and_reports_a_win_rate_with_an_
 
     def script(prompt, n):
         # a position-biased judge: prefers the first answer unless the second one is "good"; question 4 is a tie
-        a_part, b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
+        _a_part, b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
         if "good4" in prompt:
             return "同程度。\n[[C]]"
         if "good3" in prompt:
@@ -224,7 +224,7 @@ def test_pairwise_groups_by_axis_and_pools_alternative_b_cells(tmp_path):
                       "label": ""})
 
     def script(prompt, n):
-        a_part, b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
+        a_part, _b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
         return "[[A]]" if "syn-" in a_part else "[[B]]"
 
     with JudgeServer(script) as server:

@@ -29,7 +29,7 @@ class Script:
 
     def add(self, prompt_end: str, answer: str) -> None:
         key = tuple(self.tok(prompt_end, add_special_tokens=False).input_ids)
-        self.keys[key] = self.tok(answer, add_special_tokens=False).input_ids + [self.tok.eos_token_id]
+        self.keys[key] = [*self.tok(answer, add_special_tokens=False).input_ids, self.tok.eos_token_id]
 
     def next_tokens(self, seq: list[int]) -> dict[int, int]:
         """{position: scripted next token} for one row's real tokens."""

@@ -5,6 +5,7 @@ tiny model, for the varlen attention path (which on CPU runs example by example)
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -55,7 +56,7 @@ def per_example_losses(model, batches):
         logits = model(**inputs).logits[0]
         ids, labels = batch["input_ids"][0], batch["labels"][0]
         cu = batch["cu_seq_lens_q"].tolist() if "cu_seq_lens_q" in batch else [0, ids.numel()]
-        for s, e in zip(cu[:-1], cu[1:]):
+        for s, e in itertools.pairwise(cu):
             nll, n = token_nll(logits[s:e], labels[s:e])
             out[tuple(ids[s:e].tolist())] = nll / max(n, 1)
     return out
@@ -85,7 +86,7 @@ def test_each_example_has_the_same_loss_and_gradient_packed_and_unpacked(tmp_pat
     for batch in packed:                                   # one flat row, no mask, positions restart per example
         assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
         cu = batch["cu_seq_lens_q"].tolist()
-        expect = torch.cat([torch.arange(e - s) for s, e in zip(cu[:-1], cu[1:])])
+        expect = torch.cat([torch.arange(e - s) for s, e in itertools.pairwise(cu)])
         assert torch.equal(batch["position_ids"][0], expect)
     single = [plain_trainer.data_collator([plain_trainer.train_dataset[i]])
               for i in range(len(plain_trainer.train_dataset))]
@@ -165,7 +166,7 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
 
 
 def test_unpacked_cells_count_their_padding(tmp_path):
-    ctx, trainer, model = build(tmp_path, ["train.packing=false", "train.micro_batch_size=4"])
+    _ctx, trainer, model = build(tmp_path, ["train.packing=false", "train.micro_batch_size=4"])
     model.eval()                                             # held-out batches are not counted
     trainer.data_collator([trainer.train_dataset[j] for j in range(4)])
     assert trainer.data_collator.fraction() is None

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jsweep.job.sft import run_mean_loss
 from jsweep.cellstate import checkpoints
+from jsweep.job.sft import run_mean_loss
 from jsweep.sweep import PlannedCell, damage, retry_spec
 
 

@@ -48,7 +48,7 @@ def test_disjoint_gpu_sets_and_packing():
     jobs = [rec.job(f"c{i}", 1, ticks=3) for i in range(4)]
     Scheduler([0, 1], poll_interval=0).run(jobs, on_finish=rec.finish)
     assert len(rec.starts) == 4
-    for key, ids, busy in rec.starts:
+    for _key, ids, busy in rec.starts:
         assert len(ids) == 1 and not set(ids) & busy      # never a GPU that is in use
     first_two = {tuple(ids) for _, ids, _ in rec.starts[:2]}
     assert first_two == {(0,), (1,)}                       # two cells side by side on two GPUs
@@ -90,7 +90,7 @@ def test_a_cell_that_evaluates_on_one_gpu_frees_the_others_for_the_next_cell():
     jobs = [two, rec.job("next", 1, ticks=2), rec.job("last", 2, ticks=1)]
     sched = Scheduler([0, 1], poll_interval=0)
     sched.run(jobs, on_finish=rec.finish)
-    (_, ids, busy), (key, next_ids, next_busy), (_, last_ids, last_busy) = rec.starts
+    (_, ids, _busy), (key, next_ids, next_busy), (_, last_ids, last_busy) = rec.starts
     assert ids == [0, 1] and key == "next"
     assert next_ids == [1] and next_busy == {0, 1}     # started on GPU 1 while the ddp cell still ran (on GPU 0)
     assert rec.order[0] == "next"                      # ...and ended before it

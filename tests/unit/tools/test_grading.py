@@ -92,7 +92,7 @@ def test_export_is_blinded_shuffled_excel_friendly_and_import_maps_grades_to_cel
 
 
 def test_malformed_and_incomplete_sheets_name_the_row_and_import_nothing(tmp_path):
-    sweep, ids = make_sweep(tmp_path)
+    sweep, _ids = make_sweep(tmp_path)
     sheet, _, _ = G.export(sweep)
     rows = read_sheet(sheet)
     for r in rows:

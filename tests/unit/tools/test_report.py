@@ -49,13 +49,13 @@ def test_cells_are_ranked_and_each_axis_value_is_averaged(tmp_path):
     assert "**No clear winner:** no interval for these scores" in text and "**0.5000**" not in text
     for name in ("scores.png", "axes.png", "tasks.png", "loss.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
-    rows = list(csv.DictReader(open(out / "cells.csv")))
+    rows = list(csv.DictReader((out / "cells.csv").read_text().splitlines()))
     assert len(rows) == 4 and {r["dataset"] for r in rows} == {"dolly", "oasst"}
     assert float(rows[3]["llm_jp_eval/AVG"]) == 0.50
 
 
 def test_a_benchmark_on_which_all_cells_tie_is_kept_and_nothing_is_ranked(tmp_path):
-    tied = {k: 0.0 for k in SCORES}                      # a tiny model scores 0 on every task
+    tied = dict.fromkeys(SCORES, 0.0)                      # a tiny model scores 0 on every task
     sweep_dir = make_sweep(tmp_path / "outputs", tied)
     cells = load_sweep(sweep_dir)
     assert pick_metric(cells, None) == "llm_jp_eval/AVG"  # never each cell's own eval/loss on a dataset grid

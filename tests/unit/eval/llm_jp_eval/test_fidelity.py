@@ -77,7 +77,7 @@ def test_jsts_parsing_follows_llm_jp_eval():
 def test_categories_and_avg_equal_post_process_score_results(category_set):
     tasks = {t: dict(s) for t, s in REF["tasks"].items()}
     for key, value in REF["given_scores"].items():           # MT/CG/SUM scores the reference takes as given
-        task, _, metric = key.rpartition("_comet_wmt22")[0] and (key.rpartition("_comet_wmt22")[0], "", "comet_wmt22") \
+        task, _, metric = (key.rpartition("_comet_wmt22")[0] and (key.rpartition("_comet_wmt22")[0], "", "comet_wmt22")) \
             or next((key[: -len(m) - 1], "", m) for m in ("code_exec", "rouge2_scaling") if key.endswith(m))
         tasks.setdefault(task, {})[metric] = value
     agg = M.aggregate(tasks, category_set)

@@ -96,7 +96,7 @@ def _parse(prompt):
 
 def test_prompt_equals_real_v2_1_5_prompts():
     kinds = set()
-    for run, r in RECORDS:
+    for _run, r in RECORDS:
         instruction, pattern, shots = _parse(r["prompt"])
         kinds.add((pattern is not None, bool(shots)))
         assert V2.render_prompt(instruction, shots, pattern, r["input"]) == r["prompt"], r["target_dataset"]
