@@ -49,8 +49,11 @@ CONFIGS = {
     "jsweep_new_micro4": ("jsweep", "sft_full", ["train.micro_batch_size=4"]),
     "jsweep_new_micro16": ("jsweep", "sft_full", ["train.micro_batch_size=16"]),
     "jsweep_new_lora_nodropout": ("jsweep", "sft_lora", ["method.lora.dropout=0"]),
-    "jsweep_new_lora_r64_mlp": ("jsweep", "sft_lora", ["method.lora.r=64",
-                                "method.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"]),
+    "jsweep_new_lora_r64_mlp": (
+        "jsweep",
+        "sft_lora",
+        ["method.lora.r=64", "method.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"],
+    ),
 }
 BASELINE = {"sft_full": "trl_padded", "sft_lora": "trl_padded_lora"}
 
@@ -87,28 +90,47 @@ def build_records(n: int, jglue: Path | None, seed: int = 0):
         total = int(min(max(rng.lognormvariate(math.log(MEDIAN_CHARS), SIGMA), 12), 12000))
         q = rng.choice(questions)[: max(6, total // 3)]
         context = ""
-        if total > 400 and rng.random() < 0.3:          # some records carry an input passage, like dolly's context
+        if total > 400 and rng.random() < 0.3:  # some records carry an input passage, like dolly's context
             context = "".join(rng.choice(body) for _ in range(8))[: (total - len(q)) // 2]
         answer, need = "", max(total - len(q) - len(context), 2)
         while len(answer) < need:
             answer += rng.choice(body)
         answer = answer[:need]
-        out.append(Example(id=f"mix-{i:06d}", messages=[Message("user", q), Message("assistant", answer)],
-                           input=context))
+        out.append(
+            Example(id=f"mix-{i:06d}", messages=[Message("user", q), Message("assistant", answer)], input=context)
+        )
         lengths.append(len(q) + len(context) + len(answer))
     lengths.sort()
     pct = {p: lengths[int(p / 100 * (n - 1))] for p in (10, 50, 90)}
-    return out, {"source": source, "records": n, "chars_p10": pct[10], "chars_p50": pct[50], "chars_p90": pct[90],
-                 "chars_mean": sum(lengths) / n}
+    return out, {
+        "source": source,
+        "records": n,
+        "chars_p10": pct[10],
+        "chars_p50": pct[50],
+        "chars_p90": pct[90],
+        "chars_mean": sum(lengths) / n,
+    }
 
 
 def spec_for(args, method: str, overrides: list[str]):
     from jsweep.compose import compose_spec
 
-    return compose_spec([f"model={args.model}", "model.init=random", f"method={method}",
-                         f"train.max_length={args.seq}", f"train.micro_batch_size={args.micro}",
-                         "train.max_steps=100000", "train.eval_fraction=0", "train.checkpoint_steps=-1",
-                         "train.save_model=false", "train.logging_steps=20", "eval=[]", *overrides])
+    return compose_spec(
+        [
+            f"model={args.model}",
+            "model.init=random",
+            f"method={method}",
+            f"train.max_length={args.seq}",
+            f"train.micro_batch_size={args.micro}",
+            "train.max_steps=100000",
+            "train.eval_fraction=0",
+            "train.checkpoint_steps=-1",
+            "train.save_model=false",
+            "train.logging_steps=20",
+            "eval=[]",
+            *overrides,
+        ]
+    )
 
 
 GEMM = ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma", "sm90")
@@ -120,16 +142,26 @@ def kernel_breakdown(prof, steps: int) -> dict:
     for evt in prof.key_averages():
         t = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
         if t and str(getattr(evt, "device_type", "")).endswith("CUDA"):
-            kernels[evt.key] = kernels.get(evt.key, 0) + t / 1e3 / steps           # ms per step
+            kernels[evt.key] = kernels.get(evt.key, 0) + t / 1e3 / steps  # ms per step
     kinds = {"matmul": 0.0, "attention": 0.0, "triton": 0.0, "other": 0.0}
     for name, ms in kernels.items():
         low = name.lower()
-        kind = ("attention" if "flash" in low or "fmha" in low or "attention" in low else
-                "matmul" if any(g in low for g in GEMM) else "triton" if "triton" in low else "other")
+        kind = (
+            "attention"
+            if "flash" in low or "fmha" in low or "attention" in low
+            else "matmul"
+            if any(g in low for g in GEMM)
+            else "triton"
+            if "triton" in low
+            else "other"
+        )
         kinds[kind] += ms
     top = sorted(kernels.items(), key=lambda kv: -kv[1])[:15]
-    return {"gpu_ms_per_step": sum(kernels.values()), "ms_per_step_by_kind": kinds,
-            "top_kernels_ms_per_step": [[n[:120], ms] for n, ms in top]}
+    return {
+        "gpu_ms_per_step": sum(kernels.values()),
+        "ms_per_step_by_kind": kinds,
+        "top_kernels_ms_per_step": [[n[:120], ms] for n, ms in top],
+    }
 
 
 def make_clock(counter, warmup: int, seconds: float, profile: bool = False):
@@ -156,7 +188,7 @@ def make_clock(counter, warmup: int, seconds: float, profile: bool = False):
                 if now[0] - self.t0[0] >= seconds:
                     self.result = [b - a for a, b in zip(self.t0, now)]
                     control.should_training_stop = not profile
-                    if profile:              # then profile 3 more steps
+                    if profile:  # then profile 3 more steps
                         acts = [torch.profiler.ProfilerActivity.CPU]
                         if torch.cuda.is_available():
                             acts.append(torch.profiler.ProfilerActivity.CUDA)
@@ -190,7 +222,7 @@ def run_config(name: str, args, examples, report: dict) -> dict:
 
     runner, method, overrides = CONFIGS[name]
     spec = spec_for(args, method, overrides)
-    device = "cuda" if torch.cuda.is_available() else "cpu"      # cpu: a smoke run of this script, no figures
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a smoke run of this script, no figures
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -212,17 +244,30 @@ def run_config(name: str, args, examples, report: dict) -> dict:
     t_setup = time.perf_counter()
     if runner == "jsweep":
         trainer = build_sft_trainer(ctx, model, tokenizer, rows, [])
-    else:   # plain TRL as a user writes it: SFTConfig defaults (padded batches, sdpa), the same batch and length
+    else:  # plain TRL as a user writes it: SFTConfig defaults (padded batches, sdpa), the same batch and length
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
 
-        targs = SFTConfig(output_dir=str(ctx.cell_dir / "out"), per_device_train_batch_size=args.micro,
-                          max_length=args.seq, learning_rate=spec.lr, max_steps=100000, bf16=device == "cuda",
-                          use_cpu=device == "cpu", report_to="none",
-                          logging_steps=20, save_strategy="no", disable_tqdm=True)
-        trainer = SFTTrainer(model=model, args=targs, train_dataset=Dataset.from_list(rows),
-                             processing_class=tokenizer,
-                             peft_config=lora_config(spec) if spec.method.peft == "lora" else None)
+        targs = SFTConfig(
+            output_dir=str(ctx.cell_dir / "out"),
+            per_device_train_batch_size=args.micro,
+            max_length=args.seq,
+            learning_rate=spec.lr,
+            max_steps=100000,
+            bf16=device == "cuda",
+            use_cpu=device == "cpu",
+            report_to="none",
+            logging_steps=20,
+            save_strategy="no",
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=targs,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
+        )
         trainer.data_collator = PaddingCounter(trainer.data_collator)
         tracker.params.update({"train.attention_impl": model.config._attn_implementation})
     setup_s = time.perf_counter() - t_setup
@@ -233,16 +278,29 @@ def run_config(name: str, args, examples, report: dict) -> dict:
     tps = real / seconds
     flops_per_token = (4 if spec.method.peft == "lora" else 6) * n_params
     peak = (peak_tflops(torch.cuda.get_device_name(0)) if device == "cuda" else None) or float("nan")
-    row = {"runner": runner, "method": method, "overrides": overrides, "params": n_params,
-           "attention": tracker.params.get("train.attention_impl"), "liger": tracker.params.get("train.liger_enabled"),
-           "packing": spec.train.packing if runner == "jsweep" else False,
-           "micro_batch_size": spec.train.micro_batch_size, "timed_steps": steps, "timed_seconds": seconds,
-           "tokens": real, "tokens_per_second": tps, "padding_fraction": 1 - real / slots if slots else None,
-           "tokens_per_step": real / steps if steps else None, "flops_per_token": flops_per_token,
-           "mfu": flops_per_token * tps / (peak * 1e12), "mfu_6n": 6 * n_params * tps / (peak * 1e12),
-           "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None, "setup_seconds": setup_s,
-           "profile": clock.profile,
-           "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)}
+    row = {
+        "runner": runner,
+        "method": method,
+        "overrides": overrides,
+        "params": n_params,
+        "attention": tracker.params.get("train.attention_impl"),
+        "liger": tracker.params.get("train.liger_enabled"),
+        "packing": spec.train.packing if runner == "jsweep" else False,
+        "micro_batch_size": spec.train.micro_batch_size,
+        "timed_steps": steps,
+        "timed_seconds": seconds,
+        "tokens": real,
+        "tokens_per_second": tps,
+        "padding_fraction": 1 - real / slots if slots else None,
+        "tokens_per_step": real / steps if steps else None,
+        "flops_per_token": flops_per_token,
+        "mfu": flops_per_token * tps / (peak * 1e12),
+        "mfu_6n": 6 * n_params * tps / (peak * 1e12),
+        "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+        "setup_seconds": setup_s,
+        "profile": clock.profile,
+        "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+    }
     del trainer, model
     gc.collect()
     if device == "cuda":
@@ -264,13 +322,15 @@ def varlen_check() -> dict:
     lengths = [int(x) for x in torch.randint(8, 900, (40,), generator=g, device="cuda").tolist()]
     cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device="cuda")
     T, H, D = int(cu[-1]), 16, 128
-    q, k, v = (torch.randn(T, H, D, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_() for _ in range(3))
-    out = packed_attention(q, k, v, cu, max(lengths), scaling=D ** -0.5)
+    q, k, v = (
+        torch.randn(T, H, D, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_() for _ in range(3)
+    )
+    out = packed_attention(q, k, v, cu, max(lengths), scaling=D**-0.5)
     grad_out = torch.randn_like(out)
     out.backward(grad_out)
     got = [out.detach().double(), q.grad.double(), k.grad.double(), v.grad.double()]
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
-    ref = _segments_sdpa(q64, k64, v64, cu.tolist(), D ** -0.5, 0.0)
+    ref = _segments_sdpa(q64, k64, v64, cu.tolist(), D**-0.5, 0.0)
     ref.backward(grad_out.double())
     refs = [ref.detach(), q64.grad, k64.grad, v64.grad]
     errors = {n: float((a - b).norm() / b.norm()) for n, a, b in zip(("out", "dq", "dk", "dv"), got, refs)}
@@ -290,20 +350,28 @@ def varlen_check() -> dict:
     cu16 = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device="cuda")
     cu16 = cu16[cu16 < n]
     cu16 = torch.cat([cu16, torch.tensor([n], dtype=torch.int32, device="cuda")])
-    qq, kk, vv = (torch.randn(n, H, D, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_() for _ in range(3))
+    qq, kk, vv = (
+        torch.randn(n, H, D, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_() for _ in range(3)
+    )
     seg = torch.repeat_interleave(torch.arange(len(cu16) - 1, device="cuda"), cu16.diff())
     mask = (seg[:, None] == seg[None, :]) & torch.ones(n, n, dtype=torch.bool, device="cuda").tril()
     maxlen = int(cu16.diff().max())
 
     def kernel():
-        packed_attention(qq, kk, vv, cu16, maxlen, scaling=D ** -0.5).sum().backward()
+        packed_attention(qq, kk, vv, cu16, maxlen, scaling=D**-0.5).sum().backward()
 
     def dense():
-        F.scaled_dot_product_attention(qq.transpose(0, 1)[None], kk.transpose(0, 1)[None], vv.transpose(0, 1)[None],
-                                       attn_mask=mask).sum().backward()
+        F.scaled_dot_product_attention(
+            qq.transpose(0, 1)[None], kk.transpose(0, 1)[None], vv.transpose(0, 1)[None], attn_mask=mask
+        ).sum().backward()
 
-    return {"available": True, "relative_error_vs_float64": errors, "tokens": n,
-            "fwd_bwd_ms_varlen": timed(kernel), "fwd_bwd_ms_sdpa_dense_mask": timed(dense)}
+    return {
+        "available": True,
+        "relative_error_vs_float64": errors,
+        "tokens": n,
+        "fwd_bwd_ms_varlen": timed(kernel),
+        "fwd_bwd_ms_sdpa_dense_mask": timed(dense),
+    }
 
 
 def main() -> None:
@@ -317,7 +385,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per configuration")
     parser.add_argument("--profile", default="", help="comma list of configurations to profile for 3 more steps")
-    parser.add_argument("--one", help=argparse.SUPPRESS)   # internal: run one configuration in this process
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration in this process
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cell_throughput.json")
     args = parser.parse_args()
     import torch
@@ -331,8 +399,13 @@ def main() -> None:
             row = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         print("ROW " + json.dumps(row), flush=True)
         return
-    report = {"setup": {k: str(v) for k, v in vars(args).items() if k != "out"}, "data": data,
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "configs": {}}
+    report = {
+        "setup": {k: str(v) for k, v in vars(args).items() if k != "out"},
+        "data": data,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "configs": {},
+    }
     import transformers
     import trl
 
@@ -345,7 +418,7 @@ def main() -> None:
         traceback.print_exc()
     print(f"varlen check: {report['varlen_check']}", flush=True)
     if torch.cuda.is_available():
-        torch.cuda.empty_cache()            # the configurations run in their own processes
+        torch.cuda.empty_cache()  # the configurations run in their own processes
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.configs.split(","):
         print(f"=== {name}", flush=True)
@@ -359,9 +432,28 @@ def main() -> None:
 def isolated(name: str, args) -> dict:
     """Run one configuration in its own process: Liger patches transformers' Llama functions for the whole
     process, so a configuration run after one with Liger would silently keep its kernels."""
-    cmd = [sys.executable, __file__, "--one", name, "--model", args.model, "--seq", str(args.seq),
-           "--micro", str(args.micro), "--records", str(args.records), "--warmup", str(args.warmup),
-           "--seconds", str(args.seconds), "--profile", args.profile, "--out", str(args.out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        name,
+        "--model",
+        args.model,
+        "--seq",
+        str(args.seq),
+        "--micro",
+        str(args.micro),
+        "--records",
+        str(args.records),
+        "--warmup",
+        str(args.warmup),
+        "--seconds",
+        str(args.seconds),
+        "--profile",
+        args.profile,
+        "--out",
+        str(args.out),
+    ]
     if args.jglue:
         cmd += ["--jglue", str(args.jglue)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -389,8 +481,10 @@ def table(report: dict) -> None:
         if "error" in r:
             print(f"{name:22} ERROR {r['error'][:100]}")
             continue
-        print(f"{name:22} {r['attention']!s:14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
-              f"{r['padding_fraction']:5.2f} {r['peak_memory_gb'] or 0:8.1f} {r.get('x_vs_trl_padded', float('nan')):6.2f}")
+        print(
+            f"{name:22} {r['attention']!s:14} {r['tokens_per_second']:9.0f} {r['mfu']:6.1%} "
+            f"{r['padding_fraction']:5.2f} {r['peak_memory_gb'] or 0:8.1f} {r.get('x_vs_trl_padded', float('nan')):6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,19 +24,53 @@ from pathlib import Path
 # name -> overrides. Between them: SFT and DPO, full and LoRA, ZeRO-2 and ZeRO-3.
 PROOFS: dict[str, list[str]] = {
     # (b) + (d): full SFT under ZeRO-3 over 2 GPUs, gathered save, then llm-jp-eval and JGLUE on the saved model
-    "zero3_sft_full": ["method=sft_full", "dataset=dolly", "distributed=zero3", "train.max_steps=10",
-                       "eval=[llm_jp_eval,jglue]", "eval.llm_jp_eval.max_num_samples=10", "eval.jglue.limit=10"],
+    "zero3_sft_full": [
+        "method=sft_full",
+        "dataset=dolly",
+        "distributed=zero3",
+        "train.max_steps=10",
+        "eval=[llm_jp_eval,jglue]",
+        "eval.llm_jp_eval.max_num_samples=10",
+        "eval.jglue.limit=10",
+    ],
     # (c): full DPO under ZeRO-2 (policy + frozen reference), saved and evaluated
-    "zero2_dpo": ["method=dpo", "dataset=hh_rlhf_ja", "distributed=zero2", "train.max_steps=8",
-                  "train.micro_batch_size=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
+    "zero2_dpo": [
+        "method=dpo",
+        "dataset=hh_rlhf_ja",
+        "distributed=zero2",
+        "train.max_steps=8",
+        "train.micro_batch_size=2",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=10",
+    ],
     # LoRA under each stage: the adapter is saved, and evaluation loads it over the base model
-    "zero2_sft_lora": ["method=sft_lora", "dataset=dolly", "distributed=zero2", "train.max_steps=10",
-                       "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
+    "zero2_sft_lora": [
+        "method=sft_lora",
+        "dataset=dolly",
+        "distributed=zero2",
+        "train.max_steps=10",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=10",
+    ],
     # full DPO under ZeRO-3: the frozen reference is rebuilt under zero.Init and copied, gathered, from the policy
-    "zero3_dpo": ["method=dpo", "dataset=hh_rlhf_ja", "distributed=zero3", "train.max_steps=8",
-                  "train.micro_batch_size=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
-    "zero3_dpo_lora": ["method=dpo_lora", "dataset=hh_rlhf_ja", "distributed=zero3", "train.max_steps=8",
-                       "train.micro_batch_size=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.max_num_samples=10"],
+    "zero3_dpo": [
+        "method=dpo",
+        "dataset=hh_rlhf_ja",
+        "distributed=zero3",
+        "train.max_steps=8",
+        "train.micro_batch_size=2",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=10",
+    ],
+    "zero3_dpo_lora": [
+        "method=dpo_lora",
+        "dataset=hh_rlhf_ja",
+        "distributed=zero3",
+        "train.max_steps=8",
+        "train.micro_batch_size=2",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=10",
+    ],
 }
 
 KEEP = ("train/", "eval/", "llm_jp_eval/AVG", "jglue/AVG", "gpu/", "time/", "rewards/")
@@ -56,10 +90,22 @@ def main() -> None:
     report = json.loads(args.out.read_text()) if args.out.exists() else {"proofs": {}}
     for name in args.only.split(","):
         out = args.work / name
-        cmd = [sys.executable, "-m", "jsweep", f"model={args.model}", "model.init=random", "data_source=fixture",
-               f"resources.gpus={args.gpus}", f"train.max_length={args.seq}", *PROOFS[name],
-               f"output_root={out}", f"tracking.experiment=proof-{name}", "launcher.stream_logs=false",
-               "launcher.rerun=true", *(["resources.cpu_processes=true"] if args.cpu else [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jsweep",
+            f"model={args.model}",
+            "model.init=random",
+            "data_source=fixture",
+            f"resources.gpus={args.gpus}",
+            f"train.max_length={args.seq}",
+            *PROOFS[name],
+            f"output_root={out}",
+            f"tracking.experiment=proof-{name}",
+            "launcher.stream_logs=false",
+            "launcher.rerun=true",
+            *(["resources.cpu_processes=true"] if args.cpu else []),
+        ]
         print(f"== {name}: {' '.join(cmd[2:])}", flush=True)
         t0 = time.perf_counter()
         try:
@@ -73,13 +119,17 @@ def main() -> None:
         summaries = sorted((out / "sweeps").rglob("summary.json")) if (out / "sweeps").exists() else []
         if summaries:
             cell = json.loads(summaries[-1].read_text())["cells"][0]
-            entry.update(status=cell["status"], error=cell["error"], cell_seconds=cell["seconds"],
-                         metrics={k: round(v, 4) for k, v in cell["metrics"].items() if k.startswith(KEEP)})
+            entry.update(
+                status=cell["status"],
+                error=cell["error"],
+                cell_seconds=cell["seconds"],
+                metrics={k: round(v, 4) for k, v in cell["metrics"].items() if k.startswith(KEEP)},
+            )
             cell_dir = Path(cell["log"]).parent
             ds = cell_dir / "deepspeed.json"
             if ds.exists():
                 entry["zero_stage"] = json.loads(ds.read_text())["zero_optimization"]["stage"]
-            model_dir = cell_dir / "model"       # full weights, or the LoRA adapter the evaluation applies
+            model_dir = cell_dir / "model"  # full weights, or the LoRA adapter the evaluation applies
             if model_dir.is_dir():
                 entry["saved_model"] = {p.name: p.stat().st_size for p in sorted(model_dir.iterdir()) if p.is_file()}
         report["proofs"][name] = entry

@@ -34,8 +34,14 @@ from jsweep.eval.generate import Request, generate
 from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
 from jsweep.tools.prepare import prepare_jglue
 
-MODES = {"one_by_one": (1, False), "previous_default": (16, False), "batch_32": (32, False),
-         "auto_no_prefix": ("auto", False), "engine": ("auto", True), "engine_static": ("auto", False)}
+MODES = {
+    "one_by_one": (1, False),
+    "previous_default": (16, False),
+    "batch_32": (32, False),
+    "auto_no_prefix": ("auto", False),
+    "engine": ("auto", True),
+    "engine_static": ("auto", False),
+}
 EXTRA = {"engine_static": {"cache_implementation": "static"}}
 
 
@@ -65,9 +71,11 @@ class Phases:
             out, dt = timed(lambda: fn(*args, **kwargs), cuda)
             self.seconds[name] = round(self.seconds.get(name, 0.0) + dt, 2)
             n = len(args[0]) if args and hasattr(args[0], "__len__") else None
-            self.calls.setdefault(name, []).append({"seconds": round(dt, 2), "requests": n,
-                                                     **({"result": out} if isinstance(out, int) else {})})
+            self.calls.setdefault(name, []).append(
+                {"seconds": round(dt, 2), "requests": n, **({"result": out} if isinstance(out, int) else {})}
+            )
             return out
+
         return timed_call
 
 
@@ -89,8 +97,12 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
             setattr(lm, name, phases.wrap(name, getattr(lm, name), cuda))
         return lm
 
-    ctx = types.SimpleNamespace(cell_dir=out_dir, tracker=NullTracker(), device="cuda",
-                                spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)))
+    ctx = types.SimpleNamespace(
+        cell_dir=out_dir,
+        tracker=NullTracker(),
+        device="cuda",
+        spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)),
+    )
     options = {"data_dir": str(jglue), "marc_ja": False, "batch_size": "auto", "tasks": tasks, **(options or {})}
     evaluator = J.JGlueEval(options)
     LM.harness_lm, J.JGlueEval.build_tasks = instrumented_lm, phases.wrap("build_tasks", build, False)
@@ -104,11 +116,20 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
     docs = {t: info.get("n_scored") for t, info in result["tasks"].items()}
     print(f"harness {options}, full JGLUE dev sets {docs}: {seconds:.1f} s; phases {phases.seconds}", flush=True)
     log = out_dir / "jglue_harness.log"
-    return {"options": {k: v for k, v in options.items() if k != "data_dir"}, "seconds": round(seconds, 1),
-            "documents": docs, "phases_seconds": phases.seconds, "phase_calls": phases.calls,
-            "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None,
-            "metrics": metrics, "harness_log": [ln for ln in (log.read_text().splitlines() if log.exists() else [])
-                            if ln[:4].isdigit() and "it/s]" not in ln][-60:]}
+    return {
+        "options": {k: v for k, v in options.items() if k != "data_dir"},
+        "seconds": round(seconds, 1),
+        "documents": docs,
+        "phases_seconds": phases.seconds,
+        "phase_calls": phases.calls,
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None,
+        "metrics": metrics,
+        "harness_log": [
+            ln
+            for ln in (log.read_text().splitlines() if log.exists() else [])
+            if ln[:4].isdigit() and "it/s]" not in ln
+        ][-60:],
+    }
 
 
 def main() -> None:
@@ -116,15 +137,25 @@ def main() -> None:
     parser.add_argument("--jglue", type=Path, required=True, help="raw JGLUE v1.3 directory")
     parser.add_argument("--model", default="llm-jp-3-1.8b", help="model preset (built with random weights)")
     parser.add_argument("--samples", type=int, default=100, help="samples per task")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="comma-separated subset of: " + ", ".join(MODES) + " (none = harness only)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated subset of: " + ", ".join(MODES) + " (none = harness only)",
+    )
     parser.add_argument("--harness", action="store_true", help="also time the full JGLUE dev sets through the harness")
     parser.add_argument("--harness-tasks", default="jcommonsenseqa,jnli,jsquad", help="JGLUE tasks for --harness")
-    parser.add_argument("--harness-variants", default="",
-                        help="eval.jglue options per harness run, runs separated by ';', options by ',', e.g. "
-                             "'generation=harness;generation=engine,batch_size=256' (default: one run, jsweep's defaults)")
-    parser.add_argument("--one-by-one-per-task", type=int, default=None,
-                        help="one_by_one runs on the first N samples of each task only (its rate is per sample)")
+    parser.add_argument(
+        "--harness-variants",
+        default="",
+        help="eval.jglue options per harness run, runs separated by ';', options by ',', e.g. "
+        "'generation=harness;generation=engine,batch_size=256' (default: one run, jsweep's defaults)",
+    )
+    parser.add_argument(
+        "--one-by-one-per-task",
+        type=int,
+        default=None,
+        help="one_by_one runs on the first N samples of each task only (its rate is per sample)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "eval_throughput.json")
     args = parser.parse_args()
 
@@ -138,36 +169,51 @@ def main() -> None:
     tasks = []
     if modes:
         with tempfile.TemporaryDirectory() as tmp:
-            prepare_jglue(args.jglue, Path(tmp), allow_missing_train=True)   # throughput only: dev-only copies do
+            prepare_jglue(args.jglue, Path(tmp), allow_missing_train=True)  # throughput only: dev-only copies do
             tasks = load_tasks({"data_dir": tmp, "max_num_samples": args.samples, "num_few_shots": 4})
     requests = [Request(build_prompt(t, s.input), t.output_length) for t in tasks for s in t.samples]
-    if not requests:                    # harness only: a warm-up of the same shape as before
+    if not requests:  # harness only: a warm-up of the same shape as before
         requests = [Request("東京は日本の首都です。" * 40 + "質問: 日本の首都は?\n回答:", 8)] * 8
     spec = compose_spec([f"model={args.model}", "model.init=random"])
     tokenizer = load_tokenizer(spec.model)
     model = load_model(spec.model, device=device).to(device).eval()
     prompt_tokens = [len(tokenizer(r.prompt, add_special_tokens=False).input_ids) for r in requests]
-    print(f"{len(requests)} requests, prompts {sum(prompt_tokens) / len(prompt_tokens):.0f} tokens on average, "
-          f"{sum(r.max_new_tokens for r in requests)} new tokens in all", flush=True)
+    print(
+        f"{len(requests)} requests, prompts {sum(prompt_tokens) / len(prompt_tokens):.0f} tokens on average, "
+        f"{sum(r.max_new_tokens for r in requests)} new tokens in all",
+        flush=True,
+    )
     generate(model, tokenizer, requests[:8], batch_size=8, label="warmup", add_special_tokens=False)
 
     results, outputs = {}, {}
     per_task = args.one_by_one_per_task
-    subset = [i for t_i, t in enumerate(tasks) for i in range(sum(len(x.samples) for x in tasks[:t_i]),
-                                                              sum(len(x.samples) for x in tasks[:t_i])
-                                                              + min(len(t.samples), per_task or len(t.samples)))]
-    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "model": f"{args.model} (random)",
-              "tasks": {t.name: len(t.samples) for t in tasks}, "modes": results}
+    subset = [
+        i
+        for t_i, t in enumerate(tasks)
+        for i in range(
+            sum(len(x.samples) for x in tasks[:t_i]),
+            sum(len(x.samples) for x in tasks[:t_i]) + min(len(t.samples), per_task or len(t.samples)),
+        )
+    ]
+    report = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "model": f"{args.model} (random)",
+        "tasks": {t.name: len(t.samples) for t in tasks},
+        "modes": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+
     def run_harness():
         runs = []
-        for variant in (args.harness_variants.split(";") if args.harness_variants else [""]):
-            options = {k: int(v) if v.isdigit() else v
-                       for k, v in (kv.split("=", 1) for kv in variant.split(",") if kv)}
+        for variant in args.harness_variants.split(";") if args.harness_variants else [""]:
+            options = {
+                k: int(v) if v.isdigit() else v for k, v in (kv.split("=", 1) for kv in variant.split(",") if kv)
+            }
             with tempfile.TemporaryDirectory() as tmp:
                 try:
-                    runs.append(harness_full(args.jglue, model, tokenizer, Path(tmp), args.harness_tasks.split(","),
-                                             options))
+                    runs.append(
+                        harness_full(args.jglue, model, tokenizer, Path(tmp), args.harness_tasks.split(","), options)
+                    )
                 except Exception as exc:
                     runs.append({"options": options, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
                     print(f"harness {options} failed: {runs[-1]['error']}", flush=True)
@@ -181,18 +227,37 @@ def main() -> None:
         reqs = [requests[i] for i in subset] if mode == "one_by_one" else requests
         try:
             # partial binds this mode's arguments now (timed calls it at once; a lambda would read the loop's names)
-            outputs[mode], seconds = timed(functools.partial(generate, model, tokenizer, reqs, batch_size=bs, label=mode,
-                                                             add_special_tokens=False, share_prefix=share,
-                                                             generate_kwargs=EXTRA.get(mode)), cuda)
+            outputs[mode], seconds = timed(
+                functools.partial(
+                    generate,
+                    model,
+                    tokenizer,
+                    reqs,
+                    batch_size=bs,
+                    label=mode,
+                    add_special_tokens=False,
+                    share_prefix=share,
+                    generate_kwargs=EXTRA.get(mode),
+                ),
+                cuda,
+            )
         except Exception as exc:  # a mode that fails is recorded, the others still run
             results[mode] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             print(f"{mode:17} failed: {results[mode]['error']}", flush=True)
             continue
-        results[mode] = {"batch_size": bs, "share_prefix": share, "seconds": round(seconds, 2),
-                         "samples": len(reqs), "samples_per_second": round(len(reqs) / seconds, 2)}
-        print(f"{mode:17} batch {bs!s:5} prefix {share!s:5} {len(reqs)} samples in {seconds:7.2f} s  "
-              f"{len(reqs) / seconds:8.2f} samples/s", flush=True)
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))   # kept if cut short
+        results[mode] = {
+            "batch_size": bs,
+            "share_prefix": share,
+            "seconds": round(seconds, 2),
+            "samples": len(reqs),
+            "samples_per_second": round(len(reqs) / seconds, 2),
+        }
+        print(
+            f"{mode:17} batch {bs!s:5} prefix {share!s:5} {len(reqs)} samples in {seconds:7.2f} s  "
+            f"{len(reqs) / seconds:8.2f} samples/s",
+            flush=True,
+        )
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))  # kept if cut short
         if mode == "engine" and args.harness:
             run_harness()
     ref = outputs.get("one_by_one")

@@ -32,8 +32,13 @@ def main() -> None:
             answer = []
             while sum(map(len, answer)) < args.chars:
                 answer.append(rng.choice(texts))
-            f.write(json.dumps({"id": f"long-{i:05d}", "question": rng.choice(texts)[:200],
-                                "answer": "".join(answer)}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": f"long-{i:05d}", "question": rng.choice(texts)[:200], "answer": "".join(answer)},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     print(f"wrote {args.records} records to {args.out}")
 
 

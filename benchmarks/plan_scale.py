@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LRS = [f"{m}e-{e}" for e in (4, 5) for m in (1, 2, 3, 5, 7)]          # 10 learning rates
+LRS = [f"{m}e-{e}" for e in (4, 5) for m in (1, 2, 3, 5, 7)]  # 10 learning rates
 
 
 def grid(cells: int) -> list[str]:
@@ -37,18 +37,26 @@ def grid(cells: int) -> list[str]:
     else:
         if rest % 10:
             raise SystemExit("--cells above 100: a multiple of 100")
-        axes += ["seed=" + ",".join(str(s) for s in range(10)),
-                 "train.max_steps=" + ",".join(str(10 + s) for s in range(rest // 10))]
+        axes += [
+            "seed=" + ",".join(str(s) for s in range(10)),
+            "train.max_steps=" + ",".join(str(10 + s) for s in range(rest // 10)),
+        ]
     return ["-m", *axes, "launcher.dry_run=true"]
 
 
 def timed(src: Path, cells: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", HF_HUB_OFFLINE="1",
-                   HF_DATASETS_OFFLINE="1", PYTHONPATH=str(src))
+        env = dict(
+            os.environ,
+            MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
+            HF_HUB_OFFLINE="1",
+            HF_DATASETS_OFFLINE="1",
+            PYTHONPATH=str(src),
+        )
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "jsweep", *grid(cells)], cwd=tmp, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "jsweep", *grid(cells)], cwd=tmp, env=env, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - t0
     if proc.returncode != 0 or f"{cells} cell(s) planned" not in proc.stdout:
         raise SystemExit(f"{src}: {cells} cells: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -68,14 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "plan_scale.json")
     args = parser.parse_args(argv)
 
-    report = {"what": "python -m jsweep -m <grid> launcher.dry_run=true (embedded default, both evaluators)",
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "this": {"commit": commit(ROOT), "runs": []}}
+    report = {
+        "what": "python -m jsweep -m <grid> launcher.dry_run=true (embedded default, both evaluators)",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "this": {"commit": commit(ROOT), "runs": []},
+    }
     for n in args.cells:
         r = timed(ROOT, n)
         report["this"]["runs"].append(r)
-        print(f"this checkout ({report['this']['commit']}): {n} cells planned in {r['wall_s']:.1f} s "
-              f"({r['per_cell_ms']:.0f} ms a cell)", flush=True)
+        print(
+            f"this checkout ({report['this']['commit']}): {n} cells planned in {r['wall_s']:.1f} s "
+            f"({r['per_cell_ms']:.0f} ms a cell)",
+            flush=True,
+        )
     if args.baseline:
         report["baseline"] = {"path": str(args.baseline), "commit": commit(args.baseline), "runs": []}
         for n in args.baseline_cells:
@@ -83,8 +96,11 @@ def main(argv: list[str] | None = None) -> None:
             report["baseline"]["runs"].append(r)
             mine = next((x for x in report["this"]["runs"] if x["cells"] == n), None)
             ratio = f"; this checkout is {r['wall_s'] / mine['wall_s']:.1f}x faster" if mine else ""
-            print(f"baseline ({report['baseline']['commit']}): {n} cells planned in {r['wall_s']:.1f} s "
-                  f"({r['per_cell_ms']:.0f} ms a cell){ratio}", flush=True)
+            print(
+                f"baseline ({report['baseline']['commit']}): {n} cells planned in {r['wall_s']:.1f} s "
+                f"({r['per_cell_ms']:.0f} ms a cell){ratio}",
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"-> {args.out}")

@@ -33,10 +33,17 @@ def main() -> None:
         first, _ = timed(Path(tmp))
         second, out = timed(Path(tmp))
     skipped = out.count("skip: already finished")
-    report = {"grid": " ".join(GRID), "first_run_s": round(first, 1), "rerun_s": round(second, 1),
-              "rerun_fraction": round(second / first, 4), "cells_skipped": skipped}
-    print(f"first run {first:.1f} s; re-run {second:.1f} s ({skipped}/6 cells skipped) = "
-          f"{100 * second / first:.1f}% of the first")
+    report = {
+        "grid": " ".join(GRID),
+        "first_run_s": round(first, 1),
+        "rerun_s": round(second, 1),
+        "rerun_fraction": round(second / first, 4),
+        "cells_skipped": skipped,
+    }
+    print(
+        f"first run {first:.1f} s; re-run {second:.1f} s ({skipped}/6 cells skipped) = "
+        f"{100 * second / first:.1f}% of the first"
+    )
     out_path = Path(__file__).parent / "results" / "rerun_cost.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(report, indent=2))

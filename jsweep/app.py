@@ -46,7 +46,7 @@ def _execute(specs: list, sweep_dir: Path, grid: list[str]) -> int:
         return 0
     try:
         result = sweep.run(planned, sweep_dir, grid=grid)
-    except KeyboardInterrupt as exc:     # Ctrl-C 130, SIGTERM 143, SIGHUP 129, after the cells were stopped
+    except KeyboardInterrupt as exc:  # Ctrl-C 130, SIGTERM 143, SIGHUP 129, after the cells were stopped
         return 128 + int(getattr(exc, "signum", 2))
     except TrackingUnreachable as exc:
         print(f"jsweep: error: {exc}", file=sys.stderr)
@@ -91,7 +91,7 @@ def _task(cfg: DictConfig) -> None:
         remove_unused(Path(hc.run.dir))
         return
     _exit_code = execute([spec], Path(hc.run.dir), overrides)
-    if _exit_code == 2:          # refused before anything ran: leave nothing behind
+    if _exit_code == 2:  # refused before anything ran: leave nothing behind
         remove_unused(Path(hc.run.dir))
 
 

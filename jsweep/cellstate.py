@@ -37,7 +37,7 @@ def checkpoints(cell_dir: Path) -> list[Path]:
     """A cell's complete trainer checkpoints (with trainer_state.json), oldest first."""
     d = Path(cell_dir) / CHECKPOINTS
     done = [p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists()] if d.is_dir() else []
-    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))      # complete checkpoints only
+    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))  # complete checkpoints only
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -25,8 +25,17 @@ TOOLS: dict[str, str] = {
 def _hydra_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split argv into Hydra's own flags and overrides (key=value)."""
     flags, overrides = [], []
-    takes_value = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--info", "-i",
-                   "--experimental-rerun"}
+    takes_value = {
+        "--config-path",
+        "-cp",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--info",
+        "-i",
+        "--experimental-rerun",
+    }
     it = iter(argv)
     for arg in it:
         if arg.startswith("-"):

@@ -33,8 +33,11 @@ def to_spec(cfg: DictConfig | dict[str, Any], overrides: Sequence[str] = ()) -> 
             if key == "hydra":
                 continue
             node = cfg._get_node(key)
-            data[str(key)] = (OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-                              if isinstance(node, Container) else cfg[key])
+            data[str(key)] = (
+                OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+                if isinstance(node, Container)
+                else cfg[key]
+            )
     else:
         data = {k: v for k, v in cfg.items() if k != "hydra"}
     data["overrides"] = list(overrides)
@@ -82,20 +85,25 @@ class GridComposer:
                 if key == "hydra":
                     continue
                 node = cfg._get_node(key)
-                raw = repr(OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value())
+                raw = repr(
+                    OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value()
+                )
                 if "${" in raw:
                     refs: set[str] = set()
                     for m in re.finditer(r"\$\{([^}]*)\}", raw):
                         inner = m.group(1)
                         if re.fullmatch(r"[A-Za-z_][\w.]*", inner):
-                            refs.add(inner.split(".")[0])           # ${section.key}
+                            refs.add(inner.split(".")[0])  # ${section.key}
                         elif not re.fullmatch(r"oc\.env:[^${}]*", inner):
-                            dynamic[str(key)] = None                # anything else: always resolved again
+                            dynamic[str(key)] = None  # anything else: always resolved again
                             break
                     else:
                         dynamic[str(key)] = refs
-                resolved[str(key)] = (OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-                                      if isinstance(node, Container) else cfg[key])
+                resolved[str(key)] = (
+                    OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+                    if isinstance(node, Container)
+                    else cfg[key]
+                )
             self.bases[groups] = (cfg, resolved, dynamic)
         return self.bases[groups]
 
@@ -114,7 +122,7 @@ class GridComposer:
                 values.append(o)
         cfg, resolved, dynamic = self._base(tuple(groups))
         plain = all(not (o.is_add() or o.is_force_add() or o.is_delete()) for o in values)
-        if not plain:                               # adds or deletes keys: work on a copy
+        if not plain:  # adds or deletes keys: work on a copy
             cfg = copy.deepcopy(cfg)
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
             return to_spec(cfg, label)
@@ -128,10 +136,10 @@ class GridComposer:
                 if not isinstance(parent, DictConfig) or leaf not in parent:
                     raise KeyError(key)
                 node = parent._get_node(leaf)
-                assert node is not None                 # `leaf in parent` above
+                assert node is not None  # `leaf in parent` above
                 saved.append((parent, leaf, node._value()))
                 touched.add(key.split(".")[0])
-            while True:                             # and the sections whose interpolations read them
+            while True:  # and the sections whose interpolations read them
                 more = {k for k, refs in dynamic.items() if k not in touched and (refs is None or refs & touched)}
                 if not more:
                     break
@@ -140,9 +148,12 @@ class GridComposer:
             data = {k: copy.deepcopy(v) for k, v in resolved.items() if k not in touched}
             for key in touched:
                 node = cfg._get_node(key)
-                data[key] = (OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-                             if isinstance(node, Container) else cfg[key])
-        except KeyError:                            # a key the base lacks: Hydra's path names it
+                data[key] = (
+                    OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+                    if isinstance(node, Container)
+                    else cfg[key]
+                )
+        except KeyError:  # a key the base lacks: Hydra's path names it
             cfg = copy.deepcopy(self._base(tuple(groups))[0])
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
             return to_spec(cfg, label)
@@ -166,6 +177,7 @@ def varying_overrides(job_overrides: Sequence[Sequence[str]]) -> list[list[str]]
 
 
 # --------------------------------------------------------------------------- override pre-checks
+
 
 def _values(override: Any) -> list[Any]:
     """Every value an override can take (sweeps expanded; a list value counts as one value)."""
@@ -266,11 +278,11 @@ def precheck_overrides(overrides: Iterable[str]) -> None:
             valid = sorted(map(str, node.keys())) if isinstance(node, DictConfig) else []
             hint = f" (valid keys{' under ' + parent if parent else ''}: {', '.join(valid)})" if valid else ""
             raise ConfigError(f"unknown key '{key}'{hint}")
-        if key == "output_root":          # Hydra creates the sweep directory under it before jsweep runs
+        if key == "output_root":  # Hydra creates the sweep directory under it before jsweep runs
             from jsweep.paths import check_output_root
 
             for value in _values(o):
-                if (problem := check_output_root(str(value))):
+                if problem := check_output_root(str(value)):
                     raise ConfigError(problem)
         if key in ("lr", "method.lr"):
             for value in _values(o):

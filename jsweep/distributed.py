@@ -15,9 +15,25 @@ from typing import Any
 
 # Dense bf16 peak TFLOP/s of known GPUs (tensor cores, no sparsity), for the MFU estimate.
 PEAK_BF16_TFLOPS: dict[str, float] = {
-    "H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0,
-    "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0, "L40": 181.0, "L4": 121.0,
-    "A10G": 70.0, "A10": 125.0, "RTX 6000 Ada": 364.0, "RTX 4090": 165.0, "RTX 3090": 71.0, "A6000": 155.0,
+    "H200": 989.0,
+    "H100 SXM": 989.0,
+    "H100 80GB HBM3": 989.0,
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H100": 989.0,
+    "GH200": 989.0,
+    "B200": 2250.0,
+    "A100": 312.0,
+    "A800": 312.0,
+    "L40S": 362.0,
+    "L40": 181.0,
+    "L4": 121.0,
+    "A10G": 70.0,
+    "A10": 125.0,
+    "RTX 6000 Ada": 364.0,
+    "RTX 4090": 165.0,
+    "RTX 3090": 71.0,
+    "A6000": 155.0,
 }
 
 
@@ -33,8 +49,12 @@ def gpu_facts() -> list[dict[str, Any]]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,compute_cap,memory.total",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,name,compute_cap,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     facts = []
@@ -54,20 +74,36 @@ def deepspeed_config(spec: Any, bf16: bool) -> dict[str, Any]:
     t = spec.train
     world = processes(spec)
     d = spec.distributed
-    zero: dict[str, Any] = {"stage": d.zero_stage, "overlap_comm": True, "contiguous_gradients": True,
-                            "reduce_bucket_size": "auto"}
+    zero: dict[str, Any] = {
+        "stage": d.zero_stage,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "reduce_bucket_size": "auto",
+    }
     if d.zero_stage == 3:
-        zero.update({"stage3_prefetch_bucket_size": "auto", "stage3_param_persistence_threshold": "auto",
-                     "stage3_gather_16bit_weights_on_model_save": True})
+        zero.update(
+            {
+                "stage3_prefetch_bucket_size": "auto",
+                "stage3_param_persistence_threshold": "auto",
+                "stage3_gather_16bit_weights_on_model_save": True,
+            }
+        )
     if d.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     if d.offload_param and d.zero_stage == 3:
         zero["offload_param"] = {"device": "cpu", "pin_memory": True}
-    return {"train_micro_batch_size_per_gpu": t.micro_batch_size, "gradient_accumulation_steps": t.grad_accum,
-            "train_batch_size": t.micro_batch_size * t.grad_accum * world, "gradient_clipping": t.max_grad_norm,
-            "bf16": {"enabled": bf16}, "fp16": {"enabled": t.precision == "fp16" and not bf16},
-            "zero_optimization": zero, "zero_force_ds_cpu_optimizer": False,
-            "steps_per_print": 10 ** 9, "wall_clock_breakdown": False}
+    return {
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "train_batch_size": t.micro_batch_size * t.grad_accum * world,
+        "gradient_clipping": t.max_grad_norm,
+        "bf16": {"enabled": bf16},
+        "fp16": {"enabled": t.precision == "fp16" and not bf16},
+        "zero_optimization": zero,
+        "zero_force_ds_cpu_optimizer": False,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
 
 
 def processes(spec: Any) -> int:
@@ -77,8 +113,18 @@ def processes(spec: Any) -> int:
 
 def train_command(cell_dir: str, nproc: int, port: int) -> list[str]:
     """torchrun for the training stage of a multi-process cell."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone" if port <= 0 else f"--master_port={port}",
-            f"--nproc_per_node={nproc}", "-m", "jsweep.job.cell", cell_dir, "--stage", "train"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone" if port <= 0 else f"--master_port={port}",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "jsweep.job.cell",
+        cell_dir,
+        "--stage",
+        "train",
+    ]
 
 
 def uses_bf16(spec: Any, gpus: list[dict[str, Any]]) -> bool:
@@ -95,11 +141,15 @@ def check_resources(spec: Any, gpus: list[dict[str, Any]]) -> list[str]:
     if gpus and want > len(gpus):
         problems.append(f"resources.gpus={want} but only {len(gpus)} GPU(s) are visible")
     if not gpus and spec.distributed.backend != "none" and not spec.resources.cpu_processes:
-        problems.append(f"distributed={spec.distributed.name} needs GPUs and none are visible "
-                        f"(resources.cpu_processes=true runs it on CPU with gloo, for testing)")
+        problems.append(
+            f"distributed={spec.distributed.name} needs GPUs and none are visible "
+            f"(resources.cpu_processes=true runs it on CPU with gloo, for testing)"
+        )
     if gpus and spec.train.precision == "bf16":
-        old = [g for g in gpus[:max(1, want)] if g["compute_cap"] is not None and g["compute_cap"] < 8.0]
+        old = [g for g in gpus[: max(1, want)] if g["compute_cap"] is not None and g["compute_cap"] < 8.0]
         if old:
-            problems.append(f"train.precision=bf16 but {old[0]['name']} (compute capability {old[0]['compute_cap']}) "
-                            f"has no bf16; use train.precision=fp16 or auto")
+            problems.append(
+                f"train.precision=bf16 but {old[0]['name']} (compute capability {old[0]['compute_cap']}) "
+                f"has no bf16; use train.precision=fp16 or auto"
+            )
     return problems

@@ -14,8 +14,15 @@ class ConfigError(JsweepError):
 class DataError(JsweepError):
     """A malformed record or missing data file. The message names the file, the record and the field."""
 
-    def __init__(self, message: str, *, file: str | None = None, record: int | str | None = None,
-                 field: str | None = None, kind: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        record: int | str | None = None,
+        field: str | None = None,
+        kind: str | None = None,
+    ):
         # kind: a short, stable reason ("empty text", "duplicate id", ...) used to count skipped records.
         self.file, self.record, self.field, self.reason = file, record, field, message
         self.kind = kind or message.split(" (")[0]

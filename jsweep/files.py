@@ -22,7 +22,7 @@ def _umask() -> int:
     return mask
 
 
-_MODE = 0o666 & ~_umask()          # what open() would give a new file: readable by others as usual
+_MODE = 0o666 & ~_umask()  # what open() would give a new file: readable by others as usual
 
 
 def write_json(path: Path, obj: Any, **dumps: Any) -> None:
@@ -38,7 +38,7 @@ def write_text(path: Path, text: str) -> None:
     disk, then renamed over the target (a reader sees the old content or the new, never a part)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _MODE)       # mkstemp makes 0600; results on a shared disk stay readable
+        os.fchmod(fd, _MODE)  # mkstemp makes 0600; results on a shared disk stay readable
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -21,12 +21,13 @@ from jsweep import __version__
 COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment", "judge")
 COSMETIC_NESTED = (("train", "logging_steps"),)
 # key -> default: left out of the payload at the default, so existing cell ids stay as they were.
-LATER_KEYS = {"eval_backend": "transformers"}     # eval.backend=vllm can change the generated tokens
+LATER_KEYS = {"eval_backend": "transformers"}  # eval.backend=vllm can change the generated tokens
 
 
 def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    payload = {k: v for k, v in cell_dict.items()
-               if k not in COSMETIC_TOP and not (k in LATER_KEYS and v == LATER_KEYS[k])}
+    payload = {
+        k: v for k, v in cell_dict.items() if k not in COSMETIC_TOP and not (k in LATER_KEYS and v == LATER_KEYS[k])
+    }
     payload = json.loads(json.dumps(payload, sort_keys=True, default=str))
     for section, key in COSMETIC_NESTED:
         payload.get(section, {}).pop(key, None)

@@ -29,21 +29,29 @@ from typing import Any
 MASK = "***"
 
 # The last segment of a key names a credential ...
-_SECRET_KEY = re.compile(r"(token|api[_-]?key|apikey|secret|password|passwd|passphrase|credential|auth|"
-                         r"private[_-]?key|access[_-]?key|cookie|session[_-]?key)", re.I)
+_SECRET_KEY = re.compile(
+    r"(token|api[_-]?key|apikey|secret|password|passwd|passphrase|credential|auth|"
+    r"private[_-]?key|access[_-]?key|cookie|session[_-]?key)",
+    re.I,
+)
 # ... unless it names something about tokens or a place where a credential is kept.
-_NOT_SECRET = re.compile(r"(_ids?|_len|_length|_count|_counts|tokens|_toks|tokenizer\w*|_accuracy|_per_second"
-                         r"|_dir|_path|_file|_style|_type|_format|_env|_var)$|^(author|authors)$"
-                         r"|^(pad|eos|bos|unk|sep|cls|mask)_token$", re.I)
+_NOT_SECRET = re.compile(
+    r"(_ids?|_len|_length|_count|_counts|tokens|_toks|tokenizer\w*|_accuracy|_per_second"
+    r"|_dir|_path|_file|_style|_type|_format|_env|_var)$|^(author|authors)$"
+    r"|^(pad|eos|bos|unk|sep|cls|mask)_token$",
+    re.I,
+)
 _SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})\b")
 # scheme://user[:password]@host  ->  scheme://***@host
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@'\"<>]+)@")
 # key=value, key: value, "key": "value" (raw overrides, log lines, dumped dicts)
-_ASSIGNMENT = re.compile(r"""(?P<key>[+~]{0,2}[A-Za-z_][\w.\-]*)(?P<q1>["']?)(?P<sep>\s*[=:]\s*)(?P<q2>["']?)"""
-                         r"""(?P<value>[^\s"'}\]]+)""")
+_ASSIGNMENT = re.compile(
+    r"""(?P<key>[+~]{0,2}[A-Za-z_][\w.\-]*)(?P<q1>["']?)(?P<sep>\s*[=:]\s*)(?P<q2>["']?)"""
+    r"""(?P<value>[^\s"'}\]]+)"""
+)
 
 _known: set[str] = set()
-ENV = "JSWEEP_SECRETS"        # the launcher hands a cell the secret values of its config here (never on disk)
+ENV = "JSWEEP_SECRETS"  # the launcher hands a cell the secret values of its config here (never on disk)
 
 
 def is_secret_key(key: str) -> bool:
@@ -92,7 +100,8 @@ def redact_text(text: Any) -> Any:
     def assignment(m: re.Match) -> str:
         if not is_secret_key(m.group("key")) or m.group("value") == MASK:
             return m.group(0)
-        return m.group(0)[:m.start("value") - m.start(0)] + MASK
+        return m.group(0)[: m.start("value") - m.start(0)] + MASK
+
     return _ASSIGNMENT.sub(assignment, text)
 
 
@@ -131,6 +140,7 @@ def secrets_in(obj: Any, keys: bool = True) -> dict[str, Any]:
                 walk(v, f"{path}[{i}]")
         elif isinstance(o, str) and (redact_text(o) != o):
             found[path] = o
+
     walk(obj, "")
     return found
 
@@ -164,6 +174,7 @@ def restore(obj: Any, secrets: Mapping[str, Any]) -> Any:
         if isinstance(o, list):
             return [walk(v, f"{path}[{i}]") for i, v in enumerate(o)]
         return o
+
     return walk(obj, "")
 
 

@@ -78,7 +78,9 @@ class Flagged:
         self.registry, self.attr = registry, attr
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.registry and bool(getattr(self.registry.get(name), self.attr, False))
+        return (
+            isinstance(name, str) and name in self.registry and bool(getattr(self.registry.get(name), self.attr, False))
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter([n for n in self.registry.in_order() if n in self])

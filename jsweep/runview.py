@@ -79,15 +79,20 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
         "eval.backend": spec_dict.get("eval_backend") or "transformers",
     }
     if peft == "lora":
-        params.update({"lora.r": _get(method, "lora.r"), "lora.alpha": _get(method, "lora.alpha"),
-                       "lora.dropout": _get(method, "lora.dropout")})
+        params.update(
+            {
+                "lora.r": _get(method, "lora.r"),
+                "lora.alpha": _get(method, "lora.alpha"),
+                "lora.dropout": _get(method, "lora.dropout"),
+            }
+        )
     if method.get("beta") is not None:
         params["dpo.beta"] = method.get("beta")
     from jsweep.registries import JUDGED_EVALUATORS
 
-    if any(name in JUDGED_EVALUATORS for name in spec_dict.get("eval") or {}):   # judged scores: which judge
+    if any(name in JUDGED_EVALUATORS for name in spec_dict.get("eval") or {}):  # judged scores: which judge
         params["judge.model"] = _get(spec_dict, "judge.model")
-    for axis in axes:                        # every grid axis, under its own key
+    for axis in axes:  # every grid axis, under its own key
         key = axis.split("@")[0].lstrip("+~")
         if key in params or key.startswith(BOOKKEEPING):
             continue
@@ -147,13 +152,18 @@ def shared_view(sweep_id: str, axes: Iterable[str], metric_keys: Iterable[str]) 
     """The view state of a sweep's runs table: its cells only, axes and headline metrics as columns,
     sorted by the first headline score."""
     params = ["model", "dataset", "method", "lr"]
-    params += [a.split("@")[0].lstrip("+~") for a in axes if a.split("@")[0].lstrip("+~") not in params
-               and not a.startswith(BOOKKEEPING)]
+    params += [
+        a.split("@")[0].lstrip("+~")
+        for a in axes
+        if a.split("@")[0].lstrip("+~") not in params and not a.startswith(BOOKKEEPING)
+    ]
     headline = sorted(k for k in metric_keys if k.startswith("Headline/"))
     columns = [column("params", p) for p in params] + [column("metrics", m) for m in headline]
     view: dict[str, Any] = {
-        "searchFilter": f"tags.`jsweep.sweep_id` = \"{sweep_id}\" and tags.`jsweep.kind` = \"cell\"",
-        "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL", "columnOrder": [],
+        "searchFilter": f'tags.`jsweep.sweep_id` = "{sweep_id}" and tags.`jsweep.kind` = "cell"',
+        "selectedColumns": columns,
+        "runsHiddenMode": "SHOW_ALL",
+        "columnOrder": [],
         "columnWidths": {c: 190 for c in columns if c.startswith("metrics.")},
     }
     if headline:

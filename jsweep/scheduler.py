@@ -30,7 +30,7 @@ class Handle(Protocol):
 @dataclass
 class Job:
     key: str
-    gpus: int                                   # GPUs needed; 0 = a CPU slot
+    gpus: int  # GPUs needed; 0 = a CPU slot
     start: Callable[[list[int]], Handle]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -55,8 +55,9 @@ def discover_gpus(setting: Any = "auto") -> list[int]:
         return [int(x) for x in env.split(",") if x.strip().isdigit()]
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+            ).stdout
             return [int(x) for x in out.split() if x.strip().isdigit()]
         except (OSError, subprocess.SubprocessError):
             return []
@@ -71,7 +72,7 @@ class Scheduler:
         self.free = list(self.gpus)
         self.cpu_free = self.cpu_slots
         self.stop_launching = False
-        self.check: Callable[[], None] | None = None   # called between steps; may raise to stop the run
+        self.check: Callable[[], None] | None = None  # called between steps; may raise to stop the run
 
     def fits(self, job: Job) -> bool:
         return job.gpus <= len(self.free) if job.gpus > 0 else self.cpu_free > 0
@@ -130,7 +131,7 @@ class Scheduler:
 
     def _take(self, job: Job) -> list[int]:
         if job.gpus > 0:
-            ids, self.free = self.free[:job.gpus], self.free[job.gpus:]
+            ids, self.free = self.free[: job.gpus], self.free[job.gpus :]
             return ids
         self.cpu_free -= 1
         return []

@@ -34,12 +34,37 @@ Backend = Literal["none", "ddp", "deepspeed"]
 # The engine that generates for the evaluators (``eval.backend``; jsweep.eval.generate, jsweep.eval.vllm_engine).
 EvalBackend = Literal["transformers", "vllm"]
 # transformers' SchedulerType values (kept here: planning imports no transformers).
-Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-                    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
-                    "warmup_stable_decay"]
+Scheduler = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+]
 # TRL's DPO loss types.
-DpoLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+DpoLoss = Literal[
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+]
 
 
 def choices(tp: Any) -> tuple[Any, ...]:
@@ -107,9 +132,9 @@ class MethodSpec:
     lr: float
     peft: Literal["none", "lora"] = "none"
     lora: LoraSpec = field(default_factory=LoraSpec)
-    beta: float = 0.1                  # DPO: strength of the KL penalty towards the reference model
-    loss_type: DpoLoss = "sigmoid"        # DPO: TRL loss (sigmoid = DPO, ipo, hinge, robust, ...)
-    init_from: str | None = None    # start from this checkpoint: a full model dir, or a LoRA adapter dir (merged)
+    beta: float = 0.1  # DPO: strength of the KL penalty towards the reference model
+    loss_type: DpoLoss = "sigmoid"  # DPO: TRL loss (sigmoid = DPO, ipo, hinge, robust, ...)
+    init_from: str | None = None  # start from this checkpoint: a full model dir, or a LoRA adapter dir (merged)
 
 
 @dataclass
@@ -131,25 +156,25 @@ class TrainSpec:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 512
-    packing: bool = True                # padding-free packing (TRL bfd) of SFT examples into max_length rows
-    attention: Attention = "auto"         # auto | varlen | sdpa | eager (see jsweep.job.attention)
-    liger: Literal["auto", True, False] = "auto"   # Liger Triton kernels (RMSNorm, SwiGLU, RoPE) on GPU
+    packing: bool = True  # padding-free packing (TRL bfd) of SFT examples into max_length rows
+    attention: Attention = "auto"  # auto | varlen | sdpa | eager (see jsweep.job.attention)
+    liger: Literal["auto", True, False] = "auto"  # Liger Triton kernels (RMSNorm, SwiGLU, RoPE) on GPU
     eval_fraction: float = 0.1
     eval_steps: int = 0
     logging_steps: int = 1
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
     save_model: bool = True
-    checkpoint_steps: int = 0           # resumable checkpoint every N steps; 0 = each epoch; -1 = none
-    keep_checkpoints: int = 1           # how many checkpoints to keep
-    delete_checkpoints: bool = True     # remove checkpoints once the cell finished (the final model is kept)
+    checkpoint_steps: int = 0  # resumable checkpoint every N steps; 0 = each epoch; -1 = none
+    keep_checkpoints: int = 1  # how many checkpoints to keep
+    delete_checkpoints: bool = True  # remove checkpoints once the cell finished (the final model is kept)
 
 
 @dataclass
 class DistributedSpec:
     name: str = "none"
     backend: Backend = "none"
-    zero_stage: Literal[0, 1, 2, 3] = 0   # DeepSpeed ZeRO stage (deepspeed backend only)
+    zero_stage: Literal[0, 1, 2, 3] = 0  # DeepSpeed ZeRO stage (deepspeed backend only)
     offload_optimizer: bool = False
     offload_param: bool = False
     min_gpus: int = 0
@@ -157,8 +182,8 @@ class DistributedSpec:
 
 @dataclass
 class ResourcesSpec:
-    gpus: int = 1                       # GPUs per cell
-    cpu_processes: bool = False         # run multi-process cells on CPU (gloo), for tests
+    gpus: int = 1  # GPUs per cell
+    cpu_processes: bool = False  # run multi-process cells on CPU (gloo), for tests
 
 
 @dataclass
@@ -169,9 +194,9 @@ class LauncherSpec:
     stream_logs: bool = True
     fail_fast: bool = False
     dry_run: bool = False
-    rerun: Any = False                  # true, or a list of cell-id prefixes, to run finished cells again
-    oom_retries: int = 2                # retries of an out-of-memory cell with the micro-batch halved
-    report: bool = True                 # write report/ (tables, plots) when the sweep ends; log it to the parent run
+    rerun: Any = False  # true, or a list of cell-id prefixes, to run finished cells again
+    oom_retries: int = 2  # retries of an out-of-memory cell with the micro-batch halved
+    report: bool = True  # write report/ (tables, plots) when the sweep ends; log it to the parent run
     # The executor's own keys (launcher.partition... for slurm), typed by its Options dataclass
     # (jsweep.executors); given flat in conf/launcher/<name>.yaml or as launcher.<key>=... overrides.
     options: Any = None
@@ -199,7 +224,9 @@ class LauncherSpec:
             known = {f.name for f in dataclasses.fields(opts_cls)}
             unknown = sorted(set(own) - known)
             if unknown:
-                raise ConfigError(f"unknown key '{where}.{unknown[0]}' (valid keys: {', '.join(sorted(common | known))})")
+                raise ConfigError(
+                    f"unknown key '{where}.{unknown[0]}' (valid keys: {', '.join(sorted(common | known))})"
+                )
             options = from_dict(opts_cls, own, where)
         spec = build_fields(cls, data, where)
         spec.options = options
@@ -254,12 +281,12 @@ class CellSpec:
     distributed: DistributedSpec = field(default_factory=DistributedSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
-    seed: int = 0                 # training seed (replicates)
-    data_seed: int = 0            # data seed (split, subsets, mixtures); dataset.seed follows it
+    seed: int = 0  # training seed (replicates)
+    data_seed: int = 0  # data seed (split, subsets, mixtures); dataset.seed follows it
     output_root: str = "outputs"
     data_source: DataSource = "auto"
     experiment: dict[str, Any] | None = None
-    overrides: list[str] = field(default_factory=list)   # the cell's own Hydra overrides (for naming)
+    overrides: list[str] = field(default_factory=list)  # the cell's own Hydra overrides (for naming)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -273,6 +300,7 @@ class CellSpec:
 
 
 # --------------------------------------------------------------------------- conversion
+
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
@@ -304,7 +332,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         options = typing.get_args(tp)
         kinds = {type(o) for o in options}
         if len(kinds) == 1 and kinds <= {str, int, bool}:
-            value = _convert(value, kinds.pop(), key)    # the type; the choice is checked by choice_problems
+            value = _convert(value, kinds.pop(), key)  # the type; the choice is checked by choice_problems
         elif value is None or not isinstance(value, (str, int, float, bool)):
             raise ConfigError(_choice_error(key, value, options))
         return value
@@ -434,9 +462,13 @@ def choice_problems(obj: Any, where: str = "") -> list[str]:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             problems.extend(choice_problems(value, key))
             continue
-        literals = [tp] if typing.get_origin(tp) is Literal else [
-            a for a in typing.get_args(tp) if typing.get_origin(a) is Literal] \
-            if typing.get_origin(tp) in (Union, types.UnionType) else []
+        literals = (
+            [tp]
+            if typing.get_origin(tp) is Literal
+            else [a for a in typing.get_args(tp) if typing.get_origin(a) is Literal]
+            if typing.get_origin(tp) in (Union, types.UnionType)
+            else []
+        )
         if not literals or (value is None and type(None) in typing.get_args(tp)):
             continue
         options = tuple(o for lit in literals for o in typing.get_args(lit))

@@ -47,12 +47,18 @@ def git_commit(path: str | Path | None = None) -> str:
     """HEAD of the git repo at ``path`` (cwd by default), with '-dirty' when it has changes."""
     cwd = str(path or Path.cwd())
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -70,13 +76,13 @@ def _client(uri: str):
     with store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         if sqlite_path(uri) is not None:
-            client.search_experiments(max_results=1)      # creates and migrates the store, once
+            client.search_experiments(max_results=1)  # creates and migrates the store, once
     return client
 
 
 def _batches(items: list, size: int = 100) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 class SweepTracker:
@@ -86,13 +92,13 @@ class SweepTracker:
         from jsweep.errors import TrackingUnreachable
 
         self.uri = resolve_uri(uri)
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")   # fail fast; journaled instead
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast; journaled instead
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         from jsweep.locking import store_lock
 
         try:
             self.client = _client(self.uri)
-            with store_lock(self.uri):      # two sweeps starting together create the experiment once
+            with store_lock(self.uri):  # two sweeps starting together create the experiment once
                 exp = self.client.get_experiment_by_name(experiment)
                 if exp is None:
                     try:
@@ -104,8 +110,12 @@ class SweepTracker:
                 if exp is not None:
                     self.experiment_id = exp.experiment_id
         except Exception as exc:  # any store failure at start is one line, before anything is launched
-            raise TrackingUnreachable(redact_text(f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
-                                      f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched")) from None
+            raise TrackingUnreachable(
+                redact_text(
+                    f"tracking store {self.uri} is unreachable ({type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0][:200]}); nothing was launched"
+                )
+            ) from None
         self.parent_id: str | None = None
 
     def start_parent(self, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
@@ -145,8 +155,12 @@ class SweepTracker:
             return out
         token = None
         while True:
-            page = self.client.search_runs([self.experiment_id], "attributes.status = 'FINISHED' and "
-                                           "tags.`jsweep.complete` = 'true'", max_results=1000, page_token=token)
+            page = self.client.search_runs(
+                [self.experiment_id],
+                "attributes.status = 'FINISHED' and tags.`jsweep.complete` = 'true'",
+                max_results=1000,
+                page_token=token,
+            )
             for run in page:
                 cid = run.data.tags.get("jsweep.cell_id")
                 if cid in cell_ids and cid not in out:
@@ -195,8 +209,11 @@ class Journal:
                     raise ValueError("not a tracking call")
             except ValueError as exc:
                 if warn:
-                    print(f"jsweep: warning: {self.path}: line {n} is not a whole tracking call, skipped "
-                          f"({type(exc).__name__})", file=sys.stderr)
+                    print(
+                        f"jsweep: warning: {self.path}: line {n} is not a whole tracking call, skipped "
+                        f"({type(exc).__name__})",
+                        file=sys.stderr,
+                    )
                 continue
             out.append(op)
         return out
@@ -223,8 +240,9 @@ def apply_op(client: Any, run_id: str, op: dict[str, Any]) -> None:
     elif kind == "log_artifact":
         client.log_artifact(run_id, op["path"], op.get("artifact_path"))
     elif kind == "log_table":
-        client.log_table(run_id, data=json.loads(Path(op["path"]).read_text(encoding="utf-8")),
-                         artifact_file=op["artifact_file"])
+        client.log_table(
+            run_id, data=json.loads(Path(op["path"]).read_text(encoding="utf-8")), artifact_file=op["artifact_file"]
+        )
     elif kind == "log_params":
         from mlflow.entities import Param
 
@@ -240,9 +258,16 @@ def fail_ops(error_class: str, message: str, log_file: Path | None, status: str 
     tail = ""
     if log_file and log_file.exists():
         tail = redact_text("\n".join(log_file.read_text(errors="replace").splitlines()[-40:]))
-    ops: list[dict[str, Any]] = [{"op": "set_tags", "tags": {"jsweep.error_class": error_class,
-                                                            "jsweep.error": redact_text(message)[:1000],
-                                                            "jsweep.log_tail": tail[-4000:]}}]
+    ops: list[dict[str, Any]] = [
+        {
+            "op": "set_tags",
+            "tags": {
+                "jsweep.error_class": error_class,
+                "jsweep.error": redact_text(message)[:1000],
+                "jsweep.log_tail": tail[-4000:],
+            },
+        }
+    ]
     if log_file and log_file.exists():
         ops.append({"op": "log_artifact", "path": str(log_file), "artifact_path": None})
     ops.append({"op": "set_terminated", "status": status})
@@ -278,8 +303,11 @@ class CellTracker:
             except Exception as exc:  # any tracking failure is journaled, never raised
                 self.failures += 1
                 if self.failures == 1:
-                    print(f"[jsweep] warning: tracking unreachable ({type(exc).__name__}); results are kept in "
-                          f"{self.journal.path} for `jsweep sync`", flush=True)
+                    print(
+                        f"[jsweep] warning: tracking unreachable ({type(exc).__name__}); results are kept in "
+                        f"{self.journal.path} for `jsweep sync`",
+                        flush=True,
+                    )
         self.journal.append(op)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -288,7 +316,7 @@ class CellTracker:
         ts = int(_time.time() * 1000)
         rows = [[k, float(v), ts, step or 0] for k, v in metrics.items() if v is not None]
         for i in range(0, len(rows), 500):
-            self._do({"op": "log_batch", "metrics": rows[i:i + 500]})
+            self._do({"op": "log_batch", "metrics": rows[i : i + 500]})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         clean = {k: redact_text(str(v))[:5000] for k, v in tags.items() if not is_secret(k, v)}

@@ -28,31 +28,62 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module -> (file(s) to mutate, the fast tests that cover them[, only the mutants of these functions])
 MODULES: dict[str, tuple] = {
-    "identity": ("jsweep/identity.py", ["tests/unit/launcher/test_identity.py::test_the_cell_id_follows_the_data_content_not_only_its_name",
-                                        "tests/unit/launcher/test_identity.py::test_the_cell_id_follows_the_model_revision_and_every_result_changing_key",
-                                        "tests/unit/launcher/test_identity.py::test_cosmetic_keys_do_not_change_the_cell_id",
-                                        "tests/unit/launcher/test_identity.py::test_the_cell_id_changes_with_the_jsweep_version",
-                                        "tests/unit/launcher/test_identity.py::test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order"]),
-    "redaction": ("jsweep/redaction.py", ["tests/unit/test_redaction.py",
-                                          "tests/integration/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts"]),
-    "scheduler": ("jsweep/scheduler.py", ["tests/unit/launcher/test_scheduler.py",
-                                          "tests/integration/test_where.py::test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi"]),
+    "identity": (
+        "jsweep/identity.py",
+        [
+            "tests/unit/launcher/test_identity.py::test_the_cell_id_follows_the_data_content_not_only_its_name",
+            "tests/unit/launcher/test_identity.py::test_the_cell_id_follows_the_model_revision_and_every_result_changing_key",
+            "tests/unit/launcher/test_identity.py::test_cosmetic_keys_do_not_change_the_cell_id",
+            "tests/unit/launcher/test_identity.py::test_the_cell_id_changes_with_the_jsweep_version",
+            "tests/unit/launcher/test_identity.py::test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order",
+        ],
+    ),
+    "redaction": (
+        "jsweep/redaction.py",
+        [
+            "tests/unit/test_redaction.py",
+            "tests/integration/test_survive.py::test_redaction_masks_credentials_but_keeps_token_counts",
+        ],
+    ),
+    "scheduler": (
+        "jsweep/scheduler.py",
+        [
+            "tests/unit/launcher/test_scheduler.py",
+            "tests/integration/test_where.py::test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi",
+        ],
+    ),
     # test_known_answers.py is left out: it loads and runs the tiny model for each mutant (about 3 minutes a
     # mutant on the shared CPU); the scoring it checks end to end is checked here in-process.
-    "metrics": ("jsweep/eval/llm_jp_eval/metrics.py", ["tests/unit/eval/llm_jp_eval/test_llm_jp_eval.py",
-                                                      "tests/unit/eval/llm_jp_eval/test_mutation_kills_metrics.py"]),
-    "generate": ("jsweep/eval/generate.py", ["tests/unit/eval/test_generate.py", "tests/unit/eval/test_mutation_kills_generate.py"]),
+    "metrics": (
+        "jsweep/eval/llm_jp_eval/metrics.py",
+        [
+            "tests/unit/eval/llm_jp_eval/test_llm_jp_eval.py",
+            "tests/unit/eval/llm_jp_eval/test_mutation_kills_metrics.py",
+        ],
+    ),
+    "generate": (
+        "jsweep/eval/generate.py",
+        ["tests/unit/eval/test_generate.py", "tests/unit/eval/test_mutation_kills_generate.py"],
+    ),
     # Retry and resume: the pure helpers the launcher and the cell decide with (the OOM retry's new
     # micro-batch, the complete checkpoints to resume from, whether a FINISHED cell's results are whole,
     # the whole run's mean loss after a resume). SweepRunner.retry/triage and sft.run_training are
     # reached only through the CLI's subprocesses (test_resilience, test_promises), not in-process.
-    "retry": (["jsweep/sweep.py", "jsweep/cellstate.py", "jsweep/job/sft.py"],
-              ["tests/unit/job/test_final_loss.py::test_final_loss_of_an_uninterrupted_run_is_the_trainers_own",
-               "tests/unit/job/test_final_loss.py::test_final_loss_of_a_resumed_run_averages_every_step_of_the_run",
-               "tests/unit/job/test_final_loss.py::test_final_loss_weights_each_logged_loss_by_its_logging_interval",
-               "tests/unit/launcher/test_mutation_kills_retry.py"],
-              ["jsweep.sweep.x_retry_spec", "jsweep.cellstate.x_checkpoints", "jsweep.sweep.x_damage",
-               "jsweep.job.sft.x_run_mean_loss"]),
+    "retry": (
+        ["jsweep/sweep.py", "jsweep/cellstate.py", "jsweep/job/sft.py"],
+        [
+            "tests/unit/job/test_final_loss.py::test_final_loss_of_an_uninterrupted_run_is_the_trainers_own",
+            "tests/unit/job/test_final_loss.py::test_final_loss_of_a_resumed_run_averages_every_step_of_the_run",
+            "tests/unit/job/test_final_loss.py::test_final_loss_weights_each_logged_loss_by_its_logging_interval",
+            "tests/unit/launcher/test_mutation_kills_retry.py",
+        ],
+        [
+            "jsweep.sweep.x_retry_spec",
+            "jsweep.cellstate.x_checkpoints",
+            "jsweep.sweep.x_damage",
+            "jsweep.job.sft.x_run_mean_loss",
+        ],
+    ),
 }
 FAST = "-m 'not slow and not gpu'"
 
@@ -72,38 +103,50 @@ def run(module: str) -> str:
                 shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # Tests that only run CLI subprocesses never reach the mutated code in-process: not selected here.
         config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-        config += (f"\n[tool.mutmut]\nsource_paths = [\"jsweep\"]\nonly_mutate = {toml_list(targets)}\n"
-                   f"also_copy = {toml_list(['hydra_plugins', 'conf', 'tests'])}\n"
-                   f"pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-m\", \"not slow and not gpu\", \"-q\"]\n"
-                   f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n")
+        config += (
+            f'\n[tool.mutmut]\nsource_paths = ["jsweep"]\nonly_mutate = {toml_list(targets)}\n'
+            f"also_copy = {toml_list(['hydra_plugins', 'conf', 'tests'])}\n"
+            f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow and not gpu", "-q"]\n'
+            f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        )
         (work / "pyproject.toml").write_text(config, encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         mutmut = [sys.executable, "-m", "mutmut"]
-        proc = subprocess.run([*mutmut, "run", "--max-children", os.environ.get("MUTATION_JOBS", "2"), *names], cwd=work,
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [*mutmut, "run", "--max-children", os.environ.get("MUTATION_JOBS", "2"), *names],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         tail = proc.stdout[-3000:] + proc.stderr[-3000:]
-        results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
-                                 text=True).stdout
+        results = subprocess.run(
+            [*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True
+        ).stdout
         statuses = re.findall(r"^\s*(\S+): (\w[\w ]*)$", results, flags=re.M)
-        if names:                                   # only the selected functions' mutants count
+        if names:  # only the selected functions' mutants count
             statuses = [(n, st) for n, st in statuses if any(fnmatch.fnmatch(n, g) for g in names)]
         counts: dict[str, int] = {}
         for _, status in statuses:
             counts[status] = counts.get(status, 0) + 1
         survived = [name for name, status in statuses if status == "survived"]
         untested = sorted({name.split("__mutmut_")[0] for name, status in statuses if status == "no tests"})
-        diffs = "\n".join(subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True,
-                                         text=True).stdout for name in survived)
+        diffs = "\n".join(
+            subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True).stdout
+            for name in survived
+        )
     total = sum(counts.values())
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     score = f"{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f}%) {counts}"
     out = ROOT / "benchmarks" / "results" / f"mutation-{module}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     only = f"only the mutants of: {' '.join(rest[0])}\n" if rest else ""
-    out.write_text(f"{score}\nmutated: {' '.join(targets)}\n{only}tests: {' '.join(tests)}\n"
-                   f"functions no selected test reaches: {' '.join(untested)}\n"
-                   f"\n# surviving mutants\n{diffs}\n# mutmut run (tail)\n{tail}\n",
-                   encoding="utf-8")
+    out.write_text(
+        f"{score}\nmutated: {' '.join(targets)}\n{only}tests: {' '.join(tests)}\n"
+        f"functions no selected test reaches: {' '.join(untested)}\n"
+        f"\n# surviving mutants\n{diffs}\n# mutmut run (tail)\n{tail}\n",
+        encoding="utf-8",
+    )
     return score
 
 

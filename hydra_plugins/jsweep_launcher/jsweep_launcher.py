@@ -5,7 +5,6 @@ each job's config, converts it to a typed CellSpec, and hands the whole grid to
 :mod:`jsweep.sweep` (plain Python), which validates all cells before launching any.
 """
 
-
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,8 +69,10 @@ class JsweepLauncher(Launcher):
         loader = self.hydra_context.config_loader
         # Hydra's full composition costs ~0.3 s a cell (minutes for a 1,000-cell grid); the group choices
         # are composed once per distinct set and each cell's other overrides applied to that (GridComposer).
-        composer = GridComposer(lambda groups: loader.load_sweep_config(self.config, groups),
-                                is_group=lambda key: loader.repository.group_exists(key))
+        composer = GridComposer(
+            lambda groups: loader.load_sweep_config(self.config, groups),
+            is_group=lambda key: loader.repository.group_exists(key),
+        )
         for idx, overrides in enumerate(job_overrides):
             try:
                 specs.append(composer.spec(list(overrides), labels[idx]))
@@ -90,14 +91,20 @@ class JsweepLauncher(Launcher):
         grid = [o for o in sys.argv[1:] if "=" in o and not o.startswith("-")]
         _redact_saved_config(sweep_dir / "multirun.yaml", grid)
         code = execute(specs, sweep_dir, grid)
-        if code == 2:               # refused before anything ran: leave nothing behind
+        if code == 2:  # refused before anything ran: leave nothing behind
             _remove_unused(sweep_dir)
         if code != 0:
             sys.exit(code)
         rets = []
         for overrides in job_overrides:
-            ret = JobReturn(overrides=list(overrides), cfg=OmegaConf.create({}), hydra_cfg=None,
-                            working_dir=str(sweep_dir), task_name="jsweep", status=JobStatus.COMPLETED)
+            ret = JobReturn(
+                overrides=list(overrides),
+                cfg=OmegaConf.create({}),
+                hydra_cfg=None,
+                working_dir=str(sweep_dir),
+                task_name="jsweep",
+                status=JobStatus.COMPLETED,
+            )
             ret._return_value = None
             rets.append(ret)
         return rets

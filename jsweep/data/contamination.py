@@ -51,14 +51,14 @@ class EvalText:
 class ContaminationReport:
     n: int
     eval_samples: int = 0
-    contaminated_samples: int = 0    # near-duplicates: >= duplicate_threshold of the sample's n-grams in training
-    overlapping_samples: int = 0     # any n-gram in training
-    eval_ngrams: int = 0             # distinct non-template eval n-grams checked
-    matched_ngrams: int = 0          # of those, seen in the training data
-    short_samples: int = 0           # samples with no text of n characters (not checkable)
+    contaminated_samples: int = 0  # near-duplicates: >= duplicate_threshold of the sample's n-grams in training
+    overlapping_samples: int = 0  # any n-gram in training
+    eval_ngrams: int = 0  # distinct non-template eval n-grams checked
+    matched_ngrams: int = 0  # of those, seen in the training data
+    short_samples: int = 0  # samples with no text of n characters (not checkable)
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)
-    tasks_seen: list[str] = field(default_factory=list)      # tasks whose instruction is in the training data
-    examples: list[str] = field(default_factory=list)        # a few contaminated samples (task: text)
+    tasks_seen: list[str] = field(default_factory=list)  # tasks whose instruction is in the training data
+    examples: list[str] = field(default_factory=list)  # a few contaminated samples (task: text)
 
     @property
     def overlap_ratio(self) -> float:
@@ -98,7 +98,7 @@ def normalize(text: str) -> str:
 
 def ngrams(text: str, n: int) -> set[str]:
     t = normalize(text)
-    return {t[i:i + n] for i in range(len(t) - n + 1)}
+    return {t[i : i + n] for i in range(len(t) - n + 1)}
 
 
 def _as_eval_texts(eval_texts: Iterable[EvalText | str]) -> list[EvalText]:
@@ -108,9 +108,15 @@ def _as_eval_texts(eval_texts: Iterable[EvalText | str]) -> list[EvalText]:
     return out
 
 
-def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[EvalText | str],
-                  n: int = DEFAULT_N, *, template_share: float = 0.1, duplicate_threshold: float = 0.5,
-                  instruction_threshold: float = 0.5) -> ContaminationReport:
+def contamination(
+    train_examples: Sequence[Record | str],
+    eval_texts: Iterable[EvalText | str],
+    n: int = DEFAULT_N,
+    *,
+    template_share: float = 0.1,
+    duplicate_threshold: float = 0.5,
+    instruction_threshold: float = 0.5,
+) -> ContaminationReport:
     """N-gram overlap between training records (or plain strings) and evaluation texts.
 
     Plain strings in ``eval_texts`` are one sample each (task "all"). Memory is bounded by the
@@ -144,7 +150,7 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
         template = {g for g, c in counts.items() if c >= limit and c > 1}
         for key in keys:
             samples[key] -= template
-    shared: dict[str, int] = defaultdict(int)     # instruction n-grams common to several tasks: boilerplate
+    shared: dict[str, int] = defaultdict(int)  # instruction n-grams common to several tasks: boilerplate
     for grams in instructions.values():
         for g in grams:
             shared[g] += 1
@@ -163,10 +169,10 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
     matched: set[str] = set()
     instr_matched: dict[str, set[str]] = defaultdict(set)
     for ex in train_examples:
-        for text in ([ex] if isinstance(ex, str) else example_texts(ex)):
+        for text in [ex] if isinstance(ex, str) else example_texts(ex):
             norm = normalize(text)
             for i in range(len(norm) - n + 1):
-                g = norm[i:i + n]
+                g = norm[i : i + n]
                 if g in index:
                     matched.add(g)
                 if g in instr_index:
@@ -183,10 +189,15 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
         short = sum(1 for k in keys if not samples[k])
         instr = instructions.get(task, set())
         instr_ratio = len(instr_matched.get(task, ())) / len(instr) if instr else 0.0
-        report.per_task[task] = {"samples": len(keys), "contaminated": len(hit), "overlapping": len(overlapping),
-                                 "overlap_ratio": len(overlapping) / len(keys) if keys else 0.0,
-                                 "duplicate_ratio": len(hit) / len(keys) if keys else 0.0,
-                                 "instruction_overlap": instr_ratio, "has_instruction": bool(instr)}
+        report.per_task[task] = {
+            "samples": len(keys),
+            "contaminated": len(hit),
+            "overlapping": len(overlapping),
+            "overlap_ratio": len(overlapping) / len(keys) if keys else 0.0,
+            "duplicate_ratio": len(hit) / len(keys) if keys else 0.0,
+            "instruction_overlap": instr_ratio,
+            "has_instruction": bool(instr),
+        }
         report.eval_samples += len(keys)
         report.contaminated_samples += len(hit)
         report.overlapping_samples += len(overlapping)
@@ -200,33 +211,49 @@ def contamination(train_examples: Sequence[Record | str], eval_texts: Iterable[E
 
 # --------------------------------------------------------------------------- llm-jp-eval sets
 
+
 def collectors(selected: Iterable[str] = ()) -> dict[str, Any]:
     """Benchmarks to check, name -> collector(options) -> [EvalText]: each evaluator that declares a
     ``contamination`` collector (jsweep.eval.declaration) and is selected, or declares it always checked."""
     from jsweep.eval.declaration import declarations
 
     chosen = set(selected)
-    return {d.name: d.hook("contamination") for d in declarations()
-            if d.contamination and (d.contamination_always or d.name in chosen)}
+    return {
+        d.name: d.hook("contamination")
+        for d in declarations()
+        if d.contamination and (d.contamination_always or d.name in chosen)
+    }
 
 
-def contamination_reports(spec: Any, train_examples: Sequence[Record], n: int = DEFAULT_N) -> dict[str, ContaminationReport]:
+def contamination_reports(
+    spec: Any, train_examples: Sequence[Record], n: int = DEFAULT_N
+) -> dict[str, ContaminationReport]:
     """One report per benchmark whose evaluator declares a collector, with the cell's options for it (or its
     defaults, for one declared always checked: llm-jp-eval's shipped fixtures, test split, 100 samples per task)."""
     evals = getattr(spec, "eval", None) or {}
-    return {name: contamination(train_examples, collect(evals.get(name) or {}), n)
-            for name, collect in collectors(evals).items()}
+    return {
+        name: contamination(train_examples, collect(evals.get(name) or {}), n)
+        for name, collect in collectors(evals).items()
+    }
 
 
 def _metrics(reports: dict[str, ContaminationReport]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, r in reports.items():
         p = f"data/contamination/{name}"
-        out.update({f"{p}/overlap_ratio": r.overlap_ratio, f"{p}/duplicate_ratio": r.duplicate_ratio,
-                    f"{p}/contaminated_samples": r.contaminated_samples,
-                    f"{p}/eval_samples": r.eval_samples, f"{p}/ngram_overlap": r.ngram_overlap,
-                    f"{p}/task_overlap_ratio": r.task_overlap_ratio, f"{p}/tasks_seen": len(r.tasks_seen),
-                    f"{p}/flagged": float(r.flagged), f"{p}/n": r.n})
+        out.update(
+            {
+                f"{p}/overlap_ratio": r.overlap_ratio,
+                f"{p}/duplicate_ratio": r.duplicate_ratio,
+                f"{p}/contaminated_samples": r.contaminated_samples,
+                f"{p}/eval_samples": r.eval_samples,
+                f"{p}/ngram_overlap": r.ngram_overlap,
+                f"{p}/task_overlap_ratio": r.task_overlap_ratio,
+                f"{p}/tasks_seen": len(r.tasks_seen),
+                f"{p}/flagged": float(r.flagged),
+                f"{p}/n": r.n,
+            }
+        )
         for task, t in r.per_task.items():
             out[f"{p}/{task}/overlap_ratio"] = t["overlap_ratio"]
             out[f"{p}/{task}/duplicate_ratio"] = t["duplicate_ratio"]
@@ -240,8 +267,10 @@ def _tags(reports: dict[str, ContaminationReport]) -> dict[str, str]:
     tags = {"jsweep.contamination": worst}
     for name, r in reports.items():
         if r.flagged:
-            detail = [f"{r.contaminated_samples}/{r.eval_samples} samples are near-duplicates of training text "
-                      f"({r.overlapping_samples} share a {r.n}-gram)"]
+            detail = [
+                f"{r.contaminated_samples}/{r.eval_samples} samples are near-duplicates of training text "
+                f"({r.overlapping_samples} share a {r.n}-gram)"
+            ]
             if r.tasks_seen:
                 detail.append(f"task instructions trained on: {', '.join(r.tasks_seen)}")
             detail += r.examples
@@ -249,8 +278,9 @@ def _tags(reports: dict[str, ContaminationReport]) -> dict[str, str]:
     return tags
 
 
-def check_contamination(spec: Any, train_examples: Sequence[Record],
-                        n: int = DEFAULT_N) -> tuple[dict[str, float], dict[str, str]]:
+def check_contamination(
+    spec: Any, train_examples: Sequence[Record], n: int = DEFAULT_N
+) -> tuple[dict[str, float], dict[str, str]]:
     """Metrics and run tags in one pass (what the cell logs): see contamination_metrics / contamination_tags."""
     reports = contamination_reports(spec, train_examples, n)
     return _metrics(reports), _tags(reports)

@@ -19,7 +19,9 @@ from typing import Any
 
 from jsweep.data.records import Example, Message
 
-HEADER_WITH_INPUT = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
+HEADER_WITH_INPUT = (
+    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
+)
 HEADER_NO_INPUT = "以下は、タスクを説明する指示です。要求を適切に満たす応答を書きなさい。"
 
 
@@ -47,7 +49,7 @@ def strip_template_bos(text: str, tokenizer: Any) -> str:
     if bos and text.startswith(bos):
         ids = tokenizer("x").input_ids
         if ids and ids[0] == tokenizer.bos_token_id:
-            return text[len(bos):]
+            return text[len(bos) :]
     return text
 
 
@@ -55,8 +57,9 @@ def strip_template_bos(text: str, tokenizer: Any) -> str:
 class AlpacaJa:
     name: str = "alpaca_ja"
 
-    def prompt(self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None,
-               system: str | None = None) -> str:
+    def prompt(
+        self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None, system: str | None = None
+    ) -> str:
         _check_turns(messages)
         sys_msgs = [m.content for m in messages if m.role == "system"]
         header = system or (sys_msgs[0] if sys_msgs else (HEADER_WITH_INPUT if input else HEADER_NO_INPUT))
@@ -83,8 +86,9 @@ class LlmJp:
 
     name: str = "llmjp"
 
-    def prompt(self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None,
-               system: str | None = None) -> str:
+    def prompt(
+        self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None, system: str | None = None
+    ) -> str:
         _check_turns(messages)
         msgs = _fold_input(messages, input)
         sys_msgs = [m.content for m in msgs if m.role == "system"]
@@ -108,16 +112,18 @@ class ChatTemplate:
 
     name: str = "chat_template"
 
-    def prompt(self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None,
-               system: str | None = None) -> str:
+    def prompt(
+        self, messages: Sequence[Message], input: str = "", *, tokenizer: Any = None, system: str | None = None
+    ) -> str:
         _check_turns(messages)
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError("prompt.format=chat_template needs a tokenizer with a chat template")
         msgs = _fold_input(messages, input)
         if system and not any(m.role == "system" for m in msgs):
             msgs.insert(0, Message("system", system))
-        text = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in msgs],
-                                             tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in msgs], tokenize=False, add_generation_prompt=True
+        )
         return strip_template_bos(text, tokenizer)
 
     def render(self, ex: Example, *, tokenizer: Any = None, system: str | None = None) -> tuple[str, str]:

@@ -23,8 +23,20 @@ from jsweep.data.single import LoadedData, check_n, describe_drops, load_single
 from jsweep.data.sources import Source, check_source
 from jsweep.errors import DataError
 
-__all__ = ["LoadedData", "check_n", "dataset_problems", "dataset_records", "describe_drops", "has_hub_source",
-           "load_examples", "load_single", "preflight", "resolve_source", "split_train_eval", "subset"]
+__all__ = [
+    "LoadedData",
+    "check_n",
+    "dataset_problems",
+    "dataset_records",
+    "describe_drops",
+    "has_hub_source",
+    "load_examples",
+    "load_single",
+    "preflight",
+    "resolve_source",
+    "split_train_eval",
+    "subset",
+]
 
 
 def _kind(spec: Any) -> ModuleType:
@@ -100,6 +112,6 @@ def split_train_eval(examples: Sequence[Record], fraction: float, seed: int) -> 
         if len(held) >= k:
             break
         held.update(groups[keys[g]])
-    if len(held) == len(examples):          # one group held everything back: keep the first group for training
+    if len(held) == len(examples):  # one group held everything back: keep the first group for training
         held -= set(groups[keys[order[0]]])
     return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])

@@ -18,11 +18,13 @@ from jsweep.errors import DataError
 
 # --------------------------------------------------------------------------- field helpers
 
+
 def text_field(row: Row, name: str, *, allow_empty: bool = False) -> str:
     """Return a string field of ``row``; a missing, non-string or empty value is a DataError."""
     if name not in row.data:
-        raise row.error(f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name,
-                        kind="missing field")
+        raise row.error(
+            f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name, kind="missing field"
+        )
     value = row.data[name]
     if value is None and allow_empty:
         return ""
@@ -51,8 +53,9 @@ def index_ids(rows: list[Row]) -> Callable[[Row], str]:
     return lambda row: f"{Path(row.file).stem}-{row.index}" if several else str(row.index)
 
 
-def convert_rows(rows: Iterable[Row], convert: Callable[[Row], Any], *, on_error: str,
-                 report: LoadReport, id_name: str = "id") -> list[Any]:
+def convert_rows(
+    rows: Iterable[Row], convert: Callable[[Row], Any], *, on_error: str, report: LoadReport, id_name: str = "id"
+) -> list[Any]:
     """Convert rows one by one, enforcing unique ids; on_error=skip drops and counts bad rows."""
     out: list[Any] = []
     seen: dict[str, Row] = {}
@@ -64,8 +67,9 @@ def convert_rows(rows: Iterable[Row], convert: Callable[[Row], Any], *, on_error
                 continue
             if ex.id in seen:
                 first = seen[ex.id]
-                raise row.error(f"duplicate id {ex.id!r} (first seen at {first.where})", field=id_name,
-                                kind="duplicate id")
+                raise row.error(
+                    f"duplicate id {ex.id!r} (first seen at {first.where})", field=id_name, kind="duplicate id"
+                )
         except DataError as exc:
             if on_error != "skip":
                 raise
@@ -78,20 +82,26 @@ def convert_rows(rows: Iterable[Row], convert: Callable[[Row], Any], *, on_error
 
 
 def _single_turn(ex_id: str, instruction: str, output: str, input: str = "", **meta: Any) -> Example:
-    return Example(id=ex_id, messages=[Message("user", instruction), Message("assistant", output)],
-                   input=input, meta=meta)
+    return Example(
+        id=ex_id, messages=[Message("user", instruction), Message("assistant", output)], input=input, meta=meta
+    )
 
 
 # --------------------------------------------------------------------------- loaders
+
 
 @loader(records="sft")
 def load_dolly(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any) -> list[Example]:
     """databricks-dolly-15k-ja: instruction, input, output, category, index."""
 
     def convert(row: Row) -> Example:
-        return _single_turn(id_field(row, "index"), text_field(row, "instruction"), text_field(row, "output"),
-                            text_field(row, "input", allow_empty=True),
-                            category=row.data.get("category", ""))
+        return _single_turn(
+            id_field(row, "index"),
+            text_field(row, "instruction"),
+            text_field(row, "output"),
+            text_field(row, "input", allow_empty=True),
+            category=row.data.get("category", ""),
+        )
 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 
@@ -108,7 +118,7 @@ def load_ichikara(rows: list[Row], *, on_error: str, report: LoadReport, **_: An
 
 # The key dataset.field_map may map for the oasst loader.
 OASST_FIELDS = {"text": "which text column holds the message (default text_ja; text = the English original)"}
-ROOT_PARENTS = (None, "", "nan", "NaN", "None", "null")   # how a root message's parent_id is written
+ROOT_PARENTS = (None, "", "nan", "NaN", "None", "null")  # how a root message's parent_id is written
 
 
 def _is_root(parent: Any) -> bool:
@@ -123,8 +133,9 @@ def _flag(value: Any) -> bool:
 
 
 @loader(records="sft", field_map=OASST_FIELDS)
-def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
-               **_: Any) -> list[Example]:
+def load_oasst(
+    rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None, **_: Any
+) -> list[Example]:
     """oasst1/oasst2 message trees (kunishou's Japanese translations, or OpenAssistant's own jsonl),
     linked by ``parent_id`` and rebuilt into conversations.
 
@@ -156,14 +167,18 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
         try:
             mid = id_field(row, "message_id")
             if mid in messages:
-                raise row.error(f"duplicate id {mid!r} (first seen at {messages[mid][0].where})", field="message_id",
-                                kind="duplicate id")
+                raise row.error(
+                    f"duplicate id {mid!r} (first seen at {messages[mid][0].where})",
+                    field="message_id",
+                    kind="duplicate id",
+                )
             role = row.data.get("role")
             if role not in ("prompter", "assistant"):
                 raise row.error(f"role must be prompter or assistant, got {role!r}", field="role", kind="bad role")
             if "parent_id" not in row.data:
-                raise row.error("missing field (a root has parent_id null or \"nan\")", field="parent_id",
-                                kind="missing field")
+                raise row.error(
+                    'missing field (a root has parent_id null or "nan")', field="parent_id", kind="missing field"
+                )
             parent = row.data.get("parent_id")
             parent = None if _is_root(parent) else str(parent)
             if parent is not None and parent not in all_ids:
@@ -182,9 +197,17 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
         elif text_key == "text_ja" and _flag(row.data.get("ng_translation", 0)):
             why = "untranslated (ng_translation)"
         rank = row.data.get("rank")
-        messages[mid] = (row, {"role": role, "text": text, "rank": rank if isinstance(rank, (int, float)) and rank == rank
-                                else None, "date": str(row.data.get("created_date") or ""), "parent": parent,
-                               "why": why})
+        messages[mid] = (
+            row,
+            {
+                "role": role,
+                "text": text,
+                "rank": rank if isinstance(rank, (int, float)) and rank == rank else None,
+                "date": str(row.data.get("created_date") or ""),
+                "parent": parent,
+                "why": why,
+            },
+        )
         order.append(mid)
 
     # A message lives when it and all its ancestors are kept; otherwise it is dropped for the first
@@ -198,7 +221,7 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
         m = messages[mid][1]
         if m["parent"] is None:
             r = m["why"]
-        elif m["parent"] not in messages:            # the parent was a bad record (on_error=skip)
+        elif m["parent"] not in messages:  # the parent was a bad record (on_error=skip)
             r = "parent dropped"
         elif mid in visiting:
             r = "parent_id cycle"
@@ -220,8 +243,10 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
         children.setdefault(messages[mid][1]["parent"], []).append(mid)
 
     def conv(path: list[str]) -> list[Message]:
-        return [Message("user" if messages[i][1]["role"] == "prompter" else "assistant", messages[i][1]["text"])
-                for i in path]
+        return [
+            Message("user" if messages[i][1]["role"] == "prompter" else "assistant", messages[i][1]["text"])
+            for i in path
+        ]
 
     def thread(mid: str) -> list[str]:
         path = [mid]
@@ -237,9 +262,11 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
         if messages[root][1]["role"] != "prompter":
             continue
         if ranked:
+
             def key(i: str) -> tuple:
                 rank = messages[i][1]["rank"]
                 return (rank is None, rank if rank is not None else 0, messages[i][1]["date"], i)
+
             path = [root]
             while children.get(path[-1]):
                 path.append(min(children[path[-1]], key=key))
@@ -250,7 +277,7 @@ def load_oasst(rows: list[Row], *, on_error: str, report: LoadReport, field_map:
                 out.append(Example(id=root, messages=conv(path), meta={"turns": len(path) // 2}))
             continue
         stack = [root]
-        while stack:                                 # depth-first, siblings by date: a stable order
+        while stack:  # depth-first, siblings by date: a stable order
             mid = stack.pop()
             kids = sorted(children.get(mid, []), key=lambda i: (messages[i][1]["date"], i))
             stack.extend(reversed(kids))
@@ -281,8 +308,12 @@ def load_alpaca(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any)
     ids = index_ids(rows)
 
     def convert(row: Row) -> Example:
-        return _single_turn(ids(row), text_field(row, "instruction"), text_field(row, "output"),
-                            text_field(row, "input", allow_empty=True))
+        return _single_turn(
+            ids(row),
+            text_field(row, "instruction"),
+            text_field(row, "output"),
+            text_field(row, "input", allow_empty=True),
+        )
 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="index")
 
@@ -300,15 +331,23 @@ def load_jaster(rows: list[Row], *, on_error: str, report: LoadReport, **_: Any)
     for file in sorted({r.file for r in rows}):
         split = Path(file).parent.name
         if split in ("dev", "test"):
-            raise DataError(f"a {split} split file: jaster trains on llm-jp-eval's tuning/train only "
-                            f"(set dataset.path=<llm-jp-eval dataset dir>/tuning/train)", file=file)
+            raise DataError(
+                f"a {split} split file: jaster trains on llm-jp-eval's tuning/train only "
+                f"(set dataset.path=<llm-jp-eval dataset dir>/tuning/train)",
+                file=file,
+            )
 
     def convert(row: Row) -> Example:
         ex_id = id_field(row, "ID")
         if "text" in row.data:
             text_field(row, "text")
-        return _single_turn(ex_id, text_field(row, "instruction"), text_field(row, "output"),
-                            text_field(row, "input", allow_empty=True), task=ex_id.rsplit("-", 1)[0])
+        return _single_turn(
+            ex_id,
+            text_field(row, "instruction"),
+            text_field(row, "output"),
+            text_field(row, "input", allow_empty=True),
+            task=ex_id.rsplit("-", 1)[0],
+        )
 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name="ID")
 
@@ -322,13 +361,21 @@ GENERIC_FIELDS = {
     "system": "an optional system prompt",
     "messages": "a list of {role, content} (or {from, value}) turns ending with the assistant's reply",
 }
-ROLE_ALIASES: dict[str, Role] = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant", "gpt": "assistant",
-                "bot": "assistant", "system": "system"}
+ROLE_ALIASES: dict[str, Role] = {
+    "user": "user",
+    "human": "user",
+    "prompter": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "system": "system",
+}
 
 
 @loader(records="sft", field_map=GENERIC_FIELDS)
-def load_generic(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
-                 **_: Any) -> list[Example]:
+def load_generic(
+    rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None, **_: Any
+) -> list[Example]:
     """Any local JSON / JSON lines / Parquet instruction data, through ``dataset.field_map``.
 
     ``field_map`` maps jsweep's keys (see GENERIC_FIELDS) to the record's field names, e.g.
@@ -349,15 +396,21 @@ def load_generic(rows: list[Row], *, on_error: str, report: LoadReport, field_ma
             raise row.error("expected a non-empty list of turns", field=name, kind="bad messages")
         out = []
         for i, turn in enumerate(value):
-            role = ROLE_ALIASES.get(str(turn.get("role", turn.get("from", ""))).lower()) if isinstance(turn, dict) else None
+            role = (
+                ROLE_ALIASES.get(str(turn.get("role", turn.get("from", ""))).lower())
+                if isinstance(turn, dict)
+                else None
+            )
             content = turn.get("content", turn.get("value")) if isinstance(turn, dict) else None
             if role is None or not isinstance(content, str) or not content.strip():
-                raise row.error(f"turn {i} needs a role (user/assistant/system) and non-empty text", field=name,
-                                kind="bad messages")
+                raise row.error(
+                    f"turn {i} needs a role (user/assistant/system) and non-empty text", field=name, kind="bad messages"
+                )
             out.append(Message(role, content))
         if out[-1].role != "assistant" or not any(m.role == "user" for m in out):
-            raise row.error("the turns must include a user turn and end with the assistant's reply", field=name,
-                            kind="bad messages")
+            raise row.error(
+                "the turns must include a user turn and end with the assistant's reply", field=name, kind="bad messages"
+            )
         return out
 
     def convert(row: Row) -> Example:
@@ -367,11 +420,16 @@ def load_generic(rows: list[Row], *, on_error: str, report: LoadReport, field_ma
             msgs = turns(row)
             inp = ""
         else:
-            msgs = [Message("user", text_field(row, fm["instruction"])), Message("assistant", text_field(row, fm["output"]))]
+            msgs = [
+                Message("user", text_field(row, fm["instruction"])),
+                Message("assistant", text_field(row, fm["output"])),
+            ]
             inp = text_field(row, fm["input"], allow_empty=True) if fm["input"] in row.data else ""
         if system and msgs[0].role != "system":
             msgs.insert(0, Message("system", system))
-        meta = {k: v for k, v in row.data.items() if k not in set(fm.values()) and isinstance(v, (str, int, float, bool))}
+        meta = {
+            k: v for k, v in row.data.items() if k not in set(fm.values()) and isinstance(v, (str, int, float, bool))
+        }
         return Example(id=ex_id, messages=msgs, input=inp, meta=meta)
 
     return convert_rows(rows, convert, on_error=on_error, report=report, id_name=id_key or "index")

@@ -56,12 +56,13 @@ from jsweep.paths import CONF_DIR
 from jsweep.schema import DatasetSpec, from_dict
 
 MIXTURE = "mixture"
-COMPONENT_KEYS = ("preset", "weight", "upsample")       # besides the DatasetSpec keys
-INHERITED = ("source", "seed", "on_error")               # taken from the mixture unless the component sets them
-_ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?\}")      # ${oc.env:VAR,default} in a preset
+COMPONENT_KEYS = ("preset", "weight", "upsample")  # besides the DatasetSpec keys
+INHERITED = ("source", "seed", "on_error")  # taken from the mixture unless the component sets them
+_ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?\}")  # ${oc.env:VAR,default} in a preset
 
 
 # --------------------------------------------------------------------------- components
+
 
 def read_preset(name: str) -> dict[str, Any]:
     """A dataset preset's keys (conf/dataset/<name>.yaml), as a component of a mixture sees them.
@@ -76,14 +77,14 @@ def read_preset(name: str) -> dict[str, Any]:
         raise ConfigError(f"unknown dataset preset '{name}' (choose from: {', '.join(options)})")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     merged: dict[str, Any] = {}
-    for entry in data.pop("defaults", None) or []:      # a preset extending another one (dolly_10k: [dolly, _self_])
+    for entry in data.pop("defaults", None) or []:  # a preset extending another one (dolly_10k: [dolly, _self_])
         if isinstance(entry, str) and entry != "_self_":
             merged.update(read_preset(entry))
     for k, v in data.items():
         if isinstance(v, str) and "${" in v:
             env = _ENV.fullmatch(v.strip())
             if not env:
-                continue                                  # ${data_source}, ${seed}: inherited from the mixture
+                continue  # ${data_source}, ${seed}: inherited from the mixture
             value = os.environ.get(env.group(1))
             if value is None:
                 value = yaml.safe_load(env.group(2)) if env.group(2) is not None else None
@@ -111,10 +112,11 @@ def component_specs(spec: Any) -> dict[str, tuple[Any, float | None, float | Non
         merged: dict[str, Any] = dict(read_preset(str(preset))) if preset else {}
         merged.update({k: getattr(spec, k) for k in INHERITED})
         merged.setdefault("name", name)
-        merged.update({k: v for k, v in comp.items() if v is not None})    # null = keep the preset's value
+        merged.update({k: v for k, v in comp.items() if v is not None})  # null = keep the preset's value
         for label, value in (("weight", weight), ("upsample", upsample)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            ):
                 raise ConfigError(f"{key}.{label} must be a positive number, got {value!r}")
         if "loader" not in merged:
             raise ConfigError(f"{key}: needs a preset (preset: dolly) or a loader")
@@ -127,12 +129,18 @@ def component_specs(spec: Any) -> dict[str, tuple[Any, float | None, float | Non
             if msg.startswith("unknown key"):
                 msg += f"; a component may also set {', '.join(COMPONENT_KEYS)}"
             raise ConfigError(msg) from None
-        out[name] = (comp_spec, None if weight is None else float(weight), None if upsample is None else float(upsample))
+        out[name] = (
+            comp_spec,
+            None if weight is None else float(weight),
+            None if upsample is None else float(upsample),
+        )
     weighted = [n for n, (_, w, _) in out.items() if w is not None]
     if weighted and len(weighted) != len(out):
         missing = [n for n in out if n not in weighted]
-        raise ConfigError(f"dataset.components: give every component a weight or none "
-                          f"({', '.join(missing)} {'has' if len(missing) == 1 else 'have'} none)")
+        raise ConfigError(
+            f"dataset.components: give every component a weight or none "
+            f"({', '.join(missing)} {'has' if len(missing) == 1 else 'have'} none)"
+        )
     if weighted and any(u is not None for _, _, u in out.values()):
         raise ConfigError("dataset.components: use weight (shares) or upsample (repeat factors), not both")
     return out
@@ -150,8 +158,11 @@ def source(spec: Any, *, builtin_model: bool) -> Source:
         try:
             comps[name] = single.source(cs, builtin_model=builtin_model)
         except DataError as exc:
-            raise DataError(f"mixture component '{name}': {exc}".replace("set dataset.path=",
-                            f"set dataset.components.{name}.path=")) from None
+            raise DataError(
+                f"mixture component '{name}': {exc}".replace(
+                    "set dataset.path=", f"set dataset.components.{name}.path="
+                )
+            ) from None
     location = "mixture(" + ", ".join(f"{n}={s.describe()}" for n, s in comps.items()) + ")"
     return Source("mixture", location, extra={"components": comps})
 
@@ -166,11 +177,12 @@ def largest_remainder(total: int, shares: Sequence[float]) -> list[int]:
     return counts
 
 
-def plan_counts(sizes: Sequence[int], weights: Sequence[float | None], upsample: Sequence[float | None],
-                total: int | None) -> list[int]:
+def plan_counts(
+    sizes: Sequence[int], weights: Sequence[float | None], upsample: Sequence[float | None], total: int | None
+) -> list[int]:
     """How many records each component contributes (see the module doc for the rules)."""
     shares = [float(w) for w in weights if w is not None]
-    if len(shares) == len(weights):                     # every component has a weight
+    if len(shares) == len(weights):  # every component has a weight
         if total is None:
             s = sum(shares)
             total = math.floor(min(n / (w / s) for n, w in zip(sizes, shares)) + 1e-9)
@@ -190,27 +202,46 @@ def load(spec: Any, *, builtin_model: bool) -> LoadedData:
     kinds = {name: is_preference(d.examples) for name, d in loaded.items()}
     if len(set(kinds.values())) > 1:
         pref = [n for n, k in kinds.items() if k]
-        raise DataError(f"mixture '{spec.name}' mixes preference pairs ({', '.join(pref)}) with instruction data "
-                        f"({', '.join(n for n, k in kinds.items() if not k)})")
+        raise DataError(
+            f"mixture '{spec.name}' mixes preference pairs ({', '.join(pref)}) with instruction data "
+            f"({', '.join(n for n, k in kinds.items() if not k)})"
+        )
     total = budget_examples(spec.budget) or spec.n
     names = list(comps)
-    counts = plan_counts([len(loaded[n].examples) for n in names], [comps[n][1] for n in names],
-                         [comps[n][2] for n in names], total)
+    counts = plan_counts(
+        [len(loaded[n].examples) for n in names], [comps[n][1] for n in names], [comps[n][2] for n in names], total
+    )
     mixed: list[Any] = []
     components: dict[str, dict[str, Any]] = {}
     for i, (name, count) in enumerate(zip(names, counts)):
         data = loaded[name]
         report.merge(data.report, prefix=f"{name}: ")
         part = take(data.examples, count, spec.seed + i) if count else []
-        part = [dataclasses.replace(ex, id=f"{name}/{ex.id}", meta={**ex.meta, "component": name,
-                **({"repeat_of": f"{name}/{ex.meta['repeat_of']}"} if "repeat_of" in ex.meta else {})})
-                for ex in part]
+        part = [
+            dataclasses.replace(
+                ex,
+                id=f"{name}/{ex.id}",
+                meta={
+                    **ex.meta,
+                    "component": name,
+                    **({"repeat_of": f"{name}/{ex.meta['repeat_of']}"} if "repeat_of" in ex.meta else {}),
+                },
+            )
+            for ex in part
+        ]
         mixed.extend(part)
-        components[name] = {**data.provenance(), "n": len(part), "available": len(data.examples),
-                            "source_digest": data.digest, "digest": digest_examples(part),
-                            "weight": comps[name][1], "upsample": comps[name][2],
-                            "repeats": round(len(part) / max(1, len(data.examples)), 4),
-                            "license": comps[name][0].license, "name": comps[name][0].name}
+        components[name] = {
+            **data.provenance(),
+            "n": len(part),
+            "available": len(data.examples),
+            "source_digest": data.digest,
+            "digest": digest_examples(part),
+            "weight": comps[name][1],
+            "upsample": comps[name][2],
+            "repeats": round(len(part) / max(1, len(data.examples)), 4),
+            "license": comps[name][0].license,
+            "name": comps[name][0].name,
+        }
     if not mixed:
         raise DataError(f"mixture '{spec.name}' has no records")
     random.Random(spec.seed).shuffle(mixed)

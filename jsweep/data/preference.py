@@ -20,8 +20,9 @@ from jsweep.errors import DataError
 def _reply(row: Row, name: str) -> str:
     """A reply field: plain text, or a ``{from, value}`` turn (hh-rlhf-12k-ja)."""
     if name not in row.data:
-        raise row.error(f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name,
-                        kind="missing field")
+        raise row.error(
+            f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name, kind="missing field"
+        )
     value = row.data[name]
     if isinstance(value, dict):
         if "value" not in value and "content" not in value:
@@ -37,8 +38,9 @@ def _reply(row: Row, name: str) -> str:
 def _turns(row: Row, name: str) -> list[Message]:
     """A conversation field: a list of ``{from, value}`` (or ``{role, content}``) turns ending with the user's."""
     if name not in row.data:
-        raise row.error(f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name,
-                        kind="missing field")
+        raise row.error(
+            f"missing field (record has: {', '.join(sorted(row.data)) or 'nothing'})", field=name, kind="missing field"
+        )
     value = row.data[name]
     if not isinstance(value, list) or not value:
         raise row.error("expected a non-empty list of turns", field=name, kind="bad turns")
@@ -49,19 +51,25 @@ def _turns(row: Row, name: str) -> list[Message]:
         role = ROLE_ALIASES.get(str(turn.get("from", turn.get("role", ""))).lower())
         content = turn.get("value", turn.get("content"))
         if role is None:
-            raise row.error(f"turn {i}: unknown speaker {turn.get('from', turn.get('role'))!r} "
-                            f"(expected human/gpt or user/assistant)", field=name, kind="bad turns")
+            raise row.error(
+                f"turn {i}: unknown speaker {turn.get('from', turn.get('role'))!r} "
+                f"(expected human/gpt or user/assistant)",
+                field=name,
+                kind="bad turns",
+            )
         if not isinstance(content, str) or not content.strip():
             raise row.error(f"turn {i}: empty text", field=name, kind="empty text")
         out.append(Message(role, content))
     if out[-1].role != "user":
-        raise row.error("the conversation must end with a human turn (the prompt of the replies)", field=name,
-                        kind="bad turns")
+        raise row.error(
+            "the conversation must end with a human turn (the prompt of the replies)", field=name, kind="bad turns"
+        )
     return out
 
 
-def _pair(row: Row, ex_id: str, prompt: list[Message], chosen_key: str, rejected_key: str,
-          **meta: Any) -> PreferenceExample:
+def _pair(
+    row: Row, ex_id: str, prompt: list[Message], chosen_key: str, rejected_key: str, **meta: Any
+) -> PreferenceExample:
     chosen, rejected = _reply(row, chosen_key), _reply(row, rejected_key)
     if chosen.strip() == rejected.strip():
         raise row.error("chosen and rejected replies are identical", field=rejected_key, kind="identical replies")
@@ -109,8 +117,9 @@ PREFERENCE_FIELDS = {
 
 
 @loader(records="preference", field_map=PREFERENCE_FIELDS)
-def load_preference(rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None,
-                    **_: Any) -> list[PreferenceExample]:
+def load_preference(
+    rows: list[Row], *, on_error: str, report: LoadReport, field_map: dict[str, str] | None = None, **_: Any
+) -> list[PreferenceExample]:
     """Any local preference data (JSON / JSON lines / Parquet) through ``dataset.field_map``, e.g.
     ``{prompt: question, chosen: good, rejected: bad, id: qid}``; unmapped keys default to the same name."""
     fm = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected", **(field_map or {})}
@@ -123,7 +132,9 @@ def load_preference(rows: list[Row], *, on_error: str, report: LoadReport, field
     def convert(row: Row) -> PreferenceExample:
         ex_id = id_field(row, id_key) if id_key else ids(row)
         value = row.data.get(fm["prompt"])
-        prompt = _turns(row, fm["prompt"]) if isinstance(value, list) else [Message("user", text_field(row, fm["prompt"]))]
+        prompt = (
+            _turns(row, fm["prompt"]) if isinstance(value, list) else [Message("user", text_field(row, fm["prompt"]))]
+        )
         system = text_field(row, fm["system"], allow_empty=True) if "system" in fm and fm["system"] in row.data else ""
         if system and prompt[0].role != "system":
             prompt.insert(0, Message("system", system))

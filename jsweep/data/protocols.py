@@ -38,8 +38,8 @@ def loader(*, records: RecordKind = "sft", field_map: Mapping[str, str] | None =
     def declare(fn: F) -> F:
         # attributes of the function itself (declared by the Loader protocol): mypy types a function's
         # attributes from its signature only, so each assignment needs its ignore
-        fn.records = records                        # type: ignore[attr-defined]
-        fn.field_map_keys = dict(field_map or {})   # type: ignore[attr-defined]
+        fn.records = records  # type: ignore[attr-defined]
+        fn.field_map_keys = dict(field_map or {})  # type: ignore[attr-defined]
         return fn
 
     return declare

@@ -19,7 +19,7 @@ from typing import Any
 
 from jsweep.data.records import PreferenceExample, Record
 
-DIGEST_CHARS = 32          # MLflow stores at most 36 characters of a dataset digest
+DIGEST_CHARS = 32  # MLflow stores at most 36 characters of a dataset digest
 
 
 def records_frame(examples: list[Record]):
@@ -29,11 +29,25 @@ def records_frame(examples: list[Record]):
     rows = []
     for ex in examples:
         if isinstance(ex, PreferenceExample):
-            rows.append({"id": ex.id, "prompt": json.dumps([m.__dict__ for m in ex.prompt], ensure_ascii=False),
-                         "chosen": ex.chosen, "rejected": ex.rejected, "component": ex.meta.get("component", "")})
+            rows.append(
+                {
+                    "id": ex.id,
+                    "prompt": json.dumps([m.__dict__ for m in ex.prompt], ensure_ascii=False),
+                    "chosen": ex.chosen,
+                    "rejected": ex.rejected,
+                    "component": ex.meta.get("component", ""),
+                }
+            )
         else:
-            rows.append({"id": ex.id, "prompt": json.dumps([m.__dict__ for m in ex.prompt_messages], ensure_ascii=False),
-                         "input": ex.input, "target": ex.target, "component": ex.meta.get("component", "")})
+            rows.append(
+                {
+                    "id": ex.id,
+                    "prompt": json.dumps([m.__dict__ for m in ex.prompt_messages], ensure_ascii=False),
+                    "input": ex.input,
+                    "target": ex.target,
+                    "component": ex.meta.get("component", ""),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -76,16 +90,18 @@ def dataset_source(src: Any, spec: Any = None):
     if src.kind == "hub":
         from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
-        return HuggingFaceDatasetSource(path=src.location, revision=src.revision, data_files=src.hub_file,
-                                        split="train")
+        return HuggingFaceDatasetSource(
+            path=src.location, revision=src.revision, data_files=src.hub_file, split="train"
+        )
     if src.parts:
-        comps = {name: {"kind": c.kind, "location": c.location, "revision": c.revision}
-                 for name, c in src.parts.items()}
+        comps = {
+            name: {"kind": c.kind, "location": c.location, "revision": c.revision} for name, c in src.parts.items()
+        }
         return _mixture_source_class()(comps)
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # "can be interpreted in multiple ways": both are local files
+        warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": both are local files
         return resolve_dataset_source(src.location)
 
 
@@ -105,17 +121,18 @@ def _log(target: Any, dataset: Any, context: str, tags: dict[str, Any], run_id: 
         all_tags = [InputTag("mlflow.data.context", context)] + [InputTag(k, v) for k, v in tags.items()]
         client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), all_tags)])
         return
-    if hasattr(target, "log_input"):                        # the mlflow module
+    if hasattr(target, "log_input"):  # the mlflow module
         target.log_input(dataset, context=context, tags=tags)
         return
-    mlflow = getattr(target, "mlflow", None)                # an object holding the module
+    mlflow = getattr(target, "mlflow", None)  # an object holding the module
     if mlflow is None:
         raise TypeError(f"cannot log a dataset input through {type(target).__name__}")
     mlflow.log_input(dataset, context=context, tags=tags)
 
 
-def log_dataset_input(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, run_id: str | None = None,
-                      context: str = "training") -> Any:
+def log_dataset_input(
+    tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, run_id: str | None = None, context: str = "training"
+) -> Any:
     """Log what a cell trained on as MLflow dataset input(s); returns the logged (mixture) dataset.
 
     ``tracker_or_mlflow``: a jsweep CellTracker (its client and run), the ``mlflow`` module (the active run),
@@ -127,14 +144,15 @@ def log_dataset_input(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, *, ru
     from jsweep.tracking import CellTracker, NullTracker
 
     if isinstance(tracker_or_mlflow, NullTracker):
-        return None                                  # ranks > 0 of a multi-GPU cell: rank 0 logs
+        return None  # ranks > 0 of a multi-GPU cell: rank 0 logs
     if isinstance(tracker_or_mlflow, CellTracker):
         tracker_or_mlflow.log_dict(loaded_data.provenance(), "data_provenance.json")
         try:
             return _log_inputs(tracker_or_mlflow, loaded_data, spec, run_id, context)
         except Exception as exc:  # provenance must not stop training; the dict above is kept
-            print(f"[jsweep] warning: could not log the dataset input to MLflow ({type(exc).__name__}: {exc})",
-                  flush=True)
+            print(
+                f"[jsweep] warning: could not log the dataset input to MLflow ({type(exc).__name__}: {exc})", flush=True
+            )
             return None
     return _log_inputs(tracker_or_mlflow, loaded_data, spec, run_id, context)
 
@@ -155,14 +173,17 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
         "jsweep.revision": src.revision or ("main" if src.kind == "hub" else None),
         "jsweep.read": data.report.read,
         "jsweep.dropped": sum(data.report.dropped.values()),
-        "jsweep.dropped_by_reason": json.dumps(data.report.dropped, ensure_ascii=False) if data.report.dropped else None,
+        "jsweep.dropped_by_reason": json.dumps(data.report.dropped, ensure_ascii=False)
+        if data.report.dropped
+        else None,
         "jsweep.license": getattr(ds_spec, "license", "") or None,
         "jsweep.subset": (f"n={ds_spec.n} seed={ds_spec.seed}" if getattr(ds_spec, "n", None) else None),
         "jsweep.budget": getattr(ds_spec, "budget", None),
     }
     frame = records_frame(data.examples)
-    dataset = from_pandas(frame, source=dataset_source(src, ds_spec), name=data.name or ds_spec.name,
-                                      digest=data.digest[:DIGEST_CHARS])
+    dataset = from_pandas(
+        frame, source=dataset_source(src, ds_spec), name=data.name or ds_spec.name, digest=data.digest[:DIGEST_CHARS]
+    )
     _log(tracker_or_mlflow, dataset, context, base_tags, run_id)
 
     if data.components:
@@ -172,13 +193,29 @@ def _log_inputs(tracker_or_mlflow: Any, loaded_data: Any, spec: Any, run_id: str
             part = [ex for ex in data.examples if ex.meta.get("component") == name]
             digest = digest_examples(part)
             comp_src = src.parts[name]
-            comp_ds = from_pandas(records_frame(part), source=dataset_source(comp_src),
-                                              name=f"{data.name or ds_spec.name}/{name}", digest=digest[:DIGEST_CHARS])
-            _log(tracker_or_mlflow, comp_ds, f"{context}_component", {
-                "jsweep.digest": digest, "jsweep.n": len(part), "jsweep.available": comp.get("available"),
-                "jsweep.share": comp.get("share"), "jsweep.weight": comp.get("weight"),
-                "jsweep.upsample": comp.get("upsample"), "jsweep.source": comp_src.describe(),
-                "jsweep.source_kind": comp_src.kind, "jsweep.source_digest": comp.get("source_digest"),
-                "jsweep.license": comp.get("license") or None, "jsweep.mixture": data.name or ds_spec.name,
-            }, run_id)
+            comp_ds = from_pandas(
+                records_frame(part),
+                source=dataset_source(comp_src),
+                name=f"{data.name or ds_spec.name}/{name}",
+                digest=digest[:DIGEST_CHARS],
+            )
+            _log(
+                tracker_or_mlflow,
+                comp_ds,
+                f"{context}_component",
+                {
+                    "jsweep.digest": digest,
+                    "jsweep.n": len(part),
+                    "jsweep.available": comp.get("available"),
+                    "jsweep.share": comp.get("share"),
+                    "jsweep.weight": comp.get("weight"),
+                    "jsweep.upsample": comp.get("upsample"),
+                    "jsweep.source": comp_src.describe(),
+                    "jsweep.source_kind": comp_src.kind,
+                    "jsweep.source_digest": comp.get("source_digest"),
+                    "jsweep.license": comp.get("license") or None,
+                    "jsweep.mixture": data.name or ds_spec.name,
+                },
+                run_id,
+            )
     return dataset

@@ -94,7 +94,7 @@ class LoadReport:
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    unit: str = "records"     # what read/dropped count: records, or messages (oasst trees, whose kept are conversations)
+    unit: str = "records"  # what read/dropped count: records, or messages (oasst trees, whose kept are conversations)
 
     MAX_ERRORS = 20
 

@@ -21,10 +21,10 @@ class LoadedData:
     examples: list[Record]
     report: LoadReport
     source: Source
-    digest: str            # content digest of the examples actually used (after subsetting and budgets)
-    name: str = ""         # the dataset's name (dataset.name)
-    components: dict[str, dict[str, Any]] = field(default_factory=dict)   # a mixture's parts (provenance)
-    n_requested: int | None = None   # dataset.n when it was more than a shipped fixture holds (capped, labelled)
+    digest: str  # content digest of the examples actually used (after subsetting and budgets)
+    name: str = ""  # the dataset's name (dataset.name)
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)  # a mixture's parts (provenance)
+    n_requested: int | None = None  # dataset.n when it was more than a shipped fixture holds (capped, labelled)
 
     @property
     def records(self) -> str:
@@ -32,9 +32,15 @@ class LoadedData:
         return "preference" if is_preference(self.examples) else "sft"
 
     def provenance(self) -> dict[str, Any]:
-        out = {"source": self.source.describe(), "kind": self.source.kind, "n": len(self.examples),
-               "read": self.report.read, "dropped": sum(self.report.dropped.values()), "digest": self.digest,
-               "records": self.records}
+        out = {
+            "source": self.source.describe(),
+            "kind": self.source.kind,
+            "n": len(self.examples),
+            "read": self.report.read,
+            "dropped": sum(self.report.dropped.values()),
+            "digest": self.digest,
+            "records": self.records,
+        }
         if self.source.revision:
             out["revision"] = self.source.revision
         if self.report.dropped:
@@ -43,11 +49,14 @@ class LoadedData:
             out["unit"] = self.report.unit
         if self.n_requested is not None:
             out["n_requested"] = self.n_requested
-            out["capped"] = f"dataset.n={self.n_requested} capped to the {len(self.examples)} records of the shipped fixture"
+            out["capped"] = (
+                f"dataset.n={self.n_requested} capped to the {len(self.examples)} records of the shipped fixture"
+            )
         if self.components:
-            out["components"] = {n: {k: c.get(k) for k in ("source", "n", "available", "share", "weight",
-                                                            "upsample", "digest")}
-                                 for n, c in self.components.items()}
+            out["components"] = {
+                n: {k: c.get(k) for k in ("source", "n", "available", "share", "weight", "upsample", "digest")}
+                for n, c in self.components.items()
+            }
         return out
 
 
@@ -62,8 +71,10 @@ def check_n(spec: Any, available: int, src: Source | None = None) -> None:
     n = getattr(spec, "n", None)
     if n is not None and n > available:
         where = f" of {src.describe()}" if src is not None else ""
-        raise DataError(f"dataset.n={n} is more than the {available} usable records{where}: "
-                        f"choose n <= {available} (or leave dataset.n unset for all of them)")
+        raise DataError(
+            f"dataset.n={n} is more than the {available} usable records{where}: "
+            f"choose n <= {available} (or leave dataset.n unset for all of them)"
+        )
 
 
 def source(spec: Any, *, builtin_model: bool) -> Source:
@@ -79,8 +90,11 @@ def load_single(spec: Any, *, builtin_model: bool) -> LoadedData:
     rows = read_rows(src, on_error=spec.on_error, report=report)
     examples = loader(rows, on_error=spec.on_error, report=report, field_map=dict(spec.field_map or {}))
     if not examples:
-        raise DataError(f"no usable records: read {report.read} {report.unit}, dropped them all "
-                        f"({describe_drops(report.dropped) or 'no reason recorded'})", file=src.location)
+        raise DataError(
+            f"no usable records: read {report.read} {report.unit}, dropped them all "
+            f"({describe_drops(report.dropped) or 'no reason recorded'})",
+            file=src.location,
+        )
     if src.kind != "fixture":
         check_n(spec, len(examples), src)
     used = subset(examples, spec.n, spec.seed)
@@ -114,18 +128,24 @@ def problems(spec: Any, where: str = "dataset") -> list[str]:
         return [problem]
     out = []
     if spec.components:
-        out.append(f"{where}.components is only read by loader mixture (dataset '{spec.name}' uses loader "
-                   f"{spec.loader})")
+        out.append(
+            f"{where}.components is only read by loader mixture (dataset '{spec.name}' uses loader {spec.loader})"
+        )
     if spec.field_map:
         keys = registries.LOADERS.get(spec.loader).field_map_keys
         if not keys:
-            readers = [n for n in registries.LOADERS.names()
-                       if getattr(registries.LOADERS.get(n), "field_map_keys", None)]
-            out.append(f"{where}.field_map is only read by the {', '.join(readers[:-1])} and {readers[-1]} loaders "
-                       f"(dataset '{spec.name}' uses loader {spec.loader})")
+            readers = [
+                n for n in registries.LOADERS.names() if getattr(registries.LOADERS.get(n), "field_map_keys", None)
+            ]
+            out.append(
+                f"{where}.field_map is only read by the {', '.join(readers[:-1])} and {readers[-1]} loaders "
+                f"(dataset '{spec.name}' uses loader {spec.loader})"
+            )
         else:
             unknown = sorted(set(spec.field_map) - set(keys))
             if unknown:
-                out.append(f"unknown key '{where}.field_map.{unknown[0]}' for loader {spec.loader} "
-                           f"(valid keys: {', '.join(keys)})")
+                out.append(
+                    f"unknown key '{where}.field_map.{unknown[0]}' for loader {spec.loader} "
+                    f"(valid keys: {', '.join(keys)})"
+                )
     return out

@@ -24,7 +24,7 @@ ENV_PATHS = {"ichikara": "JSWEEP_ICHIKARA_PATH", "jaster": "JSWEEP_JASTER_PATH",
 class Row:
     data: dict[str, Any]
     file: str
-    index: int            # 1-based line number for JSON lines, 0-based record index otherwise
+    index: int  # 1-based line number for JSON lines, 0-based record index otherwise
     line_based: bool = False
 
     @property
@@ -32,14 +32,19 @@ class Row:
         return f"{self.file}: {'line' if self.line_based else 'record'} {self.index}"
 
     def error(self, message: str, *, field: str | None = None, kind: str | None = None) -> DataError:
-        return DataError(message, file=self.file, record=f"line {self.index}" if self.line_based else self.index,
-                         field=field, kind=kind)
+        return DataError(
+            message,
+            file=self.file,
+            record=f"line {self.index}" if self.line_based else self.index,
+            field=field,
+            kind=kind,
+        )
 
 
 @dataclass
 class Source:
-    kind: str             # fixture | path | hub, or mixture (its parts in extra["components"])
-    location: str         # file or directory path, or hub id
+    kind: str  # fixture | path | hub, or mixture (its parts in extra["components"])
+    location: str  # file or directory path, or hub id
     revision: str | None = None
     hub_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -74,8 +79,10 @@ def resolve_source(spec: Any, *, builtin_model: bool) -> Source:
         return Source("fixture", str(FIXTURES / spec.fixture))
     if not spec.hub_id:
         env = f" or ${ENV_PATHS[spec.name]}" if spec.name in ENV_PATHS else ""
-        raise DataError(f"dataset '{spec.name}' is not on the hub: set dataset.path=/path/to/{spec.name}{env} "
-                        f"(a local copy in its upstream format)")
+        raise DataError(
+            f"dataset '{spec.name}' is not on the hub: set dataset.path=/path/to/{spec.name}{env} "
+            f"(a local copy in its upstream format)"
+        )
     return Source("hub", spec.hub_id, revision=spec.revision, hub_file=spec.hub_file)
 
 
@@ -99,8 +106,10 @@ def check_source(src: Source) -> str | None:
         except Exception:
             cached = set()
         if src.location not in cached:
-            return (f"dataset {src.location} is not in the local hub cache and HF_HUB_OFFLINE=1; "
-                    f"download it on a machine with network or set dataset.path")
+            return (
+                f"dataset {src.location} is not in the local hub cache and HF_HUB_OFFLINE=1; "
+                f"download it on a machine with network or set dataset.path"
+            )
     return None
 
 
@@ -117,8 +126,9 @@ def _rows_from_file(path: Path, on_error: str = "raise", report: Any = None) -> 
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             if exc.msg != "Extra data":  # "Extra data" = several objects: JSON lines named .json (JGLUE does this)
-                raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                                file=name) from None
+                raise DataError(
+                    f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", file=name
+                ) from None
     if obj is None:
         rows = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -128,11 +138,19 @@ def _rows_from_file(path: Path, on_error: str = "raise", report: Any = None) -> 
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})", file=name,
-                                    record=f"line {lineno}", kind="not valid JSON") from None
+                    raise DataError(
+                        f"not valid JSON ({exc.msg} at column {exc.colno})",
+                        file=name,
+                        record=f"line {lineno}",
+                        kind="not valid JSON",
+                    ) from None
                 if not isinstance(rec, dict):
-                    raise DataError(f"expected a JSON object, got {type(rec).__name__}", file=name,
-                                    record=f"line {lineno}", kind="not a JSON object")
+                    raise DataError(
+                        f"expected a JSON object, got {type(rec).__name__}",
+                        file=name,
+                        record=f"line {lineno}",
+                        kind="not a JSON object",
+                    )
             except DataError as exc:
                 # A broken line is one bad record: on_error=skip drops and counts it like any other.
                 if on_error != "skip" or report is None:
@@ -152,8 +170,9 @@ def _rows_from_file(path: Path, on_error: str = "raise", report: Any = None) -> 
     rows = []
     for i, rec in enumerate(obj):
         if not isinstance(rec, dict):
-            err = DataError(f"expected a JSON object, got {type(rec).__name__}", file=name, record=i,
-                            kind="not a JSON object")
+            err = DataError(
+                f"expected a JSON object, got {type(rec).__name__}", file=name, record=i, kind="not a JSON object"
+            )
             if on_error != "skip" or report is None:
                 raise err
             report.read += 1
@@ -179,8 +198,9 @@ def read_rows(src: Source, *, on_error: str = "raise", report: Any = None) -> li
         try:
             ds = datasets.load_dataset(src.location, split="train", **kwargs)
         except Exception as exc:  # network, missing cache, bad id: report in one line
-            raise DataError(f"could not load from the hub ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                            file=src.location) from None
+            raise DataError(
+                f"could not load from the hub ({type(exc).__name__}: {str(exc).splitlines()[0]})", file=src.location
+            ) from None
         return [Row(dict(r), src.location, i) for i, r in enumerate(ds)]
     path = Path(src.location)
     if not path.exists():

@@ -52,8 +52,9 @@ def model_prompts(questions: Sequence[str], ctx: Any, tokenizer: Any, prompt_for
     return [fmt.prompt([Message("user", q)], tokenizer=tokenizer, system=ctx.spec.prompt.system) for q in questions]
 
 
-def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options: dict[str, Any],
-                     label: str = "answers") -> list[str]:
+def generate_answers(
+    model: Any, tokenizer: Any, prompts: Sequence[str], options: dict[str, Any], label: str = "answers"
+) -> list[str]:
     """Completions of ``prompts`` (prompt text not included), in order."""
     import torch
 
@@ -67,12 +68,18 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options
         return _vllm_answers(engine, tokenizer, prompts, options, label)
     device = next(model.parameters()).device
     sample = bool(options.get("do_sample", False))
-    kwargs: dict[str, Any] = {"max_new_tokens": int(options.get("max_new_tokens", 256)),
-                              "repetition_penalty": float(options.get("repetition_penalty", 1.0)),
-                              "num_beams": 1, "do_sample": sample}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": int(options.get("max_new_tokens", 256)),
+        "repetition_penalty": float(options.get("repetition_penalty", 1.0)),
+        "num_beams": 1,
+        "do_sample": sample,
+    }
     if sample:
-        kwargs.update(temperature=float(options.get("temperature", 1.0)), top_p=float(options.get("top_p", 1.0)),
-                      top_k=int(options.get("top_k", 0) or 0))
+        kwargs.update(
+            temperature=float(options.get("temperature", 1.0)),
+            top_p=float(options.get("top_p", 1.0)),
+            top_k=int(options.get("top_k", 0) or 0),
+        )
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     old_side = tokenizer.padding_side
@@ -86,14 +93,15 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options
     seed = int(options.get("seed", 0) or 0)
     try:
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             enc = tokenizer([prompts[j] for j in batch], return_tensors="pt", padding=True).to(device)
             if sample:
                 torch.manual_seed(seed + batch[0])
             with torch.inference_mode():
-                gen = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                     **kwargs)
-            for j, ids in zip(batch, gen[:, enc["input_ids"].shape[1]:]):
+                gen = model.generate(
+                    **enc, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **kwargs
+                )
+            for j, ids in zip(batch, gen[:, enc["input_ids"].shape[1] :]):
                 out[j] = tokenizer.decode(ids, skip_special_tokens=True).strip()
             progress.update(len(batch))
     finally:
@@ -101,19 +109,30 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], options
     return out
 
 
-def _vllm_answers(engine: Any, tokenizer: Any, prompts: Sequence[str], options: dict[str, Any],
-                  label: str) -> list[str]:
+def _vllm_answers(
+    engine: Any, tokenizer: Any, prompts: Sequence[str], options: dict[str, Any], label: str
+) -> list[str]:
     """generate_answers through vLLM: each prompt's own token ids (what the padded batch holds unpadded)."""
     from vllm import SamplingParams
 
     ids = [list(tokenizer(p).input_ids) for p in prompts]
-    common: dict[str, Any] = {"n": 1, "max_tokens": int(options.get("max_new_tokens", 256)),
-                              "repetition_penalty": float(options.get("repetition_penalty", 1.0))}
+    common: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": int(options.get("max_new_tokens", 256)),
+        "repetition_penalty": float(options.get("repetition_penalty", 1.0)),
+    }
     if options.get("do_sample", False):
         seed = int(options.get("seed", 0) or 0)
-        params = [SamplingParams(**common, temperature=float(options.get("temperature", 1.0)),
-                                 top_p=float(options.get("top_p", 1.0)), top_k=int(options.get("top_k", 0) or 0),
-                                 seed=seed + i) for i in range(len(prompts))]
+        params = [
+            SamplingParams(
+                **common,
+                temperature=float(options.get("temperature", 1.0)),
+                top_p=float(options.get("top_p", 1.0)),
+                top_k=int(options.get("top_k", 0) or 0),
+                seed=seed + i,
+            )
+            for i in range(len(prompts))
+        ]
     else:
         params = [SamplingParams(**common, temperature=0.0) for _ in prompts]
     completions = engine.complete(ids, params, label)

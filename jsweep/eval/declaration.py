@@ -143,6 +143,7 @@ class Declaration:
 
 # --------------------------------------------------------------------------- reading the registry
 
+
 def declarations() -> list[Declaration]:
     """Every registered evaluator's declaration, in registry order (the order the report tries headlines)."""
     from jsweep import registries
@@ -200,4 +201,3 @@ def interval(cell: Any, metric: str, resamples: int) -> tuple[Declaration, tuple
         return None
     ci = fn(cell, metric, resamples)
     return (d, ci) if ci is not None else None
-

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = defaults(Options)
 
 # --------------------------------------------------------------------------- data
 
+
 def _read_csv(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8-sig", newline="") as f:
         return list(csv.DictReader(f))
@@ -88,7 +89,11 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def _read_local(path: Path, split: str) -> list[dict[str, Any]]:
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "state.json").exists() or (path / "dataset_dict.json").exists():
+        if (
+            (path / "dataset_info.json").exists()
+            or (path / "state.json").exists()
+            or (path / "dataset_dict.json").exists()
+        ):
             from datasets import load_from_disk
 
             ds = load_from_disk(str(path))
@@ -172,7 +177,7 @@ def check(options: dict[str, Any]) -> list[str]:
             load_items(opts, builtin_model=True)
         except DataError as exc:
             problems.append(str(exc))
-    elif opts["source"] == "hub":                      # offline: the data set must be in the hub cache
+    elif opts["source"] == "hub":  # offline: the data set must be in the hub cache
         from jsweep.data.sources import Source, check_source
 
         issue = check_source(Source("hub", opts["hub_id"]))
@@ -183,12 +188,19 @@ def check(options: dict[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------- judging
 
+
 def answers_dir(cell_dir: Path) -> Path:
     return Path(cell_dir) / NAME
 
 
-def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Callable[[dict[str, float]], None],
-               tracker: Any = None, say: Callable[[str], None] = print) -> dict[str, float]:
+def judge_cell(
+    cell_dir: Path,
+    judge_opts: dict[str, Any],
+    *,
+    log_metrics: Callable[[dict[str, float]], None],
+    tracker: Any = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, float]:
     """Judge a cell's saved answers (cached judgments are reused); log and return the metrics."""
     from jsweep.eval import judge as J
     from jsweep.eval.judge_prompts import PROMPTS, digest, parse_score
@@ -199,58 +211,105 @@ def judge_cell(cell_dir: Path, judge_opts: dict[str, Any], *, log_metrics: Calla
         return {}
     opts = J.options(judge_opts)
     template = PROMPTS[opts["prompt"]]
-    prompts = [template.render(input=r["input"], output=r["output"], eval_aspect=r["eval_aspect"], answer=r["answer"])
-               for r in rows]
+    prompts = [
+        template.render(input=r["input"], output=r["output"], eval_aspect=r["eval_aspect"], answer=r["answer"])
+        for r in rows
+    ]
     judge = J.Judge(opts)
     cache = J.JudgmentCache(Path(cell_dir) / "judgments.jsonl")
     say(f"{NAME}: judging {len(rows)} answers with {opts['model']} at {opts['base_url']} (prompt {template.name})")
     outcome = J.judge_all(judge, prompts, cache, prompt_digest=template.digest, label=f"{NAME} judge", progress=say)
-    info = {"judge_model": opts["model"], "judge_base_url": opts["base_url"],
-            "judge_params": json.dumps({k: opts[k] for k in ("temperature", "max_tokens", "seed")}),
-            "judge_prompt": template.name, "judge_prompt_digest": template.digest,
-            "judge_digest": digest(J.identity(opts))}
+    info = {
+        "judge_model": opts["model"],
+        "judge_base_url": opts["base_url"],
+        "judge_params": json.dumps({k: opts[k] for k in ("temperature", "max_tokens", "seed")}),
+        "judge_prompt": template.name,
+        "judge_prompt_digest": template.digest,
+        "judge_digest": digest(J.identity(opts)),
+    }
     items, scores = [], []
     for i, (row, reply) in enumerate(zip(rows, outcome.replies)):
         score, reason = parse_score(reply) if reply is not None else (None, "")
         if score is not None:
             scores.append(score)
-        items.append({"index": i, "question": row["input"], "answer": row["answer"], "reference": row["output"],
-                      "eval_aspect": row["eval_aspect"], "score": score, "reason": reason,
-                      "judge_reply": reply, "status": "pending" if reply is None else
-                      ("ok" if score is not None else "unparseable"),
-                      "judge_model": opts["model"], "judge_prompt_digest": template.digest})
+        items.append(
+            {
+                "index": i,
+                "question": row["input"],
+                "answer": row["answer"],
+                "reference": row["output"],
+                "eval_aspect": row["eval_aspect"],
+                "score": score,
+                "reason": reason,
+                "judge_reply": reply,
+                "status": "pending" if reply is None else ("ok" if score is not None else "unparseable"),
+                "judge_model": opts["model"],
+                "judge_prompt_digest": template.digest,
+            }
+        )
     pending = outcome.pending
     unparseable = sum(it["status"] == "unparseable" for it in items)
-    metrics: dict[str, float] = {f"{NAME}/judged": len(rows) - pending, f"{NAME}/pending": pending,
-                                 f"{NAME}/unparseable": unparseable}
+    metrics: dict[str, float] = {
+        f"{NAME}/judged": len(rows) - pending,
+        f"{NAME}/pending": pending,
+        f"{NAME}/unparseable": unparseable,
+    }
     for s in range(1, 6):
         metrics[f"{NAME}/dist/{s}"] = sum(x == s for x in scores)
     if not pending and scores:
         metrics[f"{NAME}/score"] = sum(scores) / len(scores)
-    result = {"metrics": metrics, **info, "judge": J.identity(opts), "requests": outcome.requested,
-              "cached": outcome.cached, "error": outcome.error}
+    result = {
+        "metrics": metrics,
+        **info,
+        "judge": J.identity(opts),
+        "requests": outcome.requested,
+        "cached": outcome.cached,
+        "error": outcome.error,
+    }
     from jsweep.files import write_json
 
     write_json(d / "results.json", result, ensure_ascii=False)
     A.write_jsonl(d / "items.jsonl", items)
     if outcome.error:
-        say(f"warning: {NAME}: {pending} of {len(rows)} answers not judged ({outcome.error}); the answers are "
-            f"saved in {d / 'answers.jsonl'}: run `python -m jsweep judge {cell_dir}` once the judge is back")
+        say(
+            f"warning: {NAME}: {pending} of {len(rows)} answers not judged ({outcome.error}); the answers are "
+            f"saved in {d / 'answers.jsonl'}: run `python -m jsweep judge {cell_dir}` once the judge is back"
+        )
     else:
-        head = f"score {metrics[f'{NAME}/score']:.3f} over {len(scores)} judged" if f"{NAME}/score" in metrics \
+        head = (
+            f"score {metrics[f'{NAME}/score']:.3f} over {len(scores)} judged"
+            if f"{NAME}/score" in metrics
             else "no score (no judgment could be parsed)"
+        )
         say(f"{NAME}: {head} ({unparseable} unparseable; {outcome.requested} requests, {outcome.cached} cached)")
     log_metrics(metrics)
     if tracker is not None:
         tracker.set_tags({f"{NAME}.{k}": v for k, v in info.items()} | {f"{NAME}.pending": str(pending)})
-        tracker.log_table([{k: it[k] for k in ("index", "question", "answer", "score", "reason", "status",
-                                                 "judge_model", "judge_prompt_digest")} for it in items],
-                          f"{NAME}/items.json")
+        tracker.log_table(
+            [
+                {
+                    k: it[k]
+                    for k in (
+                        "index",
+                        "question",
+                        "answer",
+                        "score",
+                        "reason",
+                        "status",
+                        "judge_model",
+                        "judge_prompt_digest",
+                    )
+                }
+                for it in items
+            ],
+            f"{NAME}/items.json",
+        )
         tracker.log_dict(result, f"{NAME}/results.json")
     return metrics
 
 
 # --------------------------------------------------------------------------- the evaluator
+
 
 class ElyzaTasks100:
     """Evaluator ``elyza_tasks_100`` (see jsweep.eval.protocols.Evaluator)."""
@@ -269,11 +328,16 @@ class ElyzaTasks100:
         rows = [{**it, "answer": a, "prompt": p} for it, a, p in zip(items, answers, prompts)]
         d = answers_dir(ctx.cell_dir)
         d.mkdir(parents=True, exist_ok=True)
-        A.write_jsonl(d / "answers.jsonl", rows)          # saved before any judging
+        A.write_jsonl(d / "answers.jsonl", rows)  # saved before any judging
         gen = A.gen_params(self.options)
-        (d / "generation.json").write_text(json.dumps({"data": where, "generation": gen,
-                                                       "prompt_format": self.options["prompt_format"]},
-                                                      ensure_ascii=False, indent=2), encoding="utf-8")
+        (d / "generation.json").write_text(
+            json.dumps(
+                {"data": where, "generation": gen, "prompt_format": self.options["prompt_format"]},
+                ensure_ascii=False,
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         ctx.tracker.log_artifact(d / "answers.jsonl", NAME)
         ctx.tracker.set_tags({f"{NAME}.data": where, f"{NAME}.generation": json.dumps(gen)})
         chars = sum(len(a) for a in answers) / max(1, len(answers))
@@ -286,8 +350,10 @@ class ElyzaTasks100:
             pending = {f"{NAME}/pending": float(len(rows))}
             say(f"{NAME}: {len(rows)} answers saved; judging deferred (judge.defer=true): run `python -m jsweep judge`")
             return {**metrics, **pending}
-        return {**metrics, **judge_cell(ctx.cell_dir, judge_opts, log_metrics=ctx.log_metrics, tracker=ctx.tracker,
-                                        say=say)}
+        return {
+            **metrics,
+            **judge_cell(ctx.cell_dir, judge_opts, log_metrics=ctx.log_metrics, tracker=ctx.tracker, say=say),
+        }
 
 
 def report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
@@ -305,14 +371,26 @@ def report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], la
         judges = set()
         for row, res, d in elyza:
             m = (res or {}).get("metrics", {})
-            pending = m.get("elyza_tasks_100/pending", len(read_jsonl(d / "elyza_tasks_100" / "answers.jsonl")) if not res else 0)
+            pending = m.get(
+                "elyza_tasks_100/pending", len(read_jsonl(d / "elyza_tasks_100" / "answers.jsonl")) if not res else 0
+            )
             score = m.get("elyza_tasks_100/score")
             dist = " / ".join(str(int(m.get(f"elyza_tasks_100/dist/{s}", 0))) for s in range(1, 6)) if res else "-"
-            rows.append([row["cell_id"][:8], md_cell(label[row["cell_id"]]), f"{score:.3f}" if score is not None else "-",
-                         dist, str(int(m.get("elyza_tasks_100/unparseable", 0))), str(int(pending))])
+            rows.append(
+                [
+                    row["cell_id"][:8],
+                    md_cell(label[row["cell_id"]]),
+                    f"{score:.3f}" if score is not None else "-",
+                    dist,
+                    str(int(m.get("elyza_tasks_100/unparseable", 0))),
+                    str(int(pending)),
+                ]
+            )
             if res:
-                judges.add(f"`{res.get('judge_model')}` at {res.get('judge_base_url')}, prompt `{res.get('judge_prompt')}` "
-                           f"(digest `{res.get('judge_prompt_digest')}`)")
+                judges.add(
+                    f"`{res.get('judge_model')}` at {res.get('judge_base_url')}, prompt `{res.get('judge_prompt')}` "
+                    f"(digest `{res.get('judge_prompt_digest')}`)"
+                )
         rows.sort(key=lambda r: -float(r[2]) if r[2] != "-" else float("inf"))
         lines += [*table(["cell", "label", "**score**", "1 / 2 / 3 / 4 / 5", "unparseable", "pending"], rows), ""]
         lines += [f"Judge: {j}" for j in sorted(judges)] + [""]

@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-MIN_SHARED_PREFIX = 32        # tokens: shorter shared prefixes are not worth a separate forward pass
+MIN_SHARED_PREFIX = 32  # tokens: shorter shared prefixes are not worth a separate forward pass
 CPU_MAX_ROWS = 16
 GPU_MAX_ROWS = 256
-MEMORY_FRACTION = 0.7         # of the free GPU memory a batch may plan to use
+MEMORY_FRACTION = 0.7  # of the free GPU memory a batch may plan to use
 
 
 @dataclass
@@ -117,8 +117,15 @@ def _bucket(max_new: int) -> int:
     return 1 << max(0, int(max_new) - 1).bit_length()
 
 
-def generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: int, share_prefix: bool,
-                    extra: dict[str, Any] | None = None, keep: Sequence[int] | None = None) -> list[str]:
+def generate_batch(
+    model: Any,
+    tokenizer: Any,
+    rows: list[list[int]],
+    max_new: int,
+    share_prefix: bool,
+    extra: dict[str, Any] | None = None,
+    keep: Sequence[int] | None = None,
+) -> list[str]:
     """Greedy completions of token-id ``rows`` (one batch): [prefix][left padding][own suffix]."""
     import torch
 
@@ -131,9 +138,9 @@ def generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: i
     for b, r in enumerate(rows):
         own = r[shared:]
         input_ids[b, :shared] = torch.tensor(r[:shared], dtype=torch.long)
-        input_ids[b, shared + width - len(own):] = torch.tensor(own, dtype=torch.long)
+        input_ids[b, shared + width - len(own) :] = torch.tensor(own, dtype=torch.long)
         mask[b, :shared] = 1
-        mask[b, shared + width - len(own):] = 1
+        mask[b, shared + width - len(own) :] = 1
     input_ids, mask = input_ids.to(device), mask.to(device)
     kwargs: dict[str, Any] = dict(extra or {})
     with torch.inference_mode():
@@ -141,20 +148,43 @@ def generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], max_new: i
             from transformers import DynamicCache
 
             cache = DynamicCache(config=model.config)
-            model(input_ids=input_ids[:1, :shared], attention_mask=mask[:1, :shared], past_key_values=cache,
-                  use_cache=True)
+            model(
+                input_ids=input_ids[:1, :shared],
+                attention_mask=mask[:1, :shared],
+                past_key_values=cache,
+                use_cache=True,
+            )
             cache.batch_repeat_interleave(len(rows))
             kwargs["past_key_values"] = cache
-        out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
-                             num_beams=1, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                             temperature=None, top_p=None, top_k=None, **kwargs)
-    new = out[:, input_ids.shape[1]:]
-    return [tokenizer.decode(ids[:keep[b]] if keep else ids, skip_special_tokens=True) for b, ids in enumerate(new)]
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=max_new,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            **kwargs,
+        )
+    new = out[:, input_ids.shape[1] :]
+    return [tokenizer.decode(ids[: keep[b]] if keep else ids, skip_special_tokens=True) for b, ids in enumerate(new)]
 
 
-def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_size: int | str = "auto",
-             label: str = "generate", add_special_tokens: bool = True, share_prefix: bool = True,
-             generate_kwargs: dict[str, Any] | None = None, use_backend: bool = True) -> list[str]:
+def generate(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[Request],
+    *,
+    batch_size: int | str = "auto",
+    label: str = "generate",
+    add_special_tokens: bool = True,
+    share_prefix: bool = True,
+    generate_kwargs: dict[str, Any] | None = None,
+    use_backend: bool = True,
+) -> list[str]:
     """Greedy completions for ``requests`` (prompt text not included), in request order.
 
     ``generate_kwargs`` go to ``model.generate`` as they are (e.g. ``cache_implementation="static"``).
@@ -170,7 +200,7 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
     ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
     from jsweep.eval.vllm_engine import active
 
-    if use_backend and (engine := active(model)) is not None:   # eval.backend=vllm: the same ids, decoded alike
+    if use_backend and (engine := active(model)) is not None:  # eval.backend=vllm: the same ids, decoded alike
         completions = engine.greedy(ids, [r.max_new_tokens for r in requests], label)
         return [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
     order = sorted(range(len(requests)), key=lambda i: (_bucket(requests[i].max_new_tokens), -len(ids[i])))
@@ -180,13 +210,20 @@ def generate(model: Any, tokenizer: Any, requests: Sequence[Request], *, batch_s
     i = 0
     while i < len(order):
         bucket = _bucket(requests[order[i]].max_new_tokens)
-        rows = planner.rows(len(ids[order[i]]) + bucket)         # the first row of a sorted run is the longest
-        batch = [j for j in order[i:i + rows] if _bucket(requests[j].max_new_tokens) == bucket]
+        rows = planner.rows(len(ids[order[i]]) + bucket)  # the first row of a sorted run is the longest
+        batch = [j for j in order[i : i + rows] if _bucket(requests[j].max_new_tokens) == bucket]
         budgets = [requests[j].max_new_tokens for j in batch]
         max_new = max(budgets)
         try:
-            texts = generate_batch(model, tokenizer, [ids[j] for j in batch], max_new, share_prefix, generate_kwargs,
-                                    keep=None if min(budgets) == max_new else budgets)
+            texts = generate_batch(
+                model,
+                tokenizer,
+                [ids[j] for j in batch],
+                max_new,
+                share_prefix,
+                generate_kwargs,
+                keep=None if min(budgets) == max_new else budgets,
+            )
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if not _is_oom(exc) or len(batch) == 1:
                 raise

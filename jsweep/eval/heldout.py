@@ -52,9 +52,10 @@ EVALUATOR = Declaration(
     implementation="jsweep.eval.heldout:HeldOut",
     headlines=(Headline("heldout/loss", higher_is_better=False, scale="nats/token"),),
     check="jsweep.eval.heldout:check",
-    data_hint=("eval.heldout.path",
-               "a file of instruction records that no cell trains on (eval.heldout.loader names its format, "
-               "default dolly)"),
+    data_hint=(
+        "eval.heldout.path",
+        "a file of instruction records that no cell trains on (eval.heldout.loader names its format, default dolly)",
+    ),
     interval="jsweep.eval.heldout:bootstrap_interval",
     interval_basis="bootstrap over samples",
 )
@@ -65,9 +66,13 @@ def load_records(options: dict[str, Any]) -> list[Any]:
     from jsweep.schema import DatasetSpec
 
     path = options.get("path")
-    spec = DatasetSpec(name="heldout", loader=options.get("loader") or "dolly",
-                       path=str(Path(path).expanduser()) if path else str(FIXTURE), source="path",
-                       field_map=dict(options.get("field_map") or {}))
+    spec = DatasetSpec(
+        name="heldout",
+        loader=options.get("loader") or "dolly",
+        path=str(Path(path).expanduser()) if path else str(FIXTURE),
+        source="path",
+        field_map=dict(options.get("field_map") or {}),
+    )
     records = load_examples(spec, builtin_model=True).examples
     limit = options.get("max_samples")
     n = int(limit) if limit is not None else -1
@@ -121,15 +126,15 @@ class HeldOut:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         with torch.no_grad():
             for i in range(0, len(rows), bs):
-                batch = rows[i:i + bs]
+                batch = rows[i : i + bs]
                 width = max(len(ids) for _, ids, _ in batch)
                 input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 labels = torch.full((len(batch), width), -100, dtype=torch.long)
                 for j, (_, ids, n_reply) in enumerate(batch):
-                    input_ids[j, :len(ids)] = torch.tensor(ids)
-                    mask[j, :len(ids)] = 1
-                    labels[j, len(ids) - n_reply:len(ids)] = torch.tensor(ids[len(ids) - n_reply:])
+                    input_ids[j, : len(ids)] = torch.tensor(ids)
+                    mask[j, : len(ids)] = 1
+                    labels[j, len(ids) - n_reply : len(ids)] = torch.tensor(ids[len(ids) - n_reply :])
                 logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float()
                 logp = torch.log_softmax(logits[:, :-1], dim=-1)
                 target = labels[:, 1:].to(device)
@@ -146,12 +151,17 @@ class HeldOut:
             for row in out:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         loss = total_nll / max(1, total_tok)
-        return {"heldout/loss": loss, "heldout/perplexity": math.exp(min(loss, 50.0)),
-                "heldout/samples": float(len(out)), "heldout/tokens": float(total_tok)}
+        return {
+            "heldout/loss": loss,
+            "heldout/perplexity": math.exp(min(loss, 50.0)),
+            "heldout/samples": float(len(out)),
+            "heldout/tokens": float(total_tok),
+        }
 
 
-def bootstrap_interval(cell: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
-                       ) -> tuple[float, float] | None:
+def bootstrap_interval(
+    cell: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
+) -> tuple[float, float] | None:
     """95% percentile interval of a cell's ``heldout/loss``, resampling its held-out records
     (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
     import random

@@ -94,19 +94,24 @@ def check(opts: dict[str, Any], *, need_key: bool = True) -> list[str]:
         problems.append("judge.model is empty")
     env = opts.get("api_key_env")
     if env is not None and (not isinstance(env, str) or not env.replace("_", "").isalnum()):
-        problems.append("judge.api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                        "not the key itself")
+        problems.append(
+            "judge.api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
+        )
     elif env and need_key and not opts.get("defer") and not os.environ.get(env):
-        problems.append(f"judge.api_key_env: environment variable {env} is not set (set it, or judge.defer=true "
-                        f"to generate answers now and run `jsweep judge` later)")
+        problems.append(
+            f"judge.api_key_env: environment variable {env} is not set (set it, or judge.defer=true "
+            f"to generate answers now and run `jsweep judge` later)"
+        )
     from jsweep.eval.judge_prompts import PROMPTS
 
     if opts.get("prompt") not in PROMPTS:
         problems.append(f"unknown judge.prompt '{opts.get('prompt')}' (choose from: {', '.join(sorted(PROMPTS))})")
     for key in ("max_retries", "concurrency"):
         if not isinstance(opts.get(key), int) or opts[key] < (0 if key == "max_retries" else 1):
-            problems.append(f"judge.{key} must be a {'non-negative' if key == 'max_retries' else 'positive'} "
-                            f"integer, got {opts.get(key)!r}")
+            problems.append(
+                f"judge.{key} must be a {'non-negative' if key == 'max_retries' else 'positive'} "
+                f"integer, got {opts.get(key)!r}"
+            )
     return problems
 
 
@@ -118,13 +123,13 @@ class Judge:
         self.identity = identity(self.opts)
         self.sleep = sleep
         self.requests = 0
-        self._client: OpenAI | None = None      # made on first use (openai is imported then)
+        self._client: OpenAI | None = None  # made on first use (openai is imported then)
         self._lock = threading.Lock()
 
     def _api_key(self) -> str:
         env = self.opts.get("api_key_env")
         if not env:
-            return "EMPTY"                      # local servers (vLLM, transformers serve) take any key
+            return "EMPTY"  # local servers (vLLM, transformers serve) take any key
         key = os.environ.get(env)
         if not key:
             raise ConfigError(f"judge.api_key_env: environment variable {env} is not set")
@@ -137,20 +142,32 @@ class Judge:
                 from openai import OpenAI
 
                 # Retries are ours (logged, with back-off up to backoff_max), not the client's.
-                self._client = OpenAI(base_url=self.opts["base_url"], api_key=self._api_key(), max_retries=0,
-                                      timeout=float(self.opts["timeout"]))
+                self._client = OpenAI(
+                    base_url=self.opts["base_url"],
+                    api_key=self._api_key(),
+                    max_retries=0,
+                    timeout=float(self.opts["timeout"]),
+                )
             return self._client
 
     def complete(self, prompt: str) -> str:
         import openai
 
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                     openai.APIConnectionError)
-        kwargs: dict[str, Any] = {"model": self.opts["model"], "messages": [{"role": "user", "content": prompt}],
-                                  "temperature": self.opts["temperature"], "max_tokens": self.opts["max_tokens"]}
+        retryable = (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+        )
+        kwargs: dict[str, Any] = {
+            "model": self.opts["model"],
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": self.opts["temperature"],
+            "max_tokens": self.opts["max_tokens"],
+        }
         if self.opts.get("seed") is not None:
             kwargs["seed"] = self.opts["seed"]
-        if self.opts.get("extra_body"):        # server-specific parameters: logit_bias, vLLM's guided_choice, ...
+        if self.opts.get("extra_body"):  # server-specific parameters: logit_bias, vLLM's guided_choice, ...
             kwargs["extra_body"] = dict(self.opts["extra_body"])
         attempts = int(self.opts["max_retries"]) + 1
         delay = float(self.opts["backoff"])
@@ -162,19 +179,24 @@ class Judge:
                 return resp.choices[0].message.content or ""
             except openai.APIStatusError as exc:
                 if exc.status_code in (400, 413, 422):
-                    raise JudgeRejected(f"judge {self.opts['model']} rejected a request: HTTP {exc.status_code} "
-                                        f"({_short(exc)})") from None
-                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:   # as the openai client retries
-                    raise JudgeUnavailable(f"judge {self.opts['model']} at {self.opts['base_url']} refused the "
-                                           f"request: HTTP {exc.status_code} ({_short(exc)})") from None
+                    raise JudgeRejected(
+                        f"judge {self.opts['model']} rejected a request: HTTP {exc.status_code} ({_short(exc)})"
+                    ) from None
+                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:  # as the openai client retries
+                    raise JudgeUnavailable(
+                        f"judge {self.opts['model']} at {self.opts['base_url']} refused the "
+                        f"request: HTTP {exc.status_code} ({_short(exc)})"
+                    ) from None
                 last = f"HTTP {exc.status_code}"
             except retryable as exc:
                 last = type(exc).__name__
             if attempt < attempts:
                 self.sleep(min(delay, float(self.opts["backoff_max"])))
                 delay *= 2
-        raise JudgeUnavailable(f"judge {self.opts['model']} at {self.opts['base_url']} unavailable after "
-                               f"{attempts} attempt(s) (last: {last})")
+        raise JudgeUnavailable(
+            f"judge {self.opts['model']} at {self.opts['base_url']} unavailable after "
+            f"{attempts} attempt(s) (last: {last})"
+        )
 
 
 def _short(exc: Exception) -> str:
@@ -206,7 +228,7 @@ class JudgmentCache:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                continue                        # a line cut by a kill mid-write
+                continue  # a line cut by a kill mid-write
             if isinstance(row, dict) and "key" in row and "reply" in row:
                 into[row["key"]] = row
 
@@ -216,7 +238,7 @@ class JudgmentCache:
 
     def get(self, key: str) -> str | None:
         row = self.entries.get(key)
-        if row is None and key in self.earlier:         # from a replaced directory: keep it here from now on
+        if row is None and key in self.earlier:  # from a replaced directory: keep it here from now on
             row = self.earlier[key]
             self.put(key, row["reply"], **{k: v for k, v in row.items() if k not in ("key", "reply", "time")})
         return None if row is None else row["reply"]
@@ -233,15 +255,22 @@ class JudgmentCache:
 
 @dataclass
 class Outcome:
-    replies: list[str | None]                   # None: not judged (the judge was unavailable)
-    requested: int = 0                          # requests that reached the judge this time
-    cached: int = 0                             # replies taken from the cache
-    error: str | None = None                    # why some are missing
+    replies: list[str | None]  # None: not judged (the judge was unavailable)
+    requested: int = 0  # requests that reached the judge this time
+    cached: int = 0  # replies taken from the cache
+    error: str | None = None  # why some are missing
     pending: int = field(default=0)
 
 
-def judge_all(judge: Judge, prompts: Sequence[str], cache: JudgmentCache, *, prompt_digest: str = "",
-              label: str = "judge", progress: Callable[[str], None] | None = None) -> Outcome:
+def judge_all(
+    judge: Judge,
+    prompts: Sequence[str],
+    cache: JudgmentCache,
+    *,
+    prompt_digest: str = "",
+    label: str = "judge",
+    progress: Callable[[str], None] | None = None,
+) -> Outcome:
     """Judge ``prompts`` through ``cache``; stop cleanly (keeping every reply) when the judge is down."""
     keys = [cache.key(judge.identity, p) for p in prompts]
     replies: list[str | None] = [cache.get(k) for k in keys]
@@ -259,7 +288,7 @@ def judge_all(judge: Judge, prompts: Sequence[str], cache: JudgmentCache, *, pro
             return
         try:
             reply = judge.complete(prompts[i])
-        except JudgeRejected as exc:              # this prompt only: left pending, the others go on
+        except JudgeRejected as exc:  # this prompt only: left pending, the others go on
             errors.append(str(exc))
             return
         except (JudgeUnavailable, ConfigError) as exc:

@@ -49,7 +49,8 @@ _CRITERIA = """# 採点基準
 問題固有の採点基準
 {eval_aspect}"""
 
-ELYZA = """あなたは採点者です。
+ELYZA = (
+    """あなたは採点者です。
 
 問題, 正解例, 採点基準, 回答 が与えられます。
 
@@ -61,13 +62,17 @@ ELYZA = """あなたは採点者です。
 # 正解例
 {output}
 
-""" + _CRITERIA + """
+"""
+    + _CRITERIA
+    + """
 
 # 回答
 {answer}
 """
+)
 
-ELYZA_REASON = """あなたは採点者です。
+ELYZA_REASON = (
+    """あなたは採点者です。
 
 問題, 正解例, 採点基準, 回答 が与えられます。
 
@@ -79,13 +84,17 @@ ELYZA_REASON = """あなたは採点者です。
 # 正解例
 {output}
 
-""" + _CRITERIA + """
+"""
+    + _CRITERIA
+    + """
 
 # 回答
 {answer}
 """
+)
 
-PAIRWISE = """あなたは公平な採点者です。
+PAIRWISE = (
+    """あなたは公平な採点者です。
 
 問題, 正解例, 採点基準 と、二つのAIアシスタントの回答 A と B が与えられます。
 
@@ -97,7 +106,9 @@ PAIRWISE = """あなたは公平な採点者です。
 # 正解例
 {output}
 
-""" + _CRITERIA + """
+"""
+    + _CRITERIA
+    + """
 
 # 回答 A
 {answer_a}
@@ -105,13 +116,14 @@ PAIRWISE = """あなたは公平な採点者です。
 # 回答 B
 {answer_b}
 """
+)
 
 
 @dataclass(frozen=True)
 class Template:
     name: str
     text: str
-    kind: str                   # absolute | pairwise
+    kind: str  # absolute | pairwise
 
     @property
     def digest(self) -> str:
@@ -143,7 +155,7 @@ def parse_score(reply: str | None) -> tuple[int | None, str]:
     """(score 1-5 or None when unparseable, the judge's reason: its reply without the score)."""
     if reply is None:
         return None, ""
-    text = unicodedata.normalize("NFKC", reply).strip()      # full-width ４ / ：, as Japanese judges often write
+    text = unicodedata.normalize("NFKC", reply).strip()  # full-width ４ / ：, as Japanese judges often write
     m = _ONLY.match(text) or _OUT_OF_5.match(text)
     if m:
         return int(m.group(1)), ""
@@ -159,10 +171,10 @@ def parse_score(reply: str | None) -> tuple[int | None, str]:
         found = list(pattern.finditer(text))
         if found:
             last = found[-1]
-            return int(last.group(1)), (text[:last.start()] + text[last.end():]).strip()
+            return int(last.group(1)), (text[: last.start()] + text[last.end() :]).strip()
     m = _LEADING.match(text)
     if m:
-        return int(m.group(1)), text[m.end():].strip(" \n。、,.:：")
+        return int(m.group(1)), text[m.end() :].strip(" \n。、,.:：")
     return None, text
 
 
@@ -174,5 +186,5 @@ def parse_verdict(reply: str | None) -> str | None:
     found = _VERDICT.findall(reply)
     if found:
         return found[-1]
-    bare = re.fullmatch(r"\s*\[{0,2}\s*([ABC])\s*\]{0,2}\s*[。.]?\s*", reply)   # a judge that replies just "A"
+    bare = re.fullmatch(r"\s*\[{0,2}\s*([ABC])\s*\]{0,2}\s*[。.]?\s*", reply)  # a judge that replies just "A"
     return bare.group(1) if bare else None

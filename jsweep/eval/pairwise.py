@@ -50,14 +50,21 @@ def options(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     unknown = sorted(set(cfg) - {"a", "b", "by", "evaluator", "prompt", "extra_body"})
     if unknown:
-        raise ConfigError(f"unknown key 'judge.pairwise.{unknown[0]}' (valid keys: a, b, by, evaluator, extra_body, "
-                          f"prompt)")
+        raise ConfigError(
+            f"unknown key 'judge.pairwise.{unknown[0]}' (valid keys: a, b, by, evaluator, extra_body, prompt)"
+        )
     if not cfg.get("a") or not cfg.get("b"):
         raise ConfigError("judge.pairwise needs a and b, e.g. {a: dataset=synthetic, b: dataset=oasst}")
     by = cfg.get("by") or []
     by = [by] if isinstance(by, str) else list(by)
-    return {"a": str(cfg["a"]), "b": str(cfg["b"]), "by": by, "evaluator": cfg.get("evaluator") or "elyza_tasks_100",
-            "prompt": cfg.get("prompt") or "pairwise", "extra_body": cfg.get("extra_body") or None}
+    return {
+        "a": str(cfg["a"]),
+        "b": str(cfg["b"]),
+        "by": by,
+        "evaluator": cfg.get("evaluator") or "elyza_tasks_100",
+        "prompt": cfg.get("prompt") or "pairwise",
+        "extra_body": cfg.get("extra_body") or None,
+    }
 
 
 def slug(text: str) -> str:
@@ -74,8 +81,9 @@ def win_rate(points: Sequence[float], seed: int = 0) -> tuple[float, float, floa
     return mean, means[int(0.025 * CI_RESAMPLES)], means[int(0.975 * CI_RESAMPLES) - 1]
 
 
-def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: dict[str, Any],
-            say: Callable[[str], None] = print) -> dict[str, Any]:
+def compare(
+    cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: dict[str, Any], say: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run the comparison. ``cells``: [{cell_id, cell_dir, axes: {key: value}, label}]. Returns
     {"groups": [...], "items": [...], "judge": ..., "prompt_digest": ...}; judgments are cached in
     the cell directories (``judgments.jsonl`` of the pair's first cell by id)."""
@@ -109,10 +117,17 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
     out_groups, out_items = [], []
     for key, sides in groups.items():
         group = ",".join(f"{b}={v}" for b, v in zip(cfg["by"], key))
-        result: dict[str, Any] = {"a": cfg["a"], "b": cfg["b"], "group": group, "a_cells": [c["cell_id"] for c in sides["a"]],
-                                  "b_cells": [c["cell_id"] for c in sides["b"]], "judge_model": judge.opts["model"],
-                                  "judge_prompt": template.name, "judge_prompt_digest": template.digest,
-                                  "judge_digest": digest(jid)}
+        result: dict[str, Any] = {
+            "a": cfg["a"],
+            "b": cfg["b"],
+            "group": group,
+            "a_cells": [c["cell_id"] for c in sides["a"]],
+            "b_cells": [c["cell_id"] for c in sides["b"]],
+            "judge_model": judge.opts["model"],
+            "judge_prompt": template.name,
+            "judge_prompt_digest": template.digest,
+            "judge_digest": digest(jid),
+        }
         if not sides["a"] or not sides["b"]:
             result["error"] = f"no {'A' if not sides['a'] else 'B'} cell in this group"
             out_groups.append(result)
@@ -123,21 +138,31 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
             for cb in sides["b"]:
                 ra, rb = answers_of[ca["cell_id"]], answers_of[cb["cell_id"]]
                 if not ra or not rb:
-                    raise DataError(f"pairwise: cell {(ca if not ra else cb)['cell_id']} has no {cfg['evaluator']} "
-                                    f"answers (is {cfg['evaluator']} in its eval list?)")
+                    raise DataError(
+                        f"pairwise: cell {(ca if not ra else cb)['cell_id']} has no {cfg['evaluator']} "
+                        f"answers (is {cfg['evaluator']} in its eval list?)"
+                    )
                 if [r["input"] for r in ra] != [r["input"] for r in rb]:
                     raise DataError(f"pairwise: cells {ca['cell_id']} and {cb['cell_id']} answered different questions")
                 prompts = []
                 for x, y in zip(ra, rb):
-                    common = {"input": x["input"], "output": x.get("output", ""), "eval_aspect": x.get("eval_aspect", "")}
+                    common = {
+                        "input": x["input"],
+                        "output": x.get("output", ""),
+                        "eval_aspect": x.get("eval_aspect", ""),
+                    }
                     prompts.append(template.render(**common, answer_a=x["answer"], answer_b=y["answer"]))
                     prompts.append(template.render(**common, answer_a=y["answer"], answer_b=x["answer"]))
                 first = min(ca["cell_id"], cb["cell_id"])
                 cache_dir = next(c["cell_dir"] for c in (ca, cb) if c["cell_id"] == first)
                 cache = J.JudgmentCache(Path(cache_dir) / "judgments.jsonl")
-                say(f"pairwise {group or 'all'}: {ca['cell_id'][:8]} vs {cb['cell_id'][:8]}: {len(prompts)} judgments "
-                    f"(both orders)")
-                outcome = J.judge_all(judge, prompts, cache, prompt_digest=template.digest, label="pairwise", progress=say)
+                say(
+                    f"pairwise {group or 'all'}: {ca['cell_id'][:8]} vs {cb['cell_id'][:8]}: {len(prompts)} judgments "
+                    f"(both orders)"
+                )
+                outcome = J.judge_all(
+                    judge, prompts, cache, prompt_digest=template.digest, label="pairwise", progress=say
+                )
                 for q, x in enumerate(ra):
                     r1, r2 = outcome.replies[2 * q], outcome.replies[2 * q + 1]
                     if r1 is None or r2 is None:
@@ -148,7 +173,7 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
                     if v1:
                         got.append({"A": 1.0, "B": 0.0, "C": 0.5}[v1])
                     if v2:
-                        got.append({"A": 0.0, "B": 1.0, "C": 0.5}[v2])     # B is the A cell in the swapped order
+                        got.append({"A": 0.0, "B": 1.0, "C": 0.5}[v2])  # B is the A cell in the swapped order
                     if not got:
                         unparseable += 1
                         point = None
@@ -158,16 +183,36 @@ def compare(cells: Sequence[dict[str, Any]], cfg: dict[str, Any], judge_opts: di
                         if len(got) == 2:
                             both += 1
                             consistent += got[0] == got[1]
-                    out_items.append({"group": group, "a_cell": ca["cell_id"], "b_cell": cb["cell_id"], "index": q,
-                                      "question": x["input"], "answer_a": x["answer"], "answer_b": rb[q]["answer"],
-                                      "verdict_a_first": v1, "verdict_b_first": v2, "point_a": point})
+                    out_items.append(
+                        {
+                            "group": group,
+                            "a_cell": ca["cell_id"],
+                            "b_cell": cb["cell_id"],
+                            "index": q,
+                            "question": x["input"],
+                            "answer_a": x["answer"],
+                            "answer_b": rb[q]["answer"],
+                            "verdict_a_first": v1,
+                            "verdict_b_first": v2,
+                            "point_a": point,
+                        }
+                    )
                 if outcome.error:
-                    say(f"warning: pairwise: {outcome.pending} judgment(s) missing ({outcome.error}); "
-                        f"run `python -m jsweep judge` again once the judge is back")
-        result.update({"n": len(points), "pending": pending, "unparseable": unparseable,
-                       "wins": sum(p > 0.5 for p in points), "ties": sum(p == 0.5 for p in points),
-                       "losses": sum(p < 0.5 for p in points),
-                       "consistent": consistent / both if both else None})
+                    say(
+                        f"warning: pairwise: {outcome.pending} judgment(s) missing ({outcome.error}); "
+                        f"run `python -m jsweep judge` again once the judge is back"
+                    )
+        result.update(
+            {
+                "n": len(points),
+                "pending": pending,
+                "unparseable": unparseable,
+                "wins": sum(p > 0.5 for p in points),
+                "ties": sum(p == 0.5 for p in points),
+                "losses": sum(p < 0.5 for p in points),
+                "consistent": consistent / both if both else None,
+            }
+        )
         if points and not pending:
             result["win_rate"], result["ci_low"], result["ci_high"] = win_rate(points)
         out_groups.append(result)
@@ -179,8 +224,18 @@ def metrics_of(result: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for g in result["groups"]:
         base = "pairwise/" + slug(f"{g['a']}_vs_{g['b']}") + (f"/{slug(g['group'])}" if g["group"] else "")
-        for key in ("win_rate", "ci_low", "ci_high", "n", "wins", "ties", "losses", "unparseable", "pending",
-                    "consistent"):
+        for key in (
+            "win_rate",
+            "ci_low",
+            "ci_high",
+            "n",
+            "wins",
+            "ties",
+            "losses",
+            "unparseable",
+            "pending",
+            "consistent",
+        ):
             if g.get(key) is not None:
                 out[f"{base}/{key}"] = float(g[key])
     return out

@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 
-def log_results(ctx: Any, name: str, rows: Mapping[str, Sequence[Mapping[str, Any]]], *, results: Mapping[str, Any],
-                config: Mapping[str, Any], tags: Mapping[str, Any], config_file: str = "config.json",
-                table_dir: str = "predictions", columns: Sequence[str] | None = None) -> Path:
+def log_results(
+    ctx: Any,
+    name: str,
+    rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    results: Mapping[str, Any],
+    config: Mapping[str, Any],
+    tags: Mapping[str, Any],
+    config_file: str = "config.json",
+    table_dir: str = "predictions",
+    columns: Sequence[str] | None = None,
+) -> Path:
     """Write and log one evaluator's results (see the module docstring); ``rows``: task -> its sample rows,
     ``columns``: the row fields its tables show (all when None). Returns the predictions file."""
     cell_dir = Path(ctx.cell_dir)

@@ -30,7 +30,7 @@ def evaluate_all(ctx: Any, model: Any, tokenizer: Any) -> None:
             say(f"evaluating: {name}")
             ctx.log_metrics(evaluator.evaluate(ctx, model, tokenizer))
             if engine is not None:
-                engine.release()        # vLLM stopped: the next evaluator finds the model on its device
+                engine.release()  # vLLM stopped: the next evaluator finds the model on its device
 
 
 def check_evaluators(spec: Any, cache: dict[str, list[str]] | None = None) -> list[str]:
@@ -50,7 +50,7 @@ def check_evaluators(spec: Any, cache: dict[str, list[str]] | None = None) -> li
         found: list[str] = []
         try:
             declared = registries.EVALUATORS.get(name)
-            for hook in ("check", "files"):       # options and data present, then the files read in full
+            for hook in ("check", "files"):  # options and data present, then the files read in full
                 fn = declared.hook(hook)
                 if fn is not None and not found:
                     found.extend(f"eval.{name}: {p}" for p in fn(options))
@@ -73,11 +73,17 @@ def check_eval_data(spec: Any) -> list[str]:
         if hint is None:
             continue
         options = dict(options or {})
-        configured = (options.get("data_dir") or options.get("path") or options.get("hub")
-                      or any((options.get("paths") or {}).values()))
+        configured = (
+            options.get("data_dir")
+            or options.get("path")
+            or options.get("hub")
+            or any((options.get("paths") or {}).values())
+        )
         if not configured:
             key, how = hint
-            problems.append(f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "
-                            f"(a few samples per task, for the builtin tiny model only): set {key}. To prepare it: {how}; "
-                            f"or leave {name} out (eval=[...])")
+            problems.append(
+                f"eval.{name}: model '{spec.model.name}' would be scored on the shipped toy fixtures "
+                f"(a few samples per task, for the builtin tiny model only): set {key}. To prepare it: {how}; "
+                f"or leave {name} out (eval=[...])"
+            )
     return problems

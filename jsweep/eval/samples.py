@@ -74,7 +74,7 @@ def _typed(cls: type, options: dict[str, Any], name: str) -> tuple[dict[str, Any
 SAMPLES = Declaration(
     name="samples",
     implementation="jsweep.eval.samples:Samples",
-    scores=False,                       # answers to read, nothing to rank by
+    scores=False,  # answers to read, nothing to rank by
     check="jsweep.eval.samples:Samples.check",
     report_section="jsweep.eval.samples:samples_report_section",
 )
@@ -126,8 +126,11 @@ def read_questions(path: str | Path | None) -> list[dict[str, str]]:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"id", "question"} <= set(reader.fieldnames):
-                raise DataError("the header must have the columns id and question (and optionally reference)",
-                                file=str(path), record="line 1")
+                raise DataError(
+                    "the header must have the columns id and question (and optionally reference)",
+                    file=str(path),
+                    record="line 1",
+                )
             rows = [(f"line {i}", r) for i, r in enumerate(reader, 2)]
     else:
         for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
@@ -184,14 +187,19 @@ class Samples:
         texts_k = [t for t in texts for _ in range(k)]
         answers = A.generate_answers(model, tokenizer, texts_k, self.options, label="samples")
         gen = A.gen_params(self.options)
-        rows = [{"id": p["id"], "prompt": p["prompt"], "sample": j, "answer": answers[i * k + j], **gen}
-                for i, p in enumerate(prompts) for j in range(k)]
+        rows = [
+            {"id": p["id"], "prompt": p["prompt"], "sample": j, "answer": answers[i * k + j], **gen}
+            for i, p in enumerate(prompts)
+            for j in range(k)
+        ]
         d = Path(ctx.cell_dir) / self.NAME
         A.write_jsonl(d / "answers.jsonl", rows)
         ctx.tracker.log_table(rows, f"{self.NAME}/answers.json")
         ctx.tracker.set_tags({f"{self.NAME}.generation": json.dumps(gen)})
-        return {f"{self.NAME}/count": float(len(rows)),
-                f"{self.NAME}/answer_chars": sum(len(r["answer"]) for r in rows) / max(1, len(rows))}
+        return {
+            f"{self.NAME}/count": float(len(rows)),
+            f"{self.NAME}/answer_chars": sum(len(r["answer"]) for r in rows) / max(1, len(rows)),
+        }
 
 
 class HumanEval:
@@ -224,14 +232,21 @@ class HumanEval:
         rows = [{**q, "answer": a} for q, a in zip(questions, answers)]
         d = Path(ctx.cell_dir) / self.NAME
         A.write_jsonl(d / "answers.jsonl", rows)
-        (d / "generation.json").write_text(json.dumps({"questions": str(self.options["path"] or QUESTIONS_FIXTURE),
-                                                       "generation": gen}, ensure_ascii=False, indent=2),
-                                           encoding="utf-8")
+        (d / "generation.json").write_text(
+            json.dumps(
+                {"questions": str(self.options["path"] or QUESTIONS_FIXTURE), "generation": gen},
+                ensure_ascii=False,
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         ctx.tracker.log_table(rows, f"{self.NAME}/answers.json")
         return {f"{self.NAME}/answers": float(len(rows))}
 
 
-def grading_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
+def grading_report_section(
+    sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]
+) -> list[str]:
     """The report's human-grading section: the export (sheet, items) and accuracy per cell once imported
     (``<sweep>/grading/``)."""
     from jsweep.markdown import cell as md_cell
@@ -242,20 +257,31 @@ def grading_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Pa
     key = read_json(gdir / "key.json")
     if key:
         res = read_json(gdir / "results.json")
-        lines += ["## Human grading", "",
-                  f"Blinded sheet: `{key.get('sheet')}` ({len(key.get('items', {}))} answers of {len(key.get('cells', {}))} "
-                  f"cell(s), shuffled with seed {key.get('seed')}); key: `{gdir / 'key.json'}`.", ""]
+        lines += [
+            "## Human grading",
+            "",
+            f"Blinded sheet: `{key.get('sheet')}` ({len(key.get('items', {}))} answers of {len(key.get('cells', {}))} "
+            f"cell(s), shuffled with seed {key.get('seed')}); key: `{gdir / 'key.json'}`.",
+            "",
+        ]
         if res:
-            rows = [[cid[:8], md_cell(r.get("label", "")), f"**{r['accuracy']:.3f}**", str(r["graded"])]
-                    for cid, r in sorted(res["cells"].items(), key=lambda kv: -kv[1]["accuracy"])]
+            rows = [
+                [cid[:8], md_cell(r.get("label", "")), f"**{r['accuracy']:.3f}**", str(r["graded"])]
+                for cid, r in sorted(res["cells"].items(), key=lambda kv: -kv[1]["accuracy"])
+            ]
             lines += [*table(["cell", "label", "accuracy", "graded"], rows), ""]
         else:
-            lines += [f"Not graded yet: fill the `grade` column, then `python -m jsweep grade import {sweep_dir} <sheet>`.", ""]
+            lines += [
+                f"Not graded yet: fill the `grade` column, then `python -m jsweep grade import {sweep_dir} <sheet>`.",
+                "",
+            ]
 
     return lines
 
 
-def samples_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]) -> list[str]:
+def samples_report_section(
+    sweep_dir: Path, cells: list[tuple[dict[str, Any], Path]], label: dict[str, str]
+) -> list[str]:
     """The report's samples section: the answers side by side, one row per prompt, one column per cell."""
     from jsweep.markdown import cell as md_cell
     from jsweep.markdown import read_jsonl, table
@@ -266,8 +292,11 @@ def samples_report_section(sweep_dir: Path, cells: list[tuple[dict[str, Any], Pa
     if samples:
         ids = list(samples)
         first = samples[ids[0]][0]
-        params = ", ".join(f"{k}={first[k]}" for k in ("temperature", "top_p", "top_k", "repetition_penalty",
-                                                      "max_new_tokens", "seed") if k in first)
+        params = ", ".join(
+            f"{k}={first[k]}"
+            for k in ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
+            if k in first
+        )
         lines += ["## Samples (prompt x cell)", "", f"Generation: {params}.", ""]
         prompts: dict[tuple, str] = {}
         for rows_ in samples.values():

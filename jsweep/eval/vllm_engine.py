@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 MISSING = "eval.backend=vllm: vLLM is not installed here (pip install vllm), or use eval.backend=transformers"
-SAVED_DIR = "vllm_model"        # under the cell directory, while the cell is evaluated
-MEMORY_HEADROOM = 0.9           # of the GPU memory free once the transformers model is on the CPU
+SAVED_DIR = "vllm_model"  # under the cell directory, while the cell is evaluated
+MEMORY_HEADROOM = 0.9  # of the GPU memory free once the transformers model is on the CPU
 _ACTIVE: list[VllmEngine] = []
 
 
@@ -68,8 +68,13 @@ def backend(ctx: Any, model: Any, tokenizer: Any) -> Iterator[VllmEngine | None]
     if getattr(spec, "eval_backend", "transformers") != "vllm":
         yield None
         return
-    engine = VllmEngine(model, tokenizer, Path(ctx.cell_dir) / SAVED_DIR, seed=int(spec.seed),
-                        trust_remote_code=bool(spec.model.trust_remote_code))
+    engine = VllmEngine(
+        model,
+        tokenizer,
+        Path(ctx.cell_dir) / SAVED_DIR,
+        seed=int(spec.seed),
+        trust_remote_code=bool(spec.model.trust_remote_code),
+    )
     _ACTIVE.append(engine)
     try:
         yield engine
@@ -95,8 +100,9 @@ def save_for_vllm(model: Any, tokenizer: Any, directory: Path) -> Path:
     target = copy.deepcopy(model).merge_and_unload() if is_peft(model) else model
     target.save_pretrained(str(directory), safe_serialization=True)
     tokenizer.save_pretrained(str(directory))
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id).save_pretrained(str(directory))
+    GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    ).save_pretrained(str(directory))
     if target is not model:
         del target
     return directory
@@ -125,12 +131,11 @@ def memory_fraction() -> float:
 class VllmEngine:
     """One cell's model served by ``vllm.LLM`` (started on the first request, stopped by :meth:`release`)."""
 
-    def __init__(self, model: Any, tokenizer: Any, directory: Path, *, seed: int = 0,
-                 trust_remote_code: bool = False):
+    def __init__(self, model: Any, tokenizer: Any, directory: Path, *, seed: int = 0, trust_remote_code: bool = False):
         self.model, self.tokenizer, self.directory = model, tokenizer, Path(directory)
         self.seed, self.trust_remote_code = seed, trust_remote_code
         self.llm: Any = None
-        self.home: Any = None           # the model's device while vLLM runs (it waits on the CPU)
+        self.home: Any = None  # the model's device while vLLM runs (it waits on the CPU)
         self.saved = False
         self.starts = 0
 
@@ -150,12 +155,18 @@ class VllmEngine:
         if not self.saved:
             save_for_vllm(self.model, self.tokenizer, self.directory)
             self.saved = True
-        kwargs: dict[str, Any] = {"model": str(self.directory), "tokenizer": str(self.directory),
-                                  "dtype": dtype_name(self.model), "seed": self.seed,
-                                  "gpu_memory_utilization": memory_fraction(),
-                                  "trust_remote_code": self.trust_remote_code}
-        say(f"vllm {getattr(vllm, '__version__', '?')}: serving {self.directory} (dtype {kwargs['dtype']}, "
-            f"seed {self.seed}, gpu_memory_utilization {kwargs['gpu_memory_utilization']})")
+        kwargs: dict[str, Any] = {
+            "model": str(self.directory),
+            "tokenizer": str(self.directory),
+            "dtype": dtype_name(self.model),
+            "seed": self.seed,
+            "gpu_memory_utilization": memory_fraction(),
+            "trust_remote_code": self.trust_remote_code,
+        }
+        say(
+            f"vllm {getattr(vllm, '__version__', '?')}: serving {self.directory} (dtype {kwargs['dtype']}, "
+            f"seed {self.seed}, gpu_memory_utilization {kwargs['gpu_memory_utilization']})"
+        )
         self.llm = vllm.LLM(**kwargs)
         self.starts += 1
 
@@ -179,13 +190,21 @@ class VllmEngine:
         say(f"{label}: {len(prompts)}/{len(prompts)} through vllm ({len(prompts) / max(seconds, 1e-9):.1f}/s)")
         return [list(o.outputs[0].token_ids) for o in outputs]
 
-    def greedy(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: Sequence[int], label: str, *,
-               repetition_penalty: float = 1.0) -> list[list[int]]:
+    def greedy(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        max_new_tokens: Sequence[int],
+        label: str,
+        *,
+        repetition_penalty: float = 1.0,
+    ) -> list[list[int]]:
         """Greedy completions (token ids) of each prompt, with its own ``max_new_tokens``."""
         from vllm import SamplingParams
 
-        params = [SamplingParams(n=1, temperature=0.0, max_tokens=int(m), repetition_penalty=repetition_penalty)
-                  for m in max_new_tokens]
+        params = [
+            SamplingParams(n=1, temperature=0.0, max_tokens=int(m), repetition_penalty=repetition_penalty)
+            for m in max_new_tokens
+        ]
         return self.complete(prompt_ids, params, label)
 
     def release(self) -> None:
@@ -197,7 +216,7 @@ class VllmEngine:
 
             core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
             if core is not None and hasattr(core, "shutdown"):
-                core.shutdown()             # vLLM's engine-core process, and the GPU memory it holds
+                core.shutdown()  # vLLM's engine-core process, and the GPU memory it holds
             self.llm = None
             gc.collect()
             try:

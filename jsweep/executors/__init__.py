@@ -45,18 +45,18 @@ class Launch:
     cell_dir: Path
     cmd: list[str]
     env: dict[str, str]
-    gpu_ids: list[int]                  # GPUs the launcher gave it (local executor); [] when the executor allocates
-    gpus: int                           # GPUs the cell asks for (resources.gpus)
-    name: str                           # a short name: job names, log prefixes
-    prefix: str                         # console prefix of its progress lines
+    gpu_ids: list[int]  # GPUs the launcher gave it (local executor); [] when the executor allocates
+    gpus: int  # GPUs the cell asks for (resources.gpus)
+    name: str  # a short name: job names, log prefixes
+    prefix: str  # console prefix of its progress lines
     echo: Callable[[str], None] | None  # where its progress lines go (None: not streamed)
-    lock_fd: int | None = None          # the cell lock's descriptor, kept open by a local cell
+    lock_fd: int | None = None  # the cell lock's descriptor, kept open by a local cell
     gpus_in_use: Callable[[list[int], float], list[int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class CellHandle(Protocol):
-    pid: int | None                     # a local process id, or None where the cell runs elsewhere
+    pid: int | None  # a local process id, or None where the cell runs elsewhere
 
     def poll(self) -> int | None: ...
 
@@ -78,8 +78,9 @@ class Executor(Protocol):
 
     def start(self, launch: Launch) -> CellHandle: ...
 
-    def reattach(self, cell_dir: Path, echo: Callable[[str], None] | None = None,
-                 prefix: str = "") -> CellHandle | None: ...
+    def reattach(
+        self, cell_dir: Path, echo: Callable[[str], None] | None = None, prefix: str = ""
+    ) -> CellHandle | None: ...
 
     def alive(self, cell_dir: Path) -> bool: ...
 

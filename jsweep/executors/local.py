@@ -25,16 +25,31 @@ from jsweep.redaction import redact_text
 class CellProcess:
     """A cell's subprocess, its output streamed to cell.log and (optionally) the console."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, prefix: str,
-                 echo: Callable[[str], None] | None,
-                 gpus_in_use: Callable[[list[int], float], list[int]] | None = None, pass_fds: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        prefix: str,
+        echo: Callable[[str], None] | None,
+        gpus_in_use: Callable[[list[int], float], list[int]] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ):
         self.started = time.time()
         self.gpus_in_use = gpus_in_use
         self.log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the process, poll() closes it
         try:
             # pass_fds: the cell's lock, so that it stays held while the cell lives, even without the launcher.
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         text=True, bufsize=1, start_new_session=True, pass_fds=pass_fds)
+            self.proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+                pass_fds=pass_fds,
+            )
         except BaseException:
             self.log.close()
             raise
@@ -44,16 +59,16 @@ class CellProcess:
     def _pump(self, prefix: str, echo: Callable[[str], None] | None) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            line = redact_text(line)        # third-party lines too (MLflow prints its tracking URI)
+            line = redact_text(line)  # third-party lines too (MLflow prints its tracking URI)
             try:
                 self.log.write(line)
-            except (OSError, ValueError):   # a full disk, or closed by poll() while a grandchild still holds
-                pass                        # the pipe: keep draining it, or the writer would block
+            except (OSError, ValueError):  # a full disk, or closed by poll() while a grandchild still holds
+                pass  # the pipe: keep draining it, or the writer would block
             if echo is None:
                 continue
-            mark = line.find("[jsweep]")    # not always at the start: ranks share the pipe
+            mark = line.find("[jsweep]")  # not always at the start: ranks share the pipe
             if mark >= 0:
-                echo(f"{prefix} {line[mark + len('[jsweep]'):].strip()}")
+                echo(f"{prefix} {line[mark + len('[jsweep]') :].strip()}")
 
     @property
     def pid(self) -> int:
@@ -119,11 +134,18 @@ class LocalExecutor:
         return self.launcher.concurrency
 
     def start(self, launch: Launch) -> CellProcess:
-        return CellProcess(launch.cmd, launch.env, cellstate.log_path(launch.cell_dir), launch.prefix, launch.echo,
-                           launch.gpus_in_use, pass_fds=(launch.lock_fd,) if launch.lock_fd is not None else ())
+        return CellProcess(
+            launch.cmd,
+            launch.env,
+            cellstate.log_path(launch.cell_dir),
+            launch.prefix,
+            launch.echo,
+            launch.gpus_in_use,
+            pass_fds=(launch.lock_fd,) if launch.lock_fd is not None else (),
+        )
 
     def reattach(self, cell_dir: Path, echo: Callable[[str], None] | None = None, prefix: str = "") -> None:
-        return None          # a local cell whose launcher died finishes on its own, holding its lock
+        return None  # a local cell whose launcher died finishes on its own, holding its lock
 
     def alive(self, cell_dir: Path) -> bool:
         from jsweep.locking import FileLock, cell_lock_path

@@ -11,7 +11,7 @@ import sys
 def main(argv: list[str]) -> int:
     from jsweep.redaction import load_env_secrets, redact_text
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # the cell's last lines (KILLED...) still reach the log
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cell's last lines (KILLED...) still reach the log
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     load_env_secrets()
     with open(argv[0], "a", encoding="utf-8", buffering=1) as log:

@@ -35,23 +35,23 @@ from jsweep.redaction import redact_text
 
 @dataclass
 class Options:
-    partition: str | None = None            # None: the cluster's default partition
+    partition: str | None = None  # None: the cluster's default partition
     account: str | None = None
     qos: str | None = None
-    time_limit: str | None = None           # sbatch --time (e.g. "04:00:00"); None: the partition's default
-    cpus_per_gpu: int = 8                   # CPUs per GPU of a cell (a CPU-only cell gets cpus_per_task)
+    time_limit: str | None = None  # sbatch --time (e.g. "04:00:00"); None: the partition's default
+    cpus_per_gpu: int = 8  # CPUs per GPU of a cell (a CPU-only cell gets cpus_per_task)
     cpus_per_task: int = 1
-    mem: str | None = None                  # sbatch --mem (e.g. "64G"); None: the partition's default
-    gres: str = "gpu"                       # GRES name (gpu, or gpu:a100 for a type)
-    requeue: bool = True                    # preempted / near the time limit: requeue and resume from checkpoint
-    requeue_before_limit: int = 120         # seconds before the time limit at which the job requeues itself
-    extra_sbatch: list[str] = field(default_factory=list)   # more #SBATCH lines, e.g. ["--constraint=h100"]
-    setup: list[str] = field(default_factory=list)          # shell lines run in the job before the cell (module load...)
-    env: dict[str, str] = field(default_factory=dict)       # environment of the jobs (HF_HUB_OFFLINE=1 ...)
-    poll_interval: float = 5.0              # seconds between squeue polls
-    python: str | None = None               # the Python of the compute nodes; None: the launcher's own
-    tracking_from_nodes: bool = True        # False: compute nodes cannot reach the tracking server; cells journal
-                                            # their tracking calls and the launcher logs them from the login node
+    mem: str | None = None  # sbatch --mem (e.g. "64G"); None: the partition's default
+    gres: str = "gpu"  # GRES name (gpu, or gpu:a100 for a type)
+    requeue: bool = True  # preempted / near the time limit: requeue and resume from checkpoint
+    requeue_before_limit: int = 120  # seconds before the time limit at which the job requeues itself
+    extra_sbatch: list[str] = field(default_factory=list)  # more #SBATCH lines, e.g. ["--constraint=h100"]
+    setup: list[str] = field(default_factory=list)  # shell lines run in the job before the cell (module load...)
+    env: dict[str, str] = field(default_factory=dict)  # environment of the jobs (HF_HUB_OFFLINE=1 ...)
+    poll_interval: float = 5.0  # seconds between squeue polls
+    python: str | None = None  # the Python of the compute nodes; None: the launcher's own
+    tracking_from_nodes: bool = True  # False: compute nodes cannot reach the tracking server; cells journal
+    # their tracking calls and the launcher logs them from the login node
 
 
 def _run(cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -91,8 +91,21 @@ def queue_state(job_id: str) -> str | None:
 
 
 # Job states of a job that will still run (or is still running) its cell.
-ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-         "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+ALIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SUSPENDED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
 
 
 def job_node(job_id: str) -> str:
@@ -131,8 +144,15 @@ class SlurmJob:
 
     pid = None
 
-    def __init__(self, job_id: str, cell_dir: Path, log: Path, poll_interval: float,
-                 echo: Callable[[str], None] | None, prefix: str):
+    def __init__(
+        self,
+        job_id: str,
+        cell_dir: Path,
+        log: Path,
+        poll_interval: float,
+        echo: Callable[[str], None] | None,
+        prefix: str,
+    ):
         self.job_id, self.cell_dir, self.log = str(job_id), Path(cell_dir), log
         self.poll_interval = poll_interval
         self.echo, self.prefix = echo, prefix
@@ -153,12 +173,12 @@ class SlurmJob:
                 chunk = f.read()
         except OSError:
             return
-        complete = chunk[:chunk.rfind("\n") + 1]
+        complete = chunk[: chunk.rfind("\n") + 1]
         self.offset += len(complete.encode("utf-8"))
         for line in complete.splitlines():
             mark = line.find("[jsweep]")
             if mark >= 0:
-                self.echo(f"{self.prefix} {line[mark + len('[jsweep]'):].strip()}")
+                self.echo(f"{self.prefix} {line[mark + len('[jsweep]') :].strip()}")
 
     def poll(self) -> int | None:
         if self.rc is not None:
@@ -230,7 +250,7 @@ class SlurmExecutor:
     def cluster(self) -> dict[str, Any]:
         """Partitions of the cluster: {name: {"gpus_per_node": max GRES count, "default": bool, "nodes": n}}."""
         if self._cluster is None:
-            if (missing := _have_slurm()):
+            if missing := _have_slurm():
                 raise ConfigError(missing)
             try:
                 proc = _run(["sinfo", "-h", "-o", "%P|%G|%D|%a"], timeout=60)
@@ -261,31 +281,42 @@ class SlurmExecutor:
         name = self.partition()
         if name is None or name not in parts:
             known = ", ".join(sorted(parts)) or "none"
-            what = f"launcher.partition={name}" if name else "launcher.partition is not set and the cluster has no default"
+            what = (
+                f"launcher.partition={name}" if name else "launcher.partition is not set and the cluster has no default"
+            )
             return [], [f"{what}: no such partition (partitions: {known})"]
         p = parts[name]
         problems = []
         if not p["up"]:
             problems.append(f"launcher.partition={name}: the partition is not up")
-        gpus = [{"index": i, "name": f"slurm gres {self.options.gres}", "compute_cap": None}
-                for i in range(p["gpus_per_node"])]
+        gpus = [
+            {"index": i, "name": f"slurm gres {self.options.gres}", "compute_cap": None}
+            for i in range(p["gpus_per_node"])
+        ]
         if spec.resources.gpus > p["gpus_per_node"]:
-            problems.append(f"resources.gpus={spec.resources.gpus} but nodes of partition {name} have "
-                            f"{p['gpus_per_node']} GPU(s) ({self.options.gres} GRES)")
+            problems.append(
+                f"resources.gpus={spec.resources.gpus} but nodes of partition {name} have "
+                f"{p['gpus_per_node']} GPU(s) ({self.options.gres} GRES)"
+            )
             gpus = []
         return gpus, problems
 
     # ------------------------------------------------------------------ scheduling
     def gpus(self, cells: list[Any]) -> list[int]:
-        return []            # Slurm allocates GPUs; the launcher only limits how many cells are submitted
+        return []  # Slurm allocates GPUs; the launcher only limits how many cells are submitted
 
     def slots(self) -> int:
         return self.launcher.concurrency
 
     def sbatch_lines(self, launch: Launch) -> list[str]:
         o = self.options
-        lines = [f"--job-name={launch.name}", f"--output={launch.cell_dir / 'slurm-%j.out'}", "--open-mode=append",
-                 "--nodes=1", "--ntasks=1"]
+        lines = [
+            f"--job-name={launch.name}",
+            f"--output={launch.cell_dir / 'slurm-%j.out'}",
+            "--open-mode=append",
+            "--nodes=1",
+            "--ntasks=1",
+        ]
         if self.partition():
             lines.append(f"--partition={self.partition()}")
         for key, value in (("account", o.account), ("qos", o.qos), ("time", o.time_limit), ("mem", o.mem)):
@@ -305,9 +336,9 @@ class SlurmExecutor:
     def start(self, launch: Launch) -> SlurmJob:
         o = self.options
         env = dict(launch.env)
-        env.pop("CUDA_VISIBLE_DEVICES", None)        # Slurm sets it from the GRES it allocates
+        env.pop("CUDA_VISIBLE_DEVICES", None)  # Slurm sets it from the GRES it allocates
         env.update({k: str(v) for k, v in o.env.items()})
-        if not o.tracking_from_nodes:               # nothing to reach from the node: no credentials either
+        if not o.tracking_from_nodes:  # nothing to reach from the node: no credentials either
             env["JSWEEP_TRACKING_OFFLINE"] = "1"
             for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
                 env.pop(key, None)
@@ -315,21 +346,36 @@ class SlurmExecutor:
         cmd = [python if c == sys.executable else c for c in launch.cmd]
         script = launch.cell_dir / "slurm.sbatch"
         log = cellstate.log_path(launch.cell_dir)
-        script.write_text(JOB_SCRIPT.format(
-            sbatch="\n".join(f"#SBATCH {line}" for line in self.sbatch_lines(launch)), cell_dir=launch.cell_dir,
-            setup="\n".join(o.setup), rc_file=shlex.quote(str(launch.cell_dir / "slurm.rc")),
-            log=shlex.quote(str(log)), python=shlex.quote(python)))
-        proc = _run(["sbatch", "--parsable", "--export=ALL", f"--chdir={os.getcwd()}", str(script), *cmd],
-                    timeout=120, env=env)
+        script.write_text(
+            JOB_SCRIPT.format(
+                sbatch="\n".join(f"#SBATCH {line}" for line in self.sbatch_lines(launch)),
+                cell_dir=launch.cell_dir,
+                setup="\n".join(o.setup),
+                rc_file=shlex.quote(str(launch.cell_dir / "slurm.rc")),
+                log=shlex.quote(str(log)),
+                python=shlex.quote(python),
+            )
+        )
+        proc = _run(
+            ["sbatch", "--parsable", "--export=ALL", f"--chdir={os.getcwd()}", str(script), *cmd], timeout=120, env=env
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"sbatch failed: {redact_text(proc.stderr.strip())[:500]}")
         job_id = proc.stdout.strip().split(";")[0]
         slurm_log = launch.cell_dir / f"slurm-{job_id}.out"
         record = cellstate.executor_state(launch.cell_dir)
         history = record.get("jobs", [])
-        cellstate.write_executor_state(launch.cell_dir, {"executor": "slurm", "job_id": job_id, "log": str(slurm_log),
-                                                         "partition": self.partition(), "submitted": time.time(),
-                                                         "jobs": [*history, job_id]})
+        cellstate.write_executor_state(
+            launch.cell_dir,
+            {
+                "executor": "slurm",
+                "job_id": job_id,
+                "log": str(slurm_log),
+                "partition": self.partition(),
+                "submitted": time.time(),
+                "jobs": [*history, job_id],
+            },
+        )
         return SlurmJob(job_id, launch.cell_dir, slurm_log, o.poll_interval, launch.echo, launch.prefix)
 
     def _live_job(self, cell_dir: Path) -> dict[str, Any] | None:
@@ -343,7 +389,9 @@ class SlurmExecutor:
         record = self._live_job(cell_dir)
         if record is None:
             return None
-        job = SlurmJob(record["job_id"], cell_dir, Path(record.get("log", "")), self.options.poll_interval, echo, prefix)
+        job = SlurmJob(
+            record["job_id"], cell_dir, Path(record.get("log", "")), self.options.poll_interval, echo, prefix
+        )
         job.node = record.get("node", "")
         return job
 

@@ -21,7 +21,7 @@ import inspect
 import itertools
 from typing import Any
 
-NAME = "jsweep_varlen"           # the attn_implementation name registered with transformers
+NAME = "jsweep_varlen"  # the attn_implementation name registered with transformers
 CHOICES = ("auto", "varlen", "sdpa", "eager")
 
 
@@ -57,19 +57,28 @@ def _segments_sdpa(q, k, v, cu: list[int], scaling: float | None, dropout: float
     for start, end in itertools.pairwise(cu):
         if end <= start:
             continue
-        qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))          # (H, n, D)
-        out[start:end] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling,
-                                                        dropout_p=dropout).transpose(0, 1)
+        qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))  # (H, n, D)
+        out[start:end] = F.scaled_dot_product_attention(
+            qs, ks, vs, is_causal=True, scale=scaling, dropout_p=dropout
+        ).transpose(0, 1)
     return out
 
 
-def packed_attention(q, k, v, cu_seq_lens, max_length: int, scaling: float | None = None, dropout: float = 0.0,
-                     use_kernel: bool | None = None):
+def packed_attention(
+    q,
+    k,
+    v,
+    cu_seq_lens,
+    max_length: int,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    use_kernel: bool | None = None,
+):
     """Causal attention over packed examples. q, k, v: (T, H, D) (k and v may have fewer heads: GQA);
     cu_seq_lens: (N+1,) int32 starts of the examples, then T. Returns (T, H_q, D)."""
     import torch
 
-    if k.shape[1] != q.shape[1]:                       # GQA: one key/value head serves several query heads
+    if k.shape[1] != q.shape[1]:  # GQA: one key/value head serves several query heads
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
     kernel = varlen_kernel()
@@ -89,25 +98,35 @@ def packed_attention(q, k, v, cu_seq_lens, max_length: int, scaling: float | Non
         cu = cu_seq_lens.to(device=q.device, dtype=torch.int32)
         kwargs: dict[str, Any] = {"scale": scaling}
         if "window_size" in inspect.signature(kernel).parameters:
-            kwargs["window_size"] = (-1, 0)            # causal
-        else:                                          # torch 2.10: is_causal instead of a window
+            kwargs["window_size"] = (-1, 0)  # causal
+        else:  # torch 2.10: is_causal instead of a window
             kwargs["is_causal"] = True
         return kernel(q, k, v, cu, cu, int(max_length), int(max_length), **kwargs)
     return _segments_sdpa(q, k, v, [int(x) for x in cu_seq_lens.tolist()], scaling, dropout)
 
 
-def jsweep_varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
-                            scaling: float | None = None, is_causal: bool | None = None, **kwargs):
+def jsweep_varlen_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+):
     """transformers attention function: (B, H, T, D) in, ((B, T, H, D), None) out."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu = kwargs.get("cu_seq_lens_q")
     packed = attention_mask is None and query.shape[0] == 1 and query.shape[2] == key.shape[2]
     if cu is None or not packed:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     max_length = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))                 # (T, H, D)
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (T, H, D)
     out = packed_attention(q, k, v, cu, max_length, scaling=scaling, dropout=dropout if module.training else 0.0)
     return out.unsqueeze(0), None
 
@@ -144,8 +163,9 @@ def resolve(choice: str, device: str, packing: bool) -> tuple[str, str]:
     if choice == "varlen":
         # Asked for explicitly: packed rows still never see each other, example by example.
         return NAME, f"attention: {why}; packed examples are attended one by one with causal sdpa (correct, slower)"
-    return "sdpa", (f"attention: {why}; using sdpa, which builds a block-diagonal mask over each packed row "
-                    f"(correct, slower)")
+    return "sdpa", (
+        f"attention: {why}; using sdpa, which builds a block-diagonal mask over each packed row (correct, slower)"
+    )
 
 
 def set_attention(model, implementation: str) -> None:

@@ -13,33 +13,45 @@ from transformers import TrainerCallback
 from jsweep.files import write_json
 from jsweep.job.context import CellContext, say
 
-RENAME = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "train/lr",
-          "grad_norm": "train/grad_norm", "mean_token_accuracy": "train/token_accuracy",
-          "eval_mean_token_accuracy": "eval/token_accuracy", "num_tokens": "train/num_tokens",
-          "rewards/margins": "train/rewards_margin", "rewards/accuracies": "train/rewards_accuracy",
-          "rewards/chosen": "train/rewards_chosen", "rewards/rejected": "train/rewards_rejected",
-          "eval_rewards/margins": "eval/rewards_margin", "eval_rewards/accuracies": "eval/rewards_accuracy"}
+RENAME = {
+    "loss": "train/loss",
+    "eval_loss": "eval/loss",
+    "learning_rate": "train/lr",
+    "grad_norm": "train/grad_norm",
+    "mean_token_accuracy": "train/token_accuracy",
+    "eval_mean_token_accuracy": "eval/token_accuracy",
+    "num_tokens": "train/num_tokens",
+    "rewards/margins": "train/rewards_margin",
+    "rewards/accuracies": "train/rewards_accuracy",
+    "rewards/chosen": "train/rewards_chosen",
+    "rewards/rejected": "train/rewards_rejected",
+    "eval_rewards/margins": "eval/rewards_margin",
+    "eval_rewards/accuracies": "eval/rewards_accuracy",
+}
 
 
 class JsweepCallback(TrainerCallback):
     def __init__(self, ctx: CellContext):
         self.ctx = ctx
         self.t0 = time.monotonic()
-        self.first_step = 0                         # the step this attempt started at (> 0 on resume)
+        self.first_step = 0  # the step this attempt started at (> 0 on resume)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.t0 = time.monotonic()
         self.first_step = state.global_step
-        say(f"training: {state.max_steps} steps" + (f", resuming at step {state.global_step}" if state.global_step else ""))
+        say(
+            f"training: {state.max_steps} steps"
+            + (f", resuming at step {state.global_step}" if state.global_step else "")
+        )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         metrics = {RENAME[k]: v for k, v in logs.items() if k in RENAME and isinstance(v, (int, float))}
         if not metrics:
             return
-        if "train/num_tokens" in metrics:       # TRL counts from 0 in each attempt
+        if "train/num_tokens" in metrics:  # TRL counts from 0 in each attempt
             metrics["train/num_tokens"] += self.ctx.tokens_before
-        self.ctx.log_step(metrics, state.global_step)       # each (metric, step) once, over resumed attempts too
+        self.ctx.log_step(metrics, state.global_step)  # each (metric, step) once, over resumed attempts too
         elapsed = time.monotonic() - self.t0
         parts = [f"step {state.global_step}/{state.max_steps}"]
         for key in ("train/loss", "eval/loss", "train/lr"):
@@ -60,7 +72,7 @@ class TokenLedger(TrainerCallback):
 
     def __init__(self, trainer: Any, before: float = 0.0):
         self.trainer, self.before = trainer, before
-        self.first_step = 0                         # the step this attempt started at (> 0 on resume)
+        self.first_step = 0  # the step this attempt started at (> 0 on resume)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.first_step = state.global_step

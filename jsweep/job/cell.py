@@ -53,7 +53,7 @@ def setup(ctx: CellContext):
     set_seed(spec.seed)
     ctx.tracker.log_dict(spec.to_dict(), "config.yaml")
     if ctx.deepspeed_config:
-        ctx.tracker.log_artifact(ctx.deepspeed_config)          # the generated DeepSpeed config
+        ctx.tracker.log_artifact(ctx.deepspeed_config)  # the generated DeepSpeed config
     data = load_examples(spec.dataset, builtin_model=spec.model.builtin)
     ctx.train, ctx.held_out = split_train_eval(data.examples, spec.train.eval_fraction, spec.dataset.seed)
     ctx.tracker.set_tags({"jsweep.data_digest": data.digest, "jsweep.data_source": data.source.describe()})
@@ -92,8 +92,10 @@ def setup(ctx: CellContext):
         save_base(model, ctx.model_dir / "base", rank=ctx.rank)
     ctx.n_params = sum(getattr(p, "ds_numel", 0) or p.numel() for p in model.parameters())
     ctx.log_metrics({"model/parameters": ctx.n_params})
-    say(f"model: {spec.model.name} ({ctx.n_params / 1e6:.2f}M parameters) on {ctx.device}"
-        + (f" x{ctx.world_size} ({spec.distributed.name})" if ctx.world_size > 1 else ""))
+    say(
+        f"model: {spec.model.name} ({ctx.n_params / 1e6:.2f}M parameters) on {ctx.device}"
+        + (f" x{ctx.world_size} ({spec.distributed.name})" if ctx.world_size > 1 else "")
+    )
     return model, tokenizer
 
 
@@ -140,7 +142,7 @@ def load_saved(ctx: CellContext):
     return load_for_eval(str(ctx.model_dir), ctx.spec, ctx.device)
 
 
-TRAINED = "trained.json"      # written once the model is trained and saved: a later attempt only evaluates
+TRAINED = "trained.json"  # written once the model is trained and saved: a later attempt only evaluates
 
 
 def trained_before(ctx: CellContext) -> dict[str, float] | None:
@@ -176,7 +178,7 @@ def run_cell(ctx: CellContext, stage: str = "all") -> None:
             write_json(ctx.cell_dir / TRAINED, {"metrics": ctx.metrics, "time": time.time()})
         model, tokenizer = result.model, result.tokenizer
     else:
-        with ctx.phase("eval"):                 # the eval stage's model load counts as evaluation time
+        with ctx.phase("eval"):  # the eval stage's model load counts as evaluation time
             model, tokenizer = load_saved(ctx)
     with ctx.phase("eval"):
         evaluate_all(ctx, model, tokenizer)
@@ -229,8 +231,16 @@ def main(argv: list[str]) -> int:
     tracker = CellTracker(meta["tracking_uri"], meta["run_id"], cell_dir) if lead else NullTracker()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ds_config = cell_dir / "deepspeed.json"
-    ctx = CellContext(spec, cell_dir, tracker, device, attempt=meta.get("attempt", 1), rank=rank, world_size=world,
-                      deepspeed_config=ds_config if stage != "eval" and ds_config.exists() else None)
+    ctx = CellContext(
+        spec,
+        cell_dir,
+        tracker,
+        device,
+        attempt=meta.get("attempt", 1),
+        rank=rank,
+        world_size=world,
+        deepspeed_config=ds_config if stage != "eval" and ds_config.exists() else None,
+    )
     if stage == "eval":
         ctx.metrics = json.loads((cell_dir / cellstate.METRICS).read_text())
         ctx.prior_metrics = dict(ctx.metrics)

@@ -30,7 +30,7 @@ def say(msg: str) -> None:
     try:
         sys.stdout.write(line)
         sys.stdout.flush()
-    except BrokenPipeError:                 # the launcher is gone: go on, writing into cell.log directly
+    except BrokenPipeError:  # the launcher is gone: go on, writing into cell.log directly
         if not _orphan_log:
             raise
         write_to_log(_orphan_log[0])
@@ -76,22 +76,22 @@ def follow_launcher(log: Path) -> None:
 class CellContext:
     spec: CellSpec
     cell_dir: Path
-    tracker: Tracker                          # CellTracker; NullTracker on ranks > 0
-    device: str                               # "cuda" or "cpu"
-    train: list[Record] = field(default_factory=list)         # Examples, or PreferenceExamples for DPO
+    tracker: Tracker  # CellTracker; NullTracker on ranks > 0
+    device: str  # "cuda" or "cpu"
+    train: list[Record] = field(default_factory=list)  # Examples, or PreferenceExamples for DPO
     held_out: list[Record] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    attempt: int = 1                          # 2+ when the launcher retries the cell (e.g. after OOM)
-    resume_from: Path | None = None           # checkpoint to resume training from
-    tokens_before: float = 0.0                # tokens trained by earlier attempts (read from resume_from)
-    rank: int = 0                             # this process's rank in a multi-GPU cell
-    world_size: int = 1                       # training processes of the cell
-    deepspeed_config: Path | None = None      # the cell's DeepSpeed config (ZeRO cells)
-    n_params: int = 0                         # parameters of the full model (for MFU)
-    keep_alive: Any = None                    # objects that must live as long as the cell (HfDeepSpeedConfig)
-    prior_metrics: dict[str, float] = field(default_factory=dict)   # the train stage's metrics (eval stage)
-    logged: set[tuple[str, int]] = field(default_factory=set)      # (metric, step) already in this run
+    attempt: int = 1  # 2+ when the launcher retries the cell (e.g. after OOM)
+    resume_from: Path | None = None  # checkpoint to resume training from
+    tokens_before: float = 0.0  # tokens trained by earlier attempts (read from resume_from)
+    rank: int = 0  # this process's rank in a multi-GPU cell
+    world_size: int = 1  # training processes of the cell
+    deepspeed_config: Path | None = None  # the cell's DeepSpeed config (ZeRO cells)
+    n_params: int = 0  # parameters of the full model (for MFU)
+    keep_alive: Any = None  # objects that must live as long as the cell (HfDeepSpeedConfig)
+    prior_metrics: dict[str, float] = field(default_factory=dict)  # the train stage's metrics (eval stage)
+    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already in this run
 
     def load_logged(self) -> None:
         """The (metric, step) pairs earlier attempts of this run logged (from history.jsonl): a resumed
@@ -104,7 +104,7 @@ class CellContext:
                 row = json.loads(line)
                 step = int(row["step"])
             except (ValueError, KeyError, TypeError):
-                continue                    # a line cut short by a kill
+                continue  # a line cut short by a kill
             self.logged.update((k, step) for k in row if k not in ("step", "attempt"))
 
     def log_step(self, metrics: dict[str, float], step: int) -> None:
@@ -132,7 +132,9 @@ class CellContext:
         if self.rank == 0:
             from jsweep.files import append_line
 
-            append_line(self.cell_dir / "history.jsonl", json.dumps({"step": int(step), "attempt": self.attempt, **metrics}))
+            append_line(
+                self.cell_dir / "history.jsonl", json.dumps({"step": int(step), "attempt": self.attempt, **metrics})
+            )
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -151,6 +153,6 @@ class CellContext:
 
 @dataclass
 class TrainResult:
-    model: Any                  # the trained model (PEFT-wrapped for LoRA)
+    model: Any  # the trained model (PEFT-wrapped for LoRA)
     tokenizer: Any
-    model_dir: Path | None      # where the final model (or adapter) was saved, if it was
+    model_dir: Path | None  # where the final model (or adapter) was saved, if it was

@@ -83,16 +83,19 @@ def train_dpo(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
     chosen = sequence_lengths([r["prompt"] + r["chosen"] for r in train_rows], tokenizer)
     rejected = sequence_lengths([r["prompt"] + r["rejected"] for r in train_rows], tokenizer)
     truncated = sum(max(c, r) > max_length for c, r in zip(chosen, rejected))
-    ctx.log_metrics({"data/train_examples": len(train_rows), "data/eval_examples": len(eval_rows),
-                     "data/truncated": truncated})
+    ctx.log_metrics(
+        {"data/train_examples": len(train_rows), "data/eval_examples": len(eval_rows), "data/truncated": truncated}
+    )
     if truncated:
         say(f"warning: {truncated}/{len(train_rows)} preference pairs exceed max_length={max_length} and are truncated")
-    train_rows = apply_token_budget(ctx, train_rows, [min(c, max_length) + min(r, max_length)
-                                                      for c, r in zip(chosen, rejected)])
+    train_rows = apply_token_budget(
+        ctx, train_rows, [min(c, max_length) + min(r, max_length) for c, r in zip(chosen, rejected)]
+    )
 
     # 2. Trainer: beta and loss type from the method; reference = frozen copy (full) or adapter off (LoRA).
-    args = trainer_args(ctx, DPOConfig, max_length=max_length, beta=method.beta, loss_type=[method.loss_type],
-                        dataset_num_proc=None)
+    args = trainer_args(
+        ctx, DPOConfig, max_length=max_length, beta=method.beta, loss_type=[method.loss_type], dataset_num_proc=None
+    )
     lora = method.peft == "lora"
     # An explicit reference: TRL would otherwise reload it from model.config's path, which is the base
     # model, not the SFT checkpoint, when init_from was a merged adapter (and nothing, for random weights).

@@ -30,12 +30,13 @@ def parse(value: str | None) -> tuple[str, int, str] | None:
 class FaultCallback(TrainerCallback):
     def __init__(self, ctx: Any, fault: tuple[str, int, str]):
         self.kind, self.step, self.match = fault
-        every = self.kind.endswith("*")            # "oom*": every attempt, so a retry limit can be used up
+        every = self.kind.endswith("*")  # "oom*": every attempt, so a retry limit can be used up
         self.kind = self.kind.rstrip("*")
         # Otherwise the first attempt only: not a retry, nor a Slurm job requeued after a preemption.
         first = ctx.attempt == 1 and os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
-        self.armed = (every or first) and (not self.match or self.match in ctx.spec.label
-                                           or self.match in ctx.cell_dir.name)
+        self.armed = (every or first) and (
+            not self.match or self.match in ctx.spec.label or self.match in ctx.cell_dir.name
+        )
         self.woken: list[bool] = []
         if self.armed and self.kind == "sleep":
             # Installed now, not at the stall: a SIGUSR1 that comes early cancels the stall instead of

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     cell_dir, nproc, port = Path(argv[0]).resolve(), int(argv[1]), int(argv[2])
     env = dict(os.environ)
     if not env.get("CUDA_VISIBLE_DEVICES"):
-        env.setdefault("DS_ACCELERATOR", "cpu")          # CPU test runs (resources.cpu_processes=true)
+        env.setdefault("DS_ACCELERATOR", "cpu")  # CPU test runs (resources.cpu_processes=true)
     child: subprocess.Popen | None = None
 
     def forward(signum, frame):
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     status = json.loads((cell_dir / cellstate.STATUS).read_text()) if (cell_dir / cellstate.STATUS).exists() else {}
     if rc != 0:
         return rc
-    if status.get("status") == "FINISHED":          # nothing to evaluate: the train stage finished the cell
+    if status.get("status") == "FINISHED":  # nothing to evaluate: the train stage finished the cell
         return 0
     if status.get("status") != "TRAINED":
         return 1

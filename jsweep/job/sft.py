@@ -49,10 +49,13 @@ def apply_token_budget(ctx: CellContext, rows: list[dict[str, str]], lengths: li
         return rows
     idx = token_budget_indices(lengths, budget, ctx.spec.dataset.seed)
     tokens = sum(lengths[i] for i in idx)
-    ctx.log_metrics({"data/budget/tokens": tokens, "data/budget/examples": len(idx),
-                     "data/budget/passes": len(idx) / len(rows)})
-    say(f"token budget {budget}: {len(idx)} training sequences ({tokens} tokens, "
-        f"{len(idx) / len(rows):.2f} passes over {len(rows)} examples)")
+    ctx.log_metrics(
+        {"data/budget/tokens": tokens, "data/budget/examples": len(idx), "data/budget/passes": len(idx) / len(rows)}
+    )
+    say(
+        f"token budget {budget}: {len(idx)} training sequences ({tokens} tokens, "
+        f"{len(idx) / len(rows):.2f} passes over {len(rows)} examples)"
+    )
     return [rows[i] for i in idx]
 
 
@@ -60,8 +63,13 @@ def lora_config(spec: Any):
     from peft import LoraConfig
 
     lora = spec.method.lora
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def trainer_args(ctx: CellContext, config_cls: type, **extra: Any):
@@ -73,7 +81,7 @@ def trainer_args(ctx: CellContext, config_cls: type, **extra: Any):
     return config_cls(
         output_dir=str(ctx.cell_dir / "checkpoints"),
         num_train_epochs=t.epochs,
-        max_steps=budget_steps(spec.dataset.budget) or t.max_steps,     # dataset.budget=steps:N fixes the steps
+        max_steps=budget_steps(spec.dataset.budget) or t.max_steps,  # dataset.budget=steps:N fixes the steps
         per_device_train_batch_size=t.micro_batch_size,
         per_device_eval_batch_size=t.micro_batch_size,
         gradient_accumulation_steps=t.grad_accum,
@@ -143,10 +151,15 @@ def run_training(ctx: CellContext, trainer: Any) -> dict[str, float]:
     trainer.add_callback(ledger)
     output = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     runtime = float(output.metrics.get("train_runtime", 0.0)) or 1e-9
-    tokens = ledger.total() - ctx.tokens_before          # trained in this attempt, in ``runtime``
+    tokens = ledger.total() - ctx.tokens_before  # trained in this attempt, in ``runtime``
     final = run_mean_loss(trainer.state.log_history, ledger.first_step, trainer.state.global_step, output.training_loss)
-    return {"train/final_loss": final, "train/runtime_seconds": runtime, "train/tokens": ledger.total(),
-            "train/tokens_per_second": tokens / runtime, "train/steps": trainer.state.global_step}
+    return {
+        "train/final_loss": final,
+        "train/runtime_seconds": runtime,
+        "train/tokens": ledger.total(),
+        "train/tokens_per_second": tokens / runtime,
+        "train/steps": trainer.state.global_step,
+    }
 
 
 def save_result(ctx: CellContext, trainer: Any, tokenizer: Any) -> TrainResult:
@@ -154,7 +167,7 @@ def save_result(ctx: CellContext, trainer: Any, tokenizer: Any) -> TrainResult:
     model_dir = None
     if ctx.spec.train.save_model:
         model_dir = ctx.model_dir
-        trainer.save_model(str(model_dir))          # collective under ZeRO-3: gathers the whole model
+        trainer.save_model(str(model_dir))  # collective under ZeRO-3: gathers the whole model
         if ctx.rank == 0:
             tokenizer.save_pretrained(str(model_dir))
     return TrainResult(trainer.model, tokenizer, model_dir)
@@ -197,7 +210,7 @@ class PaddingCounter:
         self.collator, self.training, self.real, self.slots = collator, training, 0, 0
 
     def __getattr__(self, name: str) -> Any:
-        if name == "collator":                      # not set yet (copy, unpickling): no recursion
+        if name == "collator":  # not set yet (copy, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.collator, name)
 
@@ -215,16 +228,24 @@ class PaddingCounter:
         return 1.0 - self.real / self.slots if self.slots else None
 
 
-def build_sft_trainer(ctx: CellContext, model: Any, tokenizer: Any, train_rows: list[dict[str, str]],
-                      eval_rows: list[dict[str, str]]):
+def build_sft_trainer(
+    ctx: CellContext, model: Any, tokenizer: Any, train_rows: list[dict[str, str]], eval_rows: list[dict[str, str]]
+):
     """TRL's SFTTrainer configured from the cell's spec (jsweep's SFT step, minus the training loop)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     spec = ctx.spec
     options = step_options(ctx, model)
-    args = trainer_args(ctx, SFTConfig, max_length=spec.train.max_length, packing=spec.train.packing,
-                        completion_only_loss=not spec.prompt.train_on_inputs, dataset_num_proc=None, **options)
+    args = trainer_args(
+        ctx,
+        SFTConfig,
+        max_length=spec.train.max_length,
+        packing=spec.train.packing,
+        completion_only_loss=not spec.prompt.train_on_inputs,
+        dataset_num_proc=None,
+        **options,
+    )
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -234,8 +255,9 @@ def build_sft_trainer(ctx: CellContext, model: Any, tokenizer: Any, train_rows: 
         peft_config=lora_config(spec) if spec.method.peft == "lora" else None,
         callbacks=callbacks_for(ctx),
     )
-    trainer.data_collator = PaddingCounter(trainer.data_collator,
-                                           lambda: trainer.model is not None and trainer.model.training)
+    trainer.data_collator = PaddingCounter(
+        trainer.data_collator, lambda: trainer.model is not None and trainer.model.training
+    )
     return trainer
 
 
@@ -256,12 +278,15 @@ def train_sft(ctx: CellContext, model: Any, tokenizer: Any) -> TrainResult:
     eval_rows = render_pairs(ctx.held_out, spec, tokenizer)
     lengths = sequence_lengths([r["prompt"] + r["completion"] for r in train_rows], tokenizer)
     truncated = sum(n > spec.train.max_length for n in lengths)
-    ctx.log_metrics({"data/train_examples": len(train_rows), "data/eval_examples": len(eval_rows),
-                     "data/truncated": truncated})
+    ctx.log_metrics(
+        {"data/train_examples": len(train_rows), "data/eval_examples": len(eval_rows), "data/truncated": truncated}
+    )
     train_rows = apply_token_budget(ctx, train_rows, [min(n, spec.train.max_length) for n in lengths])
     if truncated:
-        say(f"warning: {truncated}/{len(lengths)} training examples exceed max_length="
-            f"{spec.train.max_length} and are truncated")
+        say(
+            f"warning: {truncated}/{len(lengths)} training examples exceed max_length="
+            f"{spec.train.max_length} and are truncated"
+        )
 
     # 2. Trainer: completion-only loss unless train_on_inputs; LoRA through PEFT when asked; packed
     #    padding-free batches with a varlen attention kernel by default (see jsweep.job.attention).

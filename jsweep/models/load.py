@@ -15,9 +15,14 @@ def _config_args(arch: dict[str, Any]) -> dict[str, Any]:
     """Translate the preset's generic arch keys to the model type's config keys."""
     args = {k: v for k, v in arch.items() if k != "model_type"}
     if arch.get("model_type") == "gpt2":
-        args = {"n_embd": args.get("hidden_size"), "n_layer": args.get("num_hidden_layers"),
-                "n_head": args.get("num_attention_heads"), "n_inner": args.get("intermediate_size"),
-                "n_positions": args.get("max_position_embeddings"), "vocab_size": args.get("vocab_size")}
+        args = {
+            "n_embd": args.get("hidden_size"),
+            "n_layer": args.get("num_hidden_layers"),
+            "n_head": args.get("num_attention_heads"),
+            "n_inner": args.get("intermediate_size"),
+            "n_positions": args.get("max_position_embeddings"),
+            "vocab_size": args.get("vocab_size"),
+        }
     elif arch.get("model_type") == "gpt_neox":
         args.pop("num_key_value_heads", None)
     return {k: v for k, v in args.items() if v is not None}
@@ -27,7 +32,7 @@ def torch_dtype(name: str, device: str):
     import torch
 
     if device == "cpu" and name in ("bfloat16", "float16"):
-        return torch.float32            # CPU cells train in fp32
+        return torch.float32  # CPU cells train in fp32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(name, "auto")
 
 
@@ -39,32 +44,50 @@ def load_tokenizer(spec: ModelSpec, seed: int = 0):
 
         return AutoTokenizer.from_pretrained(str(build_tiny(spec.arch, seed)))
     try:
-        tok = AutoTokenizer.from_pretrained(spec.source, revision=spec.revision,
-                                            trust_remote_code=spec.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(
+            spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
     except OSError:
         if spec.init != "random":
             raise
         # Random-init throughput runs need no real vocabulary: fall back to the builtin Japanese tokenizer.
         from jsweep.models.tiny import build_tiny
 
-        tok = AutoTokenizer.from_pretrained(str(build_tiny({"model_type": "llama", "vocab_size": 2048,
-                                                            "hidden_size": 64, "intermediate_size": 176,
-                                                            "num_hidden_layers": 2, "num_attention_heads": 4,
-                                                            "num_key_value_heads": 2,
-                                                            "max_position_embeddings": 1024}, seed)))
+        tok = AutoTokenizer.from_pretrained(
+            str(
+                build_tiny(
+                    {
+                        "model_type": "llama",
+                        "vocab_size": 2048,
+                        "hidden_size": 64,
+                        "intermediate_size": 176,
+                        "num_hidden_layers": 2,
+                        "num_attention_heads": 4,
+                        "num_key_value_heads": 2,
+                        "max_position_embeddings": 1024,
+                    },
+                    seed,
+                )
+            )
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     return tok
 
 
-BASE_SUBDIR = "base"   # inside a LoRA adapter directory: the random base weights the adapter was trained over
+BASE_SUBDIR = "base"  # inside a LoRA adapter directory: the random base weights the adapter was trained over
 
 
 def needs_saved_base(spec) -> bool:
     """A LoRA cell over randomly initialised weights: its adapter means nothing without those weights,
     which exist nowhere else, so they are saved beside the adapter (``model/base``)."""
-    return (spec.method.peft == "lora" and spec.model.init == "random" and not spec.model.builtin
-            and spec.method.init_from is None and spec.train.save_model)
+    return (
+        spec.method.peft == "lora"
+        and spec.model.init == "random"
+        and not spec.model.builtin
+        and spec.method.init_from is None
+        and spec.train.save_model
+    )
 
 
 def adapter_base(adapter: str | Path) -> str | None:
@@ -88,7 +111,7 @@ def save_base(model, out: Path, *, rank: int) -> None:
                 if rank == 0:
                     state[name] = param.detach().cpu().clone()
         params = {n for n, _ in model.named_parameters(remove_duplicate=False)}
-        state.update({k: v.cpu() for k, v in model.state_dict().items() if k not in params})   # buffers
+        state.update({k: v.cpu() for k, v in model.state_dict().items() if k not in params})  # buffers
     if rank == 0:
         model.save_pretrained(str(out), state_dict=state)
 
@@ -133,27 +156,38 @@ def load_model(spec: ModelSpec, *, device: str, seed: int = 0, path: str | None 
             source = str(build_tiny(spec.arch, seed))
         else:
             source = spec.source
-    return AutoModelForCausalLM.from_pretrained(source, revision=None if path or spec.builtin else spec.revision,
-                                                dtype=dtype, trust_remote_code=spec.trust_remote_code)
+    return AutoModelForCausalLM.from_pretrained(
+        source,
+        revision=None if path or spec.builtin else spec.revision,
+        dtype=dtype,
+        trust_remote_code=spec.trust_remote_code,
+    )
 
 
 def _load_merged_adapter(spec: ModelSpec, *, device: str, seed: int, adapter: str):
     """The preset's base model with the LoRA adapter at ``adapter`` merged in."""
     from peft import PeftModel
 
-    saved = adapter_base(adapter)          # random base weights saved with the adapter, if any
+    saved = adapter_base(adapter)  # random base weights saved with the adapter, if any
     base = load_model(spec, device=device, seed=seed, path=saved)
     try:
-        recorded = None if saved else \
-            json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        recorded = (
+            None
+            if saved
+            else json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        )
     except (OSError, ValueError):
         recorded = None
     actual = getattr(base.config, "_name_or_path", None)
     if recorded and actual and Path(str(recorded)).name != Path(str(actual)).name:
-        print(f"[jsweep] warning: adapter {adapter} was trained on {recorded}, merging into {actual} "
-              f"(model={spec.name}); check that they are the same base model", file=sys.stderr, flush=True)
+        print(
+            f"[jsweep] warning: adapter {adapter} was trained on {recorded}, merging into {actual} "
+            f"(model={spec.name}); check that they are the same base model",
+            file=sys.stderr,
+            flush=True,
+        )
     model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    model.requires_grad_(True)              # PEFT froze the base weights while attaching; the merged model trains
+    model.requires_grad_(True)  # PEFT froze the base weights while attaching; the merged model trains
     model.config._name_or_path = adapter
     return model
 
@@ -165,12 +199,14 @@ def load_for_eval(path: str, spec, device: str):
 
     dtype = torch_dtype(spec.model.dtype, device)
     p = Path(path)
-    model: Any                                  # a transformers model, or a PeftModel around one
+    model: Any  # a transformers model, or a PeftModel around one
     if (p / "adapter_config.json").exists():
         from peft import PeftModel
 
         base = adapter_base(p) or json.loads((p / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base_model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)
+        base_model = AutoModelForCausalLM.from_pretrained(
+            base, dtype=dtype, trust_remote_code=spec.model.trust_remote_code
+        )
         model = PeftModel.from_pretrained(base_model, str(p))
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=spec.model.trust_remote_code)

@@ -74,14 +74,24 @@ def build_tokenizer(vocab_size: int):
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus(), trainer=trainer)
     bos = tok.token_to_id(SPECIAL["bos"])
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{SPECIAL['bos']} $A", pair=f"{SPECIAL['bos']} $A $B", special_tokens=[(SPECIAL["bos"], bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=SPECIAL["bos"], eos_token=SPECIAL["eos"],
-                                   pad_token=SPECIAL["pad"], unk_token=SPECIAL["unk"])
+        single=f"{SPECIAL['bos']} $A", pair=f"{SPECIAL['bos']} $A $B", special_tokens=[(SPECIAL["bos"], bos)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=SPECIAL["bos"],
+        eos_token=SPECIAL["eos"],
+        pad_token=SPECIAL["pad"],
+        unk_token=SPECIAL["unk"],
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -102,8 +112,9 @@ def pretraining_corpus() -> list[str]:
     return [t for t in dict.fromkeys(texts) if not t.isascii() or len(t) > 40]
 
 
-def pretrain(model: Any, tokenizer: Any, steps: int, seed: int, block: int = 128, batch: int = 8,
-             lr: float = 3e-3) -> float:
+def pretrain(
+    model: Any, tokenizer: Any, steps: int, seed: int, block: int = 128, batch: int = 8, lr: float = 3e-3
+) -> float:
     """Next-token pretraining on :func:`pretraining_corpus`, packed into ``block``-token rows; returns
     the last loss. Deterministic for a seed (CPU, fp32)."""
     import random
@@ -113,7 +124,7 @@ def pretrain(model: Any, tokenizer: Any, steps: int, seed: int, block: int = 128
     stream: list[int] = []
     for text in pretraining_corpus():
         stream += [*tokenizer(text).input_ids, tokenizer.eos_token_id]
-    rows = [stream[i:i + block] for i in range(0, len(stream) - block, block)]
+    rows = [stream[i : i + block] for i in range(0, len(stream) - block, block)]
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -157,9 +168,14 @@ def build_tiny(arch: dict[str, Any], seed: int = 0) -> Path:
     tokenizer = build_tokenizer(int(arch.get("vocab_size", 2048)))
     cfg_args = {k: v for k, v in arch.items() if k not in ("model_type", "pretrain_steps")}
     cfg_args["vocab_size"] = len(tokenizer)
-    config = AutoConfig.for_model(arch.get("model_type", "llama"), **cfg_args,
-                                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                  pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = AutoConfig.for_model(
+        arch.get("model_type", "llama"),
+        **cfg_args,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     steps = int(arch.get("pretrain_steps") or 0)
@@ -171,7 +187,7 @@ def build_tiny(arch: dict[str, Any], seed: int = 0) -> Path:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     try:
-        tmp.rename(target)          # atomic: a concurrent cell either sees nothing or a complete model
+        tmp.rename(target)  # atomic: a concurrent cell either sees nothing or a complete model
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)  # another cell finished first; use its copy
     return target

@@ -26,8 +26,11 @@ class _CellLog:
 
         self.cell_dir = cell_dir
         meta = _cell_meta(cell_dir)
-        self.tracker = CellTracker(meta["tracking_uri"], meta["run_id"], cell_dir) \
-            if meta.get("run_id") and meta.get("tracking_uri") else None
+        self.tracker = (
+            CellTracker(meta["tracking_uri"], meta["run_id"], cell_dir)
+            if meta.get("run_id") and meta.get("tracking_uri")
+            else None
+        )
         self.metrics: dict[str, float] = {}
 
     def __call__(self, metrics: dict[str, float]) -> None:
@@ -36,8 +39,11 @@ class _CellLog:
         old = json.loads(path.read_text()) if path.exists() else {}
         # a re-judged evaluator's old per-item scores that were not logged again (see Declaration.judge)
         rejudged = [d.prefix for d in declarations() if d.judged and f"{d.name}/judged" in metrics]
-        stale = [k for k in old if k.startswith(tuple(rejudged)) and k.rsplit("/", 1)[-1] == "score"
-                 and k not in metrics] if rejudged else []
+        stale = (
+            [k for k in old if k.startswith(tuple(rejudged)) and k.rsplit("/", 1)[-1] == "score" and k not in metrics]
+            if rejudged
+            else []
+        )
         merged = {k: v for k, v in old.items() if k not in stale}
         merged.update(self.metrics)
         write_json(path, merged, sort_keys=True)
@@ -58,8 +64,15 @@ def _sweep_cells(sweep_dir: Path) -> list[dict[str, Any]]:
     out = []
     for row in summary.get("cells", []):
         cell_dir = Path(row["log"]).parent
-        out.append({"cell_id": row["cell_id"], "cell_dir": cell_dir, "label": row.get("label", ""),
-                    "axes": axes_of(row.get("overrides") or []), "row": row})
+        out.append(
+            {
+                "cell_id": row["cell_id"],
+                "cell_dir": cell_dir,
+                "label": row.get("label", ""),
+                "axes": axes_of(row.get("overrides") or []),
+                "row": row,
+            }
+        )
     return out
 
 

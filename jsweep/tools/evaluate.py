@@ -51,11 +51,14 @@ def main(argv: list[str]) -> int:
     out_dir = Path(spec.output_root).resolve() / "evals" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = SweepTracker(spec.tracking.uri, spec.tracking.experiment)
-    run = tracker.client.create_run(tracker.experiment_id, run_name=f"eval {args.model}",
-                                    tags={"jsweep.kind": "eval", "jsweep.model_path": args.model,
-                                          "jsweep.git_commit": git_commit()})
-    tracker.log_params(run.info.run_id, {"model": args.model, "eval": ",".join(spec.eval),
-                                            "eval.backend": spec.eval_backend})
+    run = tracker.client.create_run(
+        tracker.experiment_id,
+        run_name=f"eval {args.model}",
+        tags={"jsweep.kind": "eval", "jsweep.model_path": args.model, "jsweep.git_commit": git_commit()},
+    )
+    tracker.log_params(
+        run.info.run_id, {"model": args.model, "eval": ",".join(spec.eval), "eval.backend": spec.eval_backend}
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ctx = CellContext(spec, out_dir, CellTracker(tracker.uri, run.info.run_id, out_dir), device)
     try:

@@ -42,8 +42,21 @@ from jsweep.files import write_json
 
 NAME = "human_eval"
 COLUMNS = ["item", "question", "reference", "answer", "grade", "comment"]
-GRADES = {"1": 1.0, "0": 0.0, "○": 1.0, "◯": 1.0, "〇": 1.0, "o": 1.0, "×": 0.0, "✕": 0.0, "x": 0.0,
-          "正解": 1.0, "不正解": 0.0, "correct": 1.0, "incorrect": 0.0}
+GRADES = {
+    "1": 1.0,
+    "0": 0.0,
+    "○": 1.0,
+    "◯": 1.0,
+    "〇": 1.0,
+    "o": 1.0,
+    "×": 0.0,
+    "✕": 0.0,
+    "x": 0.0,
+    "正解": 1.0,
+    "不正解": 0.0,
+    "correct": 1.0,
+    "incorrect": 0.0,
+}
 
 
 class GradingError(JsweepError):
@@ -80,14 +93,23 @@ def export(sweep_dir: Path, out: Path | None = None, seed: int = 0) -> tuple[Pat
     gdir = grading_dir(sweep_dir)
     gdir.mkdir(exist_ok=True)
     sheet = Path(out) if out else gdir / "sheet.csv"
-    key: dict[str, Any] = {"sheet": str(sheet.resolve()), "created": time.time(), "seed": seed, "cells": cells,
-                           "items": {}}
+    key: dict[str, Any] = {
+        "sheet": str(sheet.resolve()),
+        "created": time.time(),
+        "seed": seed,
+        "cells": cells,
+        "items": {},
+    }
     with open(sheet, "w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for i, (cell_id, a) in enumerate(rows, 1):
             item = f"G{i:0{width}d}"
-            key["items"][item] = {"cell_id": cell_id, "question_id": a["id"], "answer_digest": answer_digest(a["answer"])}
+            key["items"][item] = {
+                "cell_id": cell_id,
+                "question_id": a["id"],
+                "answer_digest": answer_digest(a["answer"]),
+            }
             w.writerow([item, a["question"], a.get("reference", ""), a["answer"], "", ""])
     key_path = gdir / "key.json"
     write_json(key_path, key, ensure_ascii=False)
@@ -113,9 +135,11 @@ def _read_sheet(path: Path) -> list[dict[str, str]]:
         raise GradingError(f"{path}: the sheet is empty") from None
     missing = [c for c in ("item", "grade") if c not in header]
     if missing:
-        raise GradingError(f"{path}: row 1 (header): missing column(s) {', '.join(missing)} (have: {', '.join(header)})")
+        raise GradingError(
+            f"{path}: row 1 (header): missing column(s) {', '.join(missing)} (have: {', '.join(header)})"
+        )
     out = []
-    for number, values in enumerate(reader, 2):       # spreadsheet row numbers: the header is row 1
+    for number, values in enumerate(reader, 2):  # spreadsheet row numbers: the header is row 1
         if not any(v.strip() for v in values):
             continue
         row = dict(zip(header, values))
@@ -169,8 +193,10 @@ def import_grades(sweep_dir: Path, sheet: Path) -> dict[str, Any]:
         grades[item] = g
     absent = [i for i in key["items"] if i not in seen]
     if absent:
-        errors.append(f"{len(absent)} item(s) missing from the sheet: {', '.join(absent[:5])}"
-                      + (" ..." if len(absent) > 5 else ""))
+        errors.append(
+            f"{len(absent)} item(s) missing from the sheet: {', '.join(absent[:5])}"
+            + (" ..." if len(absent) > 5 else "")
+        )
     if errors:
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         raise GradingError(f"{sheet}: {len(errors)} problem(s), nothing imported: " + "; ".join(errors[:10]) + more)
@@ -180,8 +206,10 @@ def import_grades(sweep_dir: Path, sheet: Path) -> dict[str, Any]:
         k = key["items"][item]
         per_cell.setdefault(k["cell_id"], []).append(g)
         items.append({"item": item, **k, "grade": g})
-    cells = {cid: {"label": key["cells"].get(cid, ""), "accuracy": sum(v) / len(v), "graded": len(v)}
-             for cid, v in per_cell.items()}
+    cells = {
+        cid: {"label": key["cells"].get(cid, ""), "accuracy": sum(v) / len(v), "graded": len(v)}
+        for cid, v in per_cell.items()
+    }
     return {"sheet": str(sheet), "cells": cells, "items": items}
 
 
@@ -206,8 +234,7 @@ def log_grades(sweep_dir: Path, result: dict[str, Any]) -> None:
         tracker.log_artifact(gdir / "results.json", NAME)
 
 
-def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | None = None,
-                     say: Any = print) -> int:
+def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | None = None, say: Any = print) -> int:
     """Answer the question set with the saved model of every finished cell of the sweep (or of the
     cells whose id starts with one of ``cells``), for cells that ran without ``human_eval``.
     ``overrides`` are ``eval.human_eval.*`` settings. Returns the number of cells answered."""
@@ -224,8 +251,12 @@ def generate_answers(sweep_dir: Path, overrides: list[str], cells: list[str] | N
     problems = HumanEval.check(opts)
     if problems:
         raise GradingError("; ".join(problems))
-    chosen = [c for c in _sweep_cells(sweep_dir) if c["row"].get("status") in ("FINISHED", "SKIPPED")
-              and (not cells or any(c["cell_id"].startswith(p) for p in cells))]
+    chosen = [
+        c
+        for c in _sweep_cells(sweep_dir)
+        if c["row"].get("status") in ("FINISHED", "SKIPPED")
+        and (not cells or any(c["cell_id"].startswith(p) for p in cells))
+    ]
     if not chosen:
         raise GradingError(f"no finished cell of {sweep_dir} matches" + (f" {', '.join(cells)}" if cells else ""))
     missing = [c["cell_id"] for c in chosen if not (Path(c["cell_dir"]) / "model").is_dir()]
@@ -274,18 +305,23 @@ def main(argv: list[str]) -> int:
         if args.cmd == "answers":
             paths = [a for a in args.args if "=" not in a]
             sweep_dir = find_sweep(Path(paths[0]) if paths else Path("outputs"))
-            n = generate_answers(sweep_dir, [a for a in args.args if "=" in a],
-                                 [p for p in args.cells.split(",") if p] or None)
+            n = generate_answers(
+                sweep_dir, [a for a in args.args if "=" in a], [p for p in args.cells.split(",") if p] or None
+            )
             sheet, key, total = export(sweep_dir)
-            print(f"jsweep grade: {n} cell(s) answered; sheet ({total} answers, blinded and shuffled): {sheet}\n"
-                  f"  key (keep it from graders): {key}")
+            print(
+                f"jsweep grade: {n} cell(s) answered; sheet ({total} answers, blinded and shuffled): {sheet}\n"
+                f"  key (keep it from graders): {key}"
+            )
             return 0
         if args.cmd == "export":
             sweep_dir = find_sweep(args.sweep)
             sheet, key, n = export(sweep_dir, args.out, args.seed)
-            print(f"jsweep grade: {n} answers, shuffled and blinded -> {sheet}\n  key (keep it from graders): {key}\n"
-                  f"  graders fill the grade column with 1 (correct) or 0 (incorrect); then: "
-                  f"python -m jsweep grade import {sweep_dir} {sheet}")
+            print(
+                f"jsweep grade: {n} answers, shuffled and blinded -> {sheet}\n  key (keep it from graders): {key}\n"
+                f"  graders fill the grade column with 1 (correct) or 0 (incorrect); then: "
+                f"python -m jsweep grade import {sweep_dir} {sheet}"
+            )
             return 0
         sweep_dir = find_sweep(Path(args.args[0]) if len(args.args) > 1 else Path("outputs"))
         result = import_grades(sweep_dir, Path(args.args[-1]))

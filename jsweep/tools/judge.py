@@ -63,7 +63,7 @@ def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if key == "judge":
             out = _judge_conf(value)
         elif key.startswith("judge."):
-            k = key[len("judge."):]
+            k = key[len("judge.") :]
             if k not in J.DEFAULTS:
                 raise JsweepError(f"unknown key '{key}' (valid keys: {', '.join(sorted(J.DEFAULTS))})")
             out[k] = yaml.safe_load(value) if value else None
@@ -72,8 +72,9 @@ def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], None] = print,
-                only_missing: bool = False) -> dict[str, Any]:
+def judge_cells(
+    cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], None] = print, only_missing: bool = False
+) -> dict[str, Any]:
     """Judge the saved answers of each (cell_dir, judge options); returns {cell_dir: metrics} and pending."""
     from jsweep.eval import judge as J
     from jsweep.eval.declaration import declarations
@@ -91,8 +92,11 @@ def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], N
                 from jsweep.eval.judge_prompts import PROMPTS, digest
 
                 full = J.options(opts)
-                if (res.get("judge_digest") == digest(J.identity(full)) and not res.get("metrics", {}).get(f"{name}/pending")
-                        and res.get("judge_prompt_digest") == PROMPTS[full["prompt"]].digest):
+                if (
+                    res.get("judge_digest") == digest(J.identity(full))
+                    and not res.get("metrics", {}).get(f"{name}/pending")
+                    and res.get("judge_prompt_digest") == PROMPTS[full["prompt"]].digest
+                ):
                     continue
             log = _CellLog(cell_dir)
             metrics = decl.required_hook("judge")(cell_dir, opts, log_metrics=log, tracker=log.tracker, say=say)
@@ -101,8 +105,9 @@ def judge_cells(cells: list[tuple[Path, dict[str, Any]]], say: Callable[[str], N
     return {"cells": done, "pending": pending}
 
 
-def run_pairwise(sweep_dir: Path, cfg: dict[str, Any], judge_opts: dict[str, Any],
-                 say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_pairwise(
+    sweep_dir: Path, cfg: dict[str, Any], judge_opts: dict[str, Any], say: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Compare cells of a sweep pairwise; write ``<sweep>/pairwise/``; log to the parent run."""
     from jsweep.eval import pairwise as P
     from jsweep.eval.answers import write_jsonl
@@ -115,27 +120,58 @@ def run_pairwise(sweep_dir: Path, cfg: dict[str, Any], judge_opts: dict[str, Any
     result = P.compare(cells, opts, judge_opts, say=say)
     out = sweep_dir / "pairwise"
     out.mkdir(exist_ok=True)
-    write_json(out / "results.json", {"config": opts, "judge": result["judge"], "groups": result["groups"]},
-               ensure_ascii=False)
+    write_json(
+        out / "results.json", {"config": opts, "judge": result["judge"], "groups": result["groups"]}, ensure_ascii=False
+    )
     write_jsonl(out / "items.jsonl", result["items"])
     for g in result["groups"]:
         if "win_rate" in g:
-            say(f"pairwise {g['a']} vs {g['b']}{' (' + g['group'] + ')' if g['group'] else ''}: win rate "
+            say(
+                f"pairwise {g['a']} vs {g['b']}{' (' + g['group'] + ')' if g['group'] else ''}: win rate "
                 f"{g['win_rate']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}] over {g['n']} "
-                f"(W/T/L {g['wins']}/{g['ties']}/{g['losses']})")
+                f"(W/T/L {g['wins']}/{g['ties']}/{g['losses']})"
+            )
     summary = json.loads((sweep_dir / "summary.json").read_text(encoding="utf-8"))
     parent = summary.get("parent_run_id")
     meta = _cell_meta(cells[0]["cell_dir"]) if cells else {}
     if parent and meta.get("tracking_uri"):
         tracker = CellTracker(meta["tracking_uri"], parent, sweep_dir)
         tracker.log_metrics(P.metrics_of(result))
-        tracker.log_table([{k: g.get(k) for k in ("a", "b", "group", "n", "win_rate", "ci_low", "ci_high", "wins",
-                                                   "ties", "losses", "unparseable", "pending", "consistent",
-                                                   "judge_model", "judge_prompt_digest")} for g in result["groups"]],
-                          "pairwise/results.json")
-        tracker.set_tags({"jsweep.pairwise": f"{cfg['a']} vs {cfg['b']}", "jsweep.pairwise.judge_model":
-                          judge_opts.get("model", ""), "jsweep.pairwise.prompt_digest":
-                          result["groups"][0].get("judge_prompt_digest", "") if result["groups"] else ""})
+        tracker.log_table(
+            [
+                {
+                    k: g.get(k)
+                    for k in (
+                        "a",
+                        "b",
+                        "group",
+                        "n",
+                        "win_rate",
+                        "ci_low",
+                        "ci_high",
+                        "wins",
+                        "ties",
+                        "losses",
+                        "unparseable",
+                        "pending",
+                        "consistent",
+                        "judge_model",
+                        "judge_prompt_digest",
+                    )
+                }
+                for g in result["groups"]
+            ],
+            "pairwise/results.json",
+        )
+        tracker.set_tags(
+            {
+                "jsweep.pairwise": f"{cfg['a']} vs {cfg['b']}",
+                "jsweep.pairwise.judge_model": judge_opts.get("model", ""),
+                "jsweep.pairwise.prompt_digest": result["groups"][0].get("judge_prompt_digest", "")
+                if result["groups"]
+                else "",
+            }
+        )
     return result
 
 
@@ -145,8 +181,13 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
     from jsweep.eval import judge as J
 
     try:
-        todo = [(c.cell_dir, J.options(c.spec.judge)) for c in cells if not c.spec.judge.defer
-                and any(name in c.spec.eval for name in judged_evaluators()) and (c.cell_dir / cellstate.STATUS).exists()]
+        todo = [
+            (c.cell_dir, J.options(c.spec.judge))
+            for c in cells
+            if not c.spec.judge.defer
+            and any(name in c.spec.eval for name in judged_evaluators())
+            and (c.cell_dir / cellstate.STATUS).exists()
+        ]
         if todo:
             res = judge_cells(todo, say=say, only_missing=True)
             if res["cells"]:
@@ -156,25 +197,29 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
             from jsweep.eval.pairwise import options as pairwise_options
 
             cfg = pairwise_options(judged.spec.judge.pairwise)
-            assert cfg is not None              # judge.pairwise is set
+            assert cfg is not None  # judge.pairwise is set
             if any(cfg["evaluator"] in c.spec.eval for c in cells):
                 run_pairwise(sweep_dir, cfg, J.options(judged.spec.judge), say)
             else:
                 say(f"jsweep: pairwise comparison skipped: no cell runs {cfg['evaluator']}")
     except Exception as exc:  # answers and judgments so far are kept; `jsweep judge` retries
-        say(f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
-            f"run `python -m jsweep judge {sweep_dir}` to finish it")
+        say(
+            f"jsweep: warning: judging after the sweep stopped ({type(exc).__name__}: {exc}); "
+            f"run `python -m jsweep judge {sweep_dir}` to finish it"
+        )
     from jsweep.eval.declaration import declarations
 
-    graded = [d.name for d in declarations() if d.graded]      # answers graded by people: export a sheet
+    graded = [d.name for d in declarations() if d.graded]  # answers graded by people: export a sheet
     if any(name in c.spec.eval for c in cells for name in graded):
         from jsweep.tools.grading import GradingError, export, grading_dir
 
         try:
             if not (grading_dir(sweep_dir) / "key.json").exists():
                 sheet, _, n = export(sweep_dir)
-                say(f"jsweep: grading sheet ({n} answers, blinded and shuffled): {sheet}; fill its grade column, "
-                    f"then `python -m jsweep grade import {sweep_dir} {sheet}`")
+                say(
+                    f"jsweep: grading sheet ({n} answers, blinded and shuffled): {sheet}; fill its grade column, "
+                    f"then `python -m jsweep grade import {sweep_dir} {sheet}`"
+                )
         except (GradingError, OSError) as exc:
             say(f"jsweep: warning: no grading sheet ({exc})")
 
@@ -182,8 +227,12 @@ def after_sweep(sweep_dir: Path, cells: list[Any], say: Callable[[str], None] = 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep judge", description=__doc__.split("\n\n")[0])
     parser.add_argument("args", nargs="*", help="sweep dirs, cell dirs or an output root; judge=NAME, judge.KEY=VALUE")
-    parser.add_argument("--pairwise", nargs=2, metavar=("A", "B"), help="compare cells A against B, e.g. "
-                        "dataset=synthetic dataset=oasst")
+    parser.add_argument(
+        "--pairwise",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare cells A against B, e.g. dataset=synthetic dataset=oasst",
+    )
     parser.add_argument("--by", action="append", default=[], help="one comparison per value of this axis (repeatable)")
     args = parser.parse_args(argv)
     overrides = [a for a in args.args if a.startswith("judge")]
@@ -194,7 +243,9 @@ def main(argv: list[str]) -> int:
     pending = 0
     try:
         for path in paths:
-            if (path / cellstate.CELL).exists() or any((path / n / "answers.jsonl").exists() for n in judged_evaluators()):
+            if (path / cellstate.CELL).exists() or any(
+                (path / n / "answers.jsonl").exists() for n in judged_evaluators()
+            ):
                 sweep_dir, cell_dirs = None, [path]
             else:
                 sweep_dir = find_sweep(path)
@@ -211,10 +262,15 @@ def main(argv: list[str]) -> int:
             pending += res["pending"]
             if sweep_dir is not None:
                 refresh_summary(sweep_dir)
-                cfg = ({"a": args.pairwise[0], "b": args.pairwise[1], "by": args.by} if args.pairwise
-                       else (todo[0][1].get("pairwise") if todo else None))
+                cfg = (
+                    {"a": args.pairwise[0], "b": args.pairwise[1], "by": args.by}
+                    if args.pairwise
+                    else (todo[0][1].get("pairwise") if todo else None)
+                )
                 if cfg:
-                    result = run_pairwise(sweep_dir, cfg, todo[0][1] if todo else J.options(apply_overrides({}, overrides)))
+                    result = run_pairwise(
+                        sweep_dir, cfg, todo[0][1] if todo else J.options(apply_overrides({}, overrides))
+                    )
                     pending += sum(g.get("pending", 0) for g in result["groups"])
                 try:
                     out, _ = write_report(sweep_dir)
@@ -225,7 +281,9 @@ def main(argv: list[str]) -> int:
         print(f"jsweep judge: error: {exc}", file=sys.stderr)
         return 2
     if pending:
-        print(f"jsweep judge: {pending} judgment(s) still missing; run it again once the judge is reachable",
-              file=sys.stderr)
+        print(
+            f"jsweep judge: {pending} judgment(s) still missing; run it again once the judge is reachable",
+            file=sys.stderr,
+        )
         return 1
     return 0

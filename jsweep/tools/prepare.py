@@ -20,9 +20,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jglue", type=Path, required=True, help="directory of raw JGLUE v1.3 (jnli/, jsquad/, ...)")
     parser.add_argument("--out", type=Path, default=Path("data/llm-jp-eval"), help="output directory")
     parser.add_argument("--tasks", nargs="*", default=None, help="subset of: " + ", ".join(TASKS))
-    parser.add_argument("--allow-missing-train", action="store_true",
-                        help="for tasks without a JGLUE train file, take few-shot examples from 10%% of valid "
-                             "(the test set shrinks; recorded in prepare_report.json)")
+    parser.add_argument(
+        "--allow-missing-train",
+        action="store_true",
+        help="for tasks without a JGLUE train file, take few-shot examples from 10%% of valid "
+        "(the test set shrinks; recorded in prepare_report.json)",
+    )
     args = parser.parse_args(argv)
     try:
         if not args.jglue.is_dir():
@@ -32,7 +35,12 @@ def main(argv: list[str]) -> int:
         print(f"jsweep prepare: error: {exc}", file=sys.stderr)
         return 2
     for task, info in report.items():
-        print(f"{task:16} " + (info.get("skipped") or f"train {info['train']:5}  dev {info['dev']:4}  "
-                                                      f"test {info['test']:5}  ({info['note']})"))
+        print(
+            f"{task:16} "
+            + (
+                info.get("skipped")
+                or f"train {info['train']:5}  dev {info['dev']:4}  test {info['test']:5}  ({info['note']})"
+            )
+        )
     print(f"wrote {args.out / 'evaluation'}; use it with eval.llm_jp_eval.data_dir={args.out}")
     return 0

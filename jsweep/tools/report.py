@@ -49,18 +49,41 @@ def shared_prefixes() -> tuple[str, ...]:
     """Scores measured on one evaluation set shared by every cell (the evaluators that say so): comparable
     whatever the grid varies."""
     return declared_shared_prefixes()
+
+
 # Axes that change the data a cell is trained and held out on: with one of them in the grid, a loss on
 # each cell's own held-out split (eval/loss) or training data compares different data, not models.
 DATA_AXES = ("dataset", "data_source", "data_seed", "train.eval_fraction")
 # Axes whose values are replicates of one condition, pooled as mean ± interval (not compared).
 REPLICATE_AXES = ("seed",)
 # Columns shown beside the score in the cells table, where cells have them.
-SIDE_COLUMNS = ("eval/loss", "train/final_loss", "train/tokens_per_second_per_gpu", "train/mfu",
-                "gpu/peak_memory_gb", "time/total_seconds")
-BOOTSTRAP = 200            # bootstrap resamples of a cell's evaluation samples (0 = no per-cell intervals)
+SIDE_COLUMNS = (
+    "eval/loss",
+    "train/final_loss",
+    "train/tokens_per_second_per_gpu",
+    "train/mfu",
+    "gpu/peak_memory_gb",
+    "time/total_seconds",
+)
+BOOTSTRAP = 200  # bootstrap resamples of a cell's evaluation samples (0 = no per-cell intervals)
 # Two-sided 95% t quantiles by degrees of freedom (replicate intervals); 1.96 beyond 30.
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
+T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+}
 
 
 class ReportError(JsweepError):
@@ -76,10 +99,10 @@ class CellResult:
     axes: dict[str, str]
     metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
-    diverged: list[str] = field(default_factory=list)   # metrics that are NaN or infinite (kept out of rankings)
+    diverged: list[str] = field(default_factory=list)  # metrics that are NaN or infinite (kept out of rankings)
     cell_dir: Path | None = None
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)   # 95% interval per score (samples)
-    interval_basis: dict[str, str] = field(default_factory=dict)     # how each was made (the evaluator says)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% interval per score (samples)
+    interval_basis: dict[str, str] = field(default_factory=dict)  # how each was made (the evaluator says)
 
     def value(self, axis: str) -> str:
         """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
@@ -92,16 +115,22 @@ class CellResult:
 
 # --------------------------------------------------------------------------- reading a sweep
 
+
 def find_sweep(path: Path) -> Path:
     """The sweep directory at ``path``, or the newest one under an output root."""
     path = Path(path)
     if (path / "summary.json").exists():
         return path
-    found = sorted((path / "sweeps").glob("*/summary.json"), key=lambda p: p.stat().st_mtime) \
-        if (path / "sweeps").is_dir() else []
+    found = (
+        sorted((path / "sweeps").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+        if (path / "sweeps").is_dir()
+        else []
+    )
     if not found:
-        raise ReportError(f"no sweep found at {path} (expected a sweep directory with summary.json, "
-                          f"or an output root with sweeps/*/summary.json)")
+        raise ReportError(
+            f"no sweep found at {path} (expected a sweep directory with summary.json, "
+            f"or an output root with sweeps/*/summary.json)"
+        )
     return found[-1].parent
 
 
@@ -116,7 +145,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue                                    # a line cut by a kill mid-write
+            continue  # a line cut by a kill mid-write
         if not isinstance(row, dict) or "step" not in row:
             continue
         step = int(row["step"])
@@ -137,19 +166,29 @@ def load_sweep(sweep_dir: Path) -> list[CellResult]:
     for row in summary.get("cells", []):
         cell_dir = Path(row["log"]).parent
         overrides = row.get("overrides")
-        if overrides is None:                           # summaries written before overrides were recorded
+        if overrides is None:  # summaries written before overrides were recorded
             meta_path = cell_dir / cellstate.CELL
             meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
             overrides = meta.get("spec", {}).get("overrides") or []
         values = {k: float(v) for k, v in (row.get("metrics") or {}).items() if isinstance(v, (int, float))}
-        cells.append(CellResult(row["index"], row["cell_id"], row["label"], row["status"], axes_of(overrides),
-                                {k: v for k, v in values.items() if math.isfinite(v)},
-                                read_history(cell_dir / "history.jsonl"),
-                                sorted(k for k, v in values.items() if not math.isfinite(v)), cell_dir))
+        cells.append(
+            CellResult(
+                row["index"],
+                row["cell_id"],
+                row["label"],
+                row["status"],
+                axes_of(overrides),
+                {k: v for k, v in values.items() if math.isfinite(v)},
+                read_history(cell_dir / "history.jsonl"),
+                sorted(k for k, v in values.items() if not math.isfinite(v)),
+                cell_dir,
+            )
+        )
     return cells
 
 
 # --------------------------------------------------------------------------- analysis
+
 
 def comparable(metric: str, axes: list[str]) -> bool:
     """Whether ``metric`` compares the cells of a grid over ``axes``: a score on one shared evaluation
@@ -167,7 +206,9 @@ def pick_metric(cells: list[CellResult], requested: str | None, axes: list[str] 
     if requested:
         if requested not in have:
             close = sorted(k for k in have if requested.split("/")[-1].lower() in k.lower())[:8]
-            raise ReportError(f"no cell has metric '{requested}'" + (f" (similar: {', '.join(close)})" if close else ""))
+            raise ReportError(
+                f"no cell has metric '{requested}'" + (f" (similar: {', '.join(close)})" if close else "")
+            )
         return requested
     axes = varying_axes(cells) if axes is None else axes
     defaults = default_metrics()
@@ -208,7 +249,7 @@ def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTR
     for c in cells:
         if metric not in c.metrics:
             continue
-        found = declared_interval(c, metric, resamples)      # as the metric's evaluator declares it
+        found = declared_interval(c, metric, resamples)  # as the metric's evaluator declares it
         if found is not None:
             declared, c.intervals[metric] = found
             c.interval_basis[metric] = declared.interval_basis
@@ -223,7 +264,7 @@ class Condition:
     mean: float = math.nan
     low: float = math.nan
     high: float = math.nan
-    basis: str = ""                 # how the interval was made: replicates, bootstrap, stderr, none
+    basis: str = ""  # how the interval was made: replicates, bootstrap, stderr, none
 
     @property
     def n(self) -> int:
@@ -305,8 +346,18 @@ def by_axis(cells: list[CellResult], axis: str, metric: str) -> list[dict[str, A
     out: list[dict[str, Any]] = []
     for v, xs in groups.items():
         m, lo, hi = mean_interval(xs) if xs else (math.nan, math.nan, math.nan)
-        out.append({"value": v, "n": len(xs), "mean": m, "low": lo, "high": hi,
-                    "best": best(xs) if xs else math.nan, "worst": worst(xs) if xs else math.nan, "clear": False})
+        out.append(
+            {
+                "value": v,
+                "n": len(xs),
+                "mean": m,
+                "low": lo,
+                "high": hi,
+                "best": best(xs) if xs else math.nan,
+                "worst": worst(xs) if xs else math.nan,
+                "clear": False,
+            }
+        )
     scored = [g for g in out if g["n"] >= 2]
     if len(scored) >= 2 and len(scored) == len([g for g in out if g["n"]]):
         top = best(scored, key=lambda g: g["mean"])
@@ -331,6 +382,7 @@ def task_metrics(cells: list[CellResult]) -> list[str]:
 
 # --------------------------------------------------------------------------- writing
 
+
 def _fmt(x: float | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -344,8 +396,7 @@ def _cell(c: CellResult, key: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def _ci(low: float, high: float) -> str:
@@ -358,63 +409,124 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
     grid, reps = grid_axes(axes), replicate_axes(axes)
     fair = comparable(metric, axes)
     conds = conditions(cells, metric, axes)
-    lines = [f"# Sweep report: {sweep_dir.name}", "",
-             f"{len(cells)} cell(s), {done} finished. Score: `{metric}` ({direction}).", ""]
+    lines = [
+        f"# Sweep report: {sweep_dir.name}",
+        "",
+        f"{len(cells)} cell(s), {done} finished. Score: `{metric}` ({direction}).",
+        "",
+    ]
     if reps:
-        lines += [f"Replicates: {', '.join(f'`{r}`' for r in reps)} ({max(c.n for c in conds)} per condition); "
-                  f"each condition's score is their mean, with a 95% t interval.", ""]
+        lines += [
+            f"Replicates: {', '.join(f'`{r}`' for r in reps)} ({max(c.n for c in conds)} per condition); "
+            f"each condition's score is their mean, with a 95% t interval.",
+            "",
+        ]
     bases = "; ".join(f"{d.name}: {d.interval_basis}" for d in declarations() if d.interval)
-    lines += ["Intervals are 95%: over replicates where a condition has several, else the cell's own interval "
-              f"as its evaluator makes it ({bases}).", ""]
+    lines += [
+        "Intervals are 95%: over replicates where a condition has several, else the cell's own interval "
+        f"as its evaluator makes it ({bases}).",
+        "",
+    ]
     if not fair:
-        lines += [f"**Not ranked:** `{metric}` is measured on each cell's own data, and this grid changes the data "
-                  f"({', '.join(a for a in axes if not comparable('x', [a]))}), so it does not compare the cells. "
-                  f"Add a shared benchmark ({', '.join(f'eval=[{d.name}]' for d in declarations() if d.data_hint)}).", ""]
+        lines += [
+            f"**Not ranked:** `{metric}` is measured on each cell's own data, and this grid changes the data "
+            f"({', '.join(a for a in axes if not comparable('x', [a]))}), so it does not compare the cells. "
+            f"Add a shared benchmark ({', '.join(f'eval=[{d.name}]' for d in declarations() if d.data_hint)}).",
+            "",
+        ]
     values = {c.metrics[metric] for c in cells if metric in c.metrics}
     if fair and len(values) == 1 and len(cells) > 1:
-        lines += [f"**All cells tie:** every cell scores {_fmt(next(iter(values)))} on `{metric}`; "
-                  f"nothing is ranked.", ""]
+        lines += [
+            f"**All cells tie:** every cell scores {_fmt(next(iter(values)))} on `{metric}`; nothing is ranked.",
+            "",
+        ]
     side = [k for k in SIDE_COLUMNS if k != metric and any(k in c.metrics for c in cells)]
     names = grid or ["cell"]
     best, why = winner(conds, metric) if fair else (None, "not comparable")
     if fair and len(values) > 1:
-        lines += [f"**Best: {' '.join(best.where) or best.cells[0].label}** ({why})." if best else
-                  f"**No clear winner:** {why}.", ""]
+        lines += [
+            f"**Best: {' '.join(best.where) or best.cells[0].label}** ({why})."
+            if best
+            else f"**No clear winner:** {why}.",
+            "",
+        ]
     rows = []
     order = ranked_conditions(conds, metric) if fair else sorted(conds, key=lambda c: min(x.index for x in c.cells))
     for rank, cond in enumerate(order, 1):
         first = cond.cells[0]
         status = ",".join(sorted({c.status for c in cond.cells}))
-        score = "nan (diverged)" if math.isnan(cond.mean) and any(metric in c.diverged for c in cond.cells) \
+        score = (
+            "nan (diverged)"
+            if math.isnan(cond.mean) and any(metric in c.diverged for c in cond.cells)
             else _fmt(cond.mean)
+        )
         if cond is best:
             score = f"**{score}**"
         where = cond.where if grid else [first.label]
-        rows.append([str(rank) if fair else "-", ",".join(c.cell_id[:8] for c in cond.cells), *where,
-                     str(cond.n), status, score, _ci(cond.low, cond.high),
-                     *(_fmt(sum(c.metrics[k] for c in cond.cells if k in c.metrics)
-                            / max(1, sum(k in c.metrics for c in cond.cells))) if any(k in c.metrics for c in cond.cells)
-                       else "-" for k in side)])
+        rows.append(
+            [
+                str(rank) if fair else "-",
+                ",".join(c.cell_id[:8] for c in cond.cells),
+                *where,
+                str(cond.n),
+                status,
+                score,
+                _ci(cond.low, cond.high),
+                *(
+                    _fmt(
+                        sum(c.metrics[k] for c in cond.cells if k in c.metrics)
+                        / max(1, sum(k in c.metrics for c in cond.cells))
+                    )
+                    if any(k in c.metrics for c in cond.cells)
+                    else "-"
+                    for k in side
+                ),
+            ]
+        )
     lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
     lines += [*_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows), ""]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
-        lines += [f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
-                  + ", ".join(f"`{c.cell_id[:8]}` {c.label}" for c in bad), ""]
+        lines += [
+            f"Diverged (`{metric}` is NaN or infinite; ranked last, left out of the means): "
+            + ", ".join(f"`{c.cell_id[:8]}` {c.label}" for c in bad),
+            "",
+        ]
     for axis in grid if fair else []:
         groups = by_axis(cells, axis, metric)
         lines += [f"## By `{axis}`", ""]
-        lines += [*_md_table([axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
-                             [[f"**{g['value']}**" if g["clear"] else g["value"], str(g["n"]), _fmt(g["mean"]),
-                               _ci(g["low"], g["high"]), _fmt(g["best"]), _fmt(g["worst"])] for g in groups]), ""]
+        lines += [
+            *_md_table(
+                [axis, "cells", f"mean {metric}", "95% interval", "best", "worst"],
+                [
+                    [
+                        f"**{g['value']}**" if g["clear"] else g["value"],
+                        str(g["n"]),
+                        _fmt(g["mean"]),
+                        _ci(g["low"], g["high"]),
+                        _fmt(g["best"]),
+                        _fmt(g["worst"]),
+                    ]
+                    for g in groups
+                ],
+            ),
+            "",
+        ]
         if not any(g["clear"] for g in groups):
             lines += [f"No value of `{axis}` is marked: their intervals overlap (or too few cells to tell).", ""]
     tasks = task_metrics(cells)
     if tasks:
         lines += ["## Per task", ""]
-        lines += [*_md_table(["cell", *(axes or ["cell"]), *tasks],
-                             [[c.cell_id[:8], *c.where(axes),
-                               *(_fmt(c.metrics.get(k)) for k in tasks)] for c in ranked(cells, metric)]), ""]
+        lines += [
+            *_md_table(
+                ["cell", *(axes or ["cell"]), *tasks],
+                [
+                    [c.cell_id[:8], *c.where(axes), *(_fmt(c.metrics.get(k)) for k in tasks)]
+                    for c in ranked(cells, metric)
+                ],
+            ),
+            "",
+        ]
     failed = [c for c in cells if c.status not in ("FINISHED", "SKIPPED")]
     if failed:
         lines += ["## Not finished", ""] + [f"- `{c.cell_id[:8]}` {c.label}: {c.status}" for c in failed] + [""]
@@ -445,16 +557,30 @@ def conditions_json(cells: list[CellResult], metric: str, axes: list[str]) -> di
     fair = comparable(metric, axes)
     conds = conditions(cells, metric, axes)
     best, why = winner(conds, metric) if fair else (None, "not comparable")
-    return {"metric": metric, "comparable": fair, "axes": grid_axes(axes), "replicate_axes": replicate_axes(axes),
-            "winner": (" ".join(best.where) if best else None), "why": why,
-            "conditions": [{"where": dict(zip(grid_axes(axes), c.where)) if grid_axes(axes) else {"cell": c.cells[0].label},
-                            "label": " ".join(c.where) if grid_axes(axes) else c.cells[0].label,
-                            "n": c.n, "mean": None if math.isnan(c.mean) else c.mean,
-                            "low": None if math.isnan(c.low) else c.low, "high": None if math.isnan(c.high) else c.high,
-                            "basis": c.basis,
-                            "replicates": {",".join(f"{a}={x.value(a)}" for a in replicate_axes(axes)) or x.cell_id: x.metrics.get(metric)
-                                           for x in c.cells}}
-                           for c in (ranked_conditions(conds, metric) if fair else conds)]}
+    return {
+        "metric": metric,
+        "comparable": fair,
+        "axes": grid_axes(axes),
+        "replicate_axes": replicate_axes(axes),
+        "winner": (" ".join(best.where) if best else None),
+        "why": why,
+        "conditions": [
+            {
+                "where": dict(zip(grid_axes(axes), c.where)) if grid_axes(axes) else {"cell": c.cells[0].label},
+                "label": " ".join(c.where) if grid_axes(axes) else c.cells[0].label,
+                "n": c.n,
+                "mean": None if math.isnan(c.mean) else c.mean,
+                "low": None if math.isnan(c.low) else c.low,
+                "high": None if math.isnan(c.high) else c.high,
+                "basis": c.basis,
+                "replicates": {
+                    ",".join(f"{a}={x.value(a)}" for a in replicate_axes(axes)) or x.cell_id: x.metrics.get(metric)
+                    for x in c.cells
+                },
+            }
+            for c in (ranked_conditions(conds, metric) if fair else conds)
+        ],
+    }
 
 
 def write_csv(path: Path, cells: list[CellResult], axes: list[str]) -> None:
@@ -463,8 +589,16 @@ def write_csv(path: Path, cells: list[CellResult], axes: list[str]) -> None:
         w = csv.writer(f)
         w.writerow(["index", "cell_id", "label", "status", *axes, *keys])
         for c in sorted(cells, key=lambda c: c.index):
-            w.writerow([c.index, c.cell_id, c.label, c.status, *(c.axes.get(a, "") for a in axes),
-                        *(c.metrics.get(k, "") for k in keys)])
+            w.writerow(
+                [
+                    c.index,
+                    c.cell_id,
+                    c.label,
+                    c.status,
+                    *(c.axes.get(a, "") for a in axes),
+                    *(c.metrics.get(k, "") for k in keys),
+                ]
+            )
 
 
 def _ink(im: Any, value: float) -> str:
@@ -490,8 +624,10 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     import matplotlib.pyplot as plt
 
     written = []
-    name = {c.index: (" ".join(f"{a.split('.')[-1]}={c.axes.get(a, '-')}" for a in axes) if axes else c.label)
-            for c in cells}
+    name = {
+        c.index: (" ".join(f"{a.split('.')[-1]}={c.axes.get(a, '-')}" for a in axes) if axes else c.label)
+        for c in cells
+    }
     scored = [c for c in ranked(cells, metric) if metric in c.metrics]
     grid = grid_axes(axes)
     fair = comparable(metric, axes)
@@ -499,7 +635,7 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     best, why = winner(conditions(cells, metric, axes), metric) if fair else (None, "")
     title = f"{metric}: " + (f"best {' '.join(best.where)}" if best else f"no clear winner ({why})")
 
-    if len(grid) == 2 and conds:                     # the classic grid: a heat map of axis 1 x axis 2
+    if len(grid) == 2 and conds:  # the classic grid: a heat map of axis 1 x axis 2
         rows = list(dict.fromkeys(c.value(grid[0]) for c in cells))
         cols = list(dict.fromkeys(c.value(grid[1]) for c in cells))
         values = [[math.nan] * len(cols) for _ in rows]
@@ -518,8 +654,16 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         for i, r in enumerate(values):
             for j, v in enumerate(r):
                 if not math.isnan(v):
-                    ax.text(j, i, text[i][j], ha="center", va="center", color=_ink(im, v), fontsize=7,
-                            fontweight="bold" if "best" in text[i][j] else "normal")
+                    ax.text(
+                        j,
+                        i,
+                        text[i][j],
+                        ha="center",
+                        va="center",
+                        color=_ink(im, v),
+                        fontsize=7,
+                        fontweight="bold" if "best" in text[i][j] else "normal",
+                    )
         fig.colorbar(im, ax=ax, label=metric)
     elif conds:
         order = ranked_conditions(conds, metric)
@@ -544,9 +688,8 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
             numeric = numeric_values(labels)
             # sizes and learning rates are quantities: placed at their values on a log axis, not as categories
             xs = numeric if numeric is not None else list(range(len(groups)))
-            for c in scored:                       # each cell a dot, each value's mean and interval across
-                ax.plot(xs[labels.index(c.value(axis))], c.metrics[metric], "o", color="tab:blue",
-                        ms=5, alpha=0.7)
+            for c in scored:  # each cell a dot, each value's mean and interval across
+                ax.plot(xs[labels.index(c.value(axis))], c.metrics[metric], "o", color="tab:blue", ms=5, alpha=0.7)
             for x, g in zip(xs, groups):
                 if g["n"]:
                     if numeric is not None:
@@ -557,8 +700,12 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
                         ax.vlines(x, g["low"], g["high"], color="black", lw=1)
             if numeric is not None:
                 ax.set_xscale("log")
-                ax.set_xticks(sorted(set(numeric)), [labels[numeric.index(v)] for v in sorted(set(numeric))],
-                              rotation=30, ha="right")
+                ax.set_xticks(
+                    sorted(set(numeric)),
+                    [labels[numeric.index(v)] for v in sorted(set(numeric))],
+                    rotation=30,
+                    ha="right",
+                )
                 ax.minorticks_off()
                 points = sorted((x, g["mean"]) for x, g in zip(xs, groups) if g["n"])
                 if len(points) > 1:
@@ -575,14 +722,19 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         written.append("axes.png")
 
     tasks = task_metrics(cells)
-    if tasks and scored and len({c.metrics.get(k) for c in scored for k in tasks}) > 1:   # all equal: nothing to see
+    if tasks and scored and len({c.metrics.get(k) for c in scored for k in tasks}) > 1:  # all equal: nothing to see
         scores = [[c.metrics.get(k, math.nan) for k in tasks] for c in scored]
         fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(tasks), 1.2 + 0.4 * len(scored)))
-        im = ax.imshow(scores, cmap="viridis", aspect="auto", vmin=0, vmax=max(1e-9, max(
-            (v for r in scores for v in r if not math.isnan(v)), default=1)))
+        im = ax.imshow(
+            scores,
+            cmap="viridis",
+            aspect="auto",
+            vmin=0,
+            vmax=max(1e-9, max((v for r in scores for v in r if not math.isnan(v)), default=1)),
+        )
         ax.set_xticks(range(len(tasks)), [t.split("/", 1)[1] for t in tasks], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(scored)), [name[c.index] for c in scored], fontsize=8)
-        if len(tasks) * len(scored) <= 300:                 # small enough to print the numbers
+        if len(tasks) * len(scored) <= 300:  # small enough to print the numbers
             for i, row in enumerate(scores):
                 for j, v in enumerate(row):
                     if not math.isnan(v):
@@ -599,7 +751,7 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         fig, ax = plt.subplots(figsize=(7, 4))
         for c in curves:
             pts = [(r["step"], r["train/loss"]) for r in c.history if "train/loss" in r]
-            line, = ax.plot(*zip(*pts), label=name[c.index], lw=1.2)
+            (line,) = ax.plot(*zip(*pts), label=name[c.index], lw=1.2)
             held = [(r["step"], r["eval/loss"]) for r in c.history if "eval/loss" in r]
             if held:
                 ax.plot(*zip(*held), "o--", color=line.get_color(), ms=3, lw=0.8)
@@ -614,8 +766,9 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     return written
 
 
-def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = True,
-                 resamples: int = BOOTSTRAP) -> tuple[Path, str]:
+def write_report(
+    sweep_dir: Path, metric: str | None = None, with_plots: bool = True, resamples: int = BOOTSTRAP
+) -> tuple[Path, str]:
     """Write ``<sweep_dir>/report/``; return the directory and the markdown text."""
     cells = load_sweep(sweep_dir)
     if not cells:
@@ -625,23 +778,25 @@ def write_report(sweep_dir: Path, metric: str | None = None, with_plots: bool = 
     add_intervals(cells, chosen, resamples)
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
-    for old in out.glob("*.png"):          # plots of an earlier report that may not be drawn this time
+    for old in out.glob("*.png"):  # plots of an earlier report that may not be drawn this time
         old.unlink()
     plots, note = [], ""
     if with_plots:
         try:
             plots = plot(out, cells, chosen, axes)
-        except ImportError:              # e.g. mlflow-skinny installs without matplotlib: tables only
+        except ImportError:  # e.g. mlflow-skinny installs without matplotlib: tables only
             note = "\nNo plots: matplotlib is not installed (`pip install matplotlib`).\n"
     text = markdown(sweep_dir, cells, chosen, axes, plots) + note + judged_sections(sweep_dir)
     (out / "report.md").write_text(text, encoding="utf-8")
     write_csv(out / "cells.csv", cells, axes)
-    (out / "conditions.json").write_text(json.dumps(conditions_json(cells, chosen, axes), indent=2,
-                                                    ensure_ascii=False), encoding="utf-8")
+    (out / "conditions.json").write_text(
+        json.dumps(conditions_json(cells, chosen, axes), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     return out, text
 
 
 # --------------------------------------------------------------------------- judged, graded and read (issue 18)
+
 
 def judged_sections(sweep_dir: Path) -> str:
     """ELYZA-tasks-100 scores, pairwise win rates, human grading and samples (jsweep.tools.report_judged)."""
@@ -653,12 +808,21 @@ def judged_sections(sweep_dir: Path) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", nargs="?", type=Path, default=Path("outputs"),
-                        help="a sweep directory, or an output root (its newest sweep); default: outputs")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=Path("outputs"),
+        help="a sweep directory, or an output root (its newest sweep); default: outputs",
+    )
     parser.add_argument("--metric", help=f"score to rank by (default: first present of {', '.join(default_metrics())})")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
-    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
-                        help=f"resamples for each cell's interval over its evaluation samples (default {BOOTSTRAP}; 0 = none)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=BOOTSTRAP,
+        help=f"resamples for each cell's interval over its evaluation samples (default {BOOTSTRAP}; 0 = none)",
+    )
     args = parser.parse_args(argv)
     try:
         out, text = write_report(find_sweep(args.path), args.metric, not args.no_plots, args.bootstrap)

@@ -26,9 +26,12 @@ from jsweep.eval.llm_jp_eval.evaluator import _read_task, evaluation_root, score
 # Metrics of llm-jp-eval v1.4 tasks, for tasks absent from the data dir.
 KNOWN_METRICS: dict[str, list[str]] = {
     "jsts": ["pearson", "spearman"],
-    "alt-e-to-j": ["bleu_ja", "comet_wmt22"], "alt-j-to-e": ["bleu_en", "comet_wmt22"],
-    "wikicorpus-e-to-j": ["bleu_ja", "comet_wmt22"], "wikicorpus-j-to-e": ["bleu_en", "comet_wmt22"],
-    "mbpp": ["code_exec"], "xlsum_ja": ["rouge2_scaling"],
+    "alt-e-to-j": ["bleu_ja", "comet_wmt22"],
+    "alt-j-to-e": ["bleu_en", "comet_wmt22"],
+    "wikicorpus-e-to-j": ["bleu_ja", "comet_wmt22"],
+    "wikicorpus-j-to-e": ["bleu_en", "comet_wmt22"],
+    "mbpp": ["code_exec"],
+    "xlsum_ja": ["rouge2_scaling"],
 }
 
 
@@ -65,11 +68,18 @@ def score_file(path: Path, data_dir: str | None = None, category_set: str = M.DE
         preds.append(M.normalize(row["pred"]).strip())
         golds.append(M.normalize(row["gold"]))
     result = score_predictions(by_task, {t: metrics_for(t, data_dir) for t in by_task}, category_set)
-    out = {"tasks": result["tasks"], "categories": result["categories"], "AVG": result["AVG"],
-           "category_set": result["category_set"]}
+    out = {
+        "tasks": result["tasks"],
+        "categories": result["categories"],
+        "AVG": result["AVG"],
+        "category_set": result["category_set"],
+    }
     if result["AVG"] is None:
-        out.update(AVG_partial=result["AVG_partial"], partial_categories=result["partial_categories"],
-                   missing=result["missing"])
+        out.update(
+            AVG_partial=result["AVG_partial"],
+            partial_categories=result["partial_categories"],
+            missing=result["missing"],
+        )
     if result["reported"]:
         out["reported"] = result["reported"]
     if result["skipped"]:
@@ -81,8 +91,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jsweep score", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="JSON lines of {task, pred, gold}")
     parser.add_argument("--data-dir", default=None, help="llm-jp-eval data dir to read each task's metrics from")
-    parser.add_argument("--category-set", default=M.DEFAULT_CATEGORY_SET, choices=sorted(M.CATEGORY_SETS),
-                        help="llm-jp-eval v1.4.1 target whose categories make AVG (default: %(default)s)")
+    parser.add_argument(
+        "--category-set",
+        default=M.DEFAULT_CATEGORY_SET,
+        choices=sorted(M.CATEGORY_SETS),
+        help="llm-jp-eval v1.4.1 target whose categories make AVG (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         if not args.file.exists():

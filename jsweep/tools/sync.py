@@ -30,8 +30,9 @@ def _replay(tracker: SweepTracker, run_id: str, journal: Journal) -> tuple[int, 
         try:
             apply_op(tracker.client, run_id, op)
         except Exception as exc:  # keep the rest for the next sync
-            print(f"  stopped at a {op['op']} call ({type(exc).__name__}: {exc}); {len(ops) - done} left",
-                  file=sys.stderr)
+            print(
+                f"  stopped at a {op['op']} call ({type(exc).__name__}: {exc}); {len(ops) - done} left", file=sys.stderr
+            )
             break
         done += 1
     journal.rewrite(ops[done:])
@@ -53,8 +54,9 @@ def _store_uri(given: str | None, recorded: str | None) -> str | None:
 def sync(output_root: Path, uri: str | None = None, experiment: str | None = None) -> dict[str, Any]:
     report = {"runs_created": 0, "calls_replayed": 0, "calls_left": 0, "dirs": 0}
     trackers: dict[tuple[str, str], SweepTracker] = {}
-    dirs = [d for d in sorted((output_root / "cells").glob("*")) + sorted((output_root / "sweeps").glob("*"))
-            if d.is_dir()]
+    dirs = [
+        d for d in sorted((output_root / "cells").glob("*")) + sorted((output_root / "sweeps").glob("*")) if d.is_dir()
+    ]
     for d in dirs:
         journal = Journal(d / cellstate.JOURNAL)
         meta_path = d / cellstate.CELL
@@ -70,8 +72,11 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
         exp = experiment or meta.get("spec", {}).get("tracking", {}).get("experiment", "jsweep")
         store = _store_uri(uri, meta.get("tracking_uri"))
         if store is None:
-            print(f"  {d}: its tracking URI ({meta.get('tracking_uri')}) holds credentials, which are never stored; "
-                  f"pass --uri or set MLFLOW_TRACKING_URI", file=sys.stderr)
+            print(
+                f"  {d}: its tracking URI ({meta.get('tracking_uri')}) holds credentials, which are never stored; "
+                f"pass --uri or set MLFLOW_TRACKING_URI",
+                file=sys.stderr,
+            )
             report["calls_left"] += len(journal)
             continue
         key = (store, exp)
@@ -86,7 +91,11 @@ def sync(output_root: Path, uri: str | None = None, experiment: str | None = Non
             write_json(meta_path, meta, ensure_ascii=False)
             report["runs_created"] += 1
         if not run_id:  # a sweep directory: the journal belongs to its parent run
-            run_id = json.loads((d / "summary.json").read_text()).get("parent_run_id") if (d / "summary.json").exists() else None
+            run_id = (
+                json.loads((d / "summary.json").read_text()).get("parent_run_id")
+                if (d / "summary.json").exists()
+                else None
+            )
         if not run_id:
             print(f"  {d}: no run to sync into", file=sys.stderr)
             continue
@@ -106,6 +115,8 @@ def main(argv: list[str]) -> int:
         print(f"jsweep sync: error: {args.output_root}: no such directory", file=sys.stderr)
         return 2
     report = sync(args.output_root, args.uri)
-    print(f"jsweep sync: {report['dirs']} director(ies), {report['runs_created']} run(s) created, "
-          f"{report['calls_replayed']} call(s) re-logged, {report['calls_left']} left")
+    print(
+        f"jsweep sync: {report['dirs']} director(ies), {report['runs_created']} run(s) created, "
+        f"{report['calls_replayed']} call(s) re-logged, {report['calls_left']} left"
+    )
     return 1 if report["calls_left"] else 0

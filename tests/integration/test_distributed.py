@@ -18,11 +18,17 @@ V100 = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_cap": 7.0, "memory
 
 
 def test_deepspeed_configs_per_stage():
-    z3 = deepspeed_config(compose_spec(["distributed=zero3", "resources.gpus=2", "train.micro_batch_size=2",
-                                        "train.grad_accum=4"]), bf16=True)
+    z3 = deepspeed_config(
+        compose_spec(["distributed=zero3", "resources.gpus=2", "train.micro_batch_size=2", "train.grad_accum=4"]),
+        bf16=True,
+    )
     assert z3["zero_optimization"]["stage"] == 3
-    assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True   # evaluation can load it
-    assert (z3["train_micro_batch_size_per_gpu"], z3["gradient_accumulation_steps"], z3["train_batch_size"]) == (2, 4, 16)
+    assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True  # evaluation can load it
+    assert (z3["train_micro_batch_size_per_gpu"], z3["gradient_accumulation_steps"], z3["train_batch_size"]) == (
+        2,
+        4,
+        16,
+    )
     assert z3["bf16"]["enabled"] is True and "optimizer" not in z3
     z2 = deepspeed_config(compose_spec(["distributed=zero2", "resources.gpus=2"]), bf16=False)
     assert z2["zero_optimization"]["stage"] == 2 and "offload_optimizer" not in z2["zero_optimization"]
@@ -38,12 +44,15 @@ def test_processes_and_launch_command():
     assert "--nproc_per_node=2" in cmd and "--master_port=29512" in cmd and cmd[-2:] == ["--stage", "train"]
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["distributed=zero3", "resources.gpus=1"], "distributed=zero3 needs at least 2 GPUs per cell"),
-    (["distributed=ddp", "resources.gpus=1"], "distributed=ddp needs at least 2 GPUs"),
-    (["resources.gpus=2"], "resources.gpus=2 needs a multi-GPU method"),
-    (["distributed=zero3", "resources.gpus=2", "train.save_model=false"], "evaluated from the saved model"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["distributed=zero3", "resources.gpus=1"], "distributed=zero3 needs at least 2 GPUs per cell"),
+        (["distributed=ddp", "resources.gpus=1"], "distributed=ddp needs at least 2 GPUs"),
+        (["resources.gpus=2"], "resources.gpus=2 needs a multi-GPU method"),
+        (["distributed=zero3", "resources.gpus=2", "train.save_model=false"], "evaluated from the saved model"),
+    ],
+)
 def test_impossible_combinations_are_refused(overrides, message):
     assert any(message in p for p in validate_cell(compose_spec(overrides)))
 
@@ -54,8 +63,10 @@ def test_gpu_checks_against_an_inventory():
     assert check_resources(compose_spec(["distributed=zero3", "resources.gpus=2"]), H100) == []
     bf16 = compose_spec(["train.precision=bf16"])
     assert "has no bf16" in check_resources(bf16, V100)[0]
-    assert "needs GPUs and none are visible" in check_resources(compose_spec(["distributed=zero2",
-                                                                               "resources.gpus=2"]), [])[0]
+    assert (
+        "needs GPUs and none are visible"
+        in check_resources(compose_spec(["distributed=zero2", "resources.gpus=2"]), [])[0]
+    )
 
 
 def test_peak_table():
@@ -76,49 +87,88 @@ def test_preflight_refuses_gpu_requests_on_a_cpu_machine(tmp_path):
 def test_two_process_deepspeed_on_cpu_with_gloo(tmp_path, mlflow_client_for, tiny_model_dir, dist, method):
     micro = 2 if method.startswith("dpo") else 4
     data = ["dataset=hh_rlhf_ja", "train.logging_steps=1"] if method.startswith("dpo") else []
-    proc = run_jsweep([f"distributed={dist}", f"method={method}", *data, "resources.gpus=2",
-                       "resources.cpu_processes=true", "train.max_steps=3", f"train.micro_batch_size={micro}",
-                       "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
-                      CUDA_VISIBLE_DEVICES="", timeout=900)
+    proc = run_jsweep(
+        [
+            f"distributed={dist}",
+            f"method={method}",
+            *data,
+            "resources.gpus=2",
+            "resources.cpu_processes=true",
+            "train.max_steps=3",
+            f"train.micro_batch_size={micro}",
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+        ],
+        tmp_path,
+        CUDA_VISIBLE_DEVICES="",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     cell = next((tmp_path / "outputs" / "cells").iterdir())
     ds = json.loads((cell / "deepspeed.json").read_text())
-    assert ds["zero_optimization"]["stage"] == int(dist[-1]) and ds["train_batch_size"] == micro * 2   # x 1 x 2 ranks
+    assert ds["zero_optimization"]["stage"] == int(dist[-1]) and ds["train_batch_size"] == micro * 2  # x 1 x 2 ranks
     log = (cell / "cell.log").read_text()
-    assert log.count(f"x2 ({dist})") == 2                                    # both ranks trained
+    assert log.count(f"x2 ({dist})") == 2  # both ranks trained
     exp = mlflow_client_for(tmp_path).get_experiment_by_name("jsweep")
-    (run,) = [r for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
-              if r.data.tags.get("jsweep.kind") == "cell"]
+    (run,) = [
+        r
+        for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
+        if r.data.tags.get("jsweep.kind") == "cell"
+    ]
     assert run.info.status == "FINISHED"
-    assert "llm_jp_eval/AVG_partial" in run.data.metrics and "eval/loss" in run.data.metrics   # evaluated from the save
+    assert "llm_jp_eval/AVG_partial" in run.data.metrics and "eval/loss" in run.data.metrics  # evaluated from the save
     assert run.data.metrics["train/tokens_per_second_per_gpu"] > 0
-    if method.startswith("dpo"):        # the reference is the starting policy: no reward before the first update
+    if method.startswith("dpo"):  # the reference is the starting policy: no reward before the first update
         first = mlflow_client_for(tmp_path).get_metric_history(run.info.run_id, "train/rewards_chosen")[0]
         assert first.step == 1 and first.value == 0.0
 
 
 @pytest.mark.slow
 def test_zero3_offload_on_one_process_runs_under_deepspeed(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = run_jsweep(["distributed=zero3_offload", "method=sft_full", "resources.gpus=1", "resources.cpu_processes=true",
-                       "train.max_steps=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
-                      CUDA_VISIBLE_DEVICES="", timeout=600)
+    proc = run_jsweep(
+        [
+            "distributed=zero3_offload",
+            "method=sft_full",
+            "resources.gpus=1",
+            "resources.cpu_processes=true",
+            "train.max_steps=2",
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+        ],
+        tmp_path,
+        CUDA_VISIBLE_DEVICES="",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     cell = next((tmp_path / "outputs" / "cells").iterdir())
     ds = json.loads((cell / "deepspeed.json").read_text())
     assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert (cell / "model" / "model.safetensors").exists()
     exp = mlflow_client_for(tmp_path).get_experiment_by_name("jsweep")
-    (run,) = [r for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
-              if r.data.tags.get("jsweep.kind") == "cell"]
-    assert run.info.status == "FINISHED" and "deepspeed.json" in {a.path for a in
-                                                                  mlflow_client_for(tmp_path).list_artifacts(run.info.run_id)}
+    (run,) = [
+        r
+        for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
+        if r.data.tags.get("jsweep.kind") == "cell"
+    ]
+    assert run.info.status == "FINISHED" and "deepspeed.json" in {
+        a.path for a in mlflow_client_for(tmp_path).list_artifacts(run.info.run_id)
+    }
 
 
 # A hub preset cut down to a few thousand weights, built with random weights (no download): the
 # shape of a GPU throughput run, where a LoRA adapter is meaningless without its random base.
-SMALL_RANDOM = ["model=llm-jp-3-980m", "model.init=random", "model.arch.hidden_size=32",
-                "model.arch.intermediate_size=64", "model.arch.num_hidden_layers=1", "model.arch.num_attention_heads=2",
-                "model.arch.num_key_value_heads=2", "model.arch.vocab_size=2048", "data_source=fixture", "train.max_length=128"]
+SMALL_RANDOM = [
+    "model=llm-jp-3-980m",
+    "model.init=random",
+    "model.arch.hidden_size=32",
+    "model.arch.intermediate_size=64",
+    "model.arch.num_hidden_layers=1",
+    "model.arch.num_attention_heads=2",
+    "model.arch.num_key_value_heads=2",
+    "model.arch.vocab_size=2048",
+    "data_source=fixture",
+    "train.max_length=128",
+]
 
 
 def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path, tiny_model_dir):
@@ -127,52 +177,109 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
     model_dir = next((tmp_path / "outputs" / "cells").iterdir()) / "model"
     assert (model_dir / "adapter_config.json").exists() and (model_dir / "base" / "config.json").exists()
     # The eval tool loads the adapter over the saved base, offline (the hub id would need the network).
-    proc = subprocess.run([sys.executable, "-m", "jsweep", "eval", str(model_dir), *SMALL_RANDOM[:-1],
-                           "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]", "eval.llm_jp_eval.max_num_samples=2"],
-                          cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jsweep",
+            "eval",
+            str(model_dir),
+            *SMALL_RANDOM[:-1],
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+            "eval.llm_jp_eval.max_num_samples=2",
+        ],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "llm_jp_eval/AVG" in proc.stdout
     # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
-    proc = run_jsweep([*SMALL_RANDOM, "method=dpo", "dataset=hh_rlhf_ja", f"method.init_from={model_dir}",
-                       "train.max_steps=1", "train.micro_batch_size=2", "eval=[]", "output_root=dpo"], tmp_path)
+    proc = run_jsweep(
+        [
+            *SMALL_RANDOM,
+            "method=dpo",
+            "dataset=hh_rlhf_ja",
+            f"method.init_from={model_dir}",
+            "train.max_steps=1",
+            "train.micro_batch_size=2",
+            "eval=[]",
+            "output_root=dpo",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     dpo_cell = next((tmp_path / "dpo" / "cells").iterdir())
     assert json.loads((dpo_cell / "status.json").read_text())["status"] == "FINISHED"
-    assert "merging into" not in (dpo_cell / "cell.log").read_text()      # no base-mismatch warning
+    assert "merging into" not in (dpo_cell / "cell.log").read_text()  # no base-mismatch warning
 
 
 @pytest.mark.slow
 def test_lora_over_random_weights_under_zero3_evaluates_its_saved_adapter(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = run_jsweep([*SMALL_RANDOM, "method=dpo_lora", "dataset=hh_rlhf_ja", "distributed=zero3", "resources.gpus=2",
-                       "resources.cpu_processes=true", "train.max_steps=2", "train.micro_batch_size=2",
-                       "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]", "eval.llm_jp_eval.max_num_samples=2"],
-                      tmp_path, CUDA_VISIBLE_DEVICES="", timeout=900)
+    proc = run_jsweep(
+        [
+            *SMALL_RANDOM,
+            "method=dpo_lora",
+            "dataset=hh_rlhf_ja",
+            "distributed=zero3",
+            "resources.gpus=2",
+            "resources.cpu_processes=true",
+            "train.max_steps=2",
+            "train.micro_batch_size=2",
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+            "eval.llm_jp_eval.max_num_samples=2",
+        ],
+        tmp_path,
+        CUDA_VISIBLE_DEVICES="",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     model_dir = next((tmp_path / "outputs" / "cells").iterdir()) / "model"
-    assert (model_dir / "base" / "model.safetensors").stat().st_size > 0      # gathered from both ranks' shards
+    assert (model_dir / "base" / "model.safetensors").stat().st_size > 0  # gathered from both ranks' shards
     exp = mlflow_client_for(tmp_path).get_experiment_by_name("jsweep")
-    (run,) = [r for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
-              if r.data.tags.get("jsweep.kind") == "cell"]
+    (run,) = [
+        r
+        for r in mlflow_client_for(tmp_path).search_runs([exp.experiment_id])
+        if r.data.tags.get("jsweep.kind") == "cell"
+    ]
     assert run.info.status == "FINISHED" and "llm_jp_eval/AVG_partial" in run.data.metrics
 
 
 def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny_model_dir):
     """Three (fake) GPUs, two 2-GPU DDP cells run as gloo processes on CPU. The second cell does not
     fit beside the first until the first moves to evaluation on its first GPU, which frees GPU 1."""
-    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "distributed=ddp", "resources.gpus=2", "resources.cpu_processes=true",
-                       "launcher.gpus=0,1,2", "train.max_steps=2", "eval=[llm_jp_eval]",
-                       "eval.llm_jp_eval.max_num_samples=10"], tmp_path, timeout=600)
+    proc = run_jsweep(
+        [
+            "-m",
+            "lr=1e-5,1e-4",
+            "distributed=ddp",
+            "resources.gpus=2",
+            "resources.cpu_processes=true",
+            "launcher.gpus=0,1,2",
+            "train.max_steps=2",
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.max_num_samples=10",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:]
-    first, second = sorted((json.loads((d / "cell.json").read_text()) for d in (tmp_path / "outputs" / "cells").iterdir()
-                            if d.is_dir()), key=lambda m: m["gpus"])
+    first, second = sorted(
+        (json.loads((d / "cell.json").read_text()) for d in (tmp_path / "outputs" / "cells").iterdir() if d.is_dir()),
+        key=lambda m: m["gpus"],
+    )
     assert first["gpus"] == [0, 1] and second["gpus"] == [1, 2]
     lines = out.splitlines()
     freed = next(i for i, l in enumerate(lines) if "trained; evaluating on GPU 0, GPU 1 free for the next cell" in l)
     started = next(i for i, l in enumerate(lines) if " on GPU 1,2" in l)
     ended = next(i for i, l in enumerate(lines) if l.startswith("[1/2") and "FINISHED" in l)
-    assert freed < started < ended, out[-3000:]          # the second cell started while the first evaluated
-    assert out.count("training: 2 steps") == 2           # once per cell on the console, not once per rank
+    assert freed < started < ended, out[-3000:]  # the second cell started while the first evaluated
+    assert out.count("training: 2 steps") == 2  # once per cell on the console, not once per rank
     log = next(p for p in (tmp_path / "outputs" / "cells").glob("*/cell.log"))
     assert "[rank 1] training: 2 steps" in log.read_text()
 
@@ -180,8 +287,8 @@ def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny
 def test_gpu_hours_count_one_gpu_for_the_eval_stage_of_a_multi_gpu_cell():
     from jsweep.job.cell import cell_time
 
-    assert cell_time(1, 360.0, {}) == (360.0, 0.1)                              # one process, one GPU
+    assert cell_time(1, 360.0, {}) == (360.0, 0.1)  # one process, one GPU
     prior = {"time/setup_seconds": 60.0, "time/train_seconds": 300.0, "train/loss": 1.0}
-    total, hours = cell_time(2, 180.0, prior)                                   # trained on 2, evaluated on 1
+    total, hours = cell_time(2, 180.0, prior)  # trained on 2, evaluated on 1
     assert total == 540.0 and hours == pytest.approx((2 * 360 + 180) / 3600)
-    assert cell_time(0, 180.0, prior) == (540.0, 0.0)                           # CPU processes: no GPU time
+    assert cell_time(0, 180.0, prior) == (540.0, 0.0)  # CPU processes: no GPU time

@@ -17,11 +17,18 @@ from tests.support.tracking import cell_runs
 
 # --------------------------------------------------------------------------- the launcher's promises, real CLI
 
+
 def _git_repo(path: Path) -> str:
     """Make ``path`` a git repository with one commit; its HEAD."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=path, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=path,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     git("init", "-q")
     (path / "study.txt").write_text("the study's code\n")
@@ -33,7 +40,7 @@ def _git_repo(path: Path) -> str:
 def test_the_git_commit_tag_is_the_head_of_the_working_repository(tmp_path):
     from jsweep.tracking import git_commit
 
-    assert git_commit(tmp_path) == "unknown"                   # not a repository
+    assert git_commit(tmp_path) == "unknown"  # not a repository
     head = _git_repo(tmp_path)
     assert len(head) == 40 and git_commit(tmp_path) == head
     (tmp_path / "untracked.txt").write_text("outputs are not code\n")
@@ -43,11 +50,21 @@ def test_the_git_commit_tag_is_the_head_of_the_working_repository(tmp_path):
 
 
 def test_oom_retries_stop_at_the_limit_fail_fast_stops_launching_and_report_false_writes_none(
-        tmp_path, mlflow_client_for, tiny_model_dir):
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
     head = _git_repo(tmp_path)
-    args = ["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]", "train.micro_batch_size=4", "train.grad_accum=1",
-            "launcher.oom_retries=1", "launcher.fail_fast=true", "launcher.report=false"]
-    proc = run_jsweep(args, tmp_path, JSWEEP_FAULT="oom*@1")   # out of memory on every attempt
+    args = [
+        "-m",
+        "lr=1e-5,1e-4",
+        "train.max_steps=2",
+        "eval=[]",
+        "train.micro_batch_size=4",
+        "train.grad_accum=1",
+        "launcher.oom_retries=1",
+        "launcher.fail_fast=true",
+        "launcher.report=false",
+    ]
+    proc = run_jsweep(args, tmp_path, JSWEEP_FAULT="oom*@1")  # out of memory on every attempt
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:]
     assert out.count("out of memory; retry") == 1 and "retry 1/1 with micro_batch_size 4->2, grad_accum 1->2" in out
@@ -57,14 +74,16 @@ def test_oom_retries_stop_at_the_limit_fail_fast_stops_launching_and_report_fals
     sweep_dirs = list((tmp_path / "outputs" / "sweeps").iterdir())
     assert sweep_dirs and not any((d / "report").exists() for d in sweep_dirs)
     runs = cell_runs(mlflow_client_for(tmp_path))
-    assert len(runs) == 1                                      # the second cell never started
+    assert len(runs) == 1  # the second cell never started
     (run,) = runs
     assert run.info.status == "FAILED" and run.data.tags["jsweep.error_class"] == "OutOfMemoryError"
     assert run.data.tags["jsweep.oom_retries"] == "1" and "jsweep.oom_retry.2" not in run.data.tags
     assert run.data.tags["jsweep.git_commit"] == head
     summary = json.loads(next(d / "summary.json" for d in sweep_dirs if (d / "summary.json").exists()).read_text())
     assert [(c["status"], c["error"]) for c in summary["cells"]] == [
-        ("FAILED", summary["cells"][0]["error"]), ("NOT_RUN", "not started (launcher.fail_fast)")]
+        ("FAILED", summary["cells"][0]["error"]),
+        ("NOT_RUN", "not started (launcher.fail_fast)"),
+    ]
     assert summary["cells"][0]["error"].startswith("OutOfMemoryError")
 
 
@@ -87,6 +106,7 @@ def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_clie
 
 # --------------------------------------------------------------------------- a second Ctrl-C
 
+
 def test_stop_signals_record_the_first_signal_and_ignore_the_next():
     import os
     import signal
@@ -97,19 +117,19 @@ def test_stop_signals_record_the_first_signal_and_ignore_the_next():
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with StopSignals() as stops:
-            stops.check()                                       # nothing yet
-            os.kill(os.getpid(), signal.SIGINT)                 # no KeyboardInterrupt: recorded
-            os.kill(os.getpid(), signal.SIGINT)                 # the second Ctrl-C: ignored
-            os.kill(os.getpid(), signal.SIGTERM)                # and any other stop signal after the first
+            stops.check()  # nothing yet
+            os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: recorded
+            os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C: ignored
+            os.kill(os.getpid(), signal.SIGTERM)  # and any other stop signal after the first
             assert stops.signum == signal.SIGINT
             with pytest.raises(Stopped):
                 stops.check()
             assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # restored
-        signal.signal(signal.SIGINT, signal.SIG_IGN)            # ignored before (nohup, a background job) ...
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored before (nohup, a background job) ...
         with StopSignals() as stops:
             os.kill(os.getpid(), signal.SIGINT)
-            assert stops.signum == 0                            # ... stays ignored
+            assert stops.signum == 0  # ... stays ignored
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
@@ -123,11 +143,11 @@ def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_
     wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
     cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.killpg(proc.pid, signal.SIGINT)                          # Ctrl-C ...
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C ...
     import time
 
     time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)                          # ... and, impatient, Ctrl-C again
+    os.killpg(proc.pid, signal.SIGINT)  # ... and, impatient, Ctrl-C again
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-3000:]
     assert out.count("interrupted; stopping 1 running cell(s)") == 1 and "KeyboardInterrupt" not in out, out[-3000:]

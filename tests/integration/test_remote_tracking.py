@@ -25,14 +25,24 @@ def test_a_sweep_logs_to_an_authenticated_remote_server(tmp_path, tiny_model_dir
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with auth_server(tmp_path) as uri:
         assert refused_without_credentials(uri)
-        proc = run_jsweep(["train.max_steps=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
-                          MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=PASSWORD)
+        proc = run_jsweep(
+            ["train.max_steps=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"],
+            tmp_path,
+            MLFLOW_TRACKING_URI=uri,
+            MLFLOW_TRACKING_USERNAME=USER,
+            MLFLOW_TRACKING_PASSWORD=PASSWORD,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         (run,) = cell_runs(auth_client(uri))
         assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
         assert run.data.tags.get("jsweep.complete") == "true"
         assert password_nowhere(tmp_path, proc.stdout, proc.stderr) == []
         # Without credentials the sweep is refused by the server, and says so in one line.
-        bad = run_jsweep(["train.max_steps=2", "eval=[]", "seed=7"], tmp_path, MLFLOW_TRACKING_URI=uri,
-                         MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD="wrong-password-123")
+        bad = run_jsweep(
+            ["train.max_steps=2", "eval=[]", "seed=7"],
+            tmp_path,
+            MLFLOW_TRACKING_URI=uri,
+            MLFLOW_TRACKING_USERNAME=USER,
+            MLFLOW_TRACKING_PASSWORD="wrong-password-123",
+        )
         assert bad.returncode != 0 and "wrong-password-123" not in bad.stdout + bad.stderr

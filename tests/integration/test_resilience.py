@@ -28,12 +28,14 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
 
     work = tmp_path / "work"
     work.mkdir()
-    proc = popen_jsweep(FAST, work, JSWEEP_FAULT="sleep@4")      # stalls at step 4, after checkpoint-2
-    wait_for(lambda: stalled_cell(work, "checkpoints/checkpoint-2/trainer_state.json"),
-              what="checkpoint-2 and the stall at step 4")
+    proc = popen_jsweep(FAST, work, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
+    wait_for(
+        lambda: stalled_cell(work, "checkpoints/checkpoint-2/trainer_state.json"),
+        what="checkpoint-2 and the stall at step 4",
+    )
     cell = stalled_cell(work)
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(pid, signal.SIGKILL)                            # kill -9 of the cell, mid-training
+    os.kill(pid, signal.SIGKILL)  # kill -9 of the cell, mid-training
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "killed by signal 9" in out
     client = mlflow_client_for(work)
@@ -44,14 +46,14 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     assert again.returncode == 0, again.stdout[-2000:]
     assert " resume " in again.stdout
     runs = cell_runs(client)
-    assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id      # same run, no duplicate
+    assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id  # same run, no duplicate
     assert runs[0].info.status == "FINISHED" and runs[0].data.tags["jsweep.resumed_from"] == "checkpoint-2"
     metrics = json.loads((cell / "metrics.json").read_text())
     # Stated tolerance: resumed and uninterrupted runs agree on the final losses to 1e-4.
     assert metrics["train/steps"] == ref_metrics["train/steps"] == 6
     assert metrics["eval/loss"] == pytest.approx(ref_metrics["eval/loss"], abs=1e-4)
     assert metrics["train/final_loss"] == pytest.approx(ref_metrics["train/final_loss"], abs=1e-4)  # over all 6 steps
-    assert metrics["train/tokens"] == ref_metrics["train/tokens"] > 0      # counted over both attempts
+    assert metrics["train/tokens"] == ref_metrics["train/tokens"] > 0  # counted over both attempts
     # The whole metric history, each step once, equals the uninterrupted run's: in MLflow and in history.jsonl.
     (ref_run,) = cell_runs(mlflow_client_for(ref))
     ref_client = mlflow_client_for(ref)
@@ -61,9 +63,9 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
         got.sort(), want.sort()
         assert [s for s, _ in got] == [s for s, _ in want], key
         assert [v for _, v in got] == pytest.approx([v for _, v in want], abs=1e-4), key
-    assert [s for s, _ in got] == [3, 6]                                  # eval/loss: step 3 came from the killed attempt
+    assert [s for s, _ in got] == [3, 6]  # eval/loss: step 3 came from the killed attempt
     raw, ref_raw = _history(cell), _history(cell_dirs(ref)[0])
-    for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):    # each (metric, step) once
+    for key in ("train/loss", "train/lr", "train/grad_norm", "eval/loss"):  # each (metric, step) once
         assert [r["step"] for r in raw if key in r] == [r["step"] for r in ref_raw if key in r], key
     from jsweep.tools.report import read_history  # what `jsweep report` plots
 
@@ -72,7 +74,8 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     for row, ref_row in zip(rows, ref_rows):
         assert sorted(row) == sorted(ref_row)
         assert {k: v for k, v in row.items() if k not in ("step", "attempt")} == pytest.approx(
-            {k: v for k, v in ref_row.items() if k not in ("step", "attempt")}, abs=1e-4)
+            {k: v for k, v in ref_row.items() if k not in ("step", "attempt")}, abs=1e-4
+        )
 
 
 def _history(cell: Path) -> list[dict]:
@@ -101,7 +104,7 @@ def test_out_of_memory_is_retried_with_half_the_micro_batch(tmp_path, mlflow_cli
     assert run.info.status == "FINISHED"
     assert run.data.tags["jsweep.oom_retry.1"] == "micro_batch_size 4->2, grad_accum 1->2"
     spec = json.loads((cell_dirs(tmp_path)[0] / "cell.json").read_text())["spec"]
-    assert (spec["train"]["micro_batch_size"], spec["train"]["grad_accum"]) == (2, 2)   # same effective batch
+    assert (spec["train"]["micro_batch_size"], spec["train"]["grad_accum"]) == (2, 2)  # same effective batch
 
 
 def test_other_errors_are_not_retried(tmp_path, tiny_model_dir):
@@ -109,8 +112,7 @@ def test_other_errors_are_not_retried(tmp_path, tiny_model_dir):
     assert proc.returncode == 1 and "retry" not in proc.stdout
 
 
-def test_second_run_of_a_finished_sweep_skips_and_rerun_keeps_old_results(tmp_path, mlflow_client_for,
-                                                                          tiny_model_dir):
+def test_second_run_of_a_finished_sweep_skips_and_rerun_keeps_old_results(tmp_path, mlflow_client_for, tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]"]
     assert run_jsweep(grid, tmp_path).returncode == 0
     again = run_jsweep(grid, tmp_path)
@@ -134,7 +136,7 @@ def test_ctrl_c_stops_cells_gracefully(tmp_path, mlflow_client_for, tiny_model_d
     wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
     cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:]
     assert "interrupted; stopping 1 running cell(s)" in out
@@ -151,7 +153,7 @@ def test_sigterm_to_the_launcher_stops_its_cells_too(tmp_path, mlflow_client_for
     wait_for(lambda: stalled_cell(tmp_path), what="training to stall")
     cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(proc.pid, signal.SIGTERM)                        # the launcher alone, not its process group
+    os.kill(proc.pid, signal.SIGTERM)  # the launcher alone, not its process group
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
     assert "interrupted by SIGTERM; stopping 1 running cell(s)" in out
@@ -168,13 +170,20 @@ def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny
     import threading
 
     master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "jsweep", *FAST], cwd=tmp_path,
-                            env=cli_env(tmp_path, JSWEEP_FAULT="sleep@3"), stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, start_new_session=True, preexec_fn=as_in_a_terminal)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jsweep", *FAST],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, JSWEEP_FAULT="sleep@3"),
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,
+    )
     os.close(slave)
     stop = threading.Event()
 
-    def drain():                                    # the terminal shows the output until it is closed
+    def drain():  # the terminal shows the output until it is closed
         while not stop.is_set():
             if select.select([master], [], [], 0.1)[0]:
                 try:
@@ -189,10 +198,10 @@ def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny
     finally:
         stop.set()
         reader.join(timeout=5)
-        os.close(master)                            # the terminal window is closed...
+        os.close(master)  # the terminal window is closed...
     cell = stalled_cell(tmp_path)
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(proc.pid, signal.SIGHUP)                # ...and its hang-up reaches the launcher
+    os.kill(proc.pid, signal.SIGHUP)  # ...and its hang-up reaches the launcher
     assert proc.wait(timeout=120) == 128 + signal.SIGHUP
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
     (run,) = cell_runs(mlflow_client_for(tmp_path))
@@ -209,6 +218,7 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
     uri = f"http://127.0.0.1:{port}"
     server = tracking_server(tmp_path, port)
     try:
+
         def up() -> bool:
             try:
                 return urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200
@@ -216,12 +226,16 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
                 return False
 
         wait_for(up, timeout=90, what="the MLflow server")
-        proc = popen_jsweep(["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"], tmp_path,
-                      MLFLOW_TRACKING_URI=uri, JSWEEP_FAULT="sleep@3:lr=1e-05")
+        proc = popen_jsweep(
+            ["-m", "lr=1e-5,1e-4", "train.max_steps=6", "eval=[]"],
+            tmp_path,
+            MLFLOW_TRACKING_URI=uri,
+            JSWEEP_FAULT="sleep@3:lr=1e-05",
+        )
         wait_for(lambda: stalled_cell(tmp_path), what="the first cell to stall")
-        stop_server(server)                                   # the tracking server dies mid-sweep
+        stop_server(server)  # the tracking server dies mid-sweep
         pid = json.loads((stalled_cell(tmp_path) / "status.json").read_text())["pid"]
-        os.kill(pid, signal.SIGUSR1)                  # let the stalled cell go on
+        os.kill(pid, signal.SIGUSR1)  # let the stalled cell go on
         out, _ = proc.communicate(timeout=900)
     finally:
         if server.poll() is None:
@@ -240,11 +254,13 @@ def test_tracking_server_stopped_mid_sweep_then_sync(tmp_path, tiny_model_dir):
         client = MlflowClient(uri)
         runs = cell_runs(client)
         assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), sync.stdout
-        assert all("eval/loss" in r.data.metrics and r.data.tags.get("jsweep.complete") == "true" for r in runs), \
+        assert all("eval/loss" in r.data.metrics and r.data.tags.get("jsweep.complete") == "true" for r in runs), (
             sync.stdout
-        history = {r.info.run_id: [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")]
-                   for r in runs}
-        assert all(sorted(steps) == [1, 2, 3, 4, 5, 6] for steps in history.values()), history   # no duplicates
+        )
+        history = {
+            r.info.run_id: [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")] for r in runs
+        }
+        assert all(sorted(steps) == [1, 2, 3, 4, 5, 6] for steps in history.values()), history  # no duplicates
         again = run_jsweep(["sync"], tmp_path, MLFLOW_TRACKING_URI=uri)
         assert "0 call(s) re-logged" in again.stdout, again.stdout
     finally:

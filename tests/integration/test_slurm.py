@@ -51,9 +51,16 @@ def _popen(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     def as_in_a_terminal() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    return subprocess.Popen([sys.executable, "-m", "jsweep", *args], cwd=cwd, env=cli_env(cwd, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=as_in_a_terminal)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jsweep", *args],
+        cwd=cwd,
+        env=cli_env(cwd, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,
+    )
 
 
 def _wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
@@ -86,7 +93,9 @@ def _job(cell: Path) -> dict:
 
 
 def _in_queue(job_id: str) -> bool:
-    return bool(subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip())
+    return bool(
+        subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    )
 
 
 def _child_runs(client):
@@ -103,8 +112,17 @@ def test_preflight_asks_the_cluster_before_submitting_anything(tmp_path):
 
 
 def test_a_two_cell_sweep_runs_as_slurm_jobs(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = run_jsweep(["-m", *SLURM, "dataset=dolly,ichikara", "train.max_steps=2", "eval=[llm_jp_eval]",
-                       "eval.llm_jp_eval.tasks=[jnli]"], tmp_path)
+    proc = run_jsweep(
+        [
+            "-m",
+            *SLURM,
+            "dataset=dolly,ichikara",
+            "train.max_steps=2",
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     runs = _child_runs(mlflow_client_for(tmp_path))
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
@@ -121,16 +139,18 @@ def test_a_two_cell_sweep_runs_as_slurm_jobs(tmp_path, mlflow_client_for, tiny_m
         assert f"slurm job {job['job_id']} on {node} (restart 0), GPUs 0" in log or "GPUs 1" in log
         script = (cell / "slurm.sbatch").read_text()
         assert "#SBATCH --gres=gpu:1" in script and "#SBATCH --requeue" in script
-    assert proc.stdout.count("job_id ") == 2          # each cell's job id, node and log on the console
+    assert proc.stdout.count("job_id ") == 2  # each cell's job id, node and log on the console
 
 
 def test_a_two_gpu_cell_runs_its_processes_inside_its_allocation(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = run_jsweep([*SLURM, "distributed=ddp", "resources.gpus=2", "resources.cpu_processes=true",
-                       "train.max_steps=2", "eval=[]"], tmp_path)
+    proc = run_jsweep(
+        [*SLURM, "distributed=ddp", "resources.gpus=2", "resources.cpu_processes=true", "train.max_steps=2", "eval=[]"],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     (cell,) = _cells(tmp_path)
     log = (cell / "cell.log").read_text()
-    assert "GPUs 0,1" in log and log.count("x2 (ddp)") == 2          # two ranks in one 2-GPU job
+    assert "GPUs 0,1" in log and log.count("x2 (ddp)") == 2  # two ranks in one 2-GPU job
     assert "#SBATCH --gres=gpu:2" in (cell / "slurm.sbatch").read_text()
     (run,) = _child_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED"
@@ -144,8 +164,9 @@ def _requeued_and_startable(job_id: str) -> bool:
     itself therefore holds a requeued job about two minutes (its EligibleTime); the tests start it sooner
     (StartTime=now), which is safe once the clock is past the job's new SubmitTime, the second its requeue
     completed (after the revocation)."""
-    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True,
-                           check=False).stdout
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=False
+    ).stdout
     state = re.search(r"\bJobState=(\S+)", shown)
     submitted = re.search(r"\bSubmitTime=(\S+)", shown)
     if not state or state.group(1) != "PENDING" or not submitted:
@@ -163,7 +184,7 @@ def _assert_resumed_in_the_same_run(proc: subprocess.Popen, cell: Path, job: str
     assert proc.returncode == 0, out[-3000:]
     (run,) = _child_runs(client)
     assert run.info.status == "FINISHED" and run.data.tags["jsweep.resumed_from"] == "checkpoint-2"
-    assert _job(cell)["jobs"] == [job]                                      # the same job, run again
+    assert _job(cell)["jobs"] == [job]  # the same job, run again
     log = (cell / "cell.log").read_text()
     assert "(restart 1)" in log
     assert json.loads((cell / "metrics.json").read_text())["train/steps"] == 6
@@ -171,27 +192,32 @@ def _assert_resumed_in_the_same_run(proc: subprocess.Popen, cell: Path, job: str
 
 
 def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@4")       # stalls at step 4, after checkpoint-2
-    cell = _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
-                     what="checkpoint-2 and the stall at step 4")
+    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
+    cell = _wait_for(
+        lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
+        what="checkpoint-2 and the stall at step 4",
+    )
     job = _job(cell)["job_id"]
-    subprocess.run(["scontrol", "requeue", job], check=True)              # as a preemption does
+    subprocess.run(["scontrol", "requeue", job], check=True)  # as a preemption does
     _start_requeued_now(job)
     _assert_resumed_in_the_same_run(proc, cell, job, mlflow_client_for(tmp_path))
 
 
 def test_a_job_near_its_time_limit_requeues_itself_and_resumes(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST, "launcher.time_limit=10", "launcher.requeue_before_limit=120"], tmp_path,
-                  JSWEEP_FAULT="sleep@4")
-    cell = _wait_for(lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
-                     what="checkpoint-2 and the stall at step 4")
+    proc = _popen(
+        [*SLURM, *FAST, "launcher.time_limit=10", "launcher.requeue_before_limit=120"], tmp_path, JSWEEP_FAULT="sleep@4"
+    )
+    cell = _wait_for(
+        lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
+        what="checkpoint-2 and the stall at step 4",
+    )
     job = _job(cell)["job_id"]
     assert "#SBATCH --time=10" in (cell / "slurm.sbatch").read_text()
     assert "#SBATCH --signal=B:USR1@120" in (cell / "slurm.sbatch").read_text()
     # The time limit brought forward to 3 minutes after the job's start: the USR1 due 120 s before it is due
     # now, and slurmctld sends it at its next time-limit check (every 30 s), well before the limit itself.
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=3"], check=True)
-    _start_requeued_now(job, "TimeLimit=10")       # the second run gets its full time again
+    _start_requeued_now(job, "TimeLimit=10")  # the second run gets its full time again
     log = _assert_resumed_in_the_same_run(proc, cell, job, mlflow_client_for(tmp_path))
     assert f"slurm job {job}: time limit near, requeued" in log
 
@@ -223,13 +249,13 @@ def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_cli
     proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
     cell = _wait_for(lambda: _stalled(tmp_path), what="the stall")
     job = _job(cell)["job_id"]
-    os.kill(proc.pid, signal.SIGKILL)                 # the launcher dies; its job goes on
+    os.kill(proc.pid, signal.SIGKILL)  # the launcher dies; its job goes on
     proc.communicate(timeout=60)
     assert _in_queue(job)
     again = _popen([*SLURM, *FAST], tmp_path)
     lock = cell.parent.parent / ".locks" / f"{cell.name}.lock"
 
-    def reattached() -> bool:                         # the new launcher holds the cell, following the same job
+    def reattached() -> bool:  # the new launcher holds the cell, following the same job
         try:
             holder = json.loads(lock.read_text() or "{}")
         except (OSError, ValueError):
@@ -238,26 +264,37 @@ def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_cli
 
     _wait_for(reattached, what="the new launcher to reattach")
     pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(pid, signal.SIGUSR1)                      # the stalled cell goes on
+    os.kill(pid, signal.SIGUSR1)  # the stalled cell goes on
     out, _ = again.communicate(timeout=240)
     assert again.returncode == 0, out[-3000:]
     assert f"reattached to job_id {job}" in out
-    assert _job(cell)["jobs"] == [job]                # nothing submitted twice
+    assert _job(cell)["jobs"] == [job]  # nothing submitted twice
     (run,) = _child_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED" and run.data.tags["jsweep.slurm.job_id"] == job
 
 
-def test_nodes_without_access_to_the_tracking_server_journal_and_the_launcher_logs(tmp_path, tiny_model_dir,
-                                                                                 monkeypatch):
+def test_nodes_without_access_to_the_tracking_server_journal_and_the_launcher_logs(
+    tmp_path, tiny_model_dir, monkeypatch
+):
     from tests.support.servers import PASSWORD, USER, auth_server, password_nowhere
     from tests.support.servers import auth_client as client
     from tests.support.tracking import cell_runs
 
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with auth_server(tmp_path) as uri:
-        proc = run_jsweep([*SLURM, "launcher.tracking_from_nodes=false", "train.max_steps=2",
-                           "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"], tmp_path,
-                          MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=PASSWORD)
+        proc = run_jsweep(
+            [
+                *SLURM,
+                "launcher.tracking_from_nodes=false",
+                "train.max_steps=2",
+                "eval=[llm_jp_eval]",
+                "eval.llm_jp_eval.tasks=[jnli]",
+            ],
+            tmp_path,
+            MLFLOW_TRACKING_URI=uri,
+            MLFLOW_TRACKING_USERNAME=USER,
+            MLFLOW_TRACKING_PASSWORD=PASSWORD,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         assert "journaled tracking call(s) from the login node" in proc.stdout
         (cell,) = _cells(tmp_path)

@@ -48,6 +48,7 @@ def _files_holding(root: Path, needles: list[str]) -> dict[str, list[str]]:
 
 # --------------------------------------------------------------------------- 1. secrets
 
+
 def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_or_log(tmp_path, tiny_model_dir):
     """A credential in the tracking URI's user information, a token under an open section given as a
     raw override (`+experiment.hf_token`), a credential-like key in `model.arch`, and a failing cell
@@ -61,10 +62,20 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
     plain = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _server_up(plain), timeout=90, what="the MLflow server")
-        proc = run_jsweep(["-m", "lr=1e-5,1e-4", f"+experiment.hf_token={token}", f"+model.arch.api_key={arch_key}",
-                           f"tracking.uri={uri}", *TINY], tmp_path, JSWEEP_FAULT="raise@1:lr=1e-05")
+        proc = run_jsweep(
+            [
+                "-m",
+                "lr=1e-5,1e-4",
+                f"+experiment.hf_token={token}",
+                f"+model.arch.api_key={arch_key}",
+                f"tracking.uri={uri}",
+                *TINY,
+            ],
+            tmp_path,
+            JSWEEP_FAULT="raise@1:lr=1e-05",
+        )
         out = proc.stdout + proc.stderr
-        assert proc.returncode == 1, out[-3000:]          # one cell failed on purpose: its log tail is logged
+        assert proc.returncode == 1, out[-3000:]  # one cell failed on purpose: its log tail is logged
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(plain)
@@ -72,8 +83,11 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"], out[-3000:]
         failed = next(r for r in runs if r.info.status == "FAILED")
         assert "injected fault" in failed.data.tags["jsweep.log_tail"]
-        assert runs and all(password not in v and token not in v and arch_key not in v
-                            for r in runs for v in (*r.data.params.values(), *r.data.tags.values()))
+        assert runs and all(
+            password not in v and token not in v and arch_key not in v
+            for r in runs
+            for v in (*r.data.params.values(), *r.data.tags.values())
+        )
         parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
         assert "+experiment.hf_token=***" in parent.data.params["grid"]
         assert "tracking.uri=http://***@127.0.0.1" in parent.data.params["grid"]
@@ -84,7 +98,7 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         stop_server(server)
     cells = cell_dirs(tmp_path)
     log = (cells[0] / "cell.log").read_text() + (cells[1] / "cell.log").read_text()
-    assert "View run" in log and "http://***@127.0.0.1" in log     # MLflow's own line, masked
+    assert "View run" in log and "http://***@127.0.0.1" in log  # MLflow's own line, masked
     multirun = next((tmp_path / "outputs" / "sweeps").glob("*/multirun.yaml")).read_text()
     assert "hf_token=***" in multirun
     leaks = _files_holding(tmp_path, [password, token, arch_key])
@@ -100,8 +114,11 @@ def test_redaction_masks_credentials_but_keeps_token_counts():
     assert redact_text('{"api_key": "zzzz1234", "n": 3}') == '{"api_key": "***", "n": 3}'
     assert redact_text("model.arch.pad_token_id=3 max_new_tokens=8") == "model.arch.pad_token_id=3 max_new_tokens=8"
     assert redact_text("pad_token: <pad> eos_token=</s>") == "pad_token: <pad> eos_token=</s>"
-    cfg = {"model": {"arch": {"pad_token_id": 1, "secret_key": "s3cr3t"}}, "tracking": {"uri": "http://u:p4ss@h"},
-           "metrics": {"train/tokens_per_second": 3.0, "train/token_accuracy": 0.5}}
+    cfg = {
+        "model": {"arch": {"pad_token_id": 1, "secret_key": "s3cr3t"}},
+        "tracking": {"uri": "http://u:p4ss@h"},
+        "metrics": {"train/tokens_per_second": 3.0, "train/token_accuracy": 0.5},
+    }
     clean = redact(cfg)
     assert clean["model"]["arch"] == {"pad_token_id": 1, "secret_key": "***"}
     assert clean["tracking"]["uri"] == "http://***@h" and clean["metrics"] == cfg["metrics"]
@@ -110,6 +127,7 @@ def test_redaction_masks_credentials_but_keeps_token_counts():
 
 
 # --------------------------------------------------------------------------- 2. exclusion
+
 
 def _steps(client, run_id: str, key: str = "train/loss") -> list[int]:
     """Every logged step of a metric, duplicates kept."""
@@ -121,10 +139,9 @@ def _history_steps(cell: Path, key: str = "train/loss") -> list[int]:
     return sorted(r["step"] for r in rows if key in r)
 
 
-def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_path, mlflow_client_for,
-                                                                          tiny_model_dir):
+def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_path, mlflow_client_for, tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=3", "eval=[]"]
-    procs = [popen_jsweep(grid, tmp_path) for _ in range(2)]          # together, on a store that does not exist yet
+    procs = [popen_jsweep(grid, tmp_path) for _ in range(2)]  # together, on a store that does not exist yet
     outs = [p.communicate(timeout=600)[0] for p in procs]
     both = "\n=====\n".join(outs)
     assert "alembic" not in both and "Traceback" not in both, both[-4000:]
@@ -139,36 +156,40 @@ def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_pa
     for cell in cell_dirs(tmp_path):
         assert _history_steps(cell) == [1, 2, 3]
         assert (cell / "cell.log").read_text().count("[jsweep] done") == 1
-    again = run_jsweep(grid, tmp_path)                           # the store is healthy afterwards
+    again = run_jsweep(grid, tmp_path)  # the store is healthy afterwards
     assert again.returncode == 0 and again.stdout.count("skip: already finished") == 2, again.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- 3. crash consistency
 
+
 def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_are_closed(
-        tmp_path, mlflow_client_for, tiny_model_dir):
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
     proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
     wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
     cell = stalled_cell(tmp_path)
     cell_pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(proc.pid, signal.SIGKILL)                        # kill -9 of the launcher alone
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 of the launcher alone
     proc.wait(timeout=30)
-    assert pid_alive(cell_pid)                                  # the cell lives on, in a session of its own
+    assert pid_alive(cell_pid)  # the cell lives on, in a session of its own
     client = mlflow_client_for(tmp_path)
     (run,) = cell_runs(client)
     first_parent = run.data.tags["mlflow.parentRunId"]
 
-    again = run_jsweep(FAST, tmp_path)                       # the orphan holds its cell's lock
+    again = run_jsweep(FAST, tmp_path)  # the orphan holds its cell's lock
     assert again.returncode == 1, again.stdout[-3000:]
     assert "busy: already running in sweep" in again.stdout and "(gone)" in again.stdout, again.stdout[-3000:]
     assert " start " not in again.stdout and " resume " not in again.stdout
-    assert client.get_run(first_parent).info.status == "KILLED"         # the dead launcher's parent run
-    assert client.get_run(run.info.run_id).info.status == "RUNNING"     # its cell still runs
+    assert client.get_run(first_parent).info.status == "KILLED"  # the dead launcher's parent run
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # its cell still runs
     assert len(cell_runs(client)) == 1
 
-    os.kill(cell_pid, signal.SIGUSR1)                        # the orphan goes on, and finishes on its own
+    os.kill(cell_pid, signal.SIGUSR1)  # the orphan goes on, and finishes on its own
     wait_for(lambda: not pid_alive(cell_pid), timeout=300, what="the orphan cell to finish")
-    assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", (cell / "cell.log").read_text()[-3000:]
+    assert json.loads((cell / "status.json").read_text())["status"] == "FINISHED", (cell / "cell.log").read_text()[
+        -3000:
+    ]
     assert "the launcher (pid" in (cell / "cell.log").read_text()
     (done,) = cell_runs(client)
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
@@ -179,12 +200,13 @@ def test_kill_9_of_the_launcher_orphan_cell_is_not_started_twice_and_stale_runs_
 
 
 def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_resumed_in_the_same_run(
-        tmp_path, mlflow_client_for, tiny_model_dir):
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
     proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")
     wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
     cell = stalled_cell(tmp_path)
     cell_pid = json.loads((cell / "status.json").read_text())["pid"]
-    os.kill(proc.pid, signal.SIGKILL)                        # the machine's OOM killer takes both
+    os.kill(proc.pid, signal.SIGKILL)  # the machine's OOM killer takes both
     os.kill(cell_pid, signal.SIGKILL)
     proc.wait(timeout=30)
     wait_for(lambda: not pid_alive(cell_pid), timeout=30, what="the cell to die")
@@ -193,14 +215,14 @@ def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_re
     parent_id = run.data.tags["mlflow.parentRunId"]
     assert run.info.status == "RUNNING" and client.get_run(parent_id).info.status == "RUNNING"
 
-    other = run_jsweep(["lr=3e-4", *TINY], tmp_path)         # any later sweep on the store closes them
+    other = run_jsweep(["lr=3e-4", *TINY], tmp_path)  # any later sweep on the store closes them
     assert other.returncode == 0, other.stdout[-2000:]
     assert "ended without its launcher" in other.stdout
     for run_id in (parent_id, run.info.run_id):
         closed = client.get_run(run_id)
         assert closed.info.status == "KILLED" and closed.data.tags["jsweep.error_class"] == "LauncherDied"
 
-    again = run_jsweep(FAST, tmp_path)                       # and the cell resumes in its own run
+    again = run_jsweep(FAST, tmp_path)  # and the cell resumes in its own run
     assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
     mine = [r for r in cell_runs(client) if r.data.tags["jsweep.cell_id"] == run.data.tags["jsweep.cell_id"]]
     assert [r.info.run_id for r in mine] == [run.info.run_id] and mine[0].info.status == "FINISHED"
@@ -208,7 +230,7 @@ def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_re
 
 
 def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")    # steps 1-3 logged, checkpoint at 2
+    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")  # steps 1-3 logged, checkpoint at 2
     wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
     cell = stalled_cell(tmp_path)
     os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
@@ -218,15 +240,21 @@ def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_m
     client = mlflow_client_for(tmp_path)
     (run,) = cell_runs(client)
     for key in ("train/loss", "train/lr", "train/grad_norm"):
-        assert _steps(client, run.info.run_id, key) == [1, 2, 3, 4, 5, 6], key    # step 3 was re-trained, logged once
+        assert _steps(client, run.info.run_id, key) == [1, 2, 3, 4, 5, 6], key  # step 3 was re-trained, logged once
         assert _history_steps(cell, key) == [1, 2, 3, 4, 5, 6], key
     assert _steps(client, run.info.run_id, "eval/loss").count(6) == 1
 
 
 def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_training_past_max_steps(
-        tmp_path, mlflow_client_for, tiny_model_dir):
-    args = ["train.max_steps=4", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[llm_jp_eval]",
-            "eval.llm_jp_eval.max_num_samples=20"]
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
+    args = [
+        "train.max_steps=4",
+        "train.checkpoint_steps=2",
+        "train.delete_checkpoints=false",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=20",
+    ]
     proc = popen_jsweep(args, tmp_path)
 
     def evaluating() -> Path | None:
@@ -256,7 +284,7 @@ def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_traini
 
 def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, mlflow_client_for, tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", *TINY]
-    proc = run_jsweep(grid, tmp_path, JSWEEP_LAUNCHER_FAULT="enospc@2")   # the disk is full at the second cell
+    proc = run_jsweep(grid, tmp_path, JSWEEP_LAUNCHER_FAULT="enospc@2")  # the disk is full at the second cell
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("jsweep: error:")]
@@ -269,19 +297,25 @@ def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, ml
     again = run_jsweep(grid, tmp_path)
     assert again.returncode == 0, again.stdout[-3000:]
     after = cell_runs(client)
-    assert len(after) == 2 and all(r.info.status == "FINISHED" for r in after)     # the killed run was re-used
+    assert len(after) == 2 and all(r.info.status == "FINISHED" for r in after)  # the killed run was re-used
     assert {r.info.run_id for r in after} == {r.info.run_id for r in runs}
 
 
-def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(tmp_path, mlflow_client_for,
-                                                                              tiny_model_dir):
+def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
     assert run_jsweep(TINY, tmp_path).returncode == 0
     (cell,) = cell_dirs(tmp_path)
     journal = cell / "tracking_journal.jsonl"
     # What an outage followed by a kill mid-write leaves: whole calls around a line cut short.
-    journal.write_text(json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}}) + "\n"
-                       + '{"op": "set_tags", "tags": {"jsweep.no' + "\n"
-                       + json.dumps({"op": "set_tags", "tags": {"jsweep.note2": "after"}}) + "\n")
+    journal.write_text(
+        json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}})
+        + "\n"
+        + '{"op": "set_tags", "tags": {"jsweep.no'
+        + "\n"
+        + json.dumps({"op": "set_tags", "tags": {"jsweep.note2": "after"}})
+        + "\n"
+    )
     again = run_jsweep(TINY, tmp_path)
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
     sync = run_jsweep(["sync"], tmp_path)
@@ -315,15 +349,17 @@ def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client
 
 # --------------------------------------------------------------------------- 4. pre-flight
 
+
 def _bad_files(tmp: Path) -> dict[str, Path]:
     """Broken inputs, each beside a healthy copy of what it breaks."""
     from jsweep.eval.llm_jp_eval.evaluator import FIXTURE_DIR
 
     root = tmp / "bad"
     root.mkdir()
-    latin1 = root / "dolly_latin1.json"             # a dolly record saved as Latin-1
-    latin1.write_bytes('[{"instruction": "caf\xe9", "input": "", "output": "x", "category": "open_qa"}]'
-                       .encode("latin-1"))
+    latin1 = root / "dolly_latin1.json"  # a dolly record saved as Latin-1
+    latin1.write_bytes(
+        '[{"instruction": "caf\xe9", "input": "", "output": "x", "category": "open_qa"}]'.encode("latin-1")
+    )
     deep = root / "dolly_deep.json"
     deep.write_text("[" * 200_000 + "]" * 200_000)
     fifo = root / "dolly_fifo.json"
@@ -342,10 +378,19 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     shutil.copytree(ROOT / "jsweep" / "fixtures" / "eval" / "jglue", jglue)
     jnli = sorted((jglue / "jnli").rglob("valid*.json"))[0]
     lines = jnli.read_text(encoding="utf-8").splitlines()
-    lines[1] = lines[1][: len(lines[1]) // 2]                 # a record cut in the middle
+    lines[1] = lines[1][: len(lines[1]) // 2]  # a record cut in the middle
     jnli.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"latin1": latin1, "deep": deep, "fifo": fifo, "array": array_dir, "task_latin1": latin_dir,
-            "task": task, "task2": task2, "jglue": jglue, "jnli": jnli}
+    return {
+        "latin1": latin1,
+        "deep": deep,
+        "fifo": fifo,
+        "array": array_dir,
+        "task_latin1": latin_dir,
+        "task": task,
+        "task2": task2,
+        "jglue": jglue,
+        "jnli": jnli,
+    }
 
 
 PREFLIGHT = [
@@ -370,8 +415,9 @@ PREFLIGHT = [
 ]
 
 
-@pytest.mark.parametrize("args,message", PREFLIGHT, ids=[a[0].split("=")[0] + "=" + a[0].split("=")[1][:12]
-                                                        for a, _ in PREFLIGHT])
+@pytest.mark.parametrize(
+    "args,message", PREFLIGHT, ids=[a[0].split("=")[0] + "=" + a[0].split("=")[1][:12] for a, _ in PREFLIGHT]
+)
 def test_bad_values_and_files_are_refused_before_any_cell_starts(tmp_path, args, message):
     files = _bad_files(tmp_path) if any("{" in a for a in args) else {}
     args = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
@@ -394,10 +440,20 @@ def test_an_unusable_output_root_is_refused_before_anything_runs(tmp_path):
 
 # --------------------------------------------------------------------------- 5. planning at scale
 
-GRID_CASES = [[], ["lr=1e-3"], ["method.lr=3e-4"], ["model.prompt_format=llmjp"], ["dataset=ichikara", "lr=2e-5"],
-              ["train.max_steps=3", "seed=4"], ["+experiment.note=abc"], ["method.lr=1e-2", "model.prompt_format=llmjp"],
-              ["method=dpo_lora", "dataset=hh_rlhf_ja", "method.beta=0.2"], ["eval=[llm_jp_eval]", "eval.llm_jp_eval.batch_size=4"],
-              ["experiment=jaster_learning_curve", "dataset.n=100"], ["~train.packing"]]
+GRID_CASES = [
+    [],
+    ["lr=1e-3"],
+    ["method.lr=3e-4"],
+    ["model.prompt_format=llmjp"],
+    ["dataset=ichikara", "lr=2e-5"],
+    ["train.max_steps=3", "seed=4"],
+    ["+experiment.note=abc"],
+    ["method.lr=1e-2", "model.prompt_format=llmjp"],
+    ["method=dpo_lora", "dataset=hh_rlhf_ja", "method.beta=0.2"],
+    ["eval=[llm_jp_eval]", "eval.llm_jp_eval.batch_size=4"],
+    ["experiment=jaster_learning_curve", "dataset.n=100"],
+    ["~train.packing"],
+]
 
 
 def test_the_grid_composer_gives_each_cell_the_config_hydra_composes(monkeypatch):

@@ -9,8 +9,14 @@ import pytest
 
 from tests.support.sweeps import run_jsweep
 
-GRID = ["-m", "dataset=dolly,oasst", "lr=1e-5,1e-4", "train.max_steps=3",
-        "eval.llm_jp_eval.tasks=[jnli,jsquad,jsts]", "eval.llm_jp_eval.max_num_samples=4"]
+GRID = [
+    "-m",
+    "dataset=dolly,oasst",
+    "lr=1e-5,1e-4",
+    "train.max_steps=3",
+    "eval.llm_jp_eval.tasks=[jnli,jsquad,jsts]",
+    "eval.llm_jp_eval.max_num_samples=4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +76,16 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         assert name.endswith("eval.llm_jp_eval.tasks=[jnli,jsquad,jsts] eval.llm_jp_eval.max_num_samples=4"), name
         history = client.get_metric_history(child.info.run_id, "train/loss")
         assert len(history) >= 3 and all(h.value > 0 for h in history)
-        for key in ("eval/loss", "train/tokens_per_second", "llm_jp_eval/AVG_partial", "llm_jp_eval/NLI_partial",
-                    "llm_jp_eval/RC", "llm_jp_eval/jnli/exact_match", "llm_jp_eval/jsts/pearson", "llm_jp_eval/STS"):
+        for key in (
+            "eval/loss",
+            "train/tokens_per_second",
+            "llm_jp_eval/AVG_partial",
+            "llm_jp_eval/NLI_partial",
+            "llm_jp_eval/RC",
+            "llm_jp_eval/jnli/exact_match",
+            "llm_jp_eval/jsts/pearson",
+            "llm_jp_eval/STS",
+        ):
             assert key in metrics, key
         # three tasks are not llm-jp-eval's full set: no full AVG and no full NLI under the reference's names
         assert "llm_jp_eval/AVG" not in metrics and "llm_jp_eval/NLI" not in metrics
@@ -80,7 +94,8 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         assert metrics["train/tokens_per_second"] > 0
         # AVG_partial is the mean of the categories present (NLI in part, RC); STS is reported, not averaged.
         assert metrics["llm_jp_eval/AVG_partial"] == pytest.approx(
-            (metrics["llm_jp_eval/NLI_partial"] + metrics["llm_jp_eval/RC"]) / 2)
+            (metrics["llm_jp_eval/NLI_partial"] + metrics["llm_jp_eval/RC"]) / 2
+        )
         files = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.yaml", "cell.log", "llm_jp_eval"} <= files
         tables = {a.path for a in client.list_artifacts(child.info.run_id, "llm_jp_eval/predictions")}
@@ -126,8 +141,9 @@ def test_saved_predictions_rescore_to_the_logged_metrics(sweep):
 
 def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
     # The second cell asks LoRA to adapt a module the model does not have: PEFT raises at run time.
-    proc = run_jsweep(["-m", "method.lora.target_modules=[nope_proj],[q_proj]", "train.max_steps=1",
-                       "eval=[]"], tmp_path)
+    proc = run_jsweep(
+        ["-m", "method.lora.target_modules=[nope_proj],[q_proj]", "train.max_steps=1", "eval=[]"], tmp_path
+    )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "summary (1/2 finished)" in proc.stdout
     assert "FAILED cell 0" in proc.stdout and "cell.log" in proc.stdout
@@ -166,11 +182,14 @@ def test_mission_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
 def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
     from jsweep.compose import list_settings
 
-    assert list_settings(["launcher.gpus=0,1", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]) == \
-        ["launcher.gpus=[0,1]", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]
+    assert list_settings(["launcher.gpus=0,1", "lr=1e-5,1e-4", "launcher.gpus=[2,3]"]) == [
+        "launcher.gpus=[0,1]",
+        "lr=1e-5,1e-4",
+        "launcher.gpus=[2,3]",
+    ]
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 cell(s) planned" in proc.stdout                # not 4: launcher.gpus did not multiply the grid
+    assert "2 cell(s) planned" in proc.stdout  # not 4: launcher.gpus did not multiply the grid
 
 
 def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_client_for):
@@ -180,7 +199,7 @@ def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_c
     assert "## By `dataset`" in text and "## By `lr`" in text
     for name in ("scores.png", "axes.png", "loss.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    for cell in (tmp / "outputs" / "cells").iterdir():       # the loss curves come from each cell's history
+    for cell in (tmp / "outputs" / "cells").iterdir():  # the loss curves come from each cell's history
         steps = [json.loads(l)["step"] for l in (cell / "history.jsonl").read_text().splitlines()]
         assert steps and steps == sorted(steps) and max(steps) == 3
     parents, _ = _runs(mlflow_client_for(tmp))

@@ -11,14 +11,25 @@ import pytest
 
 from tests.support.sweeps import run_jsweep
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                                 reason="needs chromium (apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("chromium") or shutil.which("chromium-browser")),
+        reason="needs chromium (apt-get install chromium)",
+    ),
+]
 
 
 def test_runs_table_and_compare_page_show_axes_and_headline_scores(tmp_path, tiny_model_dir):
-    grid = ["-m", "dataset=dolly,oasst", "lr=1e-5,1e-4", "train.max_steps=1", "eval=[llm_jp_eval]",
-            "eval.llm_jp_eval.max_num_samples=2", "eval.llm_jp_eval.tasks=[jnli,jcommonsenseqa]"]
+    grid = [
+        "-m",
+        "dataset=dolly,oasst",
+        "lr=1e-5,1e-4",
+        "train.max_steps=1",
+        "eval=[llm_jp_eval]",
+        "eval.llm_jp_eval.max_num_samples=2",
+        "eval.llm_jp_eval.tasks=[jnli,jcommonsenseqa]",
+    ]
     proc = run_jsweep(grid, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "viewStateShareKey=" in proc.stdout

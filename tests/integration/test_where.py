@@ -19,23 +19,42 @@ def _cell_runs(client):
 
 # --------------------------------------------------------------------------- default suite (CPU)
 
+
 def test_two_rank_deepspeed_zero2_cell_on_cpu_with_gloo(tmp_path, mlflow_client_for, tiny_model_dir):
     """The smallest real DeepSpeed run: two processes, ZeRO-2, gloo, two steps, no evaluation."""
-    proc = run_jsweep(["distributed=zero2", "method=sft_full", "resources.gpus=2", "resources.cpu_processes=true",
-                       "train.max_steps=2", "train.micro_batch_size=2", "eval=[]", "train.save_model=false",
-                       "train.checkpoint_steps=-1"], tmp_path,
-                      CUDA_VISIBLE_DEVICES="", timeout=600)
+    proc = run_jsweep(
+        [
+            "distributed=zero2",
+            "method=sft_full",
+            "resources.gpus=2",
+            "resources.cpu_processes=true",
+            "train.max_steps=2",
+            "train.micro_batch_size=2",
+            "eval=[]",
+            "train.save_model=false",
+            "train.checkpoint_steps=-1",
+        ],
+        tmp_path,
+        CUDA_VISIBLE_DEVICES="",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     (cell,) = [p for p in (tmp_path / "outputs" / "cells").iterdir() if p.is_dir()]
     ds = json.loads((cell / "deepspeed.json").read_text())
     assert ds["zero_optimization"]["stage"] == 2
-    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (2, 1, 4)
-    assert (cell / "cell.log").read_text().count("x2 (zero2)") == 2          # both ranks trained
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (
+        2,
+        1,
+        4,
+    )
+    assert (cell / "cell.log").read_text().count("x2 (zero2)") == 2  # both ranks trained
     client = mlflow_client_for(tmp_path)
     (run,) = _cell_runs(client)
     assert run.info.status == "FINISHED" and run.data.metrics["train/steps"] == 2
-    assert [m.step for m in sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)] \
-        == [1, 2]                                                              # rank 0 alone logs, each step once
+    assert [m.step for m in sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)] == [
+        1,
+        2,
+    ]  # rank 0 alone logs, each step once
     history = [json.loads(line) for line in (cell / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in history if "train/loss" in r] == [1, 2]
 
@@ -44,11 +63,16 @@ def test_each_cell_gets_its_gpus_and_rendezvous_port_in_its_environment():
     from jsweep.sweep import cell_env
 
     env = cell_env([1, 3], 29507, "sqlite:///x.db", 4)
-    assert (env["CUDA_VISIBLE_DEVICES"], env["MASTER_PORT"], env["MLFLOW_TRACKING_URI"]) == ("1,3", "29507", "sqlite:///x.db")
-    assert cell_env([], 29500, "u", 1)["CUDA_VISIBLE_DEVICES"] == ""           # a CPU cell sees no GPU
+    assert (env["CUDA_VISIBLE_DEVICES"], env["MASTER_PORT"], env["MLFLOW_TRACKING_URI"]) == (
+        "1,3",
+        "29507",
+        "sqlite:///x.db",
+    )
+    assert cell_env([], 29500, "u", 1)["CUDA_VISIBLE_DEVICES"] == ""  # a CPU cell sees no GPU
 
 
 # --------------------------------------------------------------------------- GPU only (make test-gpu)
+
 
 def _cuda() -> int:
     try:
@@ -75,8 +99,9 @@ def test_gpu_discovery_agrees_with_torch(monkeypatch):
     facts = gpu_facts()
     assert [f["index"] for f in facts] == list(range(torch.cuda.device_count()))
     assert [f["name"] for f in facts] == [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    assert [f["compute_cap"] for f in facts] == [float("{}.{}".format(*torch.cuda.get_device_capability(i)))
-                                                 for i in range(torch.cuda.device_count())]
+    assert [f["compute_cap"] for f in facts] == [
+        float("{}.{}".format(*torch.cuda.get_device_capability(i))) for i in range(torch.cuda.device_count())
+    ]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert discover_gpus("auto") == [0]
 
@@ -96,7 +121,10 @@ def test_a_bf16_cell_on_a_gpu_logs_mfu_and_peak_memory(tmp_path, mlflow_client_f
     assert "on GPU 0" in proc.stdout
     (run,) = _cell_runs(mlflow_client_for(tmp_path))
     m = run.data.metrics
-    assert run.info.status == "FINISHED" and 0 < m["gpu/peak_memory_gb"] < torch.cuda.get_device_properties(0).total_memory / 2**30
+    assert (
+        run.info.status == "FINISHED"
+        and 0 < m["gpu/peak_memory_gb"] < torch.cuda.get_device_properties(0).total_memory / 2**30
+    )
     name = torch.cuda.get_device_name(0)
     assert run.data.tags["jsweep.gpu"] == name
     if peak_tflops(name):
@@ -132,7 +160,9 @@ def test_packed_attention_on_fp32_inputs_under_autocast_and_without():
 def test_two_cells_on_two_gpus_each_get_a_gpu_and_a_port_of_their_own(tmp_path, tiny_model_dir):
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]", "launcher.gpus=[0,1]"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    cells = [json.loads((p / "cell.json").read_text()) for p in (tmp_path / "outputs" / "cells").iterdir() if p.is_dir()]
+    cells = [
+        json.loads((p / "cell.json").read_text()) for p in (tmp_path / "outputs" / "cells").iterdir() if p.is_dir()
+    ]
     assert sorted(tuple(c["gpus"]) for c in cells) == [(0,), (1,)]
     assert "on GPU 0" in proc.stdout and "on GPU 1" in proc.stdout
 
@@ -144,8 +174,10 @@ def test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi(tmp_path, monk
     from jsweep.scheduler import Scheduler, discover_gpus
 
     smi = tmp_path / "nvidia-smi"
-    smi.write_text('#!/bin/sh\n[ "$1 $2" = "--query-gpu=index --format=csv,noheader" ] && printf "0\\n1\\n3\\n" '
-                   '|| echo "unexpected: $*" >&2\n')
+    smi.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "--query-gpu=index --format=csv,noheader" ] && printf "0\\n1\\n3\\n" '
+        '|| echo "unexpected: $*" >&2\n'
+    )
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -153,7 +185,7 @@ def test_gpu_discovery_reads_cuda_visible_devices_then_nvidia_smi(tmp_path, monk
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     assert discover_gpus() == [2, 5]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert discover_gpus() == []                                  # hidden on purpose: no GPU
+    assert discover_gpus() == []  # hidden on purpose: no GPU
     assert discover_gpus([1, 2]) == [1, 2] and discover_gpus("0,2") == [0, 2] and discover_gpus(3) == [3]
     sched = Scheduler([])
     assert (sched.cpu_slots, sched.cpu_free, sched.stop_launching, sched.check) == (1, 1, False, None)

@@ -12,8 +12,14 @@ from jsweep import cellstate
 SUMMARY = "summary.json"
 
 
-def write_cell(cell_dir: Path, *, cell: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
-               metrics: dict[str, Any] | None = None, history: list[dict[str, Any]] | None = None) -> Path:
+def write_cell(
+    cell_dir: Path,
+    *,
+    cell: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> Path:
     """Create ``cell_dir`` with whichever of cell.json, status.json, metrics.json and history.jsonl are given."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     for name, obj in ((cellstate.CELL, cell), (cellstate.STATUS, status), (cellstate.METRICS, metrics)):
@@ -24,15 +30,31 @@ def write_cell(cell_dir: Path, *, cell: dict[str, Any] | None = None, status: di
     return cell_dir
 
 
-def summary_row(index: int, cell_id: str, cell_dir: Path, label: str, metrics: dict[str, Any], *,
-                status: str = "FINISHED", **extra: Any) -> dict[str, Any]:
+def summary_row(
+    index: int,
+    cell_id: str,
+    cell_dir: Path,
+    label: str,
+    metrics: dict[str, Any],
+    *,
+    status: str = "FINISHED",
+    **extra: Any,
+) -> dict[str, Any]:
     """One row of a sweep's summary.json (the launcher also writes seconds, run_id, error: pass them in extra)."""
-    return {"index": index, "cell_id": cell_id, "label": label, "status": status, **extra,
-            "log": str(cell_dir / cellstate.LOG), "metrics": metrics}
+    return {
+        "index": index,
+        "cell_id": cell_id,
+        "label": label,
+        "status": status,
+        **extra,
+        "log": str(cell_dir / cellstate.LOG),
+        "metrics": metrics,
+    }
 
 
-def write_summary(sweep_dir: Path, rows: list[dict[str, Any]], *, sweep_id: str = "s1",
-                  parent_run_id: str | None = None) -> Path:
+def write_summary(
+    sweep_dir: Path, rows: list[dict[str, Any]], *, sweep_id: str = "s1", parent_run_id: str | None = None
+) -> Path:
     """A sweep directory with its summary.json, as the launcher writes it at the end of a sweep."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SUMMARY).write_text(json.dumps({"sweep_id": sweep_id, "parent_run_id": parent_run_id, "cells": rows}))

@@ -27,8 +27,8 @@ SENTENCES = ["吾輩は猫である。名前はまだ無い。", "東京は日�
 
 @dataclass
 class Options:
-    sentences: list[str] = field(default_factory=lambda: list(SENTENCES))   # texts to score
-    max_length: int = 64                                                      # tokens per text
+    sentences: list[str] = field(default_factory=lambda: list(SENTENCES))  # texts to score
+    max_length: int = 64  # tokens per text
 
 
 def check(options: dict[str, Any]) -> list[str]:
@@ -61,8 +61,14 @@ class SentenceNll:
             rows.append({"id": i, "text": text, "nll": float(out.loss) * n, "tokens": n})
             total, tokens = total + float(out.loss) * n, tokens + n
         nll = total / max(tokens, 1)
-        log_results(ctx, NAME, {"sentences": rows}, results={"nll": nll, "tokens": tokens},
-                    config={"options": vars(self.opts)}, tags={f"{NAME}.sentences": len(rows)})
+        log_results(
+            ctx,
+            NAME,
+            {"sentences": rows},
+            results={"nll": nll, "tokens": tokens},
+            config={"options": vars(self.opts)},
+            tags={f"{NAME}.sentences": len(rows)},
+        )
         return {f"{NAME}/nll": nll, f"{NAME}/perplexity": math.exp(nll), f"{NAME}/tokens": float(tokens)}
 
 

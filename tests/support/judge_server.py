@@ -24,7 +24,7 @@ class JudgeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):            # quiet
+            def log_message(self, *args):  # quiet
                 pass
 
             def do_POST(self):
@@ -44,19 +44,25 @@ class JudgeServer:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                payload = json.dumps({
-                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model", server.model),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": result}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+                payload = json.dumps(
+                    {
+                        "id": f"chatcmpl-{n}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", server.model),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": result}}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)   # port 0: a free one; or the same again
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # port 0: a free one; or the same again
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -6,5 +6,5 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
-TEST_DATA = TESTS / "data"                        # reference values (tests/data/fidelity/...)
-MALFORMED = TESTS / "fixtures" / "malformed"      # malformed upstream-shaped files
+TEST_DATA = TESTS / "data"  # reference values (tests/data/fidelity/...)
+MALFORMED = TESTS / "fixtures" / "malformed"  # malformed upstream-shaped files

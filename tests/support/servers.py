@@ -26,10 +26,28 @@ def free_port() -> int:
 def tracking_server(tmp: Path, port: int) -> subprocess.Popen:
     """``mlflow server`` on 127.0.0.1:port, its stores under ``tmp``, in its own session."""
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    return subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-                             "--artifacts-destination", str(tmp / "server-artifacts"), "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -45,18 +63,43 @@ def auth_server(tmp: Path):
     """`mlflow server --app-name basic-auth` on a free port; yields its URI (no credentials in it)."""
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install -e '.[dev]')")
     ini = tmp / "basic_auth.ini"
-    ini.write_text("[mlflow]\ndefault_permission = READ\n"
-                   f"database_uri = sqlite:///{tmp / 'auth.db'}\n"
-                   f"admin_username = {USER}\nadmin_password = {PASSWORD}\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp / 'auth.db'}\n"
+        f"admin_username = {USER}\nadmin_password = {PASSWORD}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     port = free_port()
-    env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-               MLFLOW_FLASK_SERVER_SECRET_KEY="jsweep-test-csrf-key")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-                               "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-                               "--artifacts-destination", str(tmp / "server-artifacts"), "--workers", "1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = dict(
+        os.environ,
+        MLFLOW_AUTH_CONFIG_PATH=str(ini),
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_FLASK_SERVER_SECRET_KEY="jsweep-test-csrf-key",
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         t0 = time.monotonic()
@@ -88,8 +131,11 @@ def password_nowhere(tmp: Path, *texts: str) -> list[str]:
     needles = [PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()]
     found = [f"text {i}" for i, t in enumerate(texts) if any(n in t for n in needles)]
     for p in tmp.rglob("*"):
-        if p.is_file() and not p.name.startswith(("auth.db", "server.db", "basic_auth.ini")) \
-                and "server-artifacts" not in p.parts:
+        if (
+            p.is_file()
+            and not p.name.startswith(("auth.db", "server.db", "basic_auth.ini"))
+            and "server-artifacts" not in p.parts
+        ):
             data = p.read_bytes()
             if any(n.encode() in data for n in needles):
                 found.append(str(p))

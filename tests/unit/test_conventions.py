@@ -36,8 +36,11 @@ def _private(name: str) -> bool:
 
 
 def _python_files() -> list[Path]:
-    return sorted(p for p in TESTS.rglob("*.py") if "data" not in p.relative_to(TESTS).parts[:1]
-                  and "fixtures" not in p.relative_to(TESTS).parts[:1])
+    return sorted(
+        p
+        for p in TESTS.rglob("*.py")
+        if "data" not in p.relative_to(TESTS).parts[:1] and "fixtures" not in p.relative_to(TESTS).parts[:1]
+    )
 
 
 def private_jsweep_uses(source: str) -> list[str]:
@@ -68,11 +71,19 @@ def private_jsweep_uses(source: str) -> list[str]:
             if name not in ATTRIBUTE_CALLS or not node.args:
                 continue
             first = node.args[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str) \
-                    and first.value.split(".")[0] == "jsweep" and any(_private(p) for p in first.value.split(".")):
+            if (
+                isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and first.value.split(".")[0] == "jsweep"
+                and any(_private(p) for p in first.value.split("."))
+            ):
                 found.append(f"{node.lineno}: {name}({first.value!r})")
-            elif len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str) \
-                    and _private(node.args[1].value):
+            elif (
+                len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and _private(node.args[1].value)
+            ):
                 base = first
                 while isinstance(base, ast.Attribute):
                     base = base.value
@@ -98,39 +109,54 @@ def helper_imports(source: str) -> list[str]:
 
 
 def test_the_checks_catch_what_they_are_meant_to():
-    bad = ("import jsweep.redaction as R\nfrom jsweep.eval.llm_jp_eval import metrics as M\n"
-           "from jsweep.sweep import _check\nimport jsweep\n"
-           "R._known.discard('x')\nM._pearson([1], [1])\njsweep.sweep._plan()\n"
-           "def test(monkeypatch):\n    monkeypatch.setattr(M, '_cache', {})\n"
-           "    monkeypatch.setattr('jsweep.eval.judge._client', None)\n")
+    bad = (
+        "import jsweep.redaction as R\nfrom jsweep.eval.llm_jp_eval import metrics as M\n"
+        "from jsweep.sweep import _check\nimport jsweep\n"
+        "R._known.discard('x')\nM._pearson([1], [1])\njsweep.sweep._plan()\n"
+        "def test(monkeypatch):\n    monkeypatch.setattr(M, '_cache', {})\n"
+        "    monkeypatch.setattr('jsweep.eval.judge._client', None)\n"
+    )
     assert [line.split(":")[0] for line in private_jsweep_uses(bad)] == ["3", "5", "6", "7", "9", "10"]
-    fine = ("import os\nimport jsweep.identity\nfrom jsweep.redaction import forget\n"
-            "def _own_helper():\n    return 1\n"
-            "def test(monkeypatch, tracker):\n    monkeypatch.setattr(jsweep.identity, '__version__', '9')\n"
-            "    monkeypatch.setenv('JSWEEP_SECRETS', '{}')\n    monkeypatch.setattr(os, '_exit', print)\n"
-            "    monkeypatch.setattr('builtins.__import__', None)\n    tracker._root, _own_helper()\n")
+    fine = (
+        "import os\nimport jsweep.identity\nfrom jsweep.redaction import forget\n"
+        "def _own_helper():\n    return 1\n"
+        "def test(monkeypatch, tracker):\n    monkeypatch.setattr(jsweep.identity, '__version__', '9')\n"
+        "    monkeypatch.setenv('JSWEEP_SECRETS', '{}')\n    monkeypatch.setattr(os, '_exit', print)\n"
+        "    monkeypatch.setattr('builtins.__import__', None)\n    tracker._root, _own_helper()\n"
+    )
     assert private_jsweep_uses(fine) == []
-    assert [f.split(": ")[1] for f in helper_imports(
-        "from conftest import run_jsweep\nfrom tests.conftest import cli_env\nfrom test_resilience import FAST\n"
-        "import tests.integration.test_remote_tracking\nfrom tests.support.sweeps import run_jsweep\n"
-        "from jsweep.eval.llm_jp_eval import metrics\n")] == [
-        "conftest", "tests.conftest", "test_resilience", "tests.integration.test_remote_tracking"]
+    assert [
+        f.split(": ")[1]
+        for f in helper_imports(
+            "from conftest import run_jsweep\nfrom tests.conftest import cli_env\nfrom test_resilience import FAST\n"
+            "import tests.integration.test_remote_tracking\nfrom tests.support.sweeps import run_jsweep\n"
+            "from jsweep.eval.llm_jp_eval import metrics\n"
+        )
+    ] == ["conftest", "tests.conftest", "test_resilience", "tests.integration.test_remote_tracking"]
 
 
 def test_no_test_reaches_a_private_name_of_jsweep():
-    found = {str(p.relative_to(TESTS)): uses for p in _python_files()
-             if (uses := private_jsweep_uses(p.read_text(encoding="utf-8")))}
+    found = {
+        str(p.relative_to(TESTS)): uses
+        for p in _python_files()
+        if (uses := private_jsweep_uses(p.read_text(encoding="utf-8")))
+    }
     assert found == {}
 
 
 def test_helpers_come_from_tests_support_not_from_conftest_or_other_test_modules():
-    found = {str(p.relative_to(TESTS)): uses for p in _python_files()
-             if (uses := helper_imports(p.read_text(encoding="utf-8")))}
+    found = {
+        str(p.relative_to(TESTS)): uses
+        for p in _python_files()
+        if (uses := helper_imports(p.read_text(encoding="utf-8")))
+    }
     assert found == {}
 
 
 def test_test_directories_are_packages_and_test_file_names_are_unique():
     files = _python_files()
-    assert [str(d.relative_to(TESTS)) for d in sorted({p.parent for p in files}) if not (d / "__init__.py").exists()] == []
+    assert [
+        str(d.relative_to(TESTS)) for d in sorted({p.parent for p in files}) if not (d / "__init__.py").exists()
+    ] == []
     names = Counter(p.name for p in files if p.name.startswith("test_"))
     assert [name for name, n in names.items() if n > 1] == []

@@ -23,7 +23,7 @@ def test_a_write_that_fails_keeps_the_previous_content(tmp_path, monkeypatch):
     write_json(path, {"train/loss": 1.0})
 
     def crash(src, dst):
-        raise OSError("disk full")                 # the process dies between writing and renaming
+        raise OSError("disk full")  # the process dies between writing and renaming
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
@@ -44,5 +44,5 @@ def test_state_files_get_the_usual_permissions(tmp_path):
     path = tmp_path / "summary.json"
     write_json(path, {"cells": []})
     plain = tmp_path / "plain.json"
-    plain.write_text("{}")                             # as open() would create it, under this umask
+    plain.write_text("{}")  # as open() would create it, under this umask
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

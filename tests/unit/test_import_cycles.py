@@ -39,11 +39,11 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                     parts = name.split(".") if is_package else name.split(".")[:-1]
                     parts = parts[: len(parts) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
-                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]   # the package runs too
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]  # the package runs too
             else:
                 continue
             for target in targets:
-                while target and target not in modules:     # jsweep.data.load.x -> jsweep.data.load
+                while target and target not in modules:  # jsweep.data.load.x -> jsweep.data.load
                     target = target.rpartition(".")[0]
                 if target and target != name:
                     graph[name].add(target)
@@ -95,10 +95,10 @@ def test_the_cycle_finder_finds_cycles_through_lazy_and_relative_imports(tmp_pat
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("from pkg.sub import b\n")                       # a -> sub.b
-    (pkg / "sub" / "b.py").write_text("def f():\n    from ..c import g\n")      # lazy, relative: b -> c
-    (pkg / "c.py").write_text("import pkg.a\ng = 1\n")                          # c -> a: a cycle of three
-    (pkg / "d.py").write_text("from pkg.a import x\nimport os\n")               # into the cycle, not part of it
+    (pkg / "a.py").write_text("from pkg.sub import b\n")  # a -> sub.b
+    (pkg / "sub" / "b.py").write_text("def f():\n    from ..c import g\n")  # lazy, relative: b -> c
+    (pkg / "c.py").write_text("import pkg.a\ng = 1\n")  # c -> a: a cycle of three
+    (pkg / "d.py").write_text("from pkg.a import x\nimport os\n")  # into the cycle, not part of it
     graph = import_graph(pkg)
     assert graph["pkg.sub.b"] == {"pkg.c"} and graph["pkg.d"] == {"pkg.a"}
     assert graph["pkg.a"] == {"pkg.sub", "pkg.sub.b"}
@@ -112,7 +112,8 @@ def test_jsweep_has_no_import_cycle():
     assert "jsweep.schema" in graph and "jsweep.data.load" in graph
     found = cycles(graph)
     assert not found, "import cycles in jsweep:\n" + "\n".join(
-        f"  {len(c)} modules: {describe(c, graph)}" for c in found)
+        f"  {len(c)} modules: {describe(c, graph)}" for c in found
+    )
 
 
 def test_the_schema_is_the_bottom_layer():
@@ -124,5 +125,18 @@ def test_the_schema_is_the_bottom_layer():
         for dep in graph[todo.pop()] - seen:
             seen.add(dep)
             todo.append(dep)
-    assert not {m for m in seen if m.startswith(("jsweep.data", "jsweep.validate", "jsweep.spec", "jsweep.eval",
-                                                 "jsweep.compose", "jsweep.sweep", "jsweep.job"))}, sorted(seen)
+    assert not {
+        m
+        for m in seen
+        if m.startswith(
+            (
+                "jsweep.data",
+                "jsweep.validate",
+                "jsweep.spec",
+                "jsweep.eval",
+                "jsweep.compose",
+                "jsweep.sweep",
+                "jsweep.job",
+            )
+        )
+    }, sorted(seen)

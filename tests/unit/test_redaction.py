@@ -7,14 +7,52 @@ import json
 
 import pytest
 
-SECRET_KEYS = ["hf_token", "HF_TOKEN", "api_key", "api-key", "apikey", "openai_api_key", "secret", "client_secret",
-               "password", "db_passwd", "passphrase", "credentials", "auth", "authorization", "private_key",
-               "aws_access_key", "cookie", "session_key", "wandb.api_key", "+experiment.hf_token"]
+SECRET_KEYS = [
+    "hf_token",
+    "HF_TOKEN",
+    "api_key",
+    "api-key",
+    "apikey",
+    "openai_api_key",
+    "secret",
+    "client_secret",
+    "password",
+    "db_passwd",
+    "passphrase",
+    "credentials",
+    "auth",
+    "authorization",
+    "private_key",
+    "aws_access_key",
+    "cookie",
+    "session_key",
+    "wandb.api_key",
+    "+experiment.hf_token",
+]
 
 
-NOT_SECRET_KEYS = ["pad_token_id", "eos_token", "bos_token", "max_new_tokens", "train/tokens", "tokens_per_second",
-                   "token_accuracy", "tokenizer", "tokenizer_name", "token_dir", "auth_type", "author", "authors",
-                   "max_toks", "secret_env", "num_tokens", "token_count", "credentials_path", "lr", "seed"]
+NOT_SECRET_KEYS = [
+    "pad_token_id",
+    "eos_token",
+    "bos_token",
+    "max_new_tokens",
+    "train/tokens",
+    "tokens_per_second",
+    "token_accuracy",
+    "tokenizer",
+    "tokenizer_name",
+    "token_dir",
+    "auth_type",
+    "author",
+    "authors",
+    "max_toks",
+    "secret_env",
+    "num_tokens",
+    "token_count",
+    "credentials_path",
+    "lr",
+    "seed",
+]
 
 
 @pytest.mark.parametrize("key", SECRET_KEYS)
@@ -49,7 +87,7 @@ def test_token_shaped_values_are_masked_under_any_key(value):
 def test_a_remembered_secret_is_masked_wherever_it_appears_later():
     import jsweep.redaction as R
 
-    R.remember(["Rmbrd-9876-value", "abc"])            # too short values are not remembered (false positives)
+    R.remember(["Rmbrd-9876-value", "abc"])  # too short values are not remembered (false positives)
     try:
         assert R.redact_text("echo Rmbrd-9876-value; x=Rmbrd-9876-value") == "echo ***; x=***"
         assert R.redact_text("abc abcdef") == "abc abcdef"
@@ -61,25 +99,35 @@ def test_only_the_last_segment_of_a_dotted_key_names_a_credential():
     from jsweep.redaction import is_secret_key
 
     assert is_secret_key("model.arch.hf_token") and is_secret_key("+experiment.api_key") and is_secret_key("~auth")
-    assert not is_secret_key("section.password.lr")              # a section named like a credential: its keys stay
+    assert not is_secret_key("section.password.lr")  # a section named like a credential: its keys stay
     assert not is_secret_key("+pad_token") and not is_secret_key("~eos_token") and not is_secret_key("++bos_token")
 
 
 def test_redact_walks_lists_and_tuples_and_keeps_empty_values():
     from jsweep.redaction import MASK, redact
 
-    cfg = {"a": [{"hf_token": "tok-12345", "n": 1}, "http://u:pw@h/x"], "b": ("plain", {"secret": "s-99999"}),
-           "c": {"hf_token": "", "api_key": None}}
-    assert redact(cfg) == {"a": [{"hf_token": MASK, "n": 1}, "http://***@h/x"], "b": ("plain", {"secret": MASK}),
-                           "c": {"hf_token": "", "api_key": None}}
+    cfg = {
+        "a": [{"hf_token": "tok-12345", "n": 1}, "http://u:pw@h/x"],
+        "b": ("plain", {"secret": "s-99999"}),
+        "c": {"hf_token": "", "api_key": None},
+    }
+    assert redact(cfg) == {
+        "a": [{"hf_token": MASK, "n": 1}, "http://***@h/x"],
+        "b": ("plain", {"secret": MASK}),
+        "c": {"hf_token": "", "api_key": None},
+    }
     assert isinstance(redact(cfg)["b"], tuple)
 
 
 def test_secrets_in_names_every_secret_by_its_path():
     from jsweep.redaction import secrets_in
 
-    cfg = {"a": {"hf_token": "tok-12345", "pad_token_id": 1, "empty_token": "", "none_token": None},
-           "l": ["plain", "http://u:pw@h"], "auth": {"user": "x"}, "n": 3}
+    cfg = {
+        "a": {"hf_token": "tok-12345", "pad_token_id": 1, "empty_token": "", "none_token": None},
+        "l": ["plain", "http://u:pw@h"],
+        "auth": {"user": "x"},
+        "n": 3,
+    }
     assert secrets_in(cfg) == {"a.hf_token": "tok-12345", "l[1]": "http://u:pw@h"}
     assert secrets_in(cfg, keys=False) == {"l[1]": "http://u:pw@h"}
     assert secrets_in({"uri": "http://u:pw@h"}) == {"uri": "http://u:pw@h"}
@@ -91,7 +139,7 @@ def test_remembered_values_from_five_characters_longest_first():
     R.remember(["abcde", "abcd", "Long-secret", "Long-secret-and-more"])
     try:
         assert R.redact_text("abcde abcd") == "*** abcd"
-        assert R.redact_text("x=Long-secret-and-more!") == "x=***!"           # the longer one first, whole
+        assert R.redact_text("x=Long-secret-and-more!") == "x=***!"  # the longer one first, whole
     finally:
         for v in ("abcde", "Long-secret", "Long-secret-and-more"):
             R.forget([v])
@@ -100,7 +148,7 @@ def test_remembered_values_from_five_characters_longest_first():
 def test_remembered_values_are_masked_longest_first_not_in_name_order():
     import jsweep.redaction as R
 
-    R.remember(["zz-secret1", "Azz-secret1"])                  # the shorter one sorts after the longer one
+    R.remember(["zz-secret1", "Azz-secret1"])  # the shorter one sorts after the longer one
     try:
         assert R.redact_text("k Azz-secret1 zz-secret1") == "k *** ***"
     finally:
@@ -126,10 +174,15 @@ def test_secrets_handed_to_a_cell_are_remembered_and_the_console_is_redacted(mon
         assert R.redact_text("a PWenv777 b TOKenv8888") == "a *** b ***"
         sink = io.StringIO()
         stream = R.RedactingStream(sink)
-        assert stream.write("View run at http://user:PWenv777@host/#/1\n") == len("View run at http://user:PWenv777@host/#/1\n")
+        assert stream.write("View run at http://user:PWenv777@host/#/1\n") == len(
+            "View run at http://user:PWenv777@host/#/1\n"
+        )
         assert sink.getvalue() == "View run at ***/#/1\n" and stream.getvalue() == sink.getvalue()
         assert R.secret_values({"u": "http://user:PWenv777@host", "o": "+x.hf_token=TOKenv8888 lr=1"}) == [
-            "user:PWenv777", "PWenv777", "TOKenv8888"]
+            "user:PWenv777",
+            "PWenv777",
+            "TOKenv8888",
+        ]
     finally:
         R.forget({"user:PWenv777", "PWenv777", "TOKenv8888", "http://user:PWenv777@host"})
     monkeypatch.setenv(R.ENV, "not json")

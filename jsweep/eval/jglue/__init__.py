@@ -18,12 +18,20 @@ EVALUATOR = Declaration(
     headlines=(Headline("jglue/AVG", higher_is_better=True, scale="0-1"),),
     check="jsweep.eval.jglue.evaluator:check",
     files="jsweep.eval.jglue.checks:check_files",
-    data_hint=("eval.jglue.data_dir",
-               "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
-               "(or eval.jglue.hub=true to fetch it online)"),
+    data_hint=(
+        "eval.jglue.data_dir",
+        "git clone https://github.com/yahoojapan/JGLUE, then eval.jglue.data_dir=JGLUE/datasets "
+        "(or eval.jglue.hub=true to fetch it online)",
+    ),
     interval="jsweep.eval.jglue.checks:stderr_interval",
     interval_basis="harness stderr",
     task_metrics="jsweep.eval.jglue.checks:task_metrics",
-    numbers={"limit": (1, (None,)), "batch_size": (1, ("auto",)), "fewshot_seed": (0, ()),
-             "jsquad_max_gen_toks": (1, (None,)), "max_length": (1, (None,)), "num_fewshot.*": (0, ())},
+    numbers={
+        "limit": (1, (None,)),
+        "batch_size": (1, ("auto",)),
+        "fewshot_seed": (0, ()),
+        "jsquad_max_gen_toks": (1, (None,)),
+        "max_length": (1, (None,)),
+        "num_fewshot.*": (0, ()),
+    },
 )

@@ -25,7 +25,7 @@ def check_files(options: dict[str, Any]) -> list[str]:
         for f in (files.valid, files.train):
             if f is None:
                 continue
-            if (problem := _text_problem(Path(f))):
+            if problem := _text_problem(Path(f)):
                 problems.append(f"{problem}")
                 continue
             try:

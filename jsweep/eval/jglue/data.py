@@ -51,8 +51,12 @@ HUB_CONFIG = {"jcommonsenseqa": "JCommonsenseQA", "jnli": "JNLI", "jsquad": "JSQ
 
 # Directory names tried under data_dir: the fixture layout (<task>/), the JGLUE repo's
 # datasets/<task>-v1.x/ and, for MARC-ja, its hyphenated spelling.
-_DIR_NAMES = {"jcommonsenseqa": ("jcommonsenseqa",), "jnli": ("jnli",), "jsquad": ("jsquad",),
-              "marc_ja": ("marc_ja", "marc-ja")}
+_DIR_NAMES = {
+    "jcommonsenseqa": ("jcommonsenseqa",),
+    "jnli": ("jnli",),
+    "jsquad": ("jsquad",),
+    "marc_ja": ("marc_ja", "marc-ja"),
+}
 _SPLIT_PREFIX = {"valid": ("valid", "validation", "dev"), "train": ("train",)}
 _SUFFIXES = (".json", ".jsonl", ".parquet")
 _VERSION = re.compile(r"-v(\d+(?:\.\d+)*)$")
@@ -65,7 +69,7 @@ class TaskFiles:
     task: str
     valid: Path | None = None
     train: Path | None = None
-    disk: Path | None = None          # a hub dataset saved with save_to_disk (splits train / validation)
+    disk: Path | None = None  # a hub dataset saved with save_to_disk (splits train / validation)
 
     def describe(self) -> dict[str, str | None]:
         if self.disk:
@@ -74,6 +78,7 @@ class TaskFiles:
 
 
 # --------------------------------------------------------------------------- finding files
+
 
 def _version_key(path: Path) -> tuple:
     m = _VERSION.search(path.name if path.is_dir() else path.stem)
@@ -85,8 +90,11 @@ def _split_file(directory: Path, split: str) -> Path | None:
     found = []
     for prefix in _SPLIT_PREFIX[split]:
         for path in directory.glob(f"{prefix}*"):
-            if path.is_file() and path.suffix in _SUFFIXES and (path.stem == prefix or (_VERSION.search(path.stem)
-                                                                and path.stem.split("-v")[0] == prefix)):
+            if (
+                path.is_file()
+                and path.suffix in _SUFFIXES
+                and (path.stem == prefix or (_VERSION.search(path.stem) and path.stem.split("-v")[0] == prefix))
+            ):
                 found.append(path)
     return max(found, key=lambda p: (_version_key(p), p.suffix == ".json", p.name)) if found else None
 
@@ -128,8 +136,9 @@ def find_task_files(task: str, data_dir: str | Path | None = None, override: Any
             train = Path(str(override["train"])).expanduser() if override.get("train") else None
             for split, path in (("valid", valid), ("train", train)):
                 if path is not None and not path.is_file():
-                    raise DataError(f"JGLUE {task} {split} file not found (set by paths.{task}.{split})",
-                                    file=str(path))
+                    raise DataError(
+                        f"JGLUE {task} {split} file not found (set by paths.{task}.{split})", file=str(path)
+                    )
             return TaskFiles(task, valid=valid, train=train)
         path = Path(str(override)).expanduser()
         if path.is_file():
@@ -138,8 +147,11 @@ def find_task_files(task: str, data_dir: str | Path | None = None, override: Any
             found = _from_directory(task, path)
             if found:
                 return found
-            raise DataError(f"no JGLUE {task} valid file in this directory (set by paths.{task}); expected "
-                            f"valid-v1.3.json, valid.json, valid.jsonl or a save_to_disk copy", file=str(path))
+            raise DataError(
+                f"no JGLUE {task} valid file in this directory (set by paths.{task}); expected "
+                f"valid-v1.3.json, valid.json, valid.jsonl or a save_to_disk copy",
+                file=str(path),
+            )
         raise DataError(f"JGLUE {task} data not found (set by paths.{task})", file=str(path))
 
     root = Path(str(data_dir)).expanduser() if data_dir else FIXTURE_DIR
@@ -148,14 +160,21 @@ def find_task_files(task: str, data_dir: str | Path | None = None, override: Any
             found = _from_directory(task, directory)
             if found:
                 return found
-    hint = (" MARC-ja is not distributed with JGLUE: build it with JGLUE's preprocess/marc-ja scripts "
-            "(jsweep never downloads it), or leave it out of eval.jglue.tasks." if task == "marc_ja" else "")
-    raise DataError(f"JGLUE {task} file not found (also looked for {task}-v1.*/valid-v*.json, valid.json(l) and "
-                    f"save_to_disk copies under {root}); set eval.jglue.data_dir or eval.jglue.paths.{task}.{hint}",
-                    file=_expected(task, root))
+    hint = (
+        " MARC-ja is not distributed with JGLUE: build it with JGLUE's preprocess/marc-ja scripts "
+        "(jsweep never downloads it), or leave it out of eval.jglue.tasks."
+        if task == "marc_ja"
+        else ""
+    )
+    raise DataError(
+        f"JGLUE {task} file not found (also looked for {task}-v1.*/valid-v*.json, valid.json(l) and "
+        f"save_to_disk copies under {root}); set eval.jglue.data_dir or eval.jglue.paths.{task}.{hint}",
+        file=_expected(task, root),
+    )
 
 
 # --------------------------------------------------------------------------- reading and converting
+
 
 def _read_json_records(path: Path) -> tuple[list[Any], bool]:
     """Records of a JSON lines file, a JSON array, or a single JSON object (one record).
@@ -211,8 +230,12 @@ def _label(rec: Mapping[str, Any], names: tuple[str, ...], path: Path, where: st
         idx = int(value)
         if 0 <= idx < len(names):
             return idx
-    raise DataError(f"label {value!r} is not one of {', '.join(names)} (or their indices 0-{len(names) - 1})",
-                    file=str(path), record=where, field="label")
+    raise DataError(
+        f"label {value!r} is not one of {', '.join(names)} (or their indices 0-{len(names) - 1})",
+        file=str(path),
+        record=where,
+        field="label",
+    )
 
 
 def _jcommonsenseqa_row(rec: Mapping[str, Any], path: Path, where: str | int, index: int) -> dict[str, Any]:
@@ -225,21 +248,29 @@ def _jcommonsenseqa_row(rec: Mapping[str, Any], path: Path, where: str | int, in
     except ValueError:
         label = -1
     if not 0 <= label < 5:
-        raise DataError(f"label {rec['label']!r} is not a choice index 0-4", file=str(path), record=where,
-                        field="label")
+        raise DataError(
+            f"label {rec['label']!r} is not a choice index 0-4", file=str(path), record=where, field="label"
+        )
     row["label"] = label
     return row
 
 
 def _jnli_row(rec: Mapping[str, Any], path: Path, where: str | int, index: int) -> dict[str, Any]:
-    return {"sentence_pair_id": str(rec.get("sentence_pair_id", index)), "yjcaptions_id": str(rec.get("yjcaptions_id", "")),
-            "sentence1": _need(rec, "sentence1", str, path, where), "sentence2": _need(rec, "sentence2", str, path, where),
-            "label": _label(rec, JNLI_LABELS, path, where)}
+    return {
+        "sentence_pair_id": str(rec.get("sentence_pair_id", index)),
+        "yjcaptions_id": str(rec.get("yjcaptions_id", "")),
+        "sentence1": _need(rec, "sentence1", str, path, where),
+        "sentence2": _need(rec, "sentence2", str, path, where),
+        "label": _label(rec, JNLI_LABELS, path, where),
+    }
 
 
 def _marc_ja_row(rec: Mapping[str, Any], path: Path, where: str | int, index: int) -> dict[str, Any]:
-    return {"sentence": _need(rec, "sentence", str, path, where), "label": _label(rec, MARC_JA_LABELS, path, where),
-            "review_id": str(rec.get("review_id", index))}
+    return {
+        "sentence": _need(rec, "sentence", str, path, where),
+        "label": _label(rec, MARC_JA_LABELS, path, where),
+        "review_id": str(rec.get("review_id", index)),
+    }
 
 
 def _answers(value: Any, path: Path, where: str | int) -> dict[str, list]:
@@ -261,16 +292,23 @@ def _answers(value: Any, path: Path, where: str | int) -> dict[str, list]:
 
 
 def _jsquad_row(rec: Mapping[str, Any], path: Path, where: str | int, index: int) -> dict[str, Any]:
-    return {"id": str(rec.get("id", index)), "title": str(rec.get("title", "")),
-            "context": _need(rec, "context", str, path, where), "question": _need(rec, "question", str, path, where),
-            "answers": _answers(rec.get("answers"), path, where), "is_impossible": bool(rec.get("is_impossible", False))}
+    return {
+        "id": str(rec.get("id", index)),
+        "title": str(rec.get("title", "")),
+        "context": _need(rec, "context", str, path, where),
+        "question": _need(rec, "question", str, path, where),
+        "answers": _answers(rec.get("answers"), path, where),
+        "is_impossible": bool(rec.get("is_impossible", False)),
+    }
 
 
 def flatten_jsquad(obj: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
     """JGLUE's nested JSQuAD file -> one hub row per question (id, title, context, question, answers, is_impossible)."""
     data = obj.get("data")
     if not isinstance(data, list):
-        raise DataError("expected the JSQuAD layout {version, data: [{title, paragraphs}]}", file=str(path), field="data")
+        raise DataError(
+            "expected the JSQuAD layout {version, data: [{title, paragraphs}]}", file=str(path), field="data"
+        )
     rows = []
     for a, article in enumerate(data):
         title = article.get("title", "") if isinstance(article, Mapping) else None
@@ -288,10 +326,16 @@ def flatten_jsquad(obj: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
                 qwhere = f"{where}.qas[{q}]"
                 if not isinstance(qa, Mapping):
                     raise DataError("expected an object", file=str(path), record=qwhere)
-                rows.append({"id": str(_need(qa, "id", (str, int), path, qwhere)), "title": str(title),
-                             "context": para["context"], "question": _need(qa, "question", str, path, qwhere),
-                             "answers": _answers(qa.get("answers"), path, qwhere),
-                             "is_impossible": bool(qa.get("is_impossible", False))})
+                rows.append(
+                    {
+                        "id": str(_need(qa, "id", (str, int), path, qwhere)),
+                        "title": str(title),
+                        "context": para["context"],
+                        "question": _need(qa, "question", str, path, qwhere),
+                        "answers": _answers(qa.get("answers"), path, qwhere),
+                        "is_impossible": bool(qa.get("is_impossible", False)),
+                    }
+                )
     return rows
 
 

@@ -52,7 +52,7 @@ class Settings:
     config's converter (jsweep.eval.options); :func:`parse_options` then checks values and resolves them."""
 
     tasks: list[str] | str | None = field(default_factory=lambda: ["jcommonsenseqa", "jnli", "jsquad"])
-    marc_ja: bool | str | None = "auto"                 # auto | true | false
+    marc_ja: bool | str | None = "auto"  # auto | true | false
     prompt_style: str = "jp_stable"
     prompt_versions: dict[str, Any] | str | float | None = field(default_factory=lambda: dict(DEFAULT_VERSIONS))
     num_fewshot: dict[str, Any] | int | None = field(default_factory=lambda: dict(DEFAULT_FEWSHOT))
@@ -65,7 +65,7 @@ class Settings:
     jsquad_max_gen_toks: int | None = None
     max_length: int | None = None
     jnli_version: str = "1.1"
-    generation: str = "engine"                                   # engine | harness: who decodes JSQuAD
+    generation: str = "engine"  # engine | harness: who decodes JSQuAD
 
 
 DEFAULTS: dict[str, Any] = defaults(Settings)
@@ -73,10 +73,11 @@ DEFAULTS: dict[str, Any] = defaults(Settings)
 
 # --------------------------------------------------------------------------- options (pure Python)
 
+
 @dataclass
 class Options:
     tasks: list[str]
-    marc_ja: str                              # auto | on | off
+    marc_ja: str  # auto | on | off
     prompt_style: str
     prompt_versions: dict[str, str]
     num_fewshot: dict[str, int]
@@ -104,7 +105,7 @@ def _per_task(name: str, value: Any, default: Mapping[str, Any], convert) -> dic
     elif value is None:
         items = ()
     else:
-        items = ((t, value) for t in TASKS)         # one value for every task
+        items = ((t, value) for t in TASKS)  # one value for every task
     for task, v in items:
         try:
             out[task] = convert(v)
@@ -140,7 +141,9 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
             raise ConfigError(f"unknown JGLUE task '{t}' in eval.jglue.tasks (choose from: {', '.join(TASKS)})")
     tasks = list(dict.fromkeys(tasks))
     marc = o["marc_ja"]
-    marc = {True: "on", False: "off", None: "off"}.get(marc, marc) if isinstance(marc, (bool, type(None))) else str(marc)
+    marc = (
+        {True: "on", False: "off", None: "off"}.get(marc, marc) if isinstance(marc, (bool, type(None))) else str(marc)
+    )
     if marc not in ("auto", "on", "off"):
         raise ConfigError(f"eval.jglue.marc_ja must be auto, true or false, got {o['marc_ja']!r}")
     if "marc_ja" in tasks:
@@ -171,7 +174,9 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
 
     jnli_version = o["jnli_version"]
     if jnli_version not in JNLI_VERSIONS:
-        raise ConfigError(f"eval.jglue.jnli_version must be one of {', '.join(JNLI_VERSIONS)}, got {o['jnli_version']!r}")
+        raise ConfigError(
+            f"eval.jglue.jnli_version must be one of {', '.join(JNLI_VERSIONS)}, got {o['jnli_version']!r}"
+        )
     if o["generation"] not in ("harness", "engine"):
         raise ConfigError(f"eval.jglue.generation must be harness or engine, got {o['generation']!r}")
     if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
@@ -181,18 +186,34 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
 
         missing = [m for m in JP_STABLE_PACKAGES if importlib.util.find_spec(m) is None]
         if missing:
-            raise ConfigError(f"eval.jglue: JSQuAD in the jp_stable style is scored as JP-Stable scores it, which needs "
-                              f"{', '.join(missing)}: pip install 'jsweep[eval]' (or neologdn emoji fugashi unidic-lite)")
-    return Options(tasks=tasks, marc_ja=marc, prompt_style=o["prompt_style"], prompt_versions=versions,
-                   num_fewshot=shots, limit=limit, batch_size=bs, data_dir=o["data_dir"], paths=paths,
-                   hub=bool(o["hub"]), fewshot_seed=o["fewshot_seed"], jsquad_max_gen_toks=o["jsquad_max_gen_toks"],
-                   max_length=o["max_length"], jnli_version=jnli_version, generation=o["generation"], raw={**DEFAULTS, **options})
+            raise ConfigError(
+                f"eval.jglue: JSQuAD in the jp_stable style is scored as JP-Stable scores it, which needs "
+                f"{', '.join(missing)}: pip install 'jsweep[eval]' (or neologdn emoji fugashi unidic-lite)"
+            )
+    return Options(
+        tasks=tasks,
+        marc_ja=marc,
+        prompt_style=o["prompt_style"],
+        prompt_versions=versions,
+        num_fewshot=shots,
+        limit=limit,
+        batch_size=bs,
+        data_dir=o["data_dir"],
+        paths=paths,
+        hub=bool(o["hub"]),
+        fewshot_seed=o["fewshot_seed"],
+        jsquad_max_gen_toks=o["jsquad_max_gen_toks"],
+        max_length=o["max_length"],
+        jnli_version=jnli_version,
+        generation=o["generation"],
+        raw={**DEFAULTS, **options},
+    )
 
 
 @dataclass
 class PlannedTask:
     task: str
-    files: TaskFiles | None                   # None = the hub dataset
+    files: TaskFiles | None  # None = the hub dataset
     num_fewshot: int
     prompt_version: str | None
 
@@ -211,7 +232,7 @@ class PlannedTask:
         if self.files is None:
             return "hub"
         where = self.files.disk or self.files.valid
-        assert where is not None                # a TaskFiles has its save_to_disk directory or its valid file
+        assert where is not None  # a TaskFiles has its save_to_disk directory or its valid file
         try:
             return f"fixtures/{Path(where).relative_to(FIXTURE_DIR)}"
         except ValueError:
@@ -235,13 +256,17 @@ def plan_tasks(opts: Options) -> tuple[list[PlannedTask], list[str]]:
                 if optional:
                     notes.append("marc_ja skipped: hub: true and jsweep never downloads MARC-ja (set paths.marc_ja)")
                     continue
-                raise ConfigError("eval.jglue: jsweep never downloads MARC-ja; supply its files with "
-                                  "eval.jglue.paths.marc_ja (or data_dir), or drop it from tasks")
+                raise ConfigError(
+                    "eval.jglue: jsweep never downloads MARC-ja; supply its files with "
+                    "eval.jglue.paths.marc_ja (or data_dir), or drop it from tasks"
+                )
             planned.append(PlannedTask(task, None, opts.num_fewshot[task], version))
             continue
         if optional and not override and opts.data_dir is None and not fixtures_only:
-            notes.append("marc_ja skipped: the other tasks read your files, MARC-ja would come from the shipped "
-                         "fixtures (set paths.marc_ja or marc_ja: true)")
+            notes.append(
+                "marc_ja skipped: the other tasks read your files, MARC-ja would come from the shipped "
+                "fixtures (set paths.marc_ja or marc_ja: true)"
+            )
             continue
         try:
             files = find_task_files(task, opts.data_dir, override)
@@ -288,6 +313,7 @@ def harness_metrics(results: Mapping[str, Any], names: Mapping[str, str], prefix
 
 # --------------------------------------------------------------------------- running the harness
 
+
 @contextmanager
 def harness_output(log_file: Path) -> Iterator[None]:
     """Send the harness's logging, warnings and progress bars (stderr) to ``log_file``, not the console."""
@@ -295,8 +321,9 @@ def harness_output(log_file: Path) -> Iterator[None]:
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     names = ("lm_eval", "datasets", "transformers", "accelerate")
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate, logging.getLogger(n).level)
-             for n in names}
+    saved = {
+        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate, logging.getLogger(n).level) for n in names
+    }
     with open(log_file, "a", encoding="utf-8") as fh:
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
@@ -330,16 +357,24 @@ def _sample_rows(task: str, harness_task: Any, samples: list[dict[str, Any]]) ->
         if task == "jsquad":
             pred = s["filtered_resps"][0] if s["filtered_resps"] else ""
             raw = s["resps"][0][0] if s["resps"] and s["resps"][0] else ""
-            row.update(answers=list(doc["answers"]["text"]), prediction=pred, raw=raw,
-                       **{m: float(s[m]) for m in ("exact_match", "f1", "char_f1") if m in s})
+            row.update(
+                answers=list(doc["answers"]["text"]),
+                prediction=pred,
+                raw=raw,
+                **{m: float(s[m]) for m in ("exact_match", "f1", "char_f1") if m in s},
+            )
         else:
             choices = list(harness_task.doc_to_choice(doc))
             lls = [float(r[0]) for r in s["filtered_resps"]]
             best = max(range(len(lls)), key=lls.__getitem__) if lls else -1
             gold = s["target"]
-            row.update(choices=choices, gold=choices[gold] if isinstance(gold, int) and 0 <= gold < len(choices) else str(gold),
-                       prediction=choices[best] if best >= 0 else "", acc=float(s.get("acc", 0.0)),
-                       loglikelihoods=[round(x, 4) for x in lls])
+            row.update(
+                choices=choices,
+                gold=choices[gold] if isinstance(gold, int) and 0 <= gold < len(choices) else str(gold),
+                prediction=choices[best] if best >= 0 else "",
+                acc=float(s.get("acc", 0.0)),
+                loglikelihoods=[round(x, 4) for x in lls],
+            )
         rows.append(row)
     return rows
 
@@ -353,7 +388,9 @@ class JGlueEval:
         self.opts = parse_options(options)
 
     # Build the harness tasks (data read here); returns {harness name: task}, {harness name: JGLUE task}, info.
-    def build_tasks(self, tokenizer: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], list[str]]:
+    def build_tasks(
+        self, tokenizer: Any
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], list[str]]:
         from jsweep.eval.jglue import harness as H
 
         planned, notes = plan_tasks(self.opts)
@@ -365,11 +402,18 @@ class JGlueEval:
                 pool, need = (len(splits["train"]), k) if "train" in splits else (len(splits["validation"]), k + 1)
                 if pool < need:
                     where = p.files.train if "train" in splits else p.files.valid
-                    raise DataError(f"{p.task}: {k}-shot needs {need} examples to draw from, the file has {pool}; "
-                                    f"lower eval.jglue.num_fewshot.{p.task}", file=str(where or p.files.disk))
-            cfg = H.with_data(H.prompt_config(p.task, self.opts.prompt_style, p.prompt_version, self.opts.jnli_version),
-                              p.task, splits, k)
-            budget: Any = None                  # JSQuAD generation cap: int, per-doc function, or harness default
+                    raise DataError(
+                        f"{p.task}: {k}-shot needs {need} examples to draw from, the file has {pool}; "
+                        f"lower eval.jglue.num_fewshot.{p.task}",
+                        file=str(where or p.files.disk),
+                    )
+            cfg = H.with_data(
+                H.prompt_config(p.task, self.opts.prompt_style, p.prompt_version, self.opts.jnli_version),
+                p.task,
+                splits,
+                k,
+            )
+            budget: Any = None  # JSQuAD generation cap: int, per-doc function, or harness default
             if p.task == "jsquad":
                 budget = self.opts.jsquad_max_gen_toks
                 if budget is None and self.opts.prompt_style == "jp_stable":
@@ -380,28 +424,43 @@ class JGlueEval:
             except Exception as exc:  # a hub load failure becomes a one-line data error
                 if p.files is not None:
                     raise
-                raise DataError(f"hub dataset {cfg.get('dataset_path')} ({cfg.get('dataset_name')}) could not be "
-                                f"loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}); "
-                                f"offline runs need local files: set eval.jglue.data_dir and hub: false") from exc
+                raise DataError(
+                    f"hub dataset {cfg.get('dataset_path')} ({cfg.get('dataset_name')}) could not be "
+                    f"loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}); "
+                    f"offline runs need local files: set eval.jglue.data_dir and hub: false"
+                ) from exc
             names[name] = p.task
-            info[p.task] = {"prompt_style": self.opts.prompt_style, "prompt_version": p.prompt_version,
-                            "num_fewshot": k, "fewshot_split": cfg.get("fewshot_split") if k > 0 else None,
-                            "data": p.source, "data_label": p.source_label,
-                            "n_valid": len(splits["validation"]) if splits else None,
-                            "n_train": len(splits["train"]) if splits and "train" in splits else None}
+            info[p.task] = {
+                "prompt_style": self.opts.prompt_style,
+                "prompt_version": p.prompt_version,
+                "num_fewshot": k,
+                "fewshot_split": cfg.get("fewshot_split") if k > 0 else None,
+                "data": p.source,
+                "data_label": p.source_label,
+                "n_valid": len(splits["validation"]) if splits else None,
+                "n_train": len(splits["train"]) if splits and "train" in splits else None,
+            }
             if p.task == "jnli" and self.opts.prompt_style == "jp_stable":
                 info[p.task]["jnli_version"] = self.opts.jnli_version
                 info[p.task]["jp_stable_task"] = cfg["metadata"]["jp_stable_task"]
             if p.task == "jsquad":
                 info[p.task]["scoring"] = (
-                    "JP-Stable jasquad: exact_match (headline) and MeCab-word f1, best over the golds; "
-                    "JGLUE char_f1" if self.opts.prompt_style == "jp_stable" else
-                    "harness japanese_leaderboard: exact_match against the first gold answer, whitespace removed")
-                info[p.task]["max_gen_toks"] = (budget if isinstance(budget, int) else "harness default (256)"
-                                                if budget is None else "longest gold answer in tokens (JP-Stable)")
+                    "JP-Stable jasquad: exact_match (headline) and MeCab-word f1, best over the golds; JGLUE char_f1"
+                    if self.opts.prompt_style == "jp_stable"
+                    else "harness japanese_leaderboard: exact_match against the first gold answer, whitespace removed"
+                )
+                info[p.task]["max_gen_toks"] = (
+                    budget
+                    if isinstance(budget, int)
+                    else "harness default (256)"
+                    if budget is None
+                    else "longest gold answer in tokens (JP-Stable)"
+                )
             if splits is not None and "train" not in splits and k > 0:
-                notes.append(f"{p.task}: no train file, few-shot examples drawn from the scored split "
-                             f"(the scored document excluded)")
+                notes.append(
+                    f"{p.task}: no train file, few-shot examples drawn from the scored split "
+                    f"(the scored document excluded)"
+                )
         return tasks, names, info, notes
 
     def evaluate(self, ctx: Any, model: Any, tokenizer: Any) -> dict[str, float]:
@@ -422,21 +481,24 @@ class JGlueEval:
                     t = names[name]
                     n = len(task.eval_docs)
                     n = min(n, self.opts.limit) if self.opts.limit else n
-                    _say(f"{t}: {n} docs, {info[t]['num_fewshot']}-shot, {self.opts.prompt_style}"
-                         f"{' ' + info[t]['prompt_version'] if info[t]['prompt_version'] else ''}, data {info[t]['data_label']}")
+                    _say(
+                        f"{t}: {n} docs, {info[t]['num_fewshot']}-shot, {self.opts.prompt_style}"
+                        f"{' ' + info[t]['prompt_version'] if info[t]['prompt_version'] else ''}, data {info[t]['data_label']}"
+                    )
                     info[t]["n_scored"] = n
                 bs = self.opts.batch_size
                 if isinstance(bs, str) and bs.startswith("auto") and next(model.parameters()).device.type != "cuda":
-                    bs = 8                      # the harness's auto search is for GPU memory; a CPU takes 8
+                    bs = 8  # the harness's auto search is for GPU memory; a CPU takes 8
                 hflm_args: dict[str, Any] = {"batch_size": bs}
                 if isinstance(bs, str) and bs.startswith("auto"):
-                    hflm_args["max_batch_size"] = 512      # the harness's auto search starts here (its default: 64)
+                    hflm_args["max_batch_size"] = 512  # the harness's auto search starts here (its default: 64)
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
                 lm = harness_lm(model.eval(), tokenizer, self.opts.generation, **hflm_args)
                 with cached_templates():
-                    out = lm_evaluate(lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0,
-                                      log_samples=True)
+                    out = lm_evaluate(
+                        lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0, log_samples=True
+                    )
                 version = H.harness_version()
                 configs = {names[n]: H.dump_config(t) for n, t in tasks.items()}
         finally:
@@ -448,35 +510,71 @@ class JGlueEval:
         rows = {names[n]: _sample_rows(names[n], tasks[n], out.get("samples", {}).get(n, [])) for n in tasks}
         seconds = time.monotonic() - t0
         for t in info:
-            scores = ", ".join(f"{k.rsplit('/', 1)[1]}={v:.4f}" for k, v in metrics.items() if k.startswith(f"{PREFIX}/{t}/"))
+            scores = ", ".join(
+                f"{k.rsplit('/', 1)[1]}={v:.4f}" for k, v in metrics.items() if k.startswith(f"{PREFIX}/{t}/")
+            )
             _say(f"{t}: {scores}")
         if f"{PREFIX}/AVG" in metrics:
             _say(f"AVG={metrics[f'{PREFIX}/AVG']:.4f} over {', '.join(info)} ({seconds:.1f}s)")
         self._log(ctx, metrics, rows, info, configs, version, notes, seconds)
         return metrics
 
-    def _log(self, ctx: Any, metrics: dict[str, float], rows: dict[str, list[dict[str, Any]]],
-             info: dict[str, dict[str, Any]], configs: dict[str, Any], version: str, notes: list[str],
-             seconds: float) -> None:
-        summary = {"harness": "lm-evaluation-harness", "harness_version": version,
-                   "prompt_style": self.opts.prompt_style, "metrics": metrics,
-                   "main_metric": {t: MAIN_METRIC[t] for t in info}, "tasks": info, "notes": notes,
-                   "limit": self.opts.limit, "fewshot_seed": self.opts.fewshot_seed, "seconds": round(seconds, 2),
-                   "options": self.opts.raw}
-        log_results(ctx, PREFIX, rows, results=summary, table_dir="samples", config_file="task_config.json",
-                    config={"harness": "lm-evaluation-harness", "harness_version": version,
-                            "prompt_style": self.opts.prompt_style, "tasks": info, "task_configs": configs,
-                            "notes": notes, "options": self.opts.raw},
-                    tags={
-                        "jglue.harness_version": version,
-                        "jglue.prompt_style": self.opts.prompt_style,
-                        "jglue.tasks": ",".join(info),
-                        "jglue.prompt_versions": ",".join(f"{t}={i['prompt_version']}" for t, i in info.items() if i["prompt_version"]),
-                        "jglue.num_fewshot": ",".join(f"{t}={i['num_fewshot']}" for t, i in info.items()),
-                        "jglue.limit": self.opts.limit,
-                        "jglue.avg_tasks": ",".join(f"{t}/{MAIN_METRIC[t]}" for t in info),
-                        "jglue.avg_scale": "0-1 mean of the tasks in jglue.avg_tasks (the JP-Stable leaderboard prints 0-100 over 8 tasks)",
-                        **({"jglue.jnli_version": self.opts.jnli_version} if "jnli" in info and self.opts.prompt_style == "jp_stable"
-                           else {}),
-                        "jglue.data": "; ".join(f"{t}={i['data_label']}" for t, i in info.items())[:4000],
-                    })
+    def _log(
+        self,
+        ctx: Any,
+        metrics: dict[str, float],
+        rows: dict[str, list[dict[str, Any]]],
+        info: dict[str, dict[str, Any]],
+        configs: dict[str, Any],
+        version: str,
+        notes: list[str],
+        seconds: float,
+    ) -> None:
+        summary = {
+            "harness": "lm-evaluation-harness",
+            "harness_version": version,
+            "prompt_style": self.opts.prompt_style,
+            "metrics": metrics,
+            "main_metric": {t: MAIN_METRIC[t] for t in info},
+            "tasks": info,
+            "notes": notes,
+            "limit": self.opts.limit,
+            "fewshot_seed": self.opts.fewshot_seed,
+            "seconds": round(seconds, 2),
+            "options": self.opts.raw,
+        }
+        log_results(
+            ctx,
+            PREFIX,
+            rows,
+            results=summary,
+            table_dir="samples",
+            config_file="task_config.json",
+            config={
+                "harness": "lm-evaluation-harness",
+                "harness_version": version,
+                "prompt_style": self.opts.prompt_style,
+                "tasks": info,
+                "task_configs": configs,
+                "notes": notes,
+                "options": self.opts.raw,
+            },
+            tags={
+                "jglue.harness_version": version,
+                "jglue.prompt_style": self.opts.prompt_style,
+                "jglue.tasks": ",".join(info),
+                "jglue.prompt_versions": ",".join(
+                    f"{t}={i['prompt_version']}" for t, i in info.items() if i["prompt_version"]
+                ),
+                "jglue.num_fewshot": ",".join(f"{t}={i['num_fewshot']}" for t, i in info.items()),
+                "jglue.limit": self.opts.limit,
+                "jglue.avg_tasks": ",".join(f"{t}/{MAIN_METRIC[t]}" for t in info),
+                "jglue.avg_scale": "0-1 mean of the tasks in jglue.avg_tasks (the JP-Stable leaderboard prints 0-100 over 8 tasks)",
+                **(
+                    {"jglue.jnli_version": self.opts.jnli_version}
+                    if "jnli" in info and self.opts.prompt_style == "jp_stable"
+                    else {}
+                ),
+                "jglue.data": "; ".join(f"{t}={i['data_label']}" for t, i in info.items())[:4000],
+            },
+        )

@@ -42,15 +42,17 @@ def leaderboard_yaml(task: str) -> Path:
         raise ConfigError("eval.jglue needs lm-evaluation-harness: pip install 'lm-eval>=0.4.9'")
     path = Path(spec.origin).parent / "tasks" / "japanese_leaderboard" / f"ja_leaderboard_{task}.yaml"
     if not path.exists():
-        raise ConfigError(f"prompt_style=leaderboard needs the harness's japanese_leaderboard tasks, "
-                          f"not in this lm-eval ({path} missing); upgrade lm-eval or use prompt_style=jp_stable")
+        raise ConfigError(
+            f"prompt_style=leaderboard needs the harness's japanese_leaderboard tasks, "
+            f"not in this lm-eval ({path} missing); upgrade lm-eval or use prompt_style=jp_stable"
+        )
     return path
 
 
 def load_task_yaml(path: Path) -> dict[str, Any]:
     try:
         from lm_eval.tasks._yaml_loader import load_yaml
-    except ImportError:                                   # lm-eval < 0.4.10
+    except ImportError:  # lm-eval < 0.4.10
         from lm_eval.utils import load_yaml_config
 
         return load_yaml_config(yaml_path=str(path))
@@ -63,21 +65,24 @@ def leaderboard_config(task: str) -> dict[str, Any]:
     cfg.pop("task", None)
     cfg.pop("tag", None)
     cfg.pop("group", None)
-    cfg["metadata"] = {**(cfg.get("metadata") or {}), "prompt_style": "leaderboard",
-                       "source": f"lm_eval/tasks/japanese_leaderboard/ja_leaderboard_{task}.yaml "
-                                 f"(lm-eval {harness_version()})"}
+    cfg["metadata"] = {
+        **(cfg.get("metadata") or {}),
+        "prompt_style": "leaderboard",
+        "source": f"lm_eval/tasks/japanese_leaderboard/ja_leaderboard_{task}.yaml (lm-eval {harness_version()})",
+    }
     return cfg
 
 
 def prompt_config(task: str, style: str, version: str | None = None, jnli_version: str = "1.1") -> dict[str, Any]:
     """The TaskConfig fields of ``task`` in ``style`` before data fields are set (JSQuAD scoring included)."""
     if style == "leaderboard":
-        return leaderboard_config(task)                     # the harness's own prompts and metrics
+        return leaderboard_config(task)  # the harness's own prompts and metrics
     if style != "jp_stable":
         raise ConfigError(f"prompt_style must be one of {', '.join(STYLES)}, got {style!r}")
     if version not in jp_stable.VERSIONS:
-        raise ConfigError(f"JP-Stable prompt version of {task} must be one of {', '.join(jp_stable.VERSIONS)}, "
-                          f"got {version!r}")
+        raise ConfigError(
+            f"JP-Stable prompt version of {task} must be one of {', '.join(jp_stable.VERSIONS)}, got {version!r}"
+        )
     cfg = copy.deepcopy(jp_stable.config(task, version, jnli_version))
     if task == "jsquad":
         cfg["process_results"] = jsquad_metrics.process_results
@@ -91,8 +96,9 @@ def _dataset_from_rows(splits: dict[str, list[dict[str, Any]]], **_: Any):
     return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
 
 
-def with_data(cfg: dict[str, Any], task: str, splits: dict[str, list[dict[str, Any]]] | None,
-              num_fewshot: int) -> dict[str, Any]:
+def with_data(
+    cfg: dict[str, Any], task: str, splits: dict[str, list[dict[str, Any]]] | None, num_fewshot: int
+) -> dict[str, Any]:
     """Set the data fields: local ``splits`` (hub rows; "train" optional) or, with None, the hub dataset.
 
     Few-shot examples come from train. Without a train split they come from the scored split with
@@ -102,29 +108,45 @@ def with_data(cfg: dict[str, Any], task: str, splits: dict[str, list[dict[str, A
     for key in ("dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset"):
         cfg.pop(key, None)
     if splits is None:
-        cfg.update(dataset_path=HUB_DATASET, dataset_name=HUB_CONFIG[task], training_split="train",
-                   validation_split="validation", test_split=None, fewshot_split="train")
+        cfg.update(
+            dataset_path=HUB_DATASET,
+            dataset_name=HUB_CONFIG[task],
+            training_split="train",
+            validation_split="validation",
+            test_split=None,
+            fewshot_split="train",
+        )
     else:
         cfg["custom_dataset"] = partial(_dataset_from_rows, splits)
         if "train" in splits:
             cfg.update(training_split="train", validation_split="validation", test_split=None, fewshot_split="train")
         else:
-            cfg.update(training_split=None, validation_split=None, test_split="validation",
-                       fewshot_split="validation" if num_fewshot > 0 else None)
+            cfg.update(
+                training_split=None,
+                validation_split=None,
+                test_split="validation",
+                fewshot_split="validation" if num_fewshot > 0 else None,
+            )
     cfg["num_fewshot"] = int(num_fewshot)
     return cfg
 
 
 def answer_token_budget(tokenizer: Any) -> Callable[[dict[str, Any]], int]:
     """JP-Stable JSQuAD's DYNAMIC_MAX_LENGTH: generate at most as many tokens as the longest gold answer."""
+
     def budget(doc: dict[str, Any]) -> int:
         return max([len(tokenizer.encode(a, add_special_tokens=False)) for a in doc["answers"]["text"]] + [1])
 
     return budget
 
 
-def make_task(name: str, cfg: dict[str, Any], *, fewshot_seed: int | None = 1234,
-              max_gen_toks: int | Callable[[dict[str, Any]], int] | None = None):
+def make_task(
+    name: str,
+    cfg: dict[str, Any],
+    *,
+    fewshot_seed: int | None = 1234,
+    max_gen_toks: int | Callable[[dict[str, Any]], int] | None = None,
+):
     """A ConfigurableTask for ``cfg`` (with data fields set); ``max_gen_toks`` caps generation per doc."""
     from lm_eval.api.task import ConfigurableTask
 
@@ -142,6 +164,7 @@ def make_task(name: str, cfg: dict[str, Any], *, fewshot_seed: int | None = 1234
 
 def dump_config(task: Any) -> dict[str, Any]:
     """The resolved task config as JSON-able data (functions by qualified name, data function dropped)."""
+
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): clean(v) for k, v in value.items() if k != "custom_dataset"}

@@ -64,7 +64,7 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
 
             think = getattr(self, "think_end_token", None)
             if think is not None and not isinstance(think, str):
-                return super().generate_until(requests, disable_tqdm)           # token-id thinking marker
+                return super().generate_until(requests, disable_tqdm)  # token-id thinking marker
             eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
             plans = []
             for context, gen_kwargs in (r.args for r in requests):
@@ -73,7 +73,7 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
                 max_gen = int(kwargs.pop("max_gen_toks"))
                 kwargs.pop("temperature", None)
                 if kwargs.pop("do_sample", False) or kwargs:
-                    return super().generate_until(requests, disable_tqdm)   # sampling or extra options
+                    return super().generate_until(requests, disable_tqdm)  # sampling or extra options
                 plans.append((context, until, max_gen))
             if not plans:
                 return []
@@ -87,11 +87,17 @@ def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_a
             for context, _, max_gen in plans:
                 n = len(self.tokenizer(context, add_special_tokens=add_special).input_ids)
                 if n > self.max_length - max_gen:
-                    return super().generate_until(requests, disable_tqdm)   # needs left truncation
-            texts = generate(self.model, self.tokenizer, [Request(c, m) for c, _, m in plans],
-                             batch_size=self.batch_size if isinstance(self.batch_size, int) else "auto",
-                             label="jglue generate_until", add_special_tokens=add_special, share_prefix=True,
-                             use_backend=False)     # the harness keeps the transformers model (eval.backend)
+                    return super().generate_until(requests, disable_tqdm)  # needs left truncation
+            texts = generate(
+                self.model,
+                self.tokenizer,
+                [Request(c, m) for c, _, m in plans],
+                batch_size=self.batch_size if isinstance(self.batch_size, int) else "auto",
+                label="jglue generate_until",
+                add_special_tokens=add_special,
+                share_prefix=True,
+                use_backend=False,
+            )  # the harness keeps the transformers model (eval.backend)
             out = []
             for (_context, until, _), text, req in zip(plans, texts, requests):
                 s = hf.postprocess_generated_text(generation=text, stop=until, think_end_token=think)
@@ -124,7 +130,7 @@ def cached_templates() -> Iterator[None]:
         utils.apply_template = original
 
 
-LOGLIKELIHOOD_MEMORY_FRACTION = 0.5     # of the free GPU memory a loglikelihood batch may plan to use
+LOGLIKELIHOOD_MEMORY_FRACTION = 0.5  # of the free GPU memory a loglikelihood batch may plan to use
 
 
 def loglikelihood_rows(model: Any, tokens: int, max_rows: int) -> int:
@@ -140,6 +146,6 @@ def loglikelihood_rows(model: Any, tokens: int, max_rows: int) -> int:
     hidden = int(getattr(cfg, "hidden_size", 2048))
     inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
     per_token = 3 * vocab * elem + 4 * (hidden + inter) * elem
-    torch.cuda.empty_cache()                  # blocks the allocator caches from an earlier run count as free
+    torch.cuda.empty_cache()  # blocks the allocator caches from an earlier run count as free
     free, _ = torch.cuda.mem_get_info(next(model.parameters()).device)
     return max(1, min(int(max_rows), int(LOGLIKELIHOOD_MEMORY_FRACTION * free / (per_token * max(tokens, 1)))))

@@ -28,8 +28,10 @@ from typing import Any
 JP_STABLE_PACKAGES = ("neologdn", "emoji", "fugashi", "unidic_lite")
 
 # JP-Stable lm_eval/jasquad/evaluate.py remove_punc(): CJK punctuation + string.punctuation.
-PUNCTUATION = frozenset("！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
-                        + string.punctuation)
+PUNCTUATION = frozenset(
+    "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
+    + string.punctuation
+)
 
 
 def normalize_answer(text: str) -> str:
@@ -37,8 +39,10 @@ def normalize_answer(text: str) -> str:
 
 
 # JP-Stable remove_emoji(): emoji.is_emoji per character, then these code-point ranges.
-_EMOJI_RANGES = re.compile("[\U0001F600-\U0001F64F\U0001F300-\U0001F5FF\U0001F680-\U0001F6FF"
-                           "\U0001F1E0-\U0001F1FF\U00002702-\U000027B0]+", flags=re.UNICODE)
+_EMOJI_RANGES = re.compile(
+    "[\U0001f600-\U0001f64f\U0001f300-\U0001f5ff\U0001f680-\U0001f6ff\U0001f1e0-\U0001f1ff\U00002702-\U000027b0]+",
+    flags=re.UNICODE,
+)
 
 
 def jp_stable_normalize(text: str) -> str:
@@ -98,9 +102,11 @@ def best(metric, prediction: str, golds: Sequence[str]) -> float:
 
 
 def jsquad_scores(prediction: str, golds: Sequence[str]) -> dict[str, float]:
-    return {"exact_match": best(jp_stable_exact_match_one, prediction, golds),
-            "f1": best(jp_stable_f1_one, prediction, golds),
-            "char_f1": best(char_f1_one, prediction, golds)}
+    return {
+        "exact_match": best(jp_stable_exact_match_one, prediction, golds),
+        "f1": best(jp_stable_f1_one, prediction, golds),
+        "char_f1": best(char_f1_one, prediction, golds),
+    }
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:

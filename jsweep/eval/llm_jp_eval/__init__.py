@@ -14,12 +14,16 @@ from jsweep.eval.declaration import Declaration, Headline
 EVALUATOR = Declaration(
     name="llm_jp_eval",
     implementation="jsweep.eval.llm_jp_eval.evaluator:LlmJpEval",
-    headlines=(Headline("llm_jp_eval/AVG", higher_is_better=True, scale="0-1"),
-               Headline("llm_jp_eval/AVG_partial", higher_is_better=True, scale="0-1", optional=True)),
+    headlines=(
+        Headline("llm_jp_eval/AVG", higher_is_better=True, scale="0-1"),
+        Headline("llm_jp_eval/AVG_partial", higher_is_better=True, scale="0-1", optional=True),
+    ),
     check="jsweep.eval.llm_jp_eval.checks:preflight",
-    data_hint=("eval.llm_jp_eval.data_dir",
-               "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
-               "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)"),
+    data_hint=(
+        "eval.llm_jp_eval.data_dir",
+        "python -m jsweep prepare llm-jp-eval --jglue /path/to/JGLUE/datasets --out data/llm-jp-eval, "
+        "then eval.llm_jp_eval.data_dir=data/llm-jp-eval (or llm-jp-eval's own preprocess_dataset.py output)",
+    ),
     contamination="jsweep.eval.llm_jp_eval.contamination:collect",
     contamination_always=True,
     interval="jsweep.eval.llm_jp_eval.checks:bootstrap_interval",

@@ -19,11 +19,11 @@ def check_files(options: dict[str, Any]) -> list[str]:
     try:
         root = evaluation_root(opts.get("data_dir"))
     except DataError:
-        return []                                     # reported by the evaluator's own check
+        return []  # reported by the evaluator's own check
     problems = []
     for split in ("train", opts.get("split", "test")):
         for f in sorted((root / split).glob("*.json")) if (root / split).is_dir() else []:
-            if (problem := _text_problem(f)):
+            if problem := _text_problem(f):
                 problems.append(f"{problem}")
                 continue
             try:
@@ -32,8 +32,10 @@ def check_files(options: dict[str, Any]) -> list[str]:
                 problems.append(f"{f}: not valid JSON ({exc})")
                 continue
             if not isinstance(obj, dict):
-                problems.append(f"{f}: expected a JSON object (instruction, output_length, "
-                                f"metrics, samples), got a JSON {type(obj).__name__}")
+                problems.append(
+                    f"{f}: expected a JSON object (instruction, output_length, "
+                    f"metrics, samples), got a JSON {type(obj).__name__}"
+                )
     return problems
 
 
@@ -78,6 +80,11 @@ def bootstrap_interval(cell: Any, metric: str, resamples: int = 200, seed: int =
 
 def task_metrics(keys: Iterable[str]) -> list[str]:
     """The category scores (``llm_jp_eval/NLI``, ``..._partial``), not the averages."""
-    return sorted(k for k in keys if k.startswith("llm_jp_eval/") and k.count("/") == 1
-                  and k.split("/")[1].removesuffix("_partial").isupper()
-                  and not k.endswith(("/AVG", "/AVG_partial")))
+    return sorted(
+        k
+        for k in keys
+        if k.startswith("llm_jp_eval/")
+        and k.count("/") == 1
+        and k.split("/")[1].removesuffix("_partial").isupper()
+        and not k.endswith(("/AVG", "/AVG_partial"))
+    )

@@ -141,11 +141,22 @@ def load_tasks(options: dict[str, Any]) -> list[Task]:
                 raise DataError(f"num_few_shots={k} needs the train split of '{name}'", file=str(train_path))
             train = [Sample(s["input"], s["output"]) for s in _read_task(train_path)["samples"]]
             if len(train) < k:
-                raise DataError(f"train split has {len(train)} samples, fewer than num_few_shots={k}",
-                                file=str(train_path))
+                raise DataError(
+                    f"train split has {len(train)} samples, fewer than num_few_shots={k}", file=str(train_path)
+                )
             shots = train[:k]
-        tasks.append(Task(name, obj["instruction"], obj["output_length"], list(obj["metrics"]), samples,
-                          obj.get("answer_extract_pattern") or None, shots, str(path)))
+        tasks.append(
+            Task(
+                name,
+                obj["instruction"],
+                obj["output_length"],
+                list(obj["metrics"]),
+                samples,
+                obj.get("answer_extract_pattern") or None,
+                shots,
+                str(path),
+            )
+        )
     return tasks
 
 
@@ -164,8 +175,10 @@ def check(options: dict[str, Any]) -> list[str]:
     if str(options.get("version", VERSION)) not in VERSIONS:
         return [f"eval.llm_jp_eval.version must be one of {', '.join(VERSIONS)}, got {options['version']!r}"]
     if options.get("category_set", M.DEFAULT_CATEGORY_SET) not in M.CATEGORY_SETS:
-        return [f"eval.llm_jp_eval.category_set must be one of {', '.join(M.CATEGORY_SETS)}, "
-                f"got {options['category_set']!r}"]
+        return [
+            f"eval.llm_jp_eval.category_set must be one of {', '.join(M.CATEGORY_SETS)}, "
+            f"got {options['category_set']!r}"
+        ]
     bs = options.get("batch_size", "auto")
     if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
         return [f"eval.llm_jp_eval.batch_size must be a positive integer or auto, got {bs!r}"]
@@ -181,6 +194,7 @@ def check(options: dict[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------- prompts and answers
 
+
 def build_prompt(task: Task, sample_input: str) -> str:
     """The llm-jp-eval v1.4 evaluation prompt for one sample."""
     parts = [f"{HEADER}\n\n### 指示:\n{task.instruction}"]
@@ -190,8 +204,9 @@ def build_prompt(task: Task, sample_input: str) -> str:
     return "".join(parts)
 
 
-def build_prompt_in_format(task: Task, sample_input: str, fmt: Any, tokenizer: Any = None,
-                           system: str | None = None) -> str:
+def build_prompt_in_format(
+    task: Task, sample_input: str, fmt: Any, tokenizer: Any = None, system: str | None = None
+) -> str:
     """The same content in a cell's training format: few-shots as earlier turns of a conversation."""
     from jsweep.data.records import Message
 
@@ -212,8 +227,11 @@ def extract_answer(raw: str, pattern: str | None = None) -> str:
     return M.normalize(text).strip()
 
 
-def score_predictions(by_task: dict[str, tuple[list[str], list[str]]], metrics_of: dict[str, list[str]],
-                      category_set: str = M.DEFAULT_CATEGORY_SET) -> dict[str, Any]:
+def score_predictions(
+    by_task: dict[str, tuple[list[str], list[str]]],
+    metrics_of: dict[str, list[str]],
+    category_set: str = M.DEFAULT_CATEGORY_SET,
+) -> dict[str, Any]:
     """Score extracted predictions: tasks, categories, AVG (or partial ones), reported, skipped, per_sample."""
     tasks: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
@@ -246,6 +264,7 @@ def flat_metrics(result: dict[str, Any], prefix: str = "llm_jp_eval") -> dict[st
 
 # --------------------------------------------------------------------------- the evaluator
 
+
 class LlmJpEval:
     """Evaluator ``llm_jp_eval`` (see jsweep.eval.protocols.Evaluator)."""
 
@@ -259,8 +278,11 @@ class LlmJpEval:
             from jsweep import registries
 
             fmt = registries.PROMPT_FORMATS.get(ctx.spec.prompt.format)
-            return [build_prompt_in_format(t, s.input, fmt, tokenizer, ctx.spec.prompt.system)
-                    for t in tasks for s in t.samples]
+            return [
+                build_prompt_in_format(t, s.input, fmt, tokenizer, ctx.spec.prompt.system)
+                for t in tasks
+                for s in t.samples
+            ]
         return [build_prompt(t, s.input) for t in tasks for s in t.samples]
 
     def evaluate(self, ctx: Any, model: Any, tokenizer: Any) -> dict[str, float]:
@@ -269,8 +291,14 @@ class LlmJpEval:
         tasks = load_tasks(self.options)
         prompts = self.prompts(tasks, ctx, tokenizer)
         requests = [Request(p, t.output_length) for p, t in zip(prompts, [t for t in tasks for _ in t.samples])]
-        raw = generate(model, tokenizer, requests, batch_size=self.options["batch_size"], label="llm_jp_eval",
-                       add_special_tokens=bool(self.options["add_special_tokens"]))
+        raw = generate(
+            model,
+            tokenizer,
+            requests,
+            batch_size=self.options["batch_size"],
+            label="llm_jp_eval",
+            add_special_tokens=bool(self.options["add_special_tokens"]),
+        )
 
         rows: list[dict[str, Any]] = []
         by_task: dict[str, tuple[list[str], list[str]]] = {}
@@ -278,12 +306,20 @@ class LlmJpEval:
         for task in tasks:
             preds, golds = [], []
             for sample in task.samples:
-                pred = extract_answer(raw[i])           # v1.4.1 has no answer_extract_pattern
+                pred = extract_answer(raw[i])  # v1.4.1 has no answer_extract_pattern
                 gold = M.normalize(sample.output)
                 preds.append(pred)
                 golds.append(gold)
-                rows.append({"task": task.name, "input": sample.input, "prompt": prompts[i], "raw": raw[i],
-                             "pred": pred, "gold": gold})
+                rows.append(
+                    {
+                        "task": task.name,
+                        "input": sample.input,
+                        "prompt": prompts[i],
+                        "raw": raw[i],
+                        "pred": pred,
+                        "gold": gold,
+                    }
+                )
                 i += 1
             by_task[task.name] = (preds, golds)
         result = score_predictions(by_task, {t.name: t.metrics for t in tasks}, self.options["category_set"])
@@ -298,33 +334,67 @@ class LlmJpEval:
             first = next(iter(samples.values()), None)
             row["score"] = first[k[row["task"]]] if first else None
             k[row["task"]] += 1
-        summary = {key: result[key] for key in ("tasks", "categories", "partial_categories", "AVG", "AVG_partial",
-                                                "reported", "category_set", "missing", "skipped")}
+        summary = {
+            key: result[key]
+            for key in (
+                "tasks",
+                "categories",
+                "partial_categories",
+                "AVG",
+                "AVG_partial",
+                "reported",
+                "category_set",
+                "missing",
+                "skipped",
+            )
+        }
         by_task: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tasks}
         for row in rows:
             by_task[row["task"]].append(row)
-        log_results(ctx, "llm_jp_eval", by_task, results=summary, columns=("input", "pred", "gold", "score", "raw"),
-                    config={"version": self.options["version"], "options": self.options,
-                            "tasks": {t.name: {"metrics": t.metrics, "output_length": t.output_length,
-                                               "samples": len(t.samples), "few_shots": len(t.few_shots),
-                                               "path": t.path} for t in tasks},
-                            "category_set": result["category_set"], "missing": result["missing"],
-                            "skipped": result["skipped"]},
-                    tags={"llm_jp_eval.version": self.options["version"],
-                          "llm_jp_eval.category_set": result["category_set"],
-                          "llm_jp_eval.avg": "full" if result["AVG"] is not None else
-                          f"partial ({len(result['missing'])} task metrics of {result['category_set']} not scored)",
-                          "llm_jp_eval.add_special_tokens": self.options["add_special_tokens"],
-                          "llm_jp_eval.num_few_shots": self.options["num_few_shots"],
-                          "llm_jp_eval.max_num_samples": self.options["max_num_samples"],
-                          "llm_jp_eval.prompt_format": self.options["prompt_format"]})
+        log_results(
+            ctx,
+            "llm_jp_eval",
+            by_task,
+            results=summary,
+            columns=("input", "pred", "gold", "score", "raw"),
+            config={
+                "version": self.options["version"],
+                "options": self.options,
+                "tasks": {
+                    t.name: {
+                        "metrics": t.metrics,
+                        "output_length": t.output_length,
+                        "samples": len(t.samples),
+                        "few_shots": len(t.few_shots),
+                        "path": t.path,
+                    }
+                    for t in tasks
+                },
+                "category_set": result["category_set"],
+                "missing": result["missing"],
+                "skipped": result["skipped"],
+            },
+            tags={
+                "llm_jp_eval.version": self.options["version"],
+                "llm_jp_eval.category_set": result["category_set"],
+                "llm_jp_eval.avg": "full"
+                if result["AVG"] is not None
+                else f"partial ({len(result['missing'])} task metrics of {result['category_set']} not scored)",
+                "llm_jp_eval.add_special_tokens": self.options["add_special_tokens"],
+                "llm_jp_eval.num_few_shots": self.options["num_few_shots"],
+                "llm_jp_eval.max_num_samples": self.options["max_num_samples"],
+                "llm_jp_eval.prompt_format": self.options["prompt_format"],
+            },
+        )
         tracker = ctx.tracker
         dev_only = [t for t in dev_only_tasks(self.options["data_dir"]) if t in {x.name for x in tasks}]
         if dev_only:
             from jsweep.job.context import say
 
-            say(f"llm_jp_eval: WARNING: {', '.join(dev_only)} prepared without a JGLUE train file (few-shots from "
-                f"valid, smaller test set): not comparable with llm-jp-eval's scores")
+            say(
+                f"llm_jp_eval: WARNING: {', '.join(dev_only)} prepared without a JGLUE train file (few-shots from "
+                f"valid, smaller test set): not comparable with llm-jp-eval's scores"
+            )
             tracker.set_tags({"llm_jp_eval.dev_only_tasks": ",".join(dev_only)})
         if result["skipped"]:
             tracker.set_tags({"llm_jp_eval.skipped": "; ".join(f"{k}: {v}" for k, v in result["skipped"].items())})

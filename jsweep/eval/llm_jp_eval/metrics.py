@@ -41,17 +41,31 @@ from statistics import mean
 # Category -> {task: main metric}: llm-jp-eval v1.4.1's task_category_to_task_names for the
 # target "all-without-nc" (the default); "all-with-nc" adds SUM.
 CATEGORIES: dict[str, dict[str, str]] = {
-    "NLI": {"jamp": "exact_match", "janli": "exact_match", "jnli": "exact_match", "jsem": "exact_match",
-            "jsick": "exact_match"},
+    "NLI": {
+        "jamp": "exact_match",
+        "janli": "exact_match",
+        "jnli": "exact_match",
+        "jsem": "exact_match",
+        "jsick": "exact_match",
+    },
     "QA": {"jemhopqa": "char_f1", "niilc": "char_f1", "aio": "char_f1"},
     "RC": {"jsquad": "char_f1"},
     "MC": {"jcommonsenseqa": "exact_match", "commonsensemoralja": "exact_match", "kuci": "exact_match"},
     "EL": {"chabsa": "set_f1"},
-    "FA": {"wiki_reading": "char_f1", "wiki_ner": "set_f1", "wiki_dependency": "set_f1", "wiki_pas": "set_f1",
-           "wiki_coreference": "set_f1"},
+    "FA": {
+        "wiki_reading": "char_f1",
+        "wiki_ner": "set_f1",
+        "wiki_dependency": "set_f1",
+        "wiki_pas": "set_f1",
+        "wiki_coreference": "set_f1",
+    },
     "MR": {"mawps": "exact_match", "mgsm": "exact_match"},
-    "MT": {"alt-e-to-j": "comet_wmt22", "alt-j-to-e": "comet_wmt22", "wikicorpus-e-to-j": "comet_wmt22",
-           "wikicorpus-j-to-e": "comet_wmt22"},
+    "MT": {
+        "alt-e-to-j": "comet_wmt22",
+        "alt-j-to-e": "comet_wmt22",
+        "wikicorpus-e-to-j": "comet_wmt22",
+        "wikicorpus-j-to-e": "comet_wmt22",
+    },
     "HE": {"mmlu_en": "exact_match", "jmmlu": "exact_match"},
     "CG": {"mbpp": "code_exec"},
 }
@@ -66,11 +80,15 @@ REPORTED_ONLY: dict[str, dict[str, str]] = {
     "STS": {"jsts": "pearson"},
 }
 # Metrics that need a downloaded model or code execution.
-MODEL_METRICS = {"comet_wmt22": "unbabel-comet and the Unbabel/wmt22-comet-da model",
-                 "bert_score_ja_f1": "bert-score and a Japanese BERT model",
-                 "bert_score_en_f1": "bert-score and an English BERT model",
-                 "code_exec": "sandboxed code execution", "pylint_check": "pylint",
-                 "rouge2": "rouge scoring of summaries", "rouge2_scaling": "rouge scoring of summaries"}
+MODEL_METRICS = {
+    "comet_wmt22": "unbabel-comet and the Unbabel/wmt22-comet-da model",
+    "bert_score_ja_f1": "bert-score and a Japanese BERT model",
+    "bert_score_en_f1": "bert-score and an English BERT model",
+    "code_exec": "sandboxed code execution",
+    "pylint_check": "pylint",
+    "rouge2": "rouge scoring of summaries",
+    "rouge2_scaling": "rouge scoring of summaries",
+}
 
 
 class Skipped(Exception):
@@ -88,7 +106,7 @@ _LATIN1 = dict.fromkeys(range(128, 256))
 
 
 def process_and_sort(s: str) -> str:
-    s = s.translate(_LATIN1)                       # fuzzywuzzy's force_ascii drops chr(128..255)
+    s = s.translate(_LATIN1)  # fuzzywuzzy's force_ascii drops chr(128..255)
     s = _NON_WORD.sub(" ", s).lower().strip()
     return " ".join(sorted(s.split())).strip()
 
@@ -175,6 +193,7 @@ def sample_scorer(metric: str) -> Callable[[str, str], float] | None:
 
 # --------------------------------------------------------------------------- corpus-level scores
 
+
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     n = len(x)
     if n < 2 or not all(math.isfinite(v) for v in (*x, *y)):
@@ -209,8 +228,9 @@ def correlation(metric: str, preds: Sequence[str], golds: Sequence[str]) -> floa
     return 0.0 if math.isnan(r) else r
 
 
-def task_scores(metrics: Iterable[str], preds: Sequence[str], golds: Sequence[str]
-                ) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
+def task_scores(
+    metrics: Iterable[str], preds: Sequence[str], golds: Sequence[str]
+) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
     """Score one task: ({metric: value}, {metric: why skipped}, {metric: per-sample scores})."""
     scores: dict[str, float] = {}
     skipped: dict[str, str] = {}
@@ -242,8 +262,7 @@ def aggregate(tasks: dict[str, dict[str, float]], category_set: str = DEFAULT_CA
     - ``category_set`` and ``missing``: the set's tasks whose main metric was not scored.
     """
     if category_set not in CATEGORY_SETS:
-        raise ValueError(f"unknown llm-jp-eval category set {category_set!r} (choose from: "
-                         f"{', '.join(CATEGORY_SETS)})")
+        raise ValueError(f"unknown llm-jp-eval category set {category_set!r} (choose from: {', '.join(CATEGORY_SETS)})")
     categories: dict[str, float] = {}
     partial: dict[str, float] = {}
     missing: list[str] = []
@@ -263,8 +282,15 @@ def aggregate(tasks: dict[str, dict[str, float]], category_set: str = DEFAULT_CA
     avg = mean(categories.values()) if complete else None
     scored = {**categories, **partial}
     avg_partial = mean(scored.values()) if not complete and scored else None
-    return {"categories": categories, "partial_categories": partial, "AVG": avg, "AVG_partial": avg_partial,
-            "reported": reported, "category_set": category_set, "missing": missing}
+    return {
+        "categories": categories,
+        "partial_categories": partial,
+        "AVG": avg,
+        "AVG_partial": avg_partial,
+        "reported": reported,
+        "category_set": category_set,
+        "missing": missing,
+    }
 
 
 def category_of(task: str) -> str | None:

@@ -30,29 +30,37 @@ from jsweep.errors import DataError
 
 TASKS: dict[str, dict[str, Any]] = {
     "jnli": {
-        "dir": "jnli", "output_length": 3, "metrics": ["exact_match"],
+        "dir": "jnli",
+        "output_length": 3,
+        "metrics": ["exact_match"],
         "instruction": "前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
-                       "それ以外には何も含めないことを厳守してください。\n\n制約：\n"
-                       "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合はentailmentと出力\n"
-                       "- 前提と仮説が両立しえない場合はcontradictionと出力\n"
-                       "- そのいずれでもない場合はneutralと出力",
+        "それ以外には何も含めないことを厳守してください。\n\n制約：\n"
+        "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合はentailmentと出力\n"
+        "- 前提と仮説が両立しえない場合はcontradictionと出力\n"
+        "- そのいずれでもない場合はneutralと出力",
     },
     "jsquad": {
-        "dir": "jsquad", "output_length": 25, "metrics": ["char_f1"],
+        "dir": "jsquad",
+        "output_length": 25,
+        "metrics": ["char_f1"],
         "instruction": "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。 "
-                       "それ以外には何も含めないことを厳守してください。",
+        "それ以外には何も含めないことを厳守してください。",
     },
     "jcommonsenseqa": {
-        "dir": "jcommonsenseqa", "output_length": 1, "metrics": ["exact_match"],
+        "dir": "jcommonsenseqa",
+        "output_length": 1,
+        "metrics": ["exact_match"],
         "instruction": "質問と回答の選択肢を入力として受け取り、選択肢から回答を選択してください。"
-                       "なお、回答は選択肢の番号（例：0）でするものとします。 回答となる数値をint型で返し、"
-                       "他には何も含めないことを厳守してください。",
+        "なお、回答は選択肢の番号（例：0）でするものとします。 回答となる数値をint型で返し、"
+        "他には何も含めないことを厳守してください。",
     },
     "jsts": {
-        "dir": "jsts", "output_length": 3, "metrics": ["pearson", "spearman"],
+        "dir": "jsts",
+        "output_length": 3,
+        "metrics": ["pearson", "spearman"],
         "instruction": "日本語の文ペアの意味がどのくらい近いかを判定し、類似度を0.0〜5.0までの間の値で付与してください。"
-                       "0.0に近いほど文ペアの意味が異なり、5.0に近いほど文ペアの意味が似ていることを表しています。"
-                       "整数値のみを返し、それ以外には何も含めないことを厳守してください。",
+        "0.0に近いほど文ペアの意味が異なり、5.0に近いほど文ペアの意味が似ていることを表しています。"
+        "整数値のみを返し、それ以外には何も含めないことを厳守してください。",
     },
 }
 
@@ -64,8 +72,10 @@ def _field(row: Row, name: str) -> Any:
 
 
 def _samples_jnli(rows: list[Row]) -> list[dict[str, str]]:
-    return [{"input": f"前提：{_field(r, 'sentence1')}\n仮説：{_field(r, 'sentence2')}", "output": str(_field(r, "label"))}
-            for r in rows]
+    return [
+        {"input": f"前提：{_field(r, 'sentence1')}\n仮説：{_field(r, 'sentence2')}", "output": str(_field(r, "label"))}
+        for r in rows
+    ]
 
 
 def _samples_jcommonsenseqa(rows: list[Row]) -> list[dict[str, str]]:
@@ -77,8 +87,10 @@ def _samples_jcommonsenseqa(rows: list[Row]) -> list[dict[str, str]]:
 
 
 def _samples_jsts(rows: list[Row]) -> list[dict[str, str]]:
-    return [{"input": f"文1：{_field(r, 'sentence1')}\n文2：{_field(r, 'sentence2')}", "output": str(_field(r, "label"))}
-            for r in rows]
+    return [
+        {"input": f"文1：{_field(r, 'sentence1')}\n文2：{_field(r, 'sentence2')}", "output": str(_field(r, "label"))}
+        for r in rows
+    ]
 
 
 def _samples_jsquad(path: Path) -> list[dict[str, str]]:
@@ -103,7 +115,9 @@ def _samples_jsquad(path: Path) -> list[dict[str, str]]:
 
 
 CONVERTERS: dict[str, Callable[[list[Row]], list[dict[str, str]]]] = {
-    "jnli": _samples_jnli, "jcommonsenseqa": _samples_jcommonsenseqa, "jsts": _samples_jsts,
+    "jnli": _samples_jnli,
+    "jcommonsenseqa": _samples_jcommonsenseqa,
+    "jsts": _samples_jsts,
 }
 
 
@@ -116,27 +130,44 @@ def _load(task: str, path: Path) -> list[dict[str, str]]:
 def _write(path: Path, task: str, samples: list[dict[str, str]]) -> None:
     spec = TASKS[task]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"instruction": spec["instruction"], "output_length": spec["output_length"],
-                                "metrics": spec["metrics"], "few_shots": [], "samples": samples},
-                               ensure_ascii=False, indent=4), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "instruction": spec["instruction"],
+                "output_length": spec["output_length"],
+                "metrics": spec["metrics"],
+                "few_shots": [],
+                "samples": samples,
+            },
+            ensure_ascii=False,
+            indent=4,
+        ),
+        encoding="utf-8",
+    )
 
 
-def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None,
-                  allow_missing_train: bool = False) -> dict[str, Any]:
+def prepare_jglue(
+    jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None, allow_missing_train: bool = False
+) -> dict[str, Any]:
     """Write ``out_dir/evaluation/{train,dev,test}/<task>.json``; return a report of counts and sources."""
     report: dict[str, Any] = {}
     tasks = tasks or list(TASKS)
     for task in tasks:
         if task not in TASKS:
             raise DataError(f"unknown task '{task}' (choose from: {', '.join(TASKS)})")
-    no_train = [jglue_dir / TASKS[t]["dir"] / "train-v1.3.json" for t in tasks
-                if (jglue_dir / TASKS[t]["dir"] / "valid-v1.3.json").exists()
-                and not (jglue_dir / TASKS[t]["dir"] / "train-v1.3.json").exists()]
+    no_train = [
+        jglue_dir / TASKS[t]["dir"] / "train-v1.3.json"
+        for t in tasks
+        if (jglue_dir / TASKS[t]["dir"] / "valid-v1.3.json").exists()
+        and not (jglue_dir / TASKS[t]["dir"] / "train-v1.3.json").exists()
+    ]
     if no_train and not allow_missing_train:
-        raise DataError(f"JGLUE train file missing: {', '.join(map(str, no_train))}. llm-jp-eval draws few-shot "
-                        f"examples from train; without it they would come out of the scored split and the test set "
-                        f"would shrink. Supply the train files, or pass --allow-missing-train to accept that "
-                        f"(it is recorded in prepare_report.json)")
+        raise DataError(
+            f"JGLUE train file missing: {', '.join(map(str, no_train))}. llm-jp-eval draws few-shot "
+            f"examples from train; without it they would come out of the scored split and the test set "
+            f"would shrink. Supply the train files, or pass --allow-missing-train to accept that "
+            f"(it is recorded in prepare_report.json)"
+        )
     for task in tasks:
         tdir = jglue_dir / TASKS[task]["dir"]
         train_file, valid_file = tdir / "train-v1.3.json", tdir / "valid-v1.3.json"
@@ -155,10 +186,15 @@ def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None
             held = set(order[:k])
             pool = [s for i, s in enumerate(test) if i in held]
             test = [s for i, s in enumerate(test) if i not in held]
-            note = (f"no JGLUE train file: a seeded 10% of valid ({k}) is the train/dev pool, "
-                    f"the other {len(test)} are test")
-            print(f"jsweep prepare: WARNING: {task}: {note}; its scores are not comparable with llm-jp-eval's "
-                  f"({len(order)} test samples there)", file=sys.stderr)
+            note = (
+                f"no JGLUE train file: a seeded 10% of valid ({k}) is the train/dev pool, "
+                f"the other {len(test)} are test"
+            )
+            print(
+                f"jsweep prepare: WARNING: {task}: {note}; its scores are not comparable with llm-jp-eval's "
+                f"({len(order)} test samples there)",
+                file=sys.stderr,
+            )
         random.seed(42)
         random.shuffle(pool)
         cut = int(len(pool) * 0.9)
@@ -166,8 +202,13 @@ def prepare_jglue(jglue_dir: Path, out_dir: Path, tasks: list[str] | None = None
         root = out_dir / "evaluation"
         for split, samples in (("train", train), ("dev", dev), ("test", test)):
             _write(root / split / f"{task}.json", task, samples)
-        report[task] = {"train": len(train), "dev": len(dev), "test": len(test), "note": note,
-                        "dev_only": not train_file.exists()}
+        report[task] = {
+            "train": len(train),
+            "dev": len(dev),
+            "test": len(test),
+            "note": note,
+            "dev_only": not train_file.exists(),
+        }
         if not train_file.exists():
             report[task]["valid_rows"] = len(test) + len(pool)
     (out_dir / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))

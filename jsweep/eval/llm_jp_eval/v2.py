@@ -80,18 +80,23 @@ def extract_answer(generated: str, pattern_id: str, custom_regex: str | None = N
     elif pattern_id in ANSWER_PATTERNS:
         regex = ANSWER_PATTERNS[pattern_id].regex
     elif pattern_id in UNVERIFIED_PATTERNS:
-        raise AnswerPatternError(f"answer_pattern_id {pattern_id!r} exists in llm-jp-eval v2.1.x but its definition "
-                                 "could not be checked against llm-jp-eval's code (docs/llm_jp_eval.md)")
+        raise AnswerPatternError(
+            f"answer_pattern_id {pattern_id!r} exists in llm-jp-eval v2.1.x but its definition "
+            "could not be checked against llm-jp-eval's code (docs/llm_jp_eval.md)"
+        )
     else:
-        raise AnswerPatternError(f"unknown answer_pattern_id {pattern_id!r} "
-                                 f"(known: {', '.join([*ANSWER_PATTERNS, CUSTOM])})")
+        raise AnswerPatternError(
+            f"unknown answer_pattern_id {pattern_id!r} (known: {', '.join([*ANSWER_PATTERNS, CUSTOM])})"
+        )
     match = re.search(regex, generated, re.DOTALL)
     if not match:
         return ""
     groups = match.groups()
     if any(g is None for g in groups):
-        raise AnswerPatternError(f"answer pattern {regex!r} matched {generated[:40]!r} with an unmatched group; "
-                                 "llm-jp-eval v2 fails on it too (it joins the groups)")
+        raise AnswerPatternError(
+            f"answer pattern {regex!r} matched {generated[:40]!r} with an unmatched group; "
+            "llm-jp-eval v2 fails on it too (it joins the groups)"
+        )
     return "".join(groups).strip()
 
 
@@ -104,8 +109,9 @@ def answer_pattern_text(pattern_id: str) -> str | None:
     return ANSWER_PATTERNS[pattern_id].text
 
 
-def render_prompt(instruction: str, few_shots: Sequence[tuple[str, str]], answer_pattern: str | None,
-                  input_text: str) -> str:
+def render_prompt(
+    instruction: str, few_shots: Sequence[tuple[str, str]], answer_pattern: str | None, input_text: str
+) -> str:
     """llm-jp-eval v2.1.5's Japanese evaluation prompt, as its ``dump`` step writes it.
 
     Blocks separated by a blank line, each only when non-empty: ``### 指示`` and the instruction,
@@ -119,8 +125,10 @@ def render_prompt(instruction: str, few_shots: Sequence[tuple[str, str]], answer
     if answer_pattern:
         blocks.append(f"### 回答形式\n{answer_pattern}")
     if few_shots:
-        shots = "\n".join(f"<example_{i}>\n### 入力:\n{shot_in}\n### 応答:\n{shot_out}\n</example_{i}>"
-                          for i, (shot_in, shot_out) in enumerate(few_shots, 1))
+        shots = "\n".join(
+            f"<example_{i}>\n### 入力:\n{shot_in}\n### 応答:\n{shot_out}\n</example_{i}>"
+            for i, (shot_in, shot_out) in enumerate(few_shots, 1)
+        )
         blocks.append(f"<examples>\n{shots}\n</examples>")
     blocks.append(f"### 入力:\n{input_text}\n### 応答:\n")
     return "\n\n".join(blocks)
@@ -147,8 +155,10 @@ def category_scores(scores: dict[str, float], categories: dict[str, dict]) -> di
 def check_version(version: str) -> list[str]:
     """The refusal for a v2 version: one line saying why it cannot be selected yet."""
     if str(version).startswith("2"):
-        reason = (f"eval.llm_jp_eval.version {version} is not available: llm-jp-eval v2's metrics and categories "
-                  "could not be checked against its own code, so jsweep offers only 1.4.1 "
-                  "(docs/llm_jp_eval.md, 'llm-jp-eval v2')")
+        reason = (
+            f"eval.llm_jp_eval.version {version} is not available: llm-jp-eval v2's metrics and categories "
+            "could not be checked against its own code, so jsweep offers only 1.4.1 "
+            "(docs/llm_jp_eval.md, 'llm-jp-eval v2')"
+        )
         return [reason]
     return []

@@ -57,7 +57,7 @@ def test_every_evaluator_composes(option):
 
 @pytest.mark.parametrize("option", group_options("experiment"))
 def test_every_experiment_composes(option, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "set")   # a study judged by a hosted model needs its key (checked before a run)
+    monkeypatch.setenv("OPENAI_API_KEY", "set")  # a study judged by a hosted model needs its key (checked before a run)
     spec = compose_spec([f"experiment={option}"])
     assert validate_cell(spec) == []
 

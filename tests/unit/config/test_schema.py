@@ -32,22 +32,28 @@ class Options:
 
 
 def test_from_dict_builds_nested_dataclasses_and_converts_types():
-    opts = from_dict(Options, {"name": 7, "limit": None, "switch": False, "inner": {"mode": "exact", "level": 2},
-                               "tags": ["a", 1]}, "eval.x")
+    opts = from_dict(
+        Options,
+        {"name": 7, "limit": None, "switch": False, "inner": {"mode": "exact", "level": 2}, "tags": ["a", 1]},
+        "eval.x",
+    )
     assert opts == Options(name="7", limit=None, switch=False, inner=Inner("exact", 2), tags=["a", "1"])
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"name": "a", "bogus": 1}, "unknown key 'eval.x.bogus' (valid keys: inner, limit, name, switch, tags)"),
-    ({}, "missing key 'eval.x.name'"),
-    ({"name": "a", "limit": "many"}, "eval.x.limit: expected an integer, got 'many'"),
-    ({"name": "a", "inner": {"mode": "slow"}}, "eval.x.inner.mode must be one of fast, exact, got 'slow'"),
-    ({"name": "a", "inner": {"level": 3}}, "eval.x.inner.level must be one of 0, 1, 2, got 3"),
-    ({"name": "a", "inner": {"level": True}}, "eval.x.inner.level: expected an integer, got True"),
-    ({"name": "a", "switch": 1}, "eval.x.switch must be one of auto, true, false, got 1"),
-    ({"name": "a", "switch": [True]}, "eval.x.switch must be one of auto, true, false, got [True]"),
-    ({"name": "a", "inner": "fast"}, "eval.x.inner: expected a mapping, got 'fast'"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"name": "a", "bogus": 1}, "unknown key 'eval.x.bogus' (valid keys: inner, limit, name, switch, tags)"),
+        ({}, "missing key 'eval.x.name'"),
+        ({"name": "a", "limit": "many"}, "eval.x.limit: expected an integer, got 'many'"),
+        ({"name": "a", "inner": {"mode": "slow"}}, "eval.x.inner.mode must be one of fast, exact, got 'slow'"),
+        ({"name": "a", "inner": {"level": 3}}, "eval.x.inner.level must be one of 0, 1, 2, got 3"),
+        ({"name": "a", "inner": {"level": True}}, "eval.x.inner.level: expected an integer, got True"),
+        ({"name": "a", "switch": 1}, "eval.x.switch must be one of auto, true, false, got 1"),
+        ({"name": "a", "switch": [True]}, "eval.x.switch must be one of auto, true, false, got [True]"),
+        ({"name": "a", "inner": "fast"}, "eval.x.inner: expected a mapping, got 'fast'"),
+    ],
+)
 def test_from_dict_refuses_with_one_line_naming_the_key(data, message):
     with pytest.raises(ConfigError) as info:
         from_dict(Options, data, "eval.x")
@@ -56,9 +62,11 @@ def test_from_dict_refuses_with_one_line_naming_the_key(data, message):
 
 def test_choices_are_checked_at_once_or_listed_all_together():
     data = {"name": "a", "switch": "yes", "inner": {"mode": "slow"}}
-    opts = from_dict(Options, data, check_choices=False)            # types only
-    assert choice_problems(opts, "o") == ["o.switch must be one of auto, true, false, got 'yes'",
-                                          "o.inner.mode must be one of fast, exact, got 'slow'"]
+    opts = from_dict(Options, data, check_choices=False)  # types only
+    assert choice_problems(opts, "o") == [
+        "o.switch must be one of auto, true, false, got 'yes'",
+        "o.inner.mode must be one of fast, exact, got 'slow'",
+    ]
     assert choice_problems(from_dict(Options, {"name": "a"})) == []
     assert choices(Precision) == ("auto", "bf16", "fp16", "fp32")
 
@@ -70,7 +78,8 @@ def test_a_cell_keeps_every_choice_problem_for_validation():
     assert choice_problems(spec) == [
         f"train.scheduler must be one of {', '.join(choices(Scheduler))}, got 'cosin'",
         "train.precision must be one of auto, bf16, fp16, fp32, got 'fp8'",
-        "distributed.zero_stage must be one of 0, 1, 2, 3, got 4"]
+        "distributed.zero_stage must be one of 0, 1, 2, 3, got 4",
+    ]
 
 
 def test_a_cell_round_trips_through_its_dict():
@@ -85,7 +94,7 @@ def test_every_loader_declares_what_it_yields_and_the_field_map_keys_it_reads():
     declared = {}
     for name in registries.LOADERS.names():
         fn = registries.LOADERS.get(name)
-        if name == "mixture":                           # the composite: its records are its components'
+        if name == "mixture":  # the composite: its records are its components'
             continue
         assert fn.records in ("sft", "preference"), name
         declared[name] = (fn.records, set(fn.field_map_keys))
@@ -94,8 +103,9 @@ def test_every_loader_declares_what_it_yields_and_the_field_map_keys_it_reads():
     assert declared["oasst"][1] == {"text"}
 
 
-@pytest.mark.parametrize("preset", [p for p in group_options("dataset")
-                                    if p not in ("generic", "preference", "synthetic")])
+@pytest.mark.parametrize(
+    "preset", [p for p in group_options("dataset") if p not in ("generic", "preference", "synthetic")]
+)
 def test_the_declared_record_kind_is_what_the_loader_yields(preset):
     spec = compose_spec([f"dataset={preset}", "data_source=fixture"])
     data = load_examples(spec.dataset, builtin_model=True)

@@ -21,14 +21,23 @@ def grid(name: str) -> dict[str, list[str]]:
 def test_the_llmjp13b_ablation_has_both_arms_and_pinned_sizes():
     g = grid("llmjp13b_data_ablation")
     assert g["method"] == ["sft_full", "sft_lora"]
-    assert g["dataset"] == ["dolly_10k", "ichikara_1_5k", "oasst_40k", "dolly_ichikara_oasst", "jaster_oasst_dolly",
-                            "jaster"]
+    assert g["dataset"] == [
+        "dolly_10k",
+        "ichikara_1_5k",
+        "oasst_40k",
+        "dolly_ichikara_oasst",
+        "jaster_oasst_dolly",
+        "jaster",
+    ]
     sizes = {d: compose_spec(["experiment=llmjp13b_data_ablation", f"dataset={d}"]).dataset for d in g["dataset"]}
     assert (sizes["dolly_10k"].n, sizes["ichikara_1_5k"].n, sizes["oasst_40k"].n) == (10000, 1500, 40000)
     comps = sizes["dolly_ichikara_oasst"].components
     assert {k: v["n"] for k, v in comps.items()} == {"dolly": 10000, "ichikara": 1500, "oasst": 40000}
-    assert {k: v["n"] for k, v in sizes["jaster_oasst_dolly"].components.items()} == {"jaster": None, "oasst": 40000,
-                                                                                      "dolly": 10000}
+    assert {k: v["n"] for k, v in sizes["jaster_oasst_dolly"].components.items()} == {
+        "jaster": None,
+        "oasst": 40000,
+        "dolly": 10000,
+    }
 
 
 def test_the_jaster_curve_is_full_fine_tuning_over_log_spaced_sizes():
@@ -36,7 +45,7 @@ def test_the_jaster_curve_is_full_fine_tuning_over_log_spaced_sizes():
     sizes = [int(n) for n in g["dataset.n"]]
     assert len(sizes) >= 5 and sizes == sorted(sizes)
     ratios = [b / a for a, b in itertools.pairwise(sizes)]
-    assert max(ratios) / min(ratios) < 1.3                    # evenly spaced on a log axis
+    assert max(ratios) / min(ratios) < 1.3  # evenly spaced on a log axis
     assert compose_spec(["experiment=jaster_learning_curve"]).method.name == "sft_full"
 
 
@@ -49,11 +58,12 @@ def test_the_open_calm_recipe():
     assert s.train.micro_batch_size * s.train.grad_accum == 128 and s.train.epochs == 3
     assert s.train.warmup_steps == 100
     tiny = compose_spec(["experiment=opencalm7b_lora", "model=tiny"])
-    assert tiny.method.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]   # the recipe keeps the model's
+    assert tiny.method.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]  # the recipe keeps the model's
 
 
-@pytest.mark.parametrize("name", ["llmjp13b_data_ablation", "jaster_learning_curve", "opencalm7b_lora",
-                                  "stockmark13b_datasets"])
+@pytest.mark.parametrize(
+    "name", ["llmjp13b_data_ablation", "jaster_learning_curve", "opencalm7b_lora", "stockmark13b_datasets"]
+)
 def test_each_study_readme_has_a_published_numbers_table(name):
     text = (ROOT / "experiments" / name / "README.md").read_text()
     assert "## Published numbers to compare with" in text or "## Published" in text, name

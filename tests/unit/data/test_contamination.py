@@ -53,7 +53,7 @@ def test_normalisation_and_n_are_applied():
     assert normalize("ＡＢＣ　１２３\n x") == "abc123x"
     sample = "ＡＢＣ商事の２０２３年度の売上高は前年比で増加しました。"
     assert contamination([ex("abc商事の2023年度の売上高は 前年比で増加しました。")], [sample]).contaminated_samples == 1
-    short = "東京都の人口は？"                              # 8 characters: no 13-gram
+    short = "東京都の人口は？"  # 8 characters: no 13-gram
     r = contamination([ex(short)], [short])
     assert r.contaminated_samples == 0 and r.short_samples == 1
     assert contamination([ex(short)], [short], n=5).contaminated_samples == 1
@@ -63,23 +63,39 @@ def test_normalisation_and_n_are_applied():
 
 def test_task_templates_are_not_evidence():
     template = "次の選択肢から正しいものを一つ選んでください。選択肢："
-    evals = [EvalText(f"{template}{q}", task="mc", sample=str(i))
-             for i, q in enumerate(["りんご、みかん", "犬、猫", "赤、青", "春、夏"])]
+    evals = [
+        EvalText(f"{template}{q}", task="mc", sample=str(i))
+        for i, q in enumerate(["りんご、みかん", "犬、猫", "赤、青", "春、夏"])
+    ]
     r = contamination([ex(f"{template}海、山")], evals)
-    assert r.contaminated_samples == 0 and r.overlapping_samples == 0      # shared by all samples: a template
+    assert r.contaminated_samples == 0 and r.overlapping_samples == 0  # shared by all samples: a template
 
 
 def test_trained_on_task_instructions_flag_tasks_not_samples():
-    evals = [EvalText("前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
-                      "それ以外には何も含めないことを厳守してください。", task="jnli", kind="instruction"),
-             EvalText("与えられたテキストを全てひらがなに変換してください。それ以外には何も含めないことを厳守してください。",
-                      task="wiki_reading", kind="instruction"),
-             EvalText("前提：猫が寝ている。\n仮説：動物が眠っている様子である。", task="jnli", sample="0")]
-    train = [ex("前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
-                "それ以外には何も含めないことを厳守してください。", "neutral")]
+    evals = [
+        EvalText(
+            "前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
+            "それ以外には何も含めないことを厳守してください。",
+            task="jnli",
+            kind="instruction",
+        ),
+        EvalText(
+            "与えられたテキストを全てひらがなに変換してください。それ以外には何も含めないことを厳守してください。",
+            task="wiki_reading",
+            kind="instruction",
+        ),
+        EvalText("前提：猫が寝ている。\n仮説：動物が眠っている様子である。", task="jnli", sample="0"),
+    ]
+    train = [
+        ex(
+            "前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
+            "それ以外には何も含めないことを厳守してください。",
+            "neutral",
+        )
+    ]
     r = contamination(train, evals)
     assert r.tasks_seen == ["jnli"] and r.status == "tasks" and r.task_overlap_ratio == 0.5
-    assert r.per_task["wiki_reading"]["instruction_overlap"] == 0.0          # shared boilerplate does not count
+    assert r.per_task["wiki_reading"]["instruction_overlap"] == 0.0  # shared boilerplate does not count
 
 
 def test_preference_pairs_are_checked_too():
@@ -99,13 +115,18 @@ def test_large_training_side_streams_quickly():
 
 # --------------------------------------------------------------------------- llm-jp-eval sets and the cell helper
 
+
 def test_collect_llm_jp_eval_reads_the_scored_samples():
     texts = collect_llm_jp_eval({})
     samples = {(t.task, t.sample) for t in texts if t.kind == "sample"}
-    assert len(samples) == 80 and len([t for t in texts if t.kind == "instruction"]) == 10     # 10 tasks x 8 test samples
+    assert len(samples) == 80 and len([t for t in texts if t.kind == "instruction"]) == 10  # 10 tasks x 8 test samples
     few = collect_llm_jp_eval({"split": "dev", "tasks": ["jnli", "jsquad"], "max_num_samples": 2, "num_few_shots": 4})
     assert {(t.task, t.sample) for t in few if t.kind == "sample"} == {
-        ("jnli", "dev/0"), ("jnli", "dev/1"), ("jsquad", "dev/0"), ("jsquad", "dev/1")}
+        ("jnli", "dev/0"),
+        ("jnli", "dev/1"),
+        ("jsquad", "dev/0"),
+        ("jsquad", "dev/1"),
+    }
     with pytest.raises(DataError, match="no llm-jp-eval data"):
         collect_llm_jp_eval({"data_dir": "/nonexistent"})
     with pytest.raises(DataError, match="task file not found"):
@@ -132,8 +153,12 @@ def test_eval_options_data_dir_is_used(tmp_path):
     task = json.loads((root / "test" / "jemhopqa.json").read_text())
     task["samples"].append({"input": f"質問：{train[0].messages[0].content}", "output": train[0].target})
     (root / "test" / "jemhopqa.json").write_text(json.dumps(task, ensure_ascii=False))
-    spec = spec_for("dataset=dolly", "eval=[llm_jp_eval]", f"eval.llm_jp_eval.data_dir={tmp_path / 'llm-jp-eval'}",
-                    "eval.llm_jp_eval.max_num_samples=-1")
+    spec = spec_for(
+        "dataset=dolly",
+        "eval=[llm_jp_eval]",
+        f"eval.llm_jp_eval.data_dir={tmp_path / 'llm-jp-eval'}",
+        "eval.llm_jp_eval.max_num_samples=-1",
+    )
     metrics = contamination_metrics(spec, train)
     assert metrics[f"{P}/contaminated_samples"] == 1 and metrics[f"{P}/eval_samples"] == 81
     assert metrics[f"{P}/jemhopqa/duplicate_ratio"] == pytest.approx(1 / 9)

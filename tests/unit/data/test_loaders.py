@@ -23,12 +23,19 @@ from tests.support.specs import spec_for
 INSTRUCT = FIXTURES / "instruct"
 
 
-def ds(loader: str, *, fixture: str | None = None, path: str | Path | None = None, name: str | None = None,
-       **kw) -> DatasetSpec:
+def ds(
+    loader: str, *, fixture: str | None = None, path: str | Path | None = None, name: str | None = None, **kw
+) -> DatasetSpec:
     """A DatasetSpec reading a shipped fixture (source=fixture) or a file (source=path)."""
     source = "path" if path is not None else "fixture"
-    return DatasetSpec(name=name or loader, loader=loader, fixture=fixture, path=None if path is None else str(path),
-                       source=source, **kw)
+    return DatasetSpec(
+        name=name or loader,
+        loader=loader,
+        fixture=fixture,
+        path=None if path is None else str(path),
+        source=source,
+        **kw,
+    )
 
 
 def load(loader: str, **kw):
@@ -50,12 +57,14 @@ def test_dolly_yields_instruction_input_output():
     data = load("dolly", fixture="instruct/dolly_ja.json")
     assert len(data.examples) == 48 and data.records == "sft"
     ex = by_id(data.examples)
-    assert turns(ex["0"]) == [("user", "富士山の標高はどれくらいですか？"),
-                              ("assistant", "富士山の標高は3,776メートルで、日本で最も高い山です。")]
+    assert turns(ex["0"]) == [
+        ("user", "富士山の標高はどれくらいですか？"),
+        ("assistant", "富士山の標高は3,776メートルで、日本で最も高い山です。"),
+    ]
     assert ex["0"].input == "" and ex["0"].meta["category"] == "open_qa"
     assert turns(ex["1"])[0] == ("user", "この文章によると、図書館の休館日はいつですか？")
     assert ex["1"].input.startswith("市立中央図書館は毎週月曜日と毎月最終木曜日を休館日")
-    assert sum(1 for e in data.examples if e.input) == 15          # README: 15 with a non-empty input
+    assert sum(1 for e in data.examples if e.input) == 15  # README: 15 with a non-empty input
 
 
 def test_ichikara_yields_text_output():
@@ -63,16 +72,23 @@ def test_ichikara_yields_text_output():
     assert len(ex) == 44
     assert turns(ex["ichikara-instruction-003-001-1-0002"]) == [
         ("user", "「役不足」と「力不足」の違いを教えてください。"),
-        ("assistant", "「役不足」は、本人の力量に比べて与えられた役目が軽すぎることを意味します。一方、「力不足」は、役目に対して"
-                      "本人の力量が足りないことを表します。謙遜のつもりで「役不足ですが」と言うと逆の意味になってしまうため、"
-                      "その場合は「力不足ですが」を使うのが適切です。")]
+        (
+            "assistant",
+            "「役不足」は、本人の力量に比べて与えられた役目が軽すぎることを意味します。一方、「力不足」は、役目に対して"
+            "本人の力量が足りないことを表します。謙遜のつもりで「役不足ですが」と言うと逆の意味になってしまうため、"
+            "その場合は「力不足ですが」を使うのが適切です。",
+        ),
+    ]
 
 
 def test_alpaca_yields_instruction_input_output_with_index_ids():
     data = load("alpaca", fixture="instruct/alpaca_ja.json")
     assert [e.id for e in data.examples] == [str(i) for i in range(42)]
     ex = by_id(data.examples)["1"]
-    assert turns(ex) == [("user", "次の文を過去形に書き換えてください。"), ("assistant", "私は毎朝公園を散歩しました。")]
+    assert turns(ex) == [
+        ("user", "次の文を過去形に書き換えてください。"),
+        ("assistant", "私は毎朝公園を散歩しました。"),
+    ]
     assert ex.input == "私は毎朝公園を散歩します。"
 
 
@@ -101,8 +117,10 @@ def test_oasst_reads_nan_roots_drops_untranslated_and_gives_every_reply_its_thre
     replies = {m["message_id"] for m in raw if m["role"] == "assistant"} - ng - below_ng
     assert {e.id for e in data.examples} == replies and len(data.examples) == 45
     assert data.report.read == 69 and data.report.unit == "messages"
-    assert data.report.dropped == {"untranslated (ng_translation)": 2,
-                                   "parent dropped: untranslated (ng_translation)": 1}
+    assert data.report.dropped == {
+        "untranslated (ng_translation)": 2,
+        "parent dropped: untranslated (ng_translation)": 1,
+    }
     for ex in data.examples:
         path, cur = [], ex.id
         while cur != "nan":
@@ -122,11 +140,25 @@ def test_oasst_reads_openassistants_own_layout_with_ranks(tmp_path):
     conversation per tree; deleted and rejected messages drop with their subtrees, all counted."""
     rows = [
         {"message_id": "r", "parent_id": None, "role": "prompter", "text_ja": "質問", "created_date": "1"},
-        {"message_id": "a0", "parent_id": "r", "role": "assistant", "text_ja": "最良", "rank": 0, "deleted": True,
-         "created_date": "2"},
+        {
+            "message_id": "a0",
+            "parent_id": "r",
+            "role": "assistant",
+            "text_ja": "最良",
+            "rank": 0,
+            "deleted": True,
+            "created_date": "2",
+        },
         {"message_id": "a1", "parent_id": "r", "role": "assistant", "text_ja": "次点", "rank": 1, "created_date": "3"},
-        {"message_id": "a2", "parent_id": "r", "role": "assistant", "text_ja": "三位", "rank": 2,
-         "review_result": False, "created_date": "4"},
+        {
+            "message_id": "a2",
+            "parent_id": "r",
+            "role": "assistant",
+            "text_ja": "三位",
+            "rank": 2,
+            "review_result": False,
+            "created_date": "4",
+        },
         {"message_id": "p2", "parent_id": "a1", "role": "prompter", "text_ja": "続き", "created_date": "5"},
         {"message_id": "b0", "parent_id": "p2", "role": "assistant", "text_ja": "答え", "rank": 0, "created_date": "6"},
         {"message_id": "b1", "parent_id": "p2", "role": "assistant", "text_ja": "別解", "rank": 1, "created_date": "7"},
@@ -134,8 +166,9 @@ def test_oasst_reads_openassistants_own_layout_with_ranks(tmp_path):
     f = tmp_path / "oasst.jsonl"
     f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     data = load("oasst", path=f)
-    assert [turns(e) for e in data.examples] == [[("user", "質問"), ("assistant", "次点"), ("user", "続き"),
-                                                  ("assistant", "答え")]]
+    assert [turns(e) for e in data.examples] == [
+        [("user", "質問"), ("assistant", "次点"), ("user", "続き"), ("assistant", "答え")]
+    ]
     assert data.report.dropped == {"deleted message": 1, "failed review": 1, "not on the best-ranked path": 1}
 
 
@@ -176,7 +209,7 @@ def test_jaster_fixture_is_laid_out_as_llm_jp_eval_writes_it():
     for p in JASTER_TRAIN.iterdir():
         text = p.read_text()
         raw = json.loads(text)
-        assert text.startswith("[\n    {\n        \"ID\": ")                      # json.dump(indent=4)
+        assert text.startswith('[\n    {\n        "ID": ')  # json.dump(indent=4)
         assert [r["ID"] for r in raw] == [f"{p.stem}-{i}" for i in range(len(raw))]
         assert all(list(r) == ["ID", "instruction", "input", "output", "text"] for r in raw)
 
@@ -209,8 +242,12 @@ def test_jaster_reads_a_tuning_train_directory_and_refuses_dev(tmp_path):
 def test_hh_rlhf_12k_ja_replies_are_plain_strings_with_a_source():
     raw = [json.loads(line) for line in (INSTRUCT / "hh_rlhf_ja.jsonl").read_text().splitlines()]
     assert all(isinstance(r["chosen"], str) and isinstance(r["rejected"], str) for r in raw)
-    assert {r["source"] for r in raw} == {"harmless-base", "helpful-base", "helpful-online",
-                                          "helpful-rejection-sampled"}
+    assert {r["source"] for r in raw} == {
+        "harmless-base",
+        "helpful-base",
+        "helpful-online",
+        "helpful-rejection-sampled",
+    }
     data = load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl")
     first = data.examples[0]
     assert first.chosen == raw[0]["chosen"] and first.rejected == raw[0]["rejected"]
@@ -218,11 +255,17 @@ def test_hh_rlhf_12k_ja_replies_are_plain_strings_with_a_source():
 
 
 def test_generic_with_field_map_reads_the_synthetic_seeds():
-    data = load("generic", fixture="instruct/synthetic_seeds.jsonl",
-                field_map={"instruction": "question", "output": "answer", "id": "id"})
+    data = load(
+        "generic",
+        fixture="instruct/synthetic_seeds.jsonl",
+        field_map={"instruction": "question", "output": "answer", "id": "id"},
+    )
     ex = by_id(data.examples)
     assert len(ex) == 40
-    assert turns(ex["seed-0001"]) == [("user", "一年は何日ありますか？"), ("assistant", "通常は365日で、うるう年は366日です。")]
+    assert turns(ex["seed-0001"]) == [
+        ("user", "一年は何日ありますか？"),
+        ("assistant", "通常は365日で、うるう年は366日です。"),
+    ]
     assert ex["seed-0001"].meta == {"source": "seed"}
 
 
@@ -230,16 +273,31 @@ def test_generic_reads_parquet_and_chat_messages(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist([{"q": "質問一", "a": "答え一"}, {"q": "質問二", "a": "答え二"}]),
-                   tmp_path / "d.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"q": "質問一", "a": "答え一"}, {"q": "質問二", "a": "答え二"}]), tmp_path / "d.parquet"
+    )
     data = load("generic", path=tmp_path / "d.parquet", field_map={"instruction": "q", "output": "a"})
-    assert [turns(e) for e in data.examples] == [[("user", "質問一"), ("assistant", "答え一")],
-                                                 [("user", "質問二"), ("assistant", "答え二")]]
+    assert [turns(e) for e in data.examples] == [
+        [("user", "質問一"), ("assistant", "答え一")],
+        [("user", "質問二"), ("assistant", "答え二")],
+    ]
     assert [e.id for e in data.examples] == ["0", "1"]
     chat = tmp_path / "chat.jsonl"
-    chat.write_text(json.dumps({"conv": [{"role": "system", "content": "丁寧に"}, {"role": "user", "content": "やあ"},
-                                         {"role": "assistant", "content": "こんにちは"}, {"role": "user", "content": "元気？"},
-                                         {"role": "assistant", "content": "元気です"}]}, ensure_ascii=False) + "\n")
+    chat.write_text(
+        json.dumps(
+            {
+                "conv": [
+                    {"role": "system", "content": "丁寧に"},
+                    {"role": "user", "content": "やあ"},
+                    {"role": "assistant", "content": "こんにちは"},
+                    {"role": "user", "content": "元気？"},
+                    {"role": "assistant", "content": "元気です"},
+                ]
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     ex = load("generic", path=chat, field_map={"messages": "conv"}).examples[0]
     assert [m.role for m in ex.messages] == ["system", "user", "assistant", "user", "assistant"]
     assert ex.target == "元気です"
@@ -247,16 +305,26 @@ def test_generic_reads_parquet_and_chat_messages(tmp_path):
 
 # --------------------------------------------------------------------------- malformed files
 
-@pytest.mark.parametrize("loader, name, extra, where, field, problem", [
-    ("dolly", "dolly_empty_output.json", {}, "record 2", "output", "empty text"),
-    ("ichikara", "ichikara_missing_output.json", {}, "record 1", "output", "missing field"),
-    ("jaster", "jaster_duplicate_id.json", {}, "record 2", "ID", "duplicate id 'jemhopqa-0' (first seen at"),
-    ("alpaca", "alpaca_bad_lines.jsonl", {}, "line 3", None, "not valid JSON"),
-    ("generic", "generic_missing_answer.jsonl",
-     {"field_map": {"instruction": "question", "output": "answer", "id": "id"}}, "line 2", "answer", "missing field"),
-    ("oasst", "oasst_duplicate_id.jsonl", {}, "line 3", "message_id", "duplicate id 'm2'"),
-    ("dolly", "dolly_not_json.json", {}, "line 3", None, "not valid JSON"),
-])
+
+@pytest.mark.parametrize(
+    "loader, name, extra, where, field, problem",
+    [
+        ("dolly", "dolly_empty_output.json", {}, "record 2", "output", "empty text"),
+        ("ichikara", "ichikara_missing_output.json", {}, "record 1", "output", "missing field"),
+        ("jaster", "jaster_duplicate_id.json", {}, "record 2", "ID", "duplicate id 'jemhopqa-0' (first seen at"),
+        ("alpaca", "alpaca_bad_lines.jsonl", {}, "line 3", None, "not valid JSON"),
+        (
+            "generic",
+            "generic_missing_answer.jsonl",
+            {"field_map": {"instruction": "question", "output": "answer", "id": "id"}},
+            "line 2",
+            "answer",
+            "missing field",
+        ),
+        ("oasst", "oasst_duplicate_id.jsonl", {}, "line 3", "message_id", "duplicate id 'm2'"),
+        ("dolly", "dolly_not_json.json", {}, "line 3", None, "not valid JSON"),
+    ],
+)
 def test_malformed_record_error_names_file_record_and_field(loader, name, extra, where, field, problem):
     path = MALFORMED / name
     with pytest.raises(DataError) as err:
@@ -270,7 +338,7 @@ def test_malformed_record_error_names_file_record_and_field(loader, name, extra,
 
 def test_skip_drops_bad_records_and_counts_why():
     data = load("alpaca", path=MALFORMED / "alpaca_bad_lines.jsonl", on_error="skip")
-    assert [e.id for e in data.examples] == ["1", "2", "4", "6"]          # ids: line numbers
+    assert [e.id for e in data.examples] == ["1", "2", "4", "6"]  # ids: line numbers
     assert data.report.read == 6 and data.report.kept == 4
     assert data.report.dropped == {"not valid JSON": 1, "empty text (instruction)": 1}
     assert any("line 3" in e for e in data.report.errors) and any("line 5" in e for e in data.report.errors)
@@ -278,7 +346,9 @@ def test_skip_drops_bad_records_and_counts_why():
     assert prov["dropped"] == 2 and prov["dropped_by_reason"] == data.report.dropped
 
     dup = load("jaster", path=MALFORMED / "jaster_duplicate_id.json", on_error="skip")
-    assert [e.id for e in dup.examples] == ["jemhopqa-0", "jemhopqa-1"] and dup.report.dropped == {"duplicate id (ID)": 1}
+    assert [e.id for e in dup.examples] == ["jemhopqa-0", "jemhopqa-1"] and dup.report.dropped == {
+        "duplicate id (ID)": 1
+    }
     miss = load("ichikara", path=MALFORMED / "ichikara_missing_output.json", on_error="skip")
     assert len(miss.examples) == 2 and miss.report.dropped == {"missing field (output)": 1}
 
@@ -310,12 +380,13 @@ def test_bad_record_stops_the_sweep_before_anything_runs():
 
 # --------------------------------------------------------------------------- subsets, digests, splits
 
+
 def test_subset_is_reproducible_nested_and_in_order():
     data = load("dolly", fixture="instruct/dolly_ja.json").examples
     a, b = subset(data, 10, 0), subset(data, 10, 0)
     assert [e.id for e in a] == [e.id for e in b]
     assert [e.id for e in subset(data, 10, 1)] != [e.id for e in a]
-    assert {e.id for e in a} <= {e.id for e in subset(data, 20, 0)}       # learning curves add data
+    assert {e.id for e in a} <= {e.id for e in subset(data, 20, 0)}  # learning curves add data
     order = [e.id for e in data]
     assert [e.id for e in a] == sorted((e.id for e in a), key=order.index)
     assert subset(data, 100, 0) == data and subset(data, None, 0) == data
@@ -335,7 +406,7 @@ def test_digest_changes_when_the_data_changes(tmp_path):
     copy = tmp_path / "dolly.json"
     shutil.copy(src, copy)
     same = load("dolly", path=copy).digest
-    assert same == load("dolly", fixture="instruct/dolly_ja.json").digest        # content, not location
+    assert same == load("dolly", fixture="instruct/dolly_ja.json").digest  # content, not location
     recs = json.loads(src.read_text())
     recs[5]["output"] += "。"
     copy.write_text(json.dumps(recs, ensure_ascii=False))
@@ -343,7 +414,7 @@ def test_digest_changes_when_the_data_changes(tmp_path):
     recs = json.loads(src.read_text())
     recs[0], recs[1] = recs[1], recs[0]
     copy.write_text(json.dumps(recs, ensure_ascii=False))
-    assert load("dolly", path=copy).digest != same                                # order matters too
+    assert load("dolly", path=copy).digest != same  # order matters too
     ex = Example("1", [Message("user", "a"), Message("assistant", "b")])
     assert digest_examples([ex]) != digest_examples([Example("1", [Message("user", "a"), Message("assistant", "c")])])
 
@@ -371,8 +442,10 @@ def test_a_grid_of_sizes_that_give_the_same_data_is_refused_before_anything_runs
     msg = str(err.value)
     assert "dataset.n=1000 gives the same 44 records as dataset.n=100" in msg, msg
     assert "dataset.n=10 " not in msg
-    local = [spec_for("dataset=dolly", "eval=[]", f"dataset.path={tmp_path / 'dolly.json'}", f"dataset.n={n}")
-             for n in (10, 100)]
+    local = [
+        spec_for("dataset=dolly", "eval=[]", f"dataset.path={tmp_path / 'dolly.json'}", f"dataset.n={n}")
+        for n in (10, 100)
+    ]
     with pytest.raises(PreflightError, match="dataset.n=100 is more than the 48 usable records"):
         plan(local)
 
@@ -387,6 +460,7 @@ def test_split_is_seeded_and_disjoint():
 
 # --------------------------------------------------------------------------- prompt formats
 
+
 def test_alpaca_and_llmjp_formats_render_input_and_turns():
     ex = Example("x", [Message("user", "要約して"), Message("assistant", "短く")], input="長い文章")
     p, c = ALPACA_JA.render(ex)
@@ -397,9 +471,12 @@ def test_alpaca_and_llmjp_formats_render_input_and_turns():
     class Tok:
         eos_token = "</s>"
 
-    multi = Example("y", [Message("user", "一"), Message("assistant", "二"), Message("user", "三"), Message("assistant", "四")])
-    assert LLMJP.render(multi, tokenizer=Tok())[0] == (f"{HEADER_NO_INPUT}\n\n### 指示:\n一\n\n### 応答:\n二</s>"
-                                                         f"\n\n### 指示:\n三\n\n### 応答:\n")
+    multi = Example(
+        "y", [Message("user", "一"), Message("assistant", "二"), Message("user", "三"), Message("assistant", "四")]
+    )
+    assert LLMJP.render(multi, tokenizer=Tok())[0] == (
+        f"{HEADER_NO_INPUT}\n\n### 指示:\n一\n\n### 応答:\n二</s>\n\n### 指示:\n三\n\n### 応答:\n"
+    )
     assert ALPACA_JA.render(multi)[0].endswith("### 指示:\n三\n\n### 応答:\n")
     with pytest.raises(ValueError, match="end with a user turn"):
         ALPACA_JA.prompt([Message("user", "a"), Message("assistant", "b")])
@@ -407,9 +484,22 @@ def test_alpaca_and_llmjp_formats_render_input_and_turns():
 
 # --------------------------------------------------------------------------- presets and pre-flight
 
-PRESETS = {"dolly": 48, "dolly_10k": 48, "ichikara": 44, "oasst": 45, "oasst2": 45, "alpaca_ja": 42, "jaster": 44,
-           "generic": 40, "synthetic": 40, "hh_rlhf_ja": 40, "chatbot_arena_ja": 40, "preference": 40,
-           "dolly_ichikara_oasst": 137, "jaster_oasst_dolly": 137}
+PRESETS = {
+    "dolly": 48,
+    "dolly_10k": 48,
+    "ichikara": 44,
+    "oasst": 45,
+    "oasst2": 45,
+    "alpaca_ja": 42,
+    "jaster": 44,
+    "generic": 40,
+    "synthetic": 40,
+    "hh_rlhf_ja": 40,
+    "chatbot_arena_ja": 40,
+    "preference": 40,
+    "dolly_ichikara_oasst": 137,
+    "jaster_oasst_dolly": 137,
+}
 
 
 def test_every_preset_composes_validates_and_loads_on_the_embedded_default():
@@ -447,6 +537,7 @@ def test_validate_cell_rejects_field_map_for_fixed_formats_and_bad_budgets():
 
 # --------------------------------------------------------------------------- MLflow dataset provenance
 
+
 def _dataset_inputs(uri: str, run_id: str):
     from mlflow.tracking import MlflowClient
 
@@ -479,7 +570,7 @@ def test_log_dataset_input_records_source_n_and_digest_in_sqlite_store(tmp_path)
         assert "CC BY-SA 3.0" in tags["jsweep.license"]
         assert json.loads(dataset.profile)["num_rows"] == len(data.examples)
         digests.add(dataset.digest)
-    assert len(digests) == 3                                  # different data never looks alike
+    assert len(digests) == 3  # different data never looks alike
 
 
 def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
@@ -488,8 +579,10 @@ def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
     from jsweep.data.provenance import dataset_source, log_dataset_input
     from jsweep.data.sources import resolve_source
 
-    hub = resolve_source(DatasetSpec(name="dolly", loader="dolly", hub_id="kunishou/databricks-dolly-15k-ja",
-                                     revision="abc123"), builtin_model=False)
+    hub = resolve_source(
+        DatasetSpec(name="dolly", loader="dolly", hub_id="kunishou/databricks-dolly-15k-ja", revision="abc123"),
+        builtin_model=False,
+    )
     src = dataset_source(hub)
     assert src._get_source_type() == "hugging_face" and src.path == "kunishou/databricks-dolly-15k-ja"
     assert src.revision == "abc123"
@@ -502,12 +595,22 @@ def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
     data = load_examples(spec.dataset, builtin_model=True)
     log_dataset_input(client, data, spec, run_id=run.info.run_id)
     inputs = {d.name: (d, t) for d, t in _dataset_inputs(uri, run.info.run_id)}
-    assert set(inputs) == {"dolly_ichikara_oasst", "dolly_ichikara_oasst/dolly", "dolly_ichikara_oasst/ichikara",
-                           "dolly_ichikara_oasst/oasst"}
+    assert set(inputs) == {
+        "dolly_ichikara_oasst",
+        "dolly_ichikara_oasst/dolly",
+        "dolly_ichikara_oasst/ichikara",
+        "dolly_ichikara_oasst/oasst",
+    }
     mix, tags = inputs["dolly_ichikara_oasst"]
-    assert mix.source_type == "jsweep_mixture" and set(json.loads(mix.source)["components"]) == {"dolly", "ichikara", "oasst"}
+    assert mix.source_type == "jsweep_mixture" and set(json.loads(mix.source)["components"]) == {
+        "dolly",
+        "ichikara",
+        "oasst",
+    }
     assert tags["jsweep.n"] == "137" and json.loads(tags["jsweep.dropped_by_reason"]) == {
-        "oasst: untranslated (ng_translation)": 2, "oasst: parent dropped: untranslated (ng_translation)": 1}
+        "oasst: untranslated (ng_translation)": 2,
+        "oasst: parent dropped: untranslated (ng_translation)": 1,
+    }
     _comp, ctags = inputs["dolly_ichikara_oasst/ichikara"]
     assert ctags["mlflow.data.context"] == "training_component" and ctags["jsweep.n"] == "44"
     assert "CC BY-NC-SA" in ctags["jsweep.license"]
@@ -540,6 +643,7 @@ def test_log_dataset_input_through_the_cell_tracker(tmp_path):
 
 # --------------------------------------------------------------------------- evaluation data of real models
 
+
 def test_a_real_model_without_evaluation_data_is_refused_with_the_prepare_command(tmp_path):
     from jsweep.sweep import plan
 
@@ -549,12 +653,11 @@ def test_a_real_model_without_evaluation_data_is_refused_with_the_prepare_comman
     assert "eval.llm_jp_eval: model 'llm-jp-3-1.8b' would be scored on the shipped toy fixtures" in msg, msg
     assert "python -m jsweep prepare llm-jp-eval --jglue" in msg and "set eval.jglue.data_dir" in msg, msg
     (tmp_path / "evaluation" / "test").mkdir(parents=True)
-    ok = spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[llm_jp_eval]",
-                  f"eval.llm_jp_eval.data_dir={tmp_path}")
+    ok = spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[llm_jp_eval]", f"eval.llm_jp_eval.data_dir={tmp_path}")
     from jsweep.eval.run import check_eval_data
 
     assert check_eval_data(ok) == []
-    assert check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []           # the fixtures serve the tiny model
+    assert check_eval_data(spec_for("model=tiny", "dataset=dolly")) == []  # the fixtures serve the tiny model
     assert check_eval_data(spec_for("model=llm-jp-3-1.8b", "dataset=dolly", "eval=[]")) == []
 
 
@@ -567,19 +670,20 @@ def test_the_stockmark_study_command_sets_its_evaluation_data():
 
 # --------------------------------------------------------------------------- seeds: training replicates, one data seed
 
+
 def test_the_training_seed_leaves_the_data_alone_and_data_seed_moves_it():
     from jsweep.sweep import plan
 
     a, b = (spec_for("dataset=dolly", "eval=[]", "dataset.n=10", f"seed={s}") for s in (0, 1))
     assert (a.seed, b.seed) == (0, 1) and a.dataset.seed == b.dataset.seed == 0
     pa, pb = plan([a, b])
-    assert pa.data["digest"] == pb.data["digest"] and pa.cell_id != pb.cell_id      # same data, two replicates
+    assert pa.data["digest"] == pb.data["digest"] and pa.cell_id != pb.cell_id  # same data, two replicates
     c = spec_for("dataset=dolly", "eval=[]", "dataset.n=10", "data_seed=1")
     assert c.seed == 0 and c.dataset.seed == 1
     assert load_examples(c.dataset, builtin_model=True).digest != pa.data["digest"]
     data = load_examples(a.dataset, builtin_model=True).examples
     held = split_train_eval(data, 0.2, a.dataset.seed)[1]
-    assert held == split_train_eval(data, 0.2, b.dataset.seed)[1]                   # one held-out split for all seeds
+    assert held == split_train_eval(data, 0.2, b.dataset.seed)[1]  # one held-out split for all seeds
     mix = spec_for("dataset=dolly_ichikara_oasst", "eval=[]", "seed=3")
     assert mix.dataset.seed == 0
 
@@ -595,5 +699,8 @@ def test_the_dry_run_reports_what_a_dataset_drops():
     from jsweep.sweep import format_plan, plan
 
     text = format_plan(plan([spec_for("dataset=oasst", "eval=[]")]))
-    assert "45 ex" in text and ("[dropped 3 messages: 2 untranslated (ng_translation), "
-                                "1 parent dropped: untranslated (ng_translation)]") in text, text
+    assert (
+        "45 ex" in text
+        and ("[dropped 3 messages: 2 untranslated (ng_translation), 1 parent dropped: untranslated (ng_translation)]")
+        in text
+    ), text

@@ -34,48 +34,76 @@ def counts(data) -> Counter:
 # --------------------------------------------------------------------------- proportions
 
 def test_weights_with_total_n_give_exact_shares_with_upsampling():
-    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 2, "n": 16},
-                         "jaster": {"preset": "jaster", "weight": 1}}, n=200))
+    data = load(
+        mixture(
+            {
+                "dolly": {"preset": "dolly", "weight": 1},
+                "oasst": {"preset": "oasst", "weight": 2, "n": 16},
+                "jaster": {"preset": "jaster", "weight": 1},
+            },
+            n=200,
+        )
+    )
     assert len(data.examples) == 200 and counts(data) == {"dolly": 50, "oasst": 100, "jaster": 50}
     oasst = [e for e in data.examples if e.meta["component"] == "oasst"]
     # 100 from 16 records: every record 6 times, 4 records a 7th time (seeded)
     per_origin = Counter(e.meta.get("repeat_of", e.id) for e in oasst)
     assert sorted(set(per_origin.values())) == [6, 7] and sum(v == 7 for v in per_origin.values()) == 4
-    assert len({e.id for e in data.examples}) == 200                                  # copies get distinct ids
+    assert len({e.id for e in data.examples}) == 200  # copies get distinct ids
     assert data.components["oasst"]["share"] == 0.5 and data.components["oasst"]["available"] == 16
 
 
 def test_weights_without_n_take_the_largest_mixture_without_repeats():
-    data = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1, "n": 16}}))
-    assert counts(data) == {"dolly": 16, "oasst": 16}                        # oasst (16) limits a 50/50 mix
+    data = load(
+        mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1, "n": 16}})
+    )
+    assert counts(data) == {"dolly": 16, "oasst": 16}  # oasst (16) limits a 50/50 mix
     assert not any("repeat_of" in e.meta for e in data.examples)
 
 
 def test_shares_hold_for_uneven_totals():
     assert largest_remainder(10, [1, 1, 1]) == [4, 3, 3]
     assert sum(largest_remainder(997, [0.2, 0.3, 0.5])) == 997
-    data = load(mixture({"dolly": {"preset": "dolly", "weight": 0.2}, "ichikara": {"preset": "ichikara", "weight": 0.3},
-                         "jaster": {"preset": "jaster", "weight": 0.5}}, n=77))
+    data = load(
+        mixture(
+            {
+                "dolly": {"preset": "dolly", "weight": 0.2},
+                "ichikara": {"preset": "ichikara", "weight": 0.3},
+                "jaster": {"preset": "jaster", "weight": 0.5},
+            },
+            n=77,
+        )
+    )
     c = counts(data)
-    assert sum(c.values()) == 77 and all(abs(c[k] - 77 * w) < 1 for k, w in
-                                         {"dolly": 0.2, "ichikara": 0.3, "jaster": 0.5}.items())
+    assert sum(c.values()) == 77 and all(
+        abs(c[k] - 77 * w) < 1 for k, w in {"dolly": 0.2, "ichikara": 0.3, "jaster": 0.5}.items()
+    )
 
 
 def test_upsample_factors_repeat_components_in_a_concatenation():
-    data = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3, "n": 16},
-                         "ichikara": {"preset": "ichikara", "upsample": 0.5}}))
+    data = load(
+        mixture(
+            {
+                "dolly": {"preset": "dolly"},
+                "oasst": {"preset": "oasst", "upsample": 3, "n": 16},
+                "ichikara": {"preset": "ichikara", "upsample": 0.5},
+            }
+        )
+    )
     assert counts(data) == {"dolly": 48, "oasst": 48, "ichikara": 22}
     origins = Counter(e.meta.get("repeat_of") for e in data.examples if e.meta["component"] == "oasst")
-    assert origins[None] == 16 and all(v == 2 for k, v in origins.items() if k)     # each oasst record 3 times
+    assert origins[None] == 16 and all(v == 2 for k, v in origins.items() if k)  # each oasst record 3 times
     scaled = load(mixture({"dolly": {"preset": "dolly"}, "oasst": {"preset": "oasst", "upsample": 3, "n": 16}}, n=48))
-    assert counts(scaled) == {"dolly": 24, "oasst": 24}                              # same 1:1 proportions, n total
+    assert counts(scaled) == {"dolly": 24, "oasst": 24}  # same 1:1 proportions, n total
 
 
 def test_concatenation_preset_keeps_every_record_once():
     spec = spec_for("dataset=dolly_ichikara_oasst", "eval=[]")
     data = load(spec.dataset)
     assert counts(data) == {"dolly": 48, "ichikara": 44, "oasst": 45}
-    assert sorted(e.id for e in data.examples if e.meta["component"] == "dolly") == sorted(f"dolly/{i}" for i in range(48))
+    assert sorted(e.id for e in data.examples if e.meta["component"] == "dolly") == sorted(
+        f"dolly/{i}" for i in range(48)
+    )
     assert data.source.kind == "mixture" and "ichikara=" in data.source.describe()
 
 
@@ -96,9 +124,13 @@ def test_split_keeps_copies_of_a_record_on_one_side():
 
 # --------------------------------------------------------------------------- components
 
+
 def test_component_keys_override_the_preset_and_inherit_source_seed_on_error():
-    spec = mixture({"dolly": {"preset": "dolly", "n": 10, "weight": None}, "ich": {"preset": "ichikara", "n": None}},
-                   seed=7, on_error="skip")
+    spec = mixture(
+        {"dolly": {"preset": "dolly", "n": 10, "weight": None}, "ich": {"preset": "ichikara", "n": None}},
+        seed=7,
+        on_error="skip",
+    )
     comps = component_specs(spec)
     dolly, ich = comps["dolly"][0], comps["ich"][0]
     assert dolly.n == 10 and dolly.seed == 7 and dolly.on_error == "skip" and dolly.source == "fixture"
@@ -112,26 +144,35 @@ def test_presets_read_env_paths_and_extensions(monkeypatch, tmp_path):
     monkeypatch.delenv("JSWEEP_ICHIKARA_PATH")
     assert read_preset("ichikara")["path"] is None
     assert read_preset("dolly_10k")["n"] == 10000 and read_preset("dolly_10k")["loader"] == "dolly"
-    assert "source" not in read_preset("dolly")                        # ${data_source}: inherited from the mixture
+    assert "source" not in read_preset("dolly")  # ${data_source}: inherited from the mixture
 
 
 def test_cli_overrides_reach_components():
-    spec = spec_for("dataset=jaster_oasst_dolly", "eval=[]", "dataset.components.jaster.weight=1",
-                    "dataset.components.oasst.weight=2", "dataset.components.dolly.weight=1", "dataset.n=40")
+    spec = spec_for(
+        "dataset=jaster_oasst_dolly",
+        "eval=[]",
+        "dataset.components.jaster.weight=1",
+        "dataset.components.oasst.weight=2",
+        "dataset.components.dolly.weight=1",
+        "dataset.n=40",
+    )
     assert validate_cell(spec) == []
     assert counts(load(spec.dataset)) == {"jaster": 10, "oasst": 20, "dolly": 10}
 
 
-@pytest.mark.parametrize("components, message", [
-    ({}, "no components"),
-    ({"a": {"preset": "nope"}}, "unknown dataset preset 'nope'"),
-    ({"a": {"preset": "dolly", "pth": "/x"}}, "unknown key 'dataset.components.a.pth'"),
-    ({"a": {"preset": "dolly", "weight": 1}, "b": {"preset": "oasst"}}, "every component a weight or none"),
-    ({"a": {"preset": "dolly", "weight": -1}}, "weight must be a positive number"),
-    ({"a": {"preset": "dolly", "weight": 1, "upsample": 2}}, "not both"),
-    ({"a": {"preset": "dolly_ichikara_oasst"}}, "cannot contain another mixture"),
-    ({"a": {"name": "x"}}, "needs a preset"),
-])
+@pytest.mark.parametrize(
+    "components, message",
+    [
+        ({}, "no components"),
+        ({"a": {"preset": "nope"}}, "unknown dataset preset 'nope'"),
+        ({"a": {"preset": "dolly", "pth": "/x"}}, "unknown key 'dataset.components.a.pth'"),
+        ({"a": {"preset": "dolly", "weight": 1}, "b": {"preset": "oasst"}}, "every component a weight or none"),
+        ({"a": {"preset": "dolly", "weight": -1}}, "weight must be a positive number"),
+        ({"a": {"preset": "dolly", "weight": 1, "upsample": 2}}, "not both"),
+        ({"a": {"preset": "dolly_ichikara_oasst"}}, "cannot contain another mixture"),
+        ({"a": {"name": "x"}}, "needs a preset"),
+    ],
+)
 def test_bad_components_are_config_errors_naming_the_component(components, message):
     with pytest.raises(ConfigError, match=message):
         component_specs(mixture(components))
@@ -150,11 +191,14 @@ def test_mixing_preference_pairs_with_instruction_data_is_refused():
     import dataclasses
 
     assert any("mixes preference-pair datasets" in p for p in validate_cell(dataclasses.replace(cell, dataset=spec)))
-    pairs = load(mixture({"hh": {"preset": "hh_rlhf_ja", "weight": 1}, "arena": {"preset": "chatbot_arena_ja", "weight": 1}}))
+    pairs = load(
+        mixture({"hh": {"preset": "hh_rlhf_ja", "weight": 1}, "arena": {"preset": "chatbot_arena_ja", "weight": 1}})
+    )
     assert pairs.records == "preference" and counts(pairs) == {"hh": 40, "arena": 40}
 
 
 # --------------------------------------------------------------------------- equal budgets
+
 
 def test_parse_budget():
     assert parse_budget("tokens:50000") == ("tokens", 50000) and parse_budget("tokens:50k") == ("tokens", 50000)
@@ -174,10 +218,13 @@ def test_examples_budget_gives_every_dataset_the_same_size():
         assert len({e.id for e in data.examples}) == 30
     assert set(sizes.values()) == {30}
     oasst = load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture", "budget": "examples:60"}))
-    assert sum("repeat_of" in e.meta for e in oasst.examples) == 15                  # 45 records + 15 repeats
+    assert sum("repeat_of" in e.meta for e in oasst.examples) == 15  # 45 records + 15 repeats
     assert oasst.digest != load(DatasetSpec(**{**read_preset("oasst"), "source": "fixture"})).digest
-    mix = load(mixture({"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1}},
-                       budget="examples:60"))
+    mix = load(
+        mixture(
+            {"dolly": {"preset": "dolly", "weight": 1}, "oasst": {"preset": "oasst", "weight": 1}}, budget="examples:60"
+        )
+    )
     assert counts(mix) == {"dolly": 30, "oasst": 30}
 
 
@@ -195,7 +242,7 @@ def test_token_budget_indices_reach_the_budget_with_whole_passes_first():
     idx = token_budget_indices(lengths, 250, 0)
     total = sum(lengths[i] for i in idx)
     assert 250 <= total < 250 + 40
-    assert sorted(idx[:4]) == [0, 1, 2, 3] and sorted(idx[4:8]) == [0, 1, 2, 3]     # a full pass before repeats
+    assert sorted(idx[:4]) == [0, 1, 2, 3] and sorted(idx[4:8]) == [0, 1, 2, 3]  # a full pass before repeats
     assert idx == token_budget_indices(lengths, 250, 0) and idx != token_budget_indices(lengths, 250, 1)
     small = token_budget_indices(lengths, 35, 0)
     assert sum(lengths[i] for i in small) >= 35 and len(small) < 4
@@ -206,9 +253,9 @@ def _ctx(overrides, tmp_path, store: bool = True):
     from jsweep.tracking import NullTracker
     from tests.support.tracking import StoredRun
 
-    if not store:                                   # trainer arguments only: nothing is logged
+    if not store:  # trainer arguments only: nothing is logged
         return CellContext(spec_for(*overrides), tmp_path, NullTracker(), "cpu")
-    run = StoredRun(tmp_path / f"store{len(list(tmp_path.glob('store*')))}")   # a real CellTracker, SQLite store
+    run = StoredRun(tmp_path / f"store{len(list(tmp_path.glob('store*')))}")  # a real CellTracker, SQLite store
     ctx = CellContext(spec_for(*overrides), run.cell_dir, run.tracker, "cpu")
     ctx.stored = run
     return ctx
@@ -223,7 +270,8 @@ def test_token_budget_is_applied_to_training_rows(tmp_path):
     assert len(out) == 34 and ctx.metrics["data/budget/tokens"] == 1020 and ctx.metrics["data/budget/examples"] == 34
     stored = ctx.stored.client.get_run(ctx.stored.run_id).data.metrics
     assert {k: v for k, v in stored.items() if k.startswith("data/budget/")} == {
-        k: v for k, v in ctx.metrics.items() if k.startswith("data/budget/")}
+        k: v for k, v in ctx.metrics.items() if k.startswith("data/budget/")
+    }
     plain = _ctx(("dataset=dolly", "eval=[]"), tmp_path, store=False)
     assert apply_token_budget(plain, rows, [30] * 10) is rows
 

@@ -22,8 +22,14 @@ INSTRUCT = FIXTURES / "instruct"
 
 
 def load(loader, *, fixture=None, path=None, **kw):
-    spec = DatasetSpec(name=loader, loader=loader, fixture=fixture, path=None if path is None else str(path),
-                       source="path" if path else "fixture", **kw)
+    spec = DatasetSpec(
+        name=loader,
+        loader=loader,
+        fixture=fixture,
+        path=None if path is None else str(path),
+        source="path" if path else "fixture",
+        **kw,
+    )
     return load_examples(spec, builtin_model=True)
 
 
@@ -37,29 +43,46 @@ def test_hh_rlhf_yields_prompt_turns_chosen_and_rejected():
     first = data.examples[0]
     assert isinstance(first, PreferenceExample) and first.id == "1"
     assert first.prompt == [Message("user", "隣の家の犬が夜中にずっと吠えていて眠れません。どうしたらいいですか？")]
-    assert first.chosen == raw[0]["chosen"] and first.rejected == "犬が悪いので、犬に向かって大声で怒鳴れば静かになりますよ。"
+    assert (
+        first.chosen == raw[0]["chosen"]
+        and first.rejected == "犬が悪いので、犬に向かって大声で怒鳴れば静かになりますよ。"
+    )
     multi = data.examples[32]
     assert [(m.role, m.content) for m in multi.prompt] == [
         ("user", "週末に一泊二日で旅行したいです。"),
         ("assistant", "いいですね！どのあたりへ行きたいか、移動手段や予算のご希望はありますか？"),
-        ("user", "東京から電車で行ける温泉地がいいです。予算は一人三万円くらいです。")]
+        ("user", "東京から電車で行ける温泉地がいいです。予算は一人三万円くらいです。"),
+    ]
     assert multi.chosen.startswith("それなら箱根や熱海がおすすめです。") and multi.meta["turns"] == 2
-    assert sum(len(e.prompt) > 1 for e in data.examples) == 8                    # README: 8 multi-turn
+    assert sum(len(e.prompt) > 1 for e in data.examples) == 8  # README: 8 multi-turn
 
 
 def test_chatbot_arena_yields_prompt_chosen_rejected():
     data = load("chatbot_arena", fixture="instruct/chatbot_arena_ja.jsonl")
     ex = data.examples[1]
     assert ex.prompt == [Message("user", "「急いては事を仕損じる」の意味を教えてください。")]
-    assert ex.chosen.startswith("物事を急いで行うと、かえって失敗しやすい") and ex.rejected == "急いでいるときは、何をしてもうまくいくという意味です。"
+    assert (
+        ex.chosen.startswith("物事を急いで行うと、かえって失敗しやすい")
+        and ex.rejected == "急いでいるときは、何をしてもうまくいくという意味です。"
+    )
     assert len(data.examples) == 40 and ex.id == "2"
 
 
 def test_generic_preference_with_field_map(tmp_path):
     f = tmp_path / "pairs.jsonl"
-    rows = [{"qid": "a", "q": "質問A", "good": "良い答え", "bad": "悪い答え"},
-            {"qid": "b", "q": [{"role": "user", "content": "一"}, {"role": "assistant", "content": "二"},
-                               {"role": "user", "content": "三"}], "good": "四", "bad": "五"}]
+    rows = [
+        {"qid": "a", "q": "質問A", "good": "良い答え", "bad": "悪い答え"},
+        {
+            "qid": "b",
+            "q": [
+                {"role": "user", "content": "一"},
+                {"role": "assistant", "content": "二"},
+                {"role": "user", "content": "三"},
+            ],
+            "good": "四",
+            "bad": "五",
+        },
+    ]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
     data = load("preference", path=f, field_map={"prompt": "q", "chosen": "good", "rejected": "bad", "id": "qid"})
     a, b = data.examples
@@ -69,10 +92,13 @@ def test_generic_preference_with_field_map(tmp_path):
     assert digest_examples(preset.examples) == load("chatbot_arena", fixture="instruct/chatbot_arena_ja.jsonl").digest
 
 
-@pytest.mark.parametrize("loader, name, where, field, problem", [
-    ("hh_rlhf", "hh_rlhf_bad.jsonl", "line 2", "conversations", "must end with a human turn"),
-    ("chatbot_arena", "chatbot_arena_empty_prompt.jsonl", "line 2", "prompt", "empty text"),
-])
+@pytest.mark.parametrize(
+    "loader, name, where, field, problem",
+    [
+        ("hh_rlhf", "hh_rlhf_bad.jsonl", "line 2", "conversations", "must end with a human turn"),
+        ("chatbot_arena", "chatbot_arena_empty_prompt.jsonl", "line 2", "prompt", "empty text"),
+    ],
+)
 def test_malformed_preference_records_name_file_line_and_field(loader, name, where, field, problem):
     with pytest.raises(DataError) as err:
         load(loader, path=MALFORMED / name)
@@ -83,8 +109,11 @@ def test_malformed_preference_records_name_file_line_and_field(loader, name, whe
 def test_skip_counts_bad_preference_records():
     data = load("hh_rlhf", path=MALFORMED / "hh_rlhf_bad.jsonl", on_error="skip")
     assert [e.id for e in data.examples] == ["1", "5"]
-    assert data.report.dropped == {"bad turns (conversations)": 1, "identical replies (rejected)": 1,
-                                   "missing field (rejected)": 1}
+    assert data.report.dropped == {
+        "bad turns (conversations)": 1,
+        "identical replies (rejected)": 1,
+        "missing field (rejected)": 1,
+    }
     assert any("line 3" in e and "identical" in e for e in data.report.errors)
 
 
@@ -95,10 +124,14 @@ def test_preference_digest_split_and_subset():
     train, held = split_train_eval(data.examples, 0.1, 0)
     assert len(held) == 4 and all(isinstance(e, PreferenceExample) for e in train + held)
     sub = load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl", n=10, seed=3)
-    assert len(sub.examples) == 10 and sub.digest == load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl", n=10, seed=3).digest
+    assert (
+        len(sub.examples) == 10
+        and sub.digest == load("hh_rlhf", fixture="instruct/hh_rlhf_ja.jsonl", n=10, seed=3).digest
+    )
 
 
 # --------------------------------------------------------------------------- pre-flight
+
 
 def test_dpo_on_instruction_data_fails_preflight_in_one_line():
     problems = validate_cell(spec_for("method=dpo", "dataset=dolly", "eval=[]"))
@@ -116,14 +149,24 @@ def test_sft_on_preference_only_data_fails_preflight():
 def test_dpo_method_values_are_checked(tmp_path):
     ok = spec_for("method=dpo_lora", "dataset=hh_rlhf_ja", "eval=[]")
     assert validate_cell(ok) == [] and ok.method.beta == 0.1 and ok.method.loss_type == "sigmoid"
-    bad = spec_for("method=dpo", "dataset=chatbot_arena_ja", "eval=[]", "method.beta=0", "method.loss_type=nope",
-                   f"method.init_from={tmp_path / 'missing'}")
+    bad = spec_for(
+        "method=dpo",
+        "dataset=chatbot_arena_ja",
+        "eval=[]",
+        "method.beta=0",
+        "method.loss_type=nope",
+        f"method.init_from={tmp_path / 'missing'}",
+    )
     problems = validate_cell(bad)
     assert any("method.beta" in p for p in problems) and any("method.loss_type" in p for p in problems)
     assert any("method.init_from: no such directory" in p for p in problems)
     (tmp_path / "empty").mkdir()
-    assert any("neither a model" in p for p in validate_cell(
-        spec_for("method=dpo", "dataset=hh_rlhf_ja", "eval=[]", f"method.init_from={tmp_path / 'empty'}")))
+    assert any(
+        "neither a model" in p
+        for p in validate_cell(
+            spec_for("method=dpo", "dataset=hh_rlhf_ja", "eval=[]", f"method.init_from={tmp_path / 'empty'}")
+        )
+    )
 
 
 def test_sweep_plan_refuses_dpo_on_sft_data_before_launching():
@@ -137,6 +180,7 @@ def test_sweep_plan_refuses_dpo_on_sft_data_before_launching():
 
 
 # --------------------------------------------------------------------------- rendering, init_from, training
+
 
 @functools.cache
 def tiny_tokenizer():
@@ -169,7 +213,7 @@ def _run_dpo(tmp_path, *overrides):
     data = load_examples(spec.dataset, builtin_model=True)
     from tests.support.tracking import StoredRun
 
-    run = StoredRun(tmp_path / "dpo")                       # a real CellTracker on a temporary SQLite store
+    run = StoredRun(tmp_path / "dpo")  # a real CellTracker on a temporary SQLite store
     ctx = CellContext(spec, run.cell_dir, run.tracker, "cpu")
     ctx.stored = run
     ctx.train, ctx.held_out = split_train_eval(data.examples, spec.train.eval_fraction, spec.seed)
@@ -184,7 +228,7 @@ def test_dpo_lora_trains_on_the_tiny_model_and_saves_an_adapter(tmp_path):
     assert m["train/steps"] == 2 and m["data/train_examples"] == 36 and m["data/eval_examples"] == 4
     assert "train/final_rewards_accuracy" in m and "eval/loss" in m and m["train/final_loss"] > 0
     assert (result.model_dir / "adapter_config.json").exists()
-    run = ctx.stored                                        # what reached the store: every step, once
+    run = ctx.stored  # what reached the store: every step, once
     for key in ("train/loss", "train/rewards_margin", "train/rewards_accuracy", "train/lr"):
         assert [step for step, _ in run.history(key)] == [1, 2], key
     assert [step for step, _ in run.history("eval/loss")] == [2]

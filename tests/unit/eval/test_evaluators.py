@@ -41,12 +41,14 @@ def test_every_registered_evaluator_declares_its_headlines_and_their_direction()
 
 
 def test_declarations_and_their_hooks_import_no_torch():
-    code = ("import sys\nfrom jsweep.eval.declaration import declarations\n"
-            "for d in declarations():\n"
-            "    for hook in ('implementation', 'check', 'files', 'contamination', 'interval', 'task_metrics'):\n"
-            "        getattr(d, hook) and d.hook(hook)\n"
-            "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'datasets') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\nfrom jsweep.eval.declaration import declarations\n"
+        "for d in declarations():\n"
+        "    for hook in ('implementation', 'check', 'files', 'contamination', 'interval', 'task_metrics'):\n"
+        "        getattr(d, hook) and d.hook(hook)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'datasets') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
 
@@ -78,22 +80,32 @@ def test_an_example_evaluator_is_checked_run_and_logged_through_its_declaration(
 
     assert "sentence_nll" in [d.name for d in declarations()]
     assert check_evaluators(_spec(sentence_nll={})) == []
-    assert check_evaluators(_spec(sentence_nll={"sentences": []})) == \
-        ["eval.sentence_nll: sentences is empty: nothing to score"]
+    assert check_evaluators(_spec(sentence_nll={"sentences": []})) == [
+        "eval.sentence_nll: sentences is empty: nothing to score"
+    ]
     assert check_evaluators(_spec(sentence_nll={"colour": 1}))[0].startswith(
-        "eval.sentence_nll: unknown key 'eval.sentence_nll.colour'")
+        "eval.sentence_nll: unknown key 'eval.sentence_nll.colour'"
+    )
     assert "sentence_nll" not in registries.JUDGED_EVALUATORS
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    ctx = CellContext(spec=_spec(sentence_nll={"sentences": ["東京は日本の首都です。", "猫が好きです。"]}),
-                      cell_dir=tmp_path, tracker=NullTracker(), device="cpu")
+    ctx = CellContext(
+        spec=_spec(sentence_nll={"sentences": ["東京は日本の首都です。", "猫が好きです。"]}),
+        cell_dir=tmp_path,
+        tracker=NullTracker(),
+        device="cpu",
+    )
     evaluate_all(ctx, model, tok)
     assert ctx.metrics["sentence_nll/nll"] > 0 and ctx.metrics["sentence_nll/tokens"] > 2
     rows = [json.loads(line) for line in (tmp_path / "predictions" / "sentence_nll.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == ["東京は日本の首都です。", "猫が好きです。"] and rows[0]["task"] == "sentences"
-    assert sum(r["nll"] for r in rows) / sum(r["tokens"] for r in rows) == pytest.approx(ctx.metrics["sentence_nll/nll"])
-    assert json.loads((tmp_path / "sentence_nll_results.json").read_text())["tokens"] == ctx.metrics["sentence_nll/tokens"]
+    assert sum(r["nll"] for r in rows) / sum(r["tokens"] for r in rows) == pytest.approx(
+        ctx.metrics["sentence_nll/nll"]
+    )
+    assert (
+        json.loads((tmp_path / "sentence_nll_results.json").read_text())["tokens"] == ctx.metrics["sentence_nll/tokens"]
+    )
 
 
 def test_the_summary_the_report_and_run_headlines_rank_a_declared_lower_is_better_score(example, tmp_path):
@@ -105,22 +117,44 @@ def test_the_summary_the_report_and_run_headlines_rank_a_declared_lower_is_bette
     assert lower_is_better("sentence_nll/nll")
     scores = {"dolly": 2.5, "oasst": 1.5, "alpaca": 3.5}
     spec = _spec(sentence_nll={})
-    outcomes = [CellOutcome(PlannedCell(i, spec, f"cell{i:08d}", tmp_path / f"c{i}"), "FINISHED", 1.0, None,
-                            metrics={"eval/loss": 2.0, "sentence_nll/nll": v}) for i, v in enumerate(scores.values())]
+    outcomes = [
+        CellOutcome(
+            PlannedCell(i, spec, f"cell{i:08d}", tmp_path / f"c{i}"),
+            "FINISHED",
+            1.0,
+            None,
+            metrics={"eval/loss": 2.0, "sentence_nll/nll": v},
+        )
+        for i, v in enumerate(scores.values())
+    ]
     text = format_summary(SweepResult("s", tmp_path, None, outcomes))
     header = next(line for line in text.splitlines() if "status" in line)
-    assert "sentence_nll/nll" in header and "llm_jp_eval/AVG" not in header     # only the selected evaluators
+    assert "sentence_nll/nll" in header and "llm_jp_eval/AVG" not in header  # only the selected evaluators
     assert "2.5000" in text and "1.5000" in text
-    assert headline_metrics({"sentence_nll/nll": 1.5, "eval/loss": 2.0}) == \
-        {"Headline/4_sentence_nll/nll": 1.5, "Headline/5_eval/loss": 2.0}
+    assert headline_metrics({"sentence_nll/nll": 1.5, "eval/loss": 2.0}) == {
+        "Headline/4_sentence_nll/nll": 1.5,
+        "Headline/5_eval/loss": 2.0,
+    }
 
     # the report, on a sweep as the launcher leaves it: picks the declared headline, lower first
     rows = []
     for i, (dataset, v) in enumerate(scores.items()):
-        cell_dir = write_cell(tmp_path / "out" / "cells" / f"cell{i:08d}",
-                              cell={"cell_id": f"cell{i:08d}", "spec": {"overrides": [f"dataset={dataset}"]}})
-        rows.append(summary_row(i, f"cell{i:08d}", cell_dir, f"dataset={dataset}",
-                                {"sentence_nll/nll": v, "train/final_loss": 1.0 + i}, seconds=1.0, run_id=None, error=""))
+        cell_dir = write_cell(
+            tmp_path / "out" / "cells" / f"cell{i:08d}",
+            cell={"cell_id": f"cell{i:08d}", "spec": {"overrides": [f"dataset={dataset}"]}},
+        )
+        rows.append(
+            summary_row(
+                i,
+                f"cell{i:08d}",
+                cell_dir,
+                f"dataset={dataset}",
+                {"sentence_nll/nll": v, "train/final_loss": 1.0 + i},
+                seconds=1.0,
+                run_id=None,
+                error="",
+            )
+        )
     sweep_dir = write_summary(tmp_path / "out" / "sweeps" / "s1", rows)
     cells = load_sweep(sweep_dir)
     # a shared evaluation set: comparable although the grid changes the data (train/final_loss is not)
@@ -132,8 +166,10 @@ def test_the_summary_the_report_and_run_headlines_rank_a_declared_lower_is_bette
     assert [r.split(" | ")[2] for r in ranked_rows] == ["oasst", "dolly", "alpaca"]
 
 
-@pytest.mark.parametrize("name, module", [("llm_jp_eval", "jsweep.eval.llm_jp_eval.evaluator:Options"),
-                                          ("jglue", "jsweep.eval.jglue.evaluator:Settings")])
+@pytest.mark.parametrize(
+    "name, module",
+    [("llm_jp_eval", "jsweep.eval.llm_jp_eval.evaluator:Options"), ("jglue", "jsweep.eval.jglue.evaluator:Settings")],
+)
 def test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(name, module):
     import yaml
 
@@ -149,10 +185,15 @@ def test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(na
         typed_options(cls, {"batch_size": [1]}, name)
 
 
-@pytest.mark.parametrize("name, module", [("heldout", "jsweep.eval.heldout:Options"),
-                                          ("elyza_tasks_100", "jsweep.eval.elyza:Options"),
-                                          ("samples", "jsweep.eval.samples:SamplesOptions"),
-                                          ("human_eval", "jsweep.eval.samples:HumanEvalOptions")])
+@pytest.mark.parametrize(
+    "name, module",
+    [
+        ("heldout", "jsweep.eval.heldout:Options"),
+        ("elyza_tasks_100", "jsweep.eval.elyza:Options"),
+        ("samples", "jsweep.eval.samples:SamplesOptions"),
+        ("human_eval", "jsweep.eval.samples:HumanEvalOptions"),
+    ],
+)
 def test_the_other_evaluators_options_are_typed_the_same_way(name, module):
     test_an_evaluators_options_dataclass_and_its_yaml_state_the_same_defaults(name, module)
     check = registries.EVALUATORS.get(name).hook("check")

@@ -28,7 +28,7 @@ def test_engine_equals_one_by_one_greedy_on_every_fixture_task(tiny):
     model, tok = tiny
     tasks, requests = fixture_requests()
     one_by_one = generate(model, tok, requests, batch_size=1, add_special_tokens=False, share_prefix=False)
-    engine = generate(model, tok, requests, add_special_tokens=False)                 # auto batches, shared prefix
+    engine = generate(model, tok, requests, add_special_tokens=False)  # auto batches, shared prefix
     plain_batches = generate(model, tok, requests, batch_size=5, add_special_tokens=False, share_prefix=False)
     assert engine == one_by_one
     assert plain_batches == one_by_one
@@ -45,7 +45,7 @@ def test_mixed_budgets_share_batches_and_each_row_keeps_its_own(tiny):
 
     model, tok = tiny
     _, requests = fixture_requests()
-    mixed = [Request(r.prompt, 1 + i % 7) for i, r in enumerate(requests[:14])]      # budgets 1..7: buckets 1, 2, 4, 8
+    mixed = [Request(r.prompt, 1 + i % 7) for i, r in enumerate(requests[:14])]  # budgets 1..7: buckets 1, 2, 4, 8
     alone = [generate(model, tok, [r], batch_size=1, add_special_tokens=False, share_prefix=False)[0] for r in mixed]
     calls = []
     real = G.generate_batch
@@ -55,14 +55,14 @@ def test_mixed_budgets_share_batches_and_each_row_keeps_its_own(tiny):
     finally:
         G.generate_batch = real
     assert batched == alone
-    assert len(calls) == 4 and sorted(n for n, _ in calls) == [2, 2, 4, 6]    # one batch per bucket, not per budget
+    assert len(calls) == 4 and sorted(n for n, _ in calls) == [2, 2, 4, 6]  # one batch per bucket, not per budget
     assert sorted(m for _, m in calls) == [1, 2, 4, 7]
 
 
 def test_shared_prefix_length_leaves_every_row_a_token():
     assert shared_prefix_length([[1] * 40, [1] * 40]) == 39
     assert shared_prefix_length([[1] * 40 + [2], [1] * 40 + [3]]) == 40
-    assert shared_prefix_length([[1] * 10 + [2], [1] * 10 + [3]]) == 0          # too short to be worth it
+    assert shared_prefix_length([[1] * 10 + [2], [1] * 10 + [3]]) == 0  # too short to be worth it
     assert shared_prefix_length([[1] * 40]) == 0
 
 
@@ -89,7 +89,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(tiny, capsys):
     finally:
         del model.generate
     assert got == expected
-    assert sizes[0] > 2 and max(sizes[sizes.index(2):]) <= 2         # backed off, then stayed small
+    assert sizes[0] > 2 and max(sizes[sizes.index(2) :]) <= 2  # backed off, then stayed small
     assert "llm_jp_eval: out of memory with" in capsys.readouterr().out
 
 
@@ -100,6 +100,6 @@ def test_planner_sizes_by_tokens_on_a_gpu_and_by_rows_elsewhere(tiny):
     assert BatchPlanner(model, 4).rows(10) == 4
     with pytest.raises(ValueError):
         BatchPlanner(model, 0)
-    cpu.token_budget = 1000                      # what a GPU's free memory gives, in tokens
+    cpu.token_budget = 1000  # what a GPU's free memory gives, in tokens
     assert cpu.rows(100) == 10 and cpu.rows(5000) == 1
     assert cpu.shrink(10) == 5 and cpu.token_budget == 500

@@ -65,7 +65,9 @@ def test_a_real_model_needs_its_own_heldout_set():
 
     problems = check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]"]))
     assert len(problems) == 1 and "set eval.heldout.path" in problems[0]
-    assert check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]", f"eval.heldout.path={FIXTURE}"])) == []
+    assert (
+        check_eval_data(compose_spec(["model=llm-jp-3-1.8b", "eval=[heldout]", f"eval.heldout.path={FIXTURE}"])) == []
+    )
 
 
 def test_the_report_bootstraps_heldout_records(tmp_path):
@@ -86,7 +88,7 @@ def test_pretraining_lowers_the_loss_and_is_cached_once_for_all_seeds(tmp_path, 
     monkeypatch.setenv("JSWEEP_CACHE", str(tmp_path))
     arch = {**TINY_ARCH, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "pretrain_steps": 30}
     a = build_tiny(arch, seed=0)
-    assert build_tiny(arch, seed=5) == a                     # the training seed does not rebuild the base
+    assert build_tiny(arch, seed=5) == a  # the training seed does not rebuild the base
     assert tiny_key(arch, 0) != tiny_key({**arch, "pretrain_steps": 0}, 0)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

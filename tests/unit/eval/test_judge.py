@@ -19,8 +19,18 @@ KEY = "sk-testkey-000000000000000000000000"
 
 
 def judge_opts(server: JudgeServer, **kw) -> dict:
-    return J.options({"base_url": server.base_url, "model": "judge-model", "api_key_env": "JSWEEP_TEST_JUDGE_KEY",
-                      "backoff": 0.01, "backoff_max": 0.02, "max_retries": 3, "timeout": 5.0, **kw})
+    return J.options(
+        {
+            "base_url": server.base_url,
+            "model": "judge-model",
+            "api_key_env": "JSWEEP_TEST_JUDGE_KEY",
+            "backoff": 0.01,
+            "backoff_max": 0.02,
+            "max_retries": 3,
+            "timeout": 5.0,
+            **kw,
+        }
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +71,7 @@ def test_fixture_is_elyza_tasks_100s_format():
         assert reader.fieldnames == ["input", "output", "eval_aspect"]
         rows = list(reader)
     assert len(rows) >= 5 and all(r["input"] and r["output"] and r["eval_aspect"] for r in rows)
-    assert any("\n" in r["eval_aspect"] for r in rows)          # multi-line quoted fields, as upstream
+    assert any("\n" in r["eval_aspect"] for r in rows)  # multi-line quoted fields, as upstream
     items, where = elyza.load_items({"source": "path", "path": str(elyza.FIXTURE.parent)})
     assert len(items) == len(rows) and where.endswith("elyza_tasks_100")
 
@@ -112,17 +122,17 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path):
         judge = J.Judge(judge_opts(server, backoff=0.5, backoff_max=1.5), sleep=slept.append)
         assert judge.complete("採点してください") == "3"
         assert len(server.requests) == 4
-        assert slept == [0.5, 1.0, 1.5]            # doubled each time, capped at backoff_max
+        assert slept == [0.5, 1.0, 1.5]  # doubled each time, capped at backoff_max
     with JudgeServer(lambda prompt, n: 500) as server:
         judge = J.Judge(judge_opts(server, max_retries=2), sleep=lambda s: None)
         with pytest.raises(J.JudgeUnavailable, match="after 3 attempt"):
             judge.complete("x")
         assert len(server.requests) == 3
-    with JudgeServer(lambda prompt, n: 400 if "too long" in prompt else "4") as server:   # one bad request
+    with JudgeServer(lambda prompt, n: 400 if "too long" in prompt else "4") as server:  # one bad request
         cache = J.JudgmentCache(tmp_path / "j.jsonl")
         out = J.judge_all(J.Judge(judge_opts(server), sleep=lambda s: None), ["ok 1", "too long", "ok 2"], cache)
         assert out.replies == ["4", None, "4"] and out.pending == 1 and "HTTP 400" in out.error
-        assert len(server.requests) == 3                    # not retried, and the others went on
+        assert len(server.requests) == 3  # not retried, and the others went on
     with JudgeServer(lambda prompt, n: 401) as server:  # a refused key is not retried
         with pytest.raises(J.JudgeUnavailable, match="HTTP 401"):
             J.Judge(judge_opts(server), sleep=lambda s: None).complete("x")
@@ -133,7 +143,7 @@ def test_resumes_after_the_judge_stops_mid_judging_and_loses_no_answer(tmp_path)
     rows = write_answers(tmp_path, [f"答え{i}" for i in range(5)])
     import threading
 
-    def script(prompt, n):       # two judgments, then the server goes away (later requests: connection refused)
+    def script(prompt, n):  # two judgments, then the server goes away (later requests: connection refused)
         if n > 2:
             threading.Thread(target=server.stop).start()
             return 503
@@ -142,16 +152,18 @@ def test_resumes_after_the_judge_stops_mid_judging_and_loses_no_answer(tmp_path)
     server = JudgeServer(script)
     with server:
         port = server.port
-        metrics = elyza.judge_cell(tmp_path, judge_opts(server, concurrency=1, max_retries=2),
-                                   log_metrics=lambda m: None, say=lambda m: None)
+        metrics = elyza.judge_cell(
+            tmp_path, judge_opts(server, concurrency=1, max_retries=2), log_metrics=lambda m: None, say=lambda m: None
+        )
         assert len(server.requests) == 3
     assert metrics["elyza_tasks_100/pending"] == 3 and metrics["elyza_tasks_100/judged"] == 2
-    assert "elyza_tasks_100/score" not in metrics          # no score from a partial judging
+    assert "elyza_tasks_100/score" not in metrics  # no score from a partial judging
     assert len(A.read_jsonl(tmp_path / "elyza_tasks_100" / "answers.jsonl")) == len(rows)
     # the judge is back (same endpoint): only the 3 missing judgments are asked for
     with JudgeServer(lambda prompt, n: "5", port=port) as server:
-        metrics = elyza.judge_cell(tmp_path, judge_opts(server, concurrency=1), log_metrics=lambda m: None,
-                                   say=lambda m: None)
+        metrics = elyza.judge_cell(
+            tmp_path, judge_opts(server, concurrency=1), log_metrics=lambda m: None, say=lambda m: None
+        )
         assert len(server.requests) == 3
     assert metrics["elyza_tasks_100/pending"] == 0
     assert metrics["elyza_tasks_100/score"] == pytest.approx((3 + 3 + 5 + 5 + 5) / 5)
@@ -182,15 +194,17 @@ def test_pairwise_judges_both_orders_allows_ties_and_reports_a_win_rate_with_an_
         return "[[B]]" if "good" in b_part else "[[A]]"
 
     with JudgeServer(script) as server:
-        result = P.compare(cells, P.options({"a": "dataset=synthetic", "b": "dataset=oasst"}), judge_opts(server),
-                           say=lambda m: None)
-        assert len(server.requests) == 10             # 5 questions x both orders
+        result = P.compare(
+            cells, P.options({"a": "dataset=synthetic", "b": "dataset=oasst"}), judge_opts(server), say=lambda m: None
+        )
+        assert len(server.requests) == 10  # 5 questions x both orders
         prompts = [r["messages"][0]["content"] for r in server.requests]
-        assert sum("good0" in p.split("# 回答 B")[0] for p in prompts) == 1   # A shown first once ...
-        assert sum("good0" in p.split("# 回答 B")[1] for p in prompts) == 1   # ... and second once
-        P.compare(cells, P.options({"a": "dataset=synthetic", "b": "dataset=oasst"}), judge_opts(server),
-                  say=lambda m: None)
-        assert len(server.requests) == 10             # cached
+        assert sum("good0" in p.split("# 回答 B")[0] for p in prompts) == 1  # A shown first once ...
+        assert sum("good0" in p.split("# 回答 B")[1] for p in prompts) == 1  # ... and second once
+        P.compare(
+            cells, P.options({"a": "dataset=synthetic", "b": "dataset=oasst"}), judge_opts(server), say=lambda m: None
+        )
+        assert len(server.requests) == 10  # cached
     (g,) = result["groups"]
     assert (g["wins"], g["ties"], g["losses"], g["unparseable"]) == (3, 1, 0, 1)
     assert g["win_rate"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
@@ -208,8 +222,10 @@ def test_pairwise_position_bias_alone_gives_ties():
 def test_judge_config_problems_name_the_key_and_never_the_secret(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     probs = J.check(J.options({"api_key_env": "OPENAI_API_KEY", "base_url": "https://api.openai.com/v1"}))
-    assert probs == ["judge.api_key_env: environment variable OPENAI_API_KEY is not set (set it, or judge.defer=true "
-                     "to generate answers now and run `jsweep judge` later)"]
+    assert probs == [
+        "judge.api_key_env: environment variable OPENAI_API_KEY is not set (set it, or judge.defer=true "
+        "to generate answers now and run `jsweep judge` later)"
+    ]
     assert J.check(J.options({"api_key_env": "OPENAI_API_KEY", "defer": True})) == []
     assert "NAME of an environment variable" in J.check(J.options({"api_key_env": KEY}))[0]
     assert "unknown judge.prompt" in J.check(J.options({"prompt": "nope"}))[0]
@@ -220,8 +236,9 @@ def test_pairwise_groups_by_axis_and_pools_alternative_b_cells(tmp_path):
     for model, dataset in (("m1", "syn"), ("m1", "dolly"), ("m1", "oasst"), ("m2", "syn"), ("m2", "dolly")):
         d = tmp_path / f"{model}-{dataset}"
         write_answers(d, [f"{dataset}-answer{i}" for i in range(5)])
-        cells.append({"cell_id": f"{model}{dataset}", "cell_dir": d, "axes": {"model": model, "dataset": dataset},
-                      "label": ""})
+        cells.append(
+            {"cell_id": f"{model}{dataset}", "cell_dir": d, "axes": {"model": model, "dataset": dataset}, "label": ""}
+        )
 
     def script(prompt, n):
         a_part, _b_part = prompt.split("# 回答 A")[1].split("# 回答 B")
@@ -247,7 +264,7 @@ def test_extra_body_reaches_the_server_and_is_part_of_the_judge_identity(tmp_pat
         elyza.judge_cell(tmp_path, judge_opts(server, extra_body=bias), log_metrics=lambda m: None, say=lambda m: None)
         assert all(r["logit_bias"] == {"20": 100, "21": 100} for r in server.requests)
         elyza.judge_cell(tmp_path, judge_opts(server), log_metrics=lambda m: None, say=lambda m: None)
-        assert len(server.requests) == 10         # another request, another judgment: not served from the cache
+        assert len(server.requests) == 10  # another request, another judgment: not served from the cache
 
 
 def test_bad_elyza_data_and_options_are_named_before_anything_runs(tmp_path, monkeypatch):
@@ -273,10 +290,10 @@ def test_a_rerun_cell_reuses_the_judgments_of_its_replaced_directory(tmp_path):
     with JudgeServer(lambda p, n: "4") as server:
         opts = judge_opts(server)
         elyza.judge_cell(cell, opts, log_metrics=lambda m: None, say=lambda m: None)
-        cell.rename(cell.with_name("abc123.replaced-20260101-000000"))      # what --rerun does
+        cell.rename(cell.with_name("abc123.replaced-20260101-000000"))  # what --rerun does
         write_answers(cell, ["同じ答え"] * 4 + ["新しい答え"])
         metrics = elyza.judge_cell(cell, opts, log_metrics=lambda m: None, say=lambda m: None)
-        assert len(server.requests) == 5 + 1                                 # only the changed answer
+        assert len(server.requests) == 5 + 1  # only the changed answer
     assert metrics["elyza_tasks_100/score"] == 4.0
     assert len(J.JudgmentCache(cell / "judgments.jsonl").entries) == 5
 
@@ -284,8 +301,10 @@ def test_a_rerun_cell_reuses_the_judgments_of_its_replaced_directory(tmp_path):
 def test_token_counts_are_logged_while_credentials_are_not():
     from jsweep.tracking import flatten, redact
 
-    cfg = {"judge": {"max_tokens": 512, "api_key_env": "OPENAI_API_KEY", "token": "hf_" + "x" * 30},
-           "eval": {"elyza_tasks_100": {"max_new_tokens": 512}}}
+    cfg = {
+        "judge": {"max_tokens": 512, "api_key_env": "OPENAI_API_KEY", "token": "hf_" + "x" * 30},
+        "eval": {"elyza_tasks_100": {"max_new_tokens": 512}},
+    }
     flat = flatten(cfg)
     assert flat["judge.max_tokens"] == "512" and flat["eval.elyza_tasks_100.max_new_tokens"] == "512"
     # api_key_env holds the NAME of the variable where the key is kept, not the key (jsweep.redaction)

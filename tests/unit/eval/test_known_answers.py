@@ -17,7 +17,7 @@ import types
 
 import pytest
 
-WRONG = "？"          # scores 0 everywhere: not equal, no word characters (char_f1 0), no shared line, parses to -2
+WRONG = "？"  # scores 0 everywhere: not equal, no word characters (char_f1 0), no shared line, parses to -2
 
 
 class Script:
@@ -36,8 +36,8 @@ class Script:
         best_end, answer = -1, None
         for key, ans in self.keys.items():
             n = len(key)
-            for end in range(len(seq) - 1, n - 2, -1):           # the last occurrence of the key
-                if tuple(seq[end - n + 1:end + 1]) == key:
+            for end in range(len(seq) - 1, n - 2, -1):  # the last occurrence of the key
+                if tuple(seq[end - n + 1 : end + 1]) == key:
                     if end > best_end:
                         best_end, answer = end, ans
                     break
@@ -69,14 +69,14 @@ def scripted(model, script: Script):
         prior = past.get_seq_length() if past is not None and hasattr(past, "get_seq_length") else 0
         seen = state["rows"]
         if prior and seen is not None and seen.shape[0] != input_ids.shape[0]:
-            seen = seen.repeat_interleave(input_ids.shape[0] // seen.shape[0], dim=0)   # a shared prefix's cache
+            seen = seen.repeat_interleave(input_ids.shape[0] // seen.shape[0], dim=0)  # a shared prefix's cache
         rows = input_ids if prior == 0 or seen is None else torch.cat([seen, input_ids], dim=1)
         state["rows"] = rows
         out = original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        width = out.logits.shape[1]                      # logits of the last `width` positions of each row
+        width = out.logits.shape[1]  # logits of the last `width` positions of each row
         logits = torch.full_like(out.logits, -30.0)
         for b in range(rows.shape[0]):
-            mask = attention_mask[b, -rows.shape[1]:] if attention_mask is not None else None
+            mask = attention_mask[b, -rows.shape[1] :] if attention_mask is not None else None
             positions = [i for i in range(rows.shape[1]) if mask is None or mask[i] == 1]
             seq = rows[b, positions].tolist()
             for t, token in script.next_tokens(seq).items():
@@ -118,10 +118,11 @@ def ctx(tmp_path):
 
 
 def right(i: int) -> bool:
-    return i % 3 != 2                      # two of every three answered right
+    return i % 3 != 2  # two of every three answered right
 
 
 # --------------------------------------------------------------------------- llm-jp-eval
+
 
 def test_llm_jp_eval_known_answers(tiny, ctx):
     from jsweep.eval.llm_jp_eval import metrics as M
@@ -140,7 +141,7 @@ def test_llm_jp_eval_known_answers(tiny, ctx):
             script.add(build_prompt(task, s.input), answer)
             plan[(task.name, i)] = (answer, answer == s.output, gold)
     ctx.spec.eval = {"llm_jp_eval": options}
-    evaluate_all(ctx, scripted(model, script), tok)                  # what a cell runs
+    evaluate_all(ctx, scripted(model, script), tok)  # what a cell runs
     metrics = ctx.metrics
 
     # each task: the share answered right (wrong answers score 0 on every metric)
@@ -161,7 +162,7 @@ def test_llm_jp_eval_known_answers(tiny, ctx):
                     golds, preds = _ranks(golds), _ranks(preds)
                 expected[key] = statistics.correlation(golds, preds)
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
-    assert not any(k.endswith("comet_wmt22") for k in metrics)                 # skipped, never 0
+    assert not any(k.endswith("comet_wmt22") for k in metrics)  # skipped, never 0
 
     # categories (complete ones under their name, the others _partial) and AVG_partial, by hand
     main = {t: m for members in M.CATEGORIES.values() for t, m in members.items()}
@@ -223,17 +224,18 @@ def test_batched_and_one_by_one_generation_return_the_script_in_request_order(ti
     for p, a in zip(prompts, answers):
         script.add(p, a)
     model = scripted(model, script)
-    requests = [Request(p, 8 if i % 2 else 12) for i, p in enumerate(prompts)]   # two max_new_tokens groups
+    requests = [Request(p, 8 if i % 2 else 12) for i, p in enumerate(prompts)]  # two max_new_tokens groups
     side = tok.padding_side
     batched = generate(model, tok, requests, batch_size=4, add_special_tokens=False)
     single = generate(model, tok, requests, batch_size=1, add_special_tokens=False)
     assert batched == single == answers
-    assert tok.padding_side == side                                  # the engine pads left, then restores
+    assert tok.padding_side == side  # the engine pads left, then restores
     with_bos = generate(model, tok, requests[:3], batch_size=2, add_special_tokens=True)
     assert with_bos == answers[:3]
 
 
 # --------------------------------------------------------------------------- JGLUE
+
 
 def test_jglue_known_answers(tiny, ctx):
     from jsweep.eval.jglue import evaluator as jglue
@@ -266,7 +268,7 @@ def test_jglue_known_answers(tiny, ctx):
 
     main = {t: f"jglue/{t}/{m}" for t, m in jglue.MAIN_METRIC.items() if t in expected_hits}
     assert {t: metrics[k] for t, k in main.items()} == pytest.approx(expected_hits)
-    assert metrics["jglue/jsquad/f1"] == pytest.approx(expected_hits["jsquad"])        # right: 1, wrong: 0
+    assert metrics["jglue/jsquad/f1"] == pytest.approx(expected_hits["jsquad"])  # right: 1, wrong: 0
     assert metrics["jglue/jsquad/char_f1"] == pytest.approx(expected_hits["jsquad"])
     assert metrics["jglue/AVG"] == pytest.approx(sum(expected_hits.values()) / len(expected_hits))
     rows = [json.loads(line) for line in (ctx.cell_dir / "predictions" / "jglue.jsonl").read_text().splitlines()]

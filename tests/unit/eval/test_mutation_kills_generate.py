@@ -14,8 +14,13 @@ import pytest
 from jsweep.eval import generate as G
 from jsweep.eval.generate import BatchPlanner, Progress, Request, generate
 
-PROMPTS = ["質問：日本の首都はどこですか？\n回答：", "今日は", "次の文を英語に訳してください。\n猫が好きです。",
-           "前提：男の子が走っている。\n仮説：子供が動いている。\n関係：", "1+1="]
+PROMPTS = [
+    "質問：日本の首都はどこですか？\n回答：",
+    "今日は",
+    "次の文を英語に訳してください。\n猫が好きです。",
+    "前提：男の子が走っている。\n仮説：子供が動いている。\n関係：",
+    "1+1=",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +37,33 @@ def reference(model, tok, prompt: str, max_new: int, add_special_tokens: bool = 
 
     ids = torch.tensor([tok(prompt, add_special_tokens=add_special_tokens).input_ids])
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                             do_sample=False, num_beams=1, pad_token_id=tok.pad_token_id or tok.eos_token_id)
-    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=tok.pad_token_id or tok.eos_token_id,
+        )
+    return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_completions_equal_transformers_greedy_generate_in_request_order(tiny):
     model, tok = tiny
-    requests = [Request(p, n) for p, n in zip(PROMPTS, [3, 6, 3, 6, 4])]     # mixed lengths, interleaved
+    requests = [Request(p, n) for p, n in zip(PROMPTS, [3, 6, 3, 6, 4])]  # mixed lengths, interleaved
     expected = [reference(model, tok, r.prompt, r.max_new_tokens) for r in requests]
-    assert generate(model, tok, requests) == expected                        # special tokens (BOS) added
+    assert generate(model, tok, requests) == expected  # special tokens (BOS) added
     assert generate(model, tok, requests, batch_size=2) == expected
-    assert all(len(tok(text, add_special_tokens=False).input_ids) <= r.max_new_tokens
-               for text, r in zip(expected, requests)) and len(set(expected)) > 1
+    assert (
+        all(
+            len(tok(text, add_special_tokens=False).input_ids) <= r.max_new_tokens
+            for text, r in zip(expected, requests)
+        )
+        and len(set(expected)) > 1
+    )
     plain = [reference(model, tok, r.prompt, r.max_new_tokens, add_special_tokens=False) for r in requests]
     assert generate(model, tok, requests, add_special_tokens=False) == plain
-    assert plain != expected                                                  # the BOS token matters
+    assert plain != expected  # the BOS token matters
 
 
 def test_shared_prefix_rows_equal_the_reference(tiny):
@@ -55,14 +71,14 @@ def test_shared_prefix_rows_equal_the_reference(tiny):
     head = "以下は、タスクを説明する指示です。要求を適切に満たす応答を書きなさい。\n" * 4
     requests = [Request(head + tail, 5) for tail in ("りんご", "東京都の人口は", "猫")]
     ids = [tok(r.prompt, add_special_tokens=False).input_ids for r in requests]
-    assert G.shared_prefix_length(ids) >= G.MIN_SHARED_PREFIX               # the prefix path runs
+    assert G.shared_prefix_length(ids) >= G.MIN_SHARED_PREFIX  # the prefix path runs
     expected = [reference(model, tok, r.prompt, 5, add_special_tokens=False) for r in requests]
     assert generate(model, tok, requests, add_special_tokens=False, share_prefix=True) == expected
 
 
 def test_no_requests_no_work_and_a_missing_pad_token_becomes_eos(tiny):
     model, tok = tiny
-    assert generate(None, None, []) == []                     # nothing is touched, not even the model
+    assert generate(None, None, []) == []  # nothing is touched, not even the model
     import copy
 
     tok2 = copy.deepcopy(tok)
@@ -78,8 +94,9 @@ def test_generate_kwargs_reach_model_generate(tiny):
     original = model.generate
 
     def spy(*args, **kwargs):
-        seen.append({k: kwargs[k] for k in ("max_new_tokens", "do_sample", "num_beams", "repetition_penalty")
-                     if k in kwargs})
+        seen.append(
+            {k: kwargs[k] for k in ("max_new_tokens", "do_sample", "num_beams", "repetition_penalty") if k in kwargs}
+        )
         return original(*args, **kwargs)
 
     model.generate = spy
@@ -91,6 +108,7 @@ def test_generate_kwargs_reach_model_generate(tiny):
 
 
 # --------------------------------------------------------------------------- out of memory
+
 
 def _failing(model, message: str, over: int):
     original, sizes = model.generate, []
@@ -110,7 +128,7 @@ def test_a_runtime_error_saying_out_of_memory_is_one(tiny, capsys):
     model, tok = tiny
     requests = [Request(p, 3) for p in PROMPTS[:4]]
     expected = [reference(model, tok, r.prompt, 3) for r in requests]
-    sizes = _failing(model, "CUDA error: Out Of Memory while allocating", over=1)     # any case
+    sizes = _failing(model, "CUDA error: Out Of Memory while allocating", over=1)  # any case
     try:
         assert generate(model, tok, requests, batch_size=4, label="jglue") == expected
     finally:
@@ -130,23 +148,24 @@ def test_other_errors_and_an_oom_of_one_row_are_raised(tiny):
             generate(model, tok, requests, batch_size=2)
     finally:
         del model.generate
-    assert sizes == [2]                                        # not retried
+    assert sizes == [2]  # not retried
     sizes = _failing(model, "out of memory", over=0)
     try:
         with pytest.raises(RuntimeError, match="out of memory"):
             generate(model, tok, requests, batch_size=2)
     finally:
         del model.generate
-    assert sizes == [2, 1]                                     # halved down to one row, then given up
+    assert sizes == [2, 1]  # halved down to one row, then given up
 
 
 # --------------------------------------------------------------------------- the GPU batch planner
+
 
 class _Param:
     device = types.SimpleNamespace(type="cuda")
 
     def element_size(self) -> int:
-        return 2                                               # bf16
+        return 2  # bf16
 
 
 def _gpu_model(**config):
@@ -161,13 +180,21 @@ def test_the_token_budget_is_what_free_gpu_memory_holds(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 * 2**30))
     # llm-jp-3-1.8b: 24 layers, 16 heads (no GQA), hidden 2048, MLP 7168, bf16. Per token: K and V of every
     # layer, 2 x 24 x 16 x 128 x 2 = 196608 bytes, and activations 4 x (2048 + 7168) x 2 = 73728 bytes.
-    planner = BatchPlanner(_gpu_model(num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=16,
-                                      hidden_size=2048, intermediate_size=7168, head_dim=128))
+    planner = BatchPlanner(
+        _gpu_model(
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            hidden_size=2048,
+            intermediate_size=7168,
+            head_dim=128,
+        )
+    )
     per_token = 196608 + 73728
     assert planner.token_budget == int(0.7 * free / per_token) == 111_212
     assert planner.max_rows == G.GPU_MAX_ROWS == 256
     assert planner.rows(1000) == 111 and planner.rows(10) == 256 and planner.rows(10**6) == 1
-    assert planner.rows(0) == 256                               # no division by zero
+    assert planner.rows(0) == 256  # no division by zero
     assert planner.shrink(111) == 55 and planner.token_budget == 55_606
 
 
@@ -179,16 +206,23 @@ def test_the_token_budget_reads_defaults_and_text_configs(monkeypatch):
     per_token = 2 * 24 * 16 * 128 * 2 + 4 * (2048 + 8192) * 2
     assert BatchPlanner(_gpu_model()).token_budget == int(0.7 * 10**9 / per_token)
     # GQA (8 kv heads of 32), head_dim from hidden / heads, kv heads None = heads, under get_text_config
-    text = types.SimpleNamespace(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=None,
-                                 hidden_size=64, intermediate_size=100, head_dim=None)
+    text = types.SimpleNamespace(
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=None,
+        hidden_size=64,
+        intermediate_size=100,
+        head_dim=None,
+    )
     wrapped = _gpu_model(get_text_config=lambda: text, num_hidden_layers=99)
     assert BatchPlanner(wrapped).token_budget == int(0.7 * 10**9 / (2 * 2 * 4 * 16 * 2 + 4 * (64 + 100) * 2))
-    gqa = _gpu_model(num_hidden_layers=1, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096,
-                     intermediate_size=0)
+    gqa = _gpu_model(
+        num_hidden_layers=1, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096, intermediate_size=0
+    )
     assert BatchPlanner(gqa).token_budget == int(0.7 * 10**9 / (2 * 1 * 8 * 128 * 2 + 4 * 4096 * 2))
-    fixed = BatchPlanner(_gpu_model(), 8)                       # a fixed batch size asks no memory
+    fixed = BatchPlanner(_gpu_model(), 8)  # a fixed batch size asks no memory
     assert fixed.token_budget is None and fixed.max_rows == 8 and fixed.rows(10**6) == 8
-    assert BatchPlanner(_gpu_model(), None).token_budget is not None      # None is "auto"
+    assert BatchPlanner(_gpu_model(), None).token_budget is not None  # None is "auto"
     with pytest.raises(ValueError, match=r"^batch_size must be a positive integer or 'auto', got -1$"):
         BatchPlanner(_gpu_model(), -1)
 
@@ -204,22 +238,23 @@ def test_a_prefix_of_exactly_the_minimum_is_shared():
     n = G.MIN_SHARED_PREFIX
     assert G.shared_prefix_length([[7] * n + [1], [7] * n + [2]]) == n
     assert G.shared_prefix_length([[7] * (n - 1) + [1], [7] * (n - 1) + [2]]) == 0
-    assert G.shared_prefix_length([[7] * n + [1], [7] * n + [2], [7] * 5 + [3] * 40]) == 0   # one row differs early
+    assert G.shared_prefix_length([[7] * n + [1], [7] * n + [2], [7] * 5 + [3] * 40]) == 0  # one row differs early
 
 
 # --------------------------------------------------------------------------- progress lines
+
 
 def test_progress_lines_every_interval_and_at_the_end():
     lines: list[str] = []
     p = Progress("llm_jp_eval", 10)
     p.say = lines.append
     p.update(2)
-    assert lines == []                                        # within the interval, not done
+    assert lines == []  # within the interval, not done
     p.t0 -= 20.0
-    p.last = time.monotonic() - 10.05                         # 10 s since the last line (the default interval)
+    p.last = time.monotonic() - 10.05  # 10 s since the last line (the default interval)
     p.update(3)
     assert len(lines) == 1 and re.fullmatch(r"llm_jp_eval: 5/10 \(0\.2/s, ~20s left\)", lines[0]), lines
     p.update(4)
-    assert len(lines) == 1                                    # the interval starts again
+    assert len(lines) == 1  # the interval starts again
     p.update(1)
     assert len(lines) == 2 and re.fullmatch(r"llm_jp_eval: 10/10 \(0\.5/s, ~0s left\)", lines[1]), lines

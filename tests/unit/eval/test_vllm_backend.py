@@ -32,6 +32,7 @@ def _no_real_vllm() -> None:
 
 # --------------------------------------------------------------------------- pre-flight
 
+
 def test_a_sweep_asking_for_vllm_without_it_stops_with_one_line_before_anything_runs(tmp_path):
     _no_real_vllm()
     proc = run_jsweep(["eval=[llm_jp_eval]", "eval.backend=vllm", "train.max_steps=1"], tmp_path, timeout=300)
@@ -61,10 +62,12 @@ def test_a_backend_outside_the_choices_is_named_by_its_config_key():
     from jsweep.validate import validate_cell
 
     assert "eval.backend must be one of transformers, vllm, got 'vlm'" in validate_cell(
-        compose_spec(["eval=[]", "eval.backend=vlm"]))
+        compose_spec(["eval=[]", "eval.backend=vlm"])
+    )
 
 
 # --------------------------------------------------------------------------- config and identity
+
 
 def test_the_backend_is_not_an_evaluator_and_default_cells_keep_their_ids():
     from jsweep.compose import compose_spec
@@ -93,6 +96,7 @@ def test_the_backend_is_not_an_evaluator_and_default_cells_keep_their_ids():
 
 # --------------------------------------------------------------------------- the hand-over to (stand-in) vLLM
 
+
 @pytest.fixture
 def standin(monkeypatch, tmp_path):
     """The stand-in importable as ``vllm`` for one test, recording to a file; forgotten afterwards."""
@@ -107,8 +111,9 @@ def standin(monkeypatch, tmp_path):
 def _ctx(cell_dir: Path, seed: int) -> SimpleNamespace:
     """What the engine reads of a cell context: its spec's backend, seed and remote-code flag, its directory."""
     model = SimpleNamespace(trust_remote_code=False)
-    return SimpleNamespace(spec=SimpleNamespace(eval_backend="vllm", seed=seed, model=model, eval={"x": {}}),
-                           cell_dir=cell_dir)
+    return SimpleNamespace(
+        spec=SimpleNamespace(eval_backend="vllm", seed=seed, model=model, eval={"x": {}}), cell_dir=cell_dir
+    )
 
 
 def _calls(log: Path) -> list[dict]:
@@ -116,7 +121,8 @@ def _calls(log: Path) -> list[dict]:
 
 
 def test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completions_in_order(
-        standin, tiny_model_dir, tmp_path):
+    standin, tiny_model_dir, tmp_path
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from jsweep.eval.generate import Request, generate
@@ -132,15 +138,15 @@ def test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completio
         assert active(model) is engine and active(object()) is None
         got = {flag: generate(model, tok, requests, add_special_tokens=flag, label="t") for flag in (True, False)}
         assert (tmp_path / SAVED_DIR / "config.json").exists()
-    assert active(model) is None and not (tmp_path / SAVED_DIR).exists()       # stopped, copy deleted
+    assert active(model) is None and not (tmp_path / SAVED_DIR).exists()  # stopped, copy deleted
     assert got == expected
     calls = _calls(standin)
-    (start,) = [c for c in calls if c["call"] == "LLM"]                        # one start for both batches
+    (start,) = [c for c in calls if c["call"] == "LLM"]  # one start for both batches
     assert start["dtype"] == "float32" and start["seed"] == 3 and start["model"] == start["tokenizer"]
     assert {"config.json", "generation_config.json", "tokenizer_config.json"} <= set(start["files"])
     sent = [c for c in calls if c["call"] == "generate"]
     want = [tok(r.prompt, add_special_tokens=flag).input_ids for flag in (True, False) for r in requests]
-    assert [c["prompt_token_ids"] for c in sent] == want                       # the same ids, in request order
+    assert [c["prompt_token_ids"] for c in sent] == want  # the same ids, in request order
     assert tok.bos_token_id is None or want[0][0] == tok.bos_token_id != want[len(requests)][0]
     for c, r in zip(sent, requests * 2):
         p = c["sampling_params"]
@@ -157,19 +163,27 @@ def _adapter(tiny_model_dir: Path, out: Path) -> Path:
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32")
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False))
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     model.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(out))
     return out
 
 
 def _eval(tmp: Path, model: Path, *args: str, **env: str) -> tuple[dict, Path]:
-    args = ("eval=[llm_jp_eval,samples]", f"eval.llm_jp_eval.tasks={TASKS}", "eval.llm_jp_eval.max_num_samples=4",
-            "eval.samples.do_sample=false", "eval.samples.max_new_tokens=8", f"output_root={tmp / 'outputs'}", *args)
+    args = (
+        "eval=[llm_jp_eval,samples]",
+        f"eval.llm_jp_eval.tasks={TASKS}",
+        "eval.llm_jp_eval.max_num_samples=4",
+        "eval.samples.do_sample=false",
+        "eval.samples.max_new_tokens=8",
+        f"output_root={tmp / 'outputs'}",
+        *args,
+    )
     proc = run_jsweep(["eval", str(model), *args], tmp, timeout=900, **env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    metrics = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    metrics = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
     (out_dir,) = (tmp / "outputs" / "evals").iterdir()
     return metrics, out_dir
 
@@ -183,8 +197,7 @@ def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(st
     (tmp_path / "hf").mkdir()
     (tmp_path / "vllm").mkdir()
     hf_metrics, hf_dir = _eval(tmp_path / "hf", adapter)
-    v_metrics, v_dir = _eval(tmp_path / "vllm", adapter, "eval.backend=vllm",
-                             PYTHONPATH=f"{STANDIN}:{ROOT}")
+    v_metrics, v_dir = _eval(tmp_path / "vllm", adapter, "eval.backend=vllm", PYTHONPATH=f"{STANDIN}:{ROOT}")
     hf_rows = [json.loads(x) for x in (hf_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     v_rows = [json.loads(x) for x in (v_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     assert len(v_rows) == 24 and [r["prompt"] for r in v_rows] == [r["prompt"] for r in hf_rows]
@@ -192,21 +205,24 @@ def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(st
     scores = {k: v for k, v in hf_metrics.items() if k.startswith("llm_jp_eval/")}
     assert scores and {k: v_metrics[k] for k in scores} == scores
     answers = [json.loads(x)["answer"] for x in (hf_dir / "samples" / "answers.jsonl").read_text().splitlines()]
-    assert answers and [json.loads(x)["answer"] for x in
-                        (v_dir / "samples" / "answers.jsonl").read_text().splitlines()] == answers
-    assert any(a for a in answers) and any(r["raw"] for r in hf_rows)          # something was generated
+    assert (
+        answers
+        and [json.loads(x)["answer"] for x in (v_dir / "samples" / "answers.jsonl").read_text().splitlines()] == answers
+    )
+    assert any(a for a in answers) and any(r["raw"] for r in hf_rows)  # something was generated
 
     calls = _calls(standin)
     starts = [c for c in calls if c["call"] == "LLM"]
-    assert len(starts) == 2                                  # one per generating evaluator; the model saved once
+    assert len(starts) == 2  # one per generating evaluator; the model saved once
     assert all("adapter_config.json" not in c["files"] and "model.safetensors" in c["files"] for c in starts)
     assert {c["dtype"] for c in starts} == {"float32"}
     sent = [c for c in calls if c["call"] == "generate"]
     tok = AutoTokenizer.from_pretrained(str(adapter))
-    assert [c["prompt_token_ids"] for c in sent[:24]] == [tok(r["prompt"], add_special_tokens=False).input_ids
-                                                         for r in v_rows]       # llm_jp_eval: no BOS (v1.4.1)
+    assert [c["prompt_token_ids"] for c in sent[:24]] == [
+        tok(r["prompt"], add_special_tokens=False).input_ids for r in v_rows
+    ]  # llm_jp_eval: no BOS (v1.4.1)
     assert all(c["sampling_params"]["temperature"] == 0.0 for c in sent)
-    assert not (v_dir / "vllm_model").exists()                # the merged copy is deleted after evaluation
+    assert not (v_dir / "vllm_model").exists()  # the merged copy is deleted after evaluation
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'vllm' / 'mlflow.db'}")
@@ -223,17 +239,29 @@ def test_sampled_answers_go_to_vllm_with_each_answers_seed(standin, tiny_model_d
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype="float32").eval()
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     ctx = _ctx(tmp_path, seed=0)
-    options = {"max_new_tokens": 5, "do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
-               "repetition_penalty": 1.1, "seed": 10}
+    options = {
+        "max_new_tokens": 5,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 40,
+        "repetition_penalty": 1.1,
+        "seed": 10,
+    }
     with backend(ctx, model, tok):
         first = generate_answers(model, tok, ["猫", "犬", "鳥"], options)
         again = generate_answers(model, tok, ["猫", "犬", "鳥"], options)
-    assert first == again and len(first) == 3                     # reproducible: each answer has its own seed
+    assert first == again and len(first) == 3  # reproducible: each answer has its own seed
     sent = [c for c in _calls(standin) if c["call"] == "generate"][:3]
     assert [c["sampling_params"]["seed"] for c in sent] == [10, 11, 12]
-    assert all(c["sampling_params"]["temperature"] == 0.7 and c["sampling_params"]["top_k"] == 40
-               and c["sampling_params"]["top_p"] == 0.9 and c["sampling_params"]["repetition_penalty"] == 1.1
-               and c["sampling_params"]["max_tokens"] == 5 for c in sent)
+    assert all(
+        c["sampling_params"]["temperature"] == 0.7
+        and c["sampling_params"]["top_k"] == 40
+        and c["sampling_params"]["top_p"] == 0.9
+        and c["sampling_params"]["repetition_penalty"] == 1.1
+        and c["sampling_params"]["max_tokens"] == 5
+        for c in sent
+    )
     assert [c["prompt_token_ids"] for c in sent] == [tok(p).input_ids for p in ["猫", "犬", "鳥"]]
 
 
@@ -255,17 +283,19 @@ def test_the_copy_vllm_loads_is_the_merged_model_and_the_cells_model_is_untouche
     assert not (saved / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(str(saved), dtype="float32").eval()
     with torch.no_grad():
-        torch.testing.assert_close(merged(ids).logits, before, rtol=1e-4, atol=1e-4)     # the adapter is in it
-        assert torch.equal(model(ids).logits, before)                                   # the cell's model as it was
+        torch.testing.assert_close(merged(ids).logits, before, rtol=1e-4, atol=1e-4)  # the adapter is in it
+        assert torch.equal(model(ids).logits, before)  # the cell's model as it was
         with model.disable_adapter():
-            assert not torch.allclose(model(ids).logits, before, atol=1e-3)             # the adapter matters
+            assert not torch.allclose(model(ids).logits, before, atol=1e-3)  # the adapter matters
     assert hasattr(model, "peft_config") and not any(getattr(m, "merged", False) for m in model.modules())
     gen = GenerationConfig.from_pretrained(str(saved))
     assert gen.eos_token_id == tok.eos_token_id and gen.bos_token_id == tok.bos_token_id
     assert AutoTokenizer.from_pretrained(str(saved))("猫").input_ids == tok("猫").input_ids
     # a LoRA model over bfloat16 weights keeps its adapters in float32: vLLM gets the base's dtype
-    bf16 = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16),
-                          LoraConfig(r=4, target_modules=["q_proj"]))
+    bf16 = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16),
+        LoraConfig(r=4, target_modules=["q_proj"]),
+    )
     assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16, torch.float32} and dtype_name(bf16) == "bfloat16"
 
 
@@ -287,8 +317,9 @@ def test_jglue_keeps_the_transformers_model_under_the_vllm_backend(standin, tiny
         ctx.spec.tracking = SimpleNamespace(log_predictions=False)
         ctx.spec.eval_backend = name
         with backend(ctx, model, tok):
-            metrics = jglue.JGlueEval({"tasks": ["jsquad"], "marc_ja": False, "generation": "engine",
-                                       "limit": 4}).evaluate(ctx, model, tok)
+            metrics = jglue.JGlueEval(
+                {"tasks": ["jsquad"], "marc_ja": False, "generation": "engine", "limit": 4}
+            ).evaluate(ctx, model, tok)
         rows = (tmp_path / name / "predictions" / "jglue.jsonl").read_text().splitlines()
         answers[name] = (metrics, [json.loads(r)["raw"] for r in rows])
     assert len(answers["vllm"][1]) == 4 and answers["vllm"] == answers["transformers"]

@@ -29,12 +29,21 @@ def test_every_executor_has_a_config_file_and_loads(tmp_path):
 
 
 def test_executor_keys_are_typed_and_survive_cell_json():
-    spec = cell_from_dict({"launcher": {"name": "slurm", "partition": "gpu", "time_limit": "01:00:00",
-                                        "extra_sbatch": ["--exclusive"], "env": {"HF_HUB_OFFLINE": "1"}}})
+    spec = cell_from_dict(
+        {
+            "launcher": {
+                "name": "slurm",
+                "partition": "gpu",
+                "time_limit": "01:00:00",
+                "extra_sbatch": ["--exclusive"],
+                "env": {"HF_HUB_OFFLINE": "1"},
+            }
+        }
+    )
     assert spec.options.partition == "gpu" and spec.options.extra_sbatch == ["--exclusive"]
     import dataclasses
 
-    again = cell_from_dict({"launcher": dataclasses.asdict(spec)})     # as cell.json holds it
+    again = cell_from_dict({"launcher": dataclasses.asdict(spec)})  # as cell.json holds it
     assert again == spec
     with pytest.raises(ConfigError, match="unknown key 'launcher.partition'"):
         cell_from_dict({"launcher": {"name": "local", "partition": "gpu"}})
@@ -48,9 +57,17 @@ def test_a_slurm_key_on_the_local_launcher_is_refused_before_anything_runs(tmp_p
     assert not (tmp_path / "outputs" / "cells").exists()
 
 
-@pytest.mark.parametrize("gres, name, n", [("gpu:4", "gpu", 4), ("gpu:a100:8(S:0-1)", "gpu", 8), ("(null)", "gpu", 0),
-                                           ("gpu:h100:4,shard:16", "gpu", 4), ("gpu:h100:4", "gpu:a100", 0),
-                                           ("gpu:a100:2", "gpu:a100", 2)])
+@pytest.mark.parametrize(
+    "gres, name, n",
+    [
+        ("gpu:4", "gpu", 4),
+        ("gpu:a100:8(S:0-1)", "gpu", 8),
+        ("(null)", "gpu", 0),
+        ("gpu:h100:4,shard:16", "gpu", 4),
+        ("gpu:h100:4", "gpu:a100", 0),
+        ("gpu:a100:2", "gpu:a100", 2),
+    ],
+)
 def test_gpus_per_node_from_sinfo(gres, name, n):
     assert gres_gpus(gres, name) == n
 

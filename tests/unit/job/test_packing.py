@@ -83,13 +83,14 @@ def test_each_example_has_the_same_loss_and_gradient_packed_and_unpacked(tmp_pat
     rows = [packed_trainer.train_dataset[i] for i in range(len(packed_trainer.train_dataset))]
     assert any(len(r["seq_lengths"]) > 1 for r in rows), "the fixture must pack several examples into a row"
     packed = [packed_trainer.data_collator([r]) for r in rows]
-    for batch in packed:                                   # one flat row, no mask, positions restart per example
+    for batch in packed:  # one flat row, no mask, positions restart per example
         assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
         cu = batch["cu_seq_lens_q"].tolist()
         expect = torch.cat([torch.arange(e - s) for s, e in itertools.pairwise(cu)])
         assert torch.equal(batch["position_ids"][0], expect)
-    single = [plain_trainer.data_collator([plain_trainer.train_dataset[i]])
-              for i in range(len(plain_trainer.train_dataset))]
+    single = [
+        plain_trainer.data_collator([plain_trainer.train_dataset[i]]) for i in range(len(plain_trainer.train_dataset))
+    ]
 
     packed_losses, packed_grads = losses_and_grads(model, packed)
     model.set_attn_implementation("sdpa")
@@ -100,23 +101,25 @@ def test_each_example_has_the_same_loss_and_gradient_packed_and_unpacked(tmp_pat
     assert packed_grads.keys() == plain_grads.keys()
     for name, grad in plain_grads.items():
         torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
-    if not train_on_inputs:              # completion-only: prompt tokens carry no loss, so fewer targets
+    if not train_on_inputs:  # completion-only: prompt tokens carry no loss, so fewer targets
         assert sum(int((b["labels"] != -100).sum()) for b in single) < sum(int(b["input_ids"].numel()) for b in single)
 
 
 def test_packed_examples_never_attend_to_each_other(tmp_path):
     _, trainer, model = build(tmp_path, ["train.attention=varlen"])
-    row = max((trainer.train_dataset[i] for i in range(len(trainer.train_dataset))), key=lambda r: len(r["seq_lengths"]))
+    row = max(
+        (trainer.train_dataset[i] for i in range(len(trainer.train_dataset))), key=lambda r: len(r["seq_lengths"])
+    )
     batch = trainer.data_collator([row])
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     cu = batch["cu_seq_lens_q"].tolist()
     with torch.no_grad():
         before = model(**inputs).logits[0]
         changed = dict(inputs, input_ids=inputs["input_ids"].clone())
-        changed["input_ids"][0, cu[0]:cu[1]] = torch.randint(5, 100, (cu[1] - cu[0],))   # rewrite example 1
+        changed["input_ids"][0, cu[0] : cu[1]] = torch.randint(5, 100, (cu[1] - cu[0],))  # rewrite example 1
         after = model(**changed).logits[0]
-    assert not torch.allclose(before[cu[0]:cu[1]], after[cu[0]:cu[1]])
-    torch.testing.assert_close(before[cu[1]:], after[cu[1]:], rtol=0, atol=1e-6)          # the others: untouched
+    assert not torch.allclose(before[cu[0] : cu[1]], after[cu[0] : cu[1]])
+    torch.testing.assert_close(before[cu[1] :], after[cu[1] :], rtol=0, atol=1e-6)  # the others: untouched
 
 
 @pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
@@ -134,9 +137,16 @@ def test_packed_attention_matches_a_block_diagonal_reference(kv_heads):
 
     # Through the transformers attention signature: (B, H, T, D) in, (B, T, H, D) out.
     module = Module()
-    got, _ = jsweep_varlen_attention(module, q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-                                     None, scaling=0.25, cu_seq_lens_q=torch.tensor(cu, dtype=torch.int32),
-                                     max_length_q=19)
+    got, _ = jsweep_varlen_attention(
+        module,
+        q.transpose(0, 1)[None],
+        k.transpose(0, 1)[None],
+        v.transpose(0, 1)[None],
+        None,
+        scaling=0.25,
+        cu_seq_lens_q=torch.tensor(cu, dtype=torch.int32),
+        max_length_q=19,
+    )
     assert got.shape == (1, 40, 4, 16)
     assert (got[0].double() - ref).norm() / ref.norm() < 1e-6
 
@@ -157,8 +167,9 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
     log = next((tmp_path / "out" / "cells").glob("*/cell.log")).read_text()
     assert log.count("attention: the varlen kernel") == 1, log
     client = mlflow_client_for(tmp_path)
-    runs = client.search_runs([client.get_experiment_by_name("jsweep").experiment_id],
-                              filter_string="tags.jsweep.cell_id != ''")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("jsweep").experiment_id], filter_string="tags.jsweep.cell_id != ''"
+    )
     run = runs[0]
     assert run.data.params["train.attention_impl"] == "sdpa"
     assert run.data.params["train.packing"] == "True" and run.data.params["train.attention"] == "auto"
@@ -167,7 +178,7 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
 
 def test_unpacked_cells_count_their_padding(tmp_path):
     _ctx, trainer, model = build(tmp_path, ["train.packing=false", "train.micro_batch_size=4"])
-    model.eval()                                             # held-out batches are not counted
+    model.eval()  # held-out batches are not counted
     trainer.data_collator([trainer.train_dataset[j] for j in range(4)])
     assert trainer.data_collator.fraction() is None
     model.train()

@@ -24,18 +24,23 @@ def test_the_cell_id_follows_the_data_content_not_only_its_name(tmp_path):
 
     records = json.loads((FIXTURES / "instruct" / "dolly_ja.json").read_text(encoding="utf-8"))
     first, second = tmp_path / "a" / "dolly.json", tmp_path / "b" / "dolly.json"
-    for path, rows in ((first, records), (second, [{**records[0], "output": records[0]["output"] + "。"}, *records[1:]])):
+    for path, rows in (
+        (first, records),
+        (second, [{**records[0], "output": records[0]["output"] + "。"}, *records[1:]]),
+    ):
         path.parent.mkdir()
         path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     (a,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
     (a_again,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
     assert a.cell_id == a_again.cell_id
-    first.write_text(json.dumps([{**records[0], "output": records[0]["output"] + "。"}, *records[1:]],
-                                ensure_ascii=False), encoding="utf-8")     # one character of one answer changed
+    first.write_text(
+        json.dumps([{**records[0], "output": records[0]["output"] + "。"}, *records[1:]], ensure_ascii=False),
+        encoding="utf-8",
+    )  # one character of one answer changed
     (edited,) = _plan(_spec("dataset=dolly", f"dataset.path={first}"))
     assert edited.data["digest"] != a.data["digest"] and edited.cell_id != a.cell_id
     (b,) = _plan(_spec("dataset=dolly", f"dataset.path={second}"))
-    assert b.data["digest"] == edited.data["digest"]                   # the digest is of the content
+    assert b.data["digest"] == edited.data["digest"]  # the digest is of the content
 
 
 def _plan(*specs):
@@ -45,7 +50,7 @@ def _plan(*specs):
 
 
 def test_the_cell_id_follows_the_model_revision_and_every_result_changing_key():
-    base, = _ids(_spec())
+    (base,) = _ids(_spec())
     changed = {
         "model.revision=0123abcd": _ids(_spec("model.revision=0123abcd"))[0],
         "lr=3e-4": _ids(_spec("lr=3e-4"))[0],
@@ -58,17 +63,23 @@ def test_the_cell_id_follows_the_model_revision_and_every_result_changing_key():
 
 
 def test_cosmetic_keys_do_not_change_the_cell_id(tmp_path):
-    base, = _ids(_spec())
-    for override in (f"output_root={tmp_path / 'elsewhere'}", "tracking.uri=sqlite:////tmp/other.db",
-                     "launcher.fail_fast=true", "launcher.oom_retries=5", "launcher.report=false",
-                     "train.logging_steps=5", "judge.model=another-judge"):
+    (base,) = _ids(_spec())
+    for override in (
+        f"output_root={tmp_path / 'elsewhere'}",
+        "tracking.uri=sqlite:////tmp/other.db",
+        "launcher.fail_fast=true",
+        "launcher.oom_retries=5",
+        "launcher.report=false",
+        "train.logging_steps=5",
+        "judge.model=another-judge",
+    ):
         assert _ids(_spec(override)) == [base], override
 
 
 def test_the_cell_id_changes_with_the_jsweep_version(monkeypatch):
     import jsweep.identity
 
-    base, = _ids(_spec())
+    (base,) = _ids(_spec())
     monkeypatch.setattr(jsweep.identity, "__version__", jsweep.identity.__version__ + ".post1")
     assert _ids(_spec()) != [base]
 
@@ -83,17 +94,31 @@ def test_the_cell_id_is_canonical_json_of_the_payload_whatever_the_key_order():
     from jsweep import __version__
     from jsweep.identity import cell_id, identity_payload
 
-    cfg = {"model": {"name": "ｔｉｎｙ", "revision": None}, "lr": 1e-4, "dataset": {"path": PurePosixPath("/d/x.json")},
-           "train": {"max_steps": 2, "logging_steps": 5}, "launcher": {"fail_fast": True}, "output_root": "o"}
+    cfg = {
+        "model": {"name": "ｔｉｎｙ", "revision": None},
+        "lr": 1e-4,
+        "dataset": {"path": PurePosixPath("/d/x.json")},
+        "train": {"max_steps": 2, "logging_steps": 5},
+        "launcher": {"fail_fast": True},
+        "output_root": "o",
+    }
     extra = {"data": "abc123", "model_revision": None}
-    want_payload = {"model": {"name": "ｔｉｎｙ", "revision": None}, "lr": 1e-4, "dataset": {"path": "/d/x.json"},
-                    "train": {"max_steps": 2}, "jsweep_version": __version__, "extra": extra}
+    want_payload = {
+        "model": {"name": "ｔｉｎｙ", "revision": None},
+        "lr": 1e-4,
+        "dataset": {"path": "/d/x.json"},
+        "train": {"max_steps": 2},
+        "jsweep_version": __version__,
+        "extra": extra,
+    }
     assert identity_payload(cfg, extra) == want_payload
     blob = json.dumps(want_payload, sort_keys=True, ensure_ascii=False)
     assert cell_id(cfg, extra) == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
-    reordered = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(list(cfg.items()))}
+    reordered = {
+        k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(list(cfg.items()))
+    }
     assert cell_id(reordered, dict(reversed(list(extra.items())))) == cell_id(cfg, extra)
-    assert cell_id({"lr": 1e-4}) == cell_id({"lr": 1e-4}) and len(cell_id({"lr": 1e-4})) == 12   # no train section
+    assert cell_id({"lr": 1e-4}) == cell_id({"lr": 1e-4}) and len(cell_id({"lr": 1e-4})) == 12  # no train section
     assert cell_id({"train": {"max_steps": 2}}) == cell_id({"train": {"max_steps": 2, "logging_steps": 9}})
     assert cell_id(cfg) != cell_id(cfg, extra)
 
@@ -105,8 +130,10 @@ def test_cell_id_prefixes_reach_the_launcher_as_text():
 
     assert list_settings(["launcher.rerun=0123,12e4"]) == ["launcher.rerun=['0123','12e4']"]
     assert list_settings(["launcher.rerun=[ab,'0c']"]) == ["launcher.rerun=['ab','0c']"]
-    assert list_settings(["launcher.rerun=true", "launcher.rerun=false"]) == ["launcher.rerun=true",
-                                                                              "launcher.rerun=false"]
+    assert list_settings(["launcher.rerun=true", "launcher.rerun=false"]) == [
+        "launcher.rerun=true",
+        "launcher.rerun=false",
+    ]
     from jsweep.compose import compose_spec
 
     spec = compose_spec(list_settings(["launcher.rerun=0123"]))

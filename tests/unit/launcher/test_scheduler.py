@@ -36,6 +36,7 @@ class Recorder:
             self.running[key] = list(ids)
             self.peak = max(self.peak, len(self.running))
             return FakeProc(ticks, rc)
+
         return Job(key, gpus, start)
 
     def finish(self, fin):
@@ -49,9 +50,9 @@ def test_disjoint_gpu_sets_and_packing():
     Scheduler([0, 1], poll_interval=0).run(jobs, on_finish=rec.finish)
     assert len(rec.starts) == 4
     for _key, ids, busy in rec.starts:
-        assert len(ids) == 1 and not set(ids) & busy      # never a GPU that is in use
+        assert len(ids) == 1 and not set(ids) & busy  # never a GPU that is in use
     first_two = {tuple(ids) for _, ids, _ in rec.starts[:2]}
-    assert first_two == {(0,), (1,)}                       # two cells side by side on two GPUs
+    assert first_two == {(0,), (1,)}  # two cells side by side on two GPUs
 
 
 def test_backfill_starts_the_next_cell_when_gpus_free_up():
@@ -60,7 +61,7 @@ def test_backfill_starts_the_next_cell_when_gpus_free_up():
     jobs = [rec.job("a", 1, ticks=2), rec.job("b", 1, ticks=8), rec.job("big", 2, ticks=2), rec.job("c", 1, ticks=2)]
     Scheduler([0, 1], poll_interval=0).run(jobs, on_finish=rec.finish)
     keys = [k for k, _, _ in rec.starts]
-    assert keys.index("c") < keys.index("big")             # backfill: c used the GPU a freed
+    assert keys.index("c") < keys.index("big")  # backfill: c used the GPU a freed
     big = next(ids for k, ids, _ in rec.starts if k == "big")
     assert sorted(big) == [0, 1]
 
@@ -92,9 +93,9 @@ def test_a_cell_that_evaluates_on_one_gpu_frees_the_others_for_the_next_cell():
     sched.run(jobs, on_finish=rec.finish)
     (_, ids, _busy), (key, next_ids, next_busy), (_, last_ids, last_busy) = rec.starts
     assert ids == [0, 1] and key == "next"
-    assert next_ids == [1] and next_busy == {0, 1}     # started on GPU 1 while the ddp cell still ran (on GPU 0)
-    assert rec.order[0] == "next"                      # ...and ended before it
-    assert last_ids == [0, 1] and last_busy == set()   # GPU 0 came back when the ddp cell ended, never twice
+    assert next_ids == [1] and next_busy == {0, 1}  # started on GPU 1 while the ddp cell still ran (on GPU 0)
+    assert rec.order[0] == "next"  # ...and ended before it
+    assert last_ids == [0, 1] and last_busy == set()  # GPU 0 came back when the ddp cell ended, never twice
     assert sched.free == [0, 1]
 
 
@@ -103,7 +104,7 @@ def test_cpu_slots_limit_concurrency():
     jobs = [rec.job(f"c{i}", 0, ticks=2) for i in range(5)]
     Scheduler([], cpu_slots=2, poll_interval=0).run(jobs, on_finish=rec.finish)
     assert all(ids == [] for _, ids, _ in rec.starts)
-    assert rec.peak == 2 and len(rec.order) == 5          # two at a time, all five ran
+    assert rec.peak == 2 and len(rec.order) == 5  # two at a time, all five ran
 
 
 def test_a_retry_returned_by_on_finish_runs_next():
@@ -117,8 +118,9 @@ def test_a_retry_returned_by_on_finish_runs_next():
             return rec.job("oom", 1, ticks=1)
         return None
 
-    Scheduler([0], poll_interval=0).run([rec.job("oom", 1, ticks=1, rc=1), rec.job("other", 1, ticks=1)],
-                                        on_finish=finish)
+    Scheduler([0], poll_interval=0).run(
+        [rec.job("oom", 1, ticks=1, rc=1), rec.job("other", 1, ticks=1)], on_finish=finish
+    )
     assert rec.order == ["oom", "oom", "other"]
 
 
@@ -143,11 +145,11 @@ def test_a_multi_gpu_cell_gives_back_all_but_its_first_gpu_once_its_eval_stage_r
     from jsweep.sweep import eval_stage_gpus
 
     since = time.time()
-    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # no status yet
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]  # no status yet
     write_json(tmp_path / "status.json", {"status": "RUNNING", "stage": "train", "time": since + 1})
-    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # training on both
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]  # training on both
     write_json(tmp_path / "status.json", {"status": "TRAINED", "time": since + 2})
-    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]          # ranks may still be exiting
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2, 3]  # ranks may still be exiting
     write_json(tmp_path / "status.json", {"status": "RUNNING", "stage": "eval", "time": since + 3})
-    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2]             # the eval process runs on the first
-    assert eval_stage_gpus(tmp_path, [2, 3], since + 10) == [2, 3]     # a stale status of an earlier attempt
+    assert eval_stage_gpus(tmp_path, [2, 3], since) == [2]  # the eval process runs on the first
+    assert eval_stage_gpus(tmp_path, [2, 3], since + 10) == [2, 3]  # a stale status of an earlier attempt

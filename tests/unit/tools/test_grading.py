@@ -22,8 +22,10 @@ def make_sweep(tmp: Path, n_cells: int = 2) -> tuple[Path, list[str]]:
     for c in range(n_cells):
         cid = f"{c:012d}"
         cell_dir = tmp / "outputs" / "cells" / cid
-        write_jsonl(cell_dir / "human_eval" / "answers.jsonl",
-                    [{**q, "answer": f"セル{c}の回答: {q['question'][:6]}\n二行目"} for q in questions])
+        write_jsonl(
+            cell_dir / "human_eval" / "answers.jsonl",
+            [{**q, "answer": f"セル{c}の回答: {q['question'][:6]}\n二行目"} for q in questions],
+        )
         write_cell(cell_dir, metrics={})
         rows.append(summary_row(c, cid, cell_dir, f"dataset=d{c}", {}, overrides=[f"dataset=d{c}"]))
         ids.append(cid)
@@ -71,14 +73,14 @@ def test_export_is_blinded_shuffled_excel_friendly_and_import_maps_grades_to_cel
     assert not any(cid in raw.decode("utf-8-sig") for cid in ids) and "dataset=" not in raw.decode("utf-8-sig")
     key = json.loads(key_path.read_text())
     order = [key["items"][r["item"]]["cell_id"] for r in rows]
-    assert order != sorted(order)                                  # shuffled
+    assert order != sorted(order)  # shuffled
     assert G.export(sweep, tmp_path / "again.csv", seed=3)[2] == 10
-    assert [r["answer"] for r in read_sheet(tmp_path / "again.csv")] == [r["answer"] for r in rows]   # seeded
-    G.export(sweep, seed=3)                                        # the key of the sheet being graded
+    assert [r["answer"] for r in read_sheet(tmp_path / "again.csv")] == [r["answer"] for r in rows]  # seeded
+    G.export(sweep, seed=3)  # the key of the sheet being graded
     for r in rows:
         k = key["items"][r["item"]]
         r["grade"] = {ids[0]: "○", ids[1]: "0"}[k["cell_id"]] if k["question_id"] != "q05" else "0.5"
-    rows.reverse()                                                 # graders may sort the sheet
+    rows.reverse()  # graders may sort the sheet
     result = G.import_grades(sweep, write_sheet(tmp_path / "filled.csv", rows))
     assert result["cells"][ids[0]]["accuracy"] == pytest.approx((4 + 0.5) / 5)
     assert result["cells"][ids[1]]["accuracy"] == pytest.approx(0.5 / 5)
@@ -98,11 +100,11 @@ def test_malformed_and_incomplete_sheets_name_the_row_and_import_nothing(tmp_pat
     for r in rows:
         r["grade"] = "1"
     bad = [dict(r) for r in rows]
-    bad[1]["grade"] = ""                       # sheet row 3
-    bad[2]["grade"] = "たぶん"                  # row 4
-    bad[3]["item"] = "G999"                    # row 5
-    bad[4]["answer"] = "書き換えた回答"          # row 6
-    bad[5]["item"] = bad[0]["item"]            # row 7: repeated
+    bad[1]["grade"] = ""  # sheet row 3
+    bad[2]["grade"] = "たぶん"  # row 4
+    bad[3]["item"] = "G999"  # row 5
+    bad[4]["answer"] = "書き換えた回答"  # row 6
+    bad[5]["item"] = bad[0]["item"]  # row 7: repeated
     with pytest.raises(G.GradingError) as err:
         G.import_grades(sweep, write_sheet(tmp_path / "bad.csv", bad))
     msg = str(err.value)

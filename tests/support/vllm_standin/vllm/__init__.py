@@ -66,7 +66,7 @@ class SamplingParams:
     skip_special_tokens: bool = True
 
     def __post_init__(self) -> None:
-        if self.temperature < 1e-5:      # vLLM: zero temperature means greedy sampling
+        if self.temperature < 1e-5:  # vLLM: zero temperature means greedy sampling
             self.top_p, self.top_k, self.min_p = 1.0, 0, 0.0
         if self.top_k < -1:
             raise ValueError(f"top_k must be 0 (disable), or at least 1, got {self.top_k}.")
@@ -93,15 +93,34 @@ class RequestOutput:
 
 
 class LLM:
-    def __init__(self, model: str, *, tokenizer: str | None = None, trust_remote_code: bool = False,
-                 tensor_parallel_size: int = 1, dtype: str = "auto", seed: int = 0,
-                 gpu_memory_utilization: float = 0.92, enforce_eager: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        tokenizer: str | None = None,
+        trust_remote_code: bool = False,
+        tensor_parallel_size: int = 1,
+        dtype: str = "auto",
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.92,
+        enforce_eager: bool = False,
+        **kwargs: Any,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-        _record({"call": "LLM", "model": model, "tokenizer": tokenizer, "dtype": dtype, "seed": seed,
-                 "gpu_memory_utilization": gpu_memory_utilization, "trust_remote_code": trust_remote_code,
-                 "files": sorted(os.listdir(model))})
+        _record(
+            {
+                "call": "LLM",
+                "model": model,
+                "tokenizer": tokenizer,
+                "dtype": dtype,
+                "seed": seed,
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "trust_remote_code": trust_remote_code,
+                "files": sorted(os.listdir(model)),
+            }
+        )
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         self.model.eval()
@@ -113,16 +132,25 @@ class LLM:
     def get_tokenizer(self) -> Any:
         return self.tokenizer
 
-    def generate(self, prompts: Any, sampling_params: SamplingParams | Sequence[SamplingParams] | None = None, *,
-                 use_tqdm: bool = True, lora_request: Any = None, priority: Any = None,
-                 tokenization_kwargs: Any = None, mm_processor_kwargs: Any = None) -> list[RequestOutput]:
+    def generate(
+        self,
+        prompts: Any,
+        sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+        *,
+        use_tqdm: bool = True,
+        lora_request: Any = None,
+        priority: Any = None,
+        tokenization_kwargs: Any = None,
+        mm_processor_kwargs: Any = None,
+    ) -> list[RequestOutput]:
         import torch
 
         prompts = list(prompts) if isinstance(prompts, (list, tuple)) else [prompts]
         if sampling_params is None:
             sampling_params = SamplingParams()
-        params: list[SamplingParams] = (list(sampling_params) if isinstance(sampling_params, (list, tuple))
-                                        else [sampling_params] * len(prompts))  # type: ignore[list-item]
+        params: list[SamplingParams] = (
+            list(sampling_params) if isinstance(sampling_params, (list, tuple)) else [sampling_params] * len(prompts)
+        )  # type: ignore[list-item]
         if len(params) != len(prompts):
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
         out = []
@@ -133,26 +161,36 @@ class LLM:
             _record({"call": "generate", "prompt_token_ids": ids, "sampling_params": asdict(p), "use_tqdm": use_tqdm})
             stops = sorted(set(self.eos_ids) | set(p.stop_token_ids or [])) if not p.ignore_eos else None
             greedy = p.temperature < 1e-5
-            kwargs: dict[str, Any] = {"do_sample": not greedy, "num_beams": 1,
-                                      "repetition_penalty": p.repetition_penalty}
+            kwargs: dict[str, Any] = {
+                "do_sample": not greedy,
+                "num_beams": 1,
+                "repetition_penalty": p.repetition_penalty,
+            }
             if greedy:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             else:
                 torch.manual_seed(self.seed if p.seed is None else p.seed)
                 kwargs.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k if p.top_k > 0 else None)
             with torch.inference_mode():
-                gen = self.model.generate(input_ids=torch.tensor([ids]),
-                                          attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                          max_new_tokens=p.max_tokens, eos_token_id=stops,
-                                          pad_token_id=self.tokenizer.pad_token_id, **kwargs)
-            token_ids = gen[0, len(ids):].tolist()
+                gen = self.model.generate(
+                    input_ids=torch.tensor([ids]),
+                    attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                    max_new_tokens=p.max_tokens,
+                    eos_token_id=stops,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    **kwargs,
+                )
+            token_ids = gen[0, len(ids) :].tolist()
             finish = "length"
             for k, t in enumerate(token_ids):
                 if stops and t in stops:
-                    token_ids, finish = token_ids[:k + 1], "stop"
+                    token_ids, finish = token_ids[: k + 1], "stop"
                     break
             text = self.tokenizer.decode(token_ids, skip_special_tokens=p.skip_special_tokens) if p.detokenize else ""
-            out.append(RequestOutput(str(self.requests), None, ids, None,
-                                     [CompletionOutput(0, text, token_ids, finish_reason=finish)]))
+            out.append(
+                RequestOutput(
+                    str(self.requests), None, ids, None, [CompletionOutput(0, text, token_ids, finish_reason=finish)]
+                )
+            )
             self.requests += 1
         return out

@@ -28,32 +28,97 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # hub dataset (shunk031/JGLUE, Rakuten/JGLUE) has for them: the harness's tasks read those rows.
 
 JCQA_TRAIN = [
-    {"q_id": 0, "question": "水を飲むときに使うものは？", "choice0": "コップ", "choice1": "靴", "choice2": "傘",
-     "choice3": "鍵", "choice4": "鞄", "label": 0},
-    {"q_id": 1, "question": "雨の日にさすものは？", "choice0": "箸", "choice1": "傘", "choice2": "皿", "choice3": "机",
-     "choice4": "窓", "label": 1},
-    {"q_id": 2, "question": "髪を切る店は？", "choice0": "八百屋", "choice1": "本屋", "choice2": "床屋",
-     "choice3": "魚屋", "choice4": "花屋", "label": 2},
+    {
+        "q_id": 0,
+        "question": "水を飲むときに使うものは？",
+        "choice0": "コップ",
+        "choice1": "靴",
+        "choice2": "傘",
+        "choice3": "鍵",
+        "choice4": "鞄",
+        "label": 0,
+    },
+    {
+        "q_id": 1,
+        "question": "雨の日にさすものは？",
+        "choice0": "箸",
+        "choice1": "傘",
+        "choice2": "皿",
+        "choice3": "机",
+        "choice4": "窓",
+        "label": 1,
+    },
+    {
+        "q_id": 2,
+        "question": "髪を切る店は？",
+        "choice0": "八百屋",
+        "choice1": "本屋",
+        "choice2": "床屋",
+        "choice3": "魚屋",
+        "choice4": "花屋",
+        "label": 2,
+    },
 ]
 JCQA_VALID = [
-    {"q_id": 3, "question": "夜空に光るものは？", "choice0": "星", "choice1": "石", "choice2": "草", "choice3": "砂",
-     "choice4": "泥", "label": 0},
-    {"q_id": 4, "question": "手紙を入れる箱は？", "choice0": "本棚", "choice1": "冷蔵庫", "choice2": "金庫",
-     "choice3": "ポスト", "choice4": "靴箱", "label": 3},
+    {
+        "q_id": 3,
+        "question": "夜空に光るものは？",
+        "choice0": "星",
+        "choice1": "石",
+        "choice2": "草",
+        "choice3": "砂",
+        "choice4": "泥",
+        "label": 0,
+    },
+    {
+        "q_id": 4,
+        "question": "手紙を入れる箱は？",
+        "choice0": "本棚",
+        "choice1": "冷蔵庫",
+        "choice2": "金庫",
+        "choice3": "ポスト",
+        "choice4": "靴箱",
+        "label": 3,
+    },
 ]
 JNLI_TRAIN_RAW = [
-    {"sentence_pair_id": "0", "yjcaptions_id": "1-2-3", "sentence1": "犬が走っています。", "sentence2": "動物が動いています。",
-     "label": "entailment"},
-    {"sentence_pair_id": "1", "yjcaptions_id": "4-5-6", "sentence1": "猫が寝ています。", "sentence2": "猫が走っています。",
-     "label": "contradiction"},
-    {"sentence_pair_id": "2", "yjcaptions_id": "7-8-9", "sentence1": "男性が立っています。", "sentence2": "男性は教師です。",
-     "label": "neutral"},
+    {
+        "sentence_pair_id": "0",
+        "yjcaptions_id": "1-2-3",
+        "sentence1": "犬が走っています。",
+        "sentence2": "動物が動いています。",
+        "label": "entailment",
+    },
+    {
+        "sentence_pair_id": "1",
+        "yjcaptions_id": "4-5-6",
+        "sentence1": "猫が寝ています。",
+        "sentence2": "猫が走っています。",
+        "label": "contradiction",
+    },
+    {
+        "sentence_pair_id": "2",
+        "yjcaptions_id": "7-8-9",
+        "sentence1": "男性が立っています。",
+        "sentence2": "男性は教師です。",
+        "label": "neutral",
+    },
 ]
 JNLI_VALID_RAW = [
-    {"sentence_pair_id": "0", "yjcaptions_id": "10-11-12", "sentence1": "車が停まっています。", "sentence2": "車があります。",
-     "label": "entailment"},
-    {"sentence_pair_id": "1", "yjcaptions_id": "13-14-15", "sentence1": "空が青いです。", "sentence2": "空は赤いです。",
-     "label": "contradiction"},
+    {
+        "sentence_pair_id": "0",
+        "yjcaptions_id": "10-11-12",
+        "sentence1": "車が停まっています。",
+        "sentence2": "車があります。",
+        "label": "entailment",
+    },
+    {
+        "sentence_pair_id": "1",
+        "yjcaptions_id": "13-14-15",
+        "sentence1": "空が青いです。",
+        "sentence2": "空は赤いです。",
+        "label": "contradiction",
+    },
 ]
 MARC_TRAIN_RAW = [
     {"sentence": "とても良い商品でした。", "label": "positive", "review_id": "R1"},
@@ -67,49 +132,135 @@ MARC_VALID_RAW = [
 
 
 def _squad(paragraphs):
-    return {"version": "v1.3", "data": [{"title": title, "paragraphs": [
-        {"qas": [{"question": q, "id": qid, "answers": [{"text": t, "answer_start": s} for t, s in answers],
-                  "is_impossible": False} for qid, q, answers in qas], "context": f"{title} [SEP] {text}"}
-        for text, qas in paras]} for title, paras in paragraphs]}
+    return {
+        "version": "v1.3",
+        "data": [
+            {
+                "title": title,
+                "paragraphs": [
+                    {
+                        "qas": [
+                            {
+                                "question": q,
+                                "id": qid,
+                                "answers": [{"text": t, "answer_start": s} for t, s in answers],
+                                "is_impossible": False,
+                            }
+                            for qid, q, answers in qas
+                        ],
+                        "context": f"{title} [SEP] {text}",
+                    }
+                    for text, qas in paras
+                ],
+            }
+            for title, paras in paragraphs
+        ],
+    }
 
 
-JSQUAD_TRAIN_RAW = _squad([
-    ("富士山", [("富士山は日本で最も高い山である。標高は3776メートル。",
-              [("a1p0q0", "日本で最も高い山は何か。", [("富士山", 6)]), ("a1p0q1", "富士山の標高は何メートルか。", [("3776メートル", 25)])])]),
-    ("琵琶湖", [("琵琶湖は滋賀県にある日本最大の湖である。", [("a2p0q0", "琵琶湖はどの県にあるか。", [("滋賀県", 10)])])]),
-])
-JSQUAD_VALID_RAW = _squad([
-    ("東京", [("東京は日本の首都である。人口は約1400万人。",
-             [("a3p0q0", "日本の首都はどこか。", [("東京", 5), ("東京", 5), ("東京都", 5)]),
-              ("a3p0q1", "東京の人口は約何人か。", [("1400万人", 20), ("約1400万人", 19)])])]),
-])
+JSQUAD_TRAIN_RAW = _squad(
+    [
+        (
+            "富士山",
+            [
+                (
+                    "富士山は日本で最も高い山である。標高は3776メートル。",
+                    [
+                        ("a1p0q0", "日本で最も高い山は何か。", [("富士山", 6)]),
+                        ("a1p0q1", "富士山の標高は何メートルか。", [("3776メートル", 25)]),
+                    ],
+                )
+            ],
+        ),
+        (
+            "琵琶湖",
+            [("琵琶湖は滋賀県にある日本最大の湖である。", [("a2p0q0", "琵琶湖はどの県にあるか。", [("滋賀県", 10)])])],
+        ),
+    ]
+)
+JSQUAD_VALID_RAW = _squad(
+    [
+        (
+            "東京",
+            [
+                (
+                    "東京は日本の首都である。人口は約1400万人。",
+                    [
+                        ("a3p0q0", "日本の首都はどこか。", [("東京", 5), ("東京", 5), ("東京都", 5)]),
+                        ("a3p0q1", "東京の人口は約何人か。", [("1400万人", 20), ("約1400万人", 19)]),
+                    ],
+                )
+            ],
+        ),
+    ]
+)
 
 
 def _hub_jsquad(raw):
-    return [{"id": qa["id"], "title": art["title"], "context": para["context"], "question": qa["question"],
-             "answers": {"text": [a["text"] for a in qa["answers"]], "answer_start": [a["answer_start"] for a in qa["answers"]]},
-             "is_impossible": False}
-            for art in raw["data"] for para in art["paragraphs"] for qa in para["qas"]]
+    return [
+        {
+            "id": qa["id"],
+            "title": art["title"],
+            "context": para["context"],
+            "question": qa["question"],
+            "answers": {
+                "text": [a["text"] for a in qa["answers"]],
+                "answer_start": [a["answer_start"] for a in qa["answers"]],
+            },
+            "is_impossible": False,
+        }
+        for art in raw["data"]
+        for para in art["paragraphs"]
+        for qa in para["qas"]
+    ]
 
 
 HUB_ROWS = {  # the hub dataset's rows for the records above, written out by hand
     "jcommonsenseqa": {"train": JCQA_TRAIN, "validation": JCQA_VALID},
-    "jnli": {"train": [{**r, "label": i} for i, r in enumerate(JNLI_TRAIN_RAW)],
-             "validation": [{**JNLI_VALID_RAW[0], "label": 0}, {**JNLI_VALID_RAW[1], "label": 1}]},
-    "marc_ja": {"train": [{"sentence": "とても良い商品でした。", "label": 0, "review_id": "R1"},
-                          {"sentence": "すぐに壊れました。", "label": 1, "review_id": "R2"},
-                          {"sentence": "また買いたいです。", "label": 0, "review_id": "R3"}],
-                "validation": [{"sentence": "期待外れでした。", "label": 1, "review_id": "R4"},
-                               {"sentence": "満足しています。", "label": 0, "review_id": "R5"}]},
-    "jsquad": {"train": [
-        {"id": "a1p0q0", "title": "富士山", "context": "富士山 [SEP] 富士山は日本で最も高い山である。標高は3776メートル。",
-         "question": "日本で最も高い山は何か。", "answers": {"text": ["富士山"], "answer_start": [6]}, "is_impossible": False},
-        {"id": "a1p0q1", "title": "富士山", "context": "富士山 [SEP] 富士山は日本で最も高い山である。標高は3776メートル。",
-         "question": "富士山の標高は何メートルか。", "answers": {"text": ["3776メートル"], "answer_start": [25]},
-         "is_impossible": False},
-        {"id": "a2p0q0", "title": "琵琶湖", "context": "琵琶湖 [SEP] 琵琶湖は滋賀県にある日本最大の湖である。",
-         "question": "琵琶湖はどの県にあるか。", "answers": {"text": ["滋賀県"], "answer_start": [10]}, "is_impossible": False}],
-        "validation": _hub_jsquad(JSQUAD_VALID_RAW)},
+    "jnli": {
+        "train": [{**r, "label": i} for i, r in enumerate(JNLI_TRAIN_RAW)],
+        "validation": [{**JNLI_VALID_RAW[0], "label": 0}, {**JNLI_VALID_RAW[1], "label": 1}],
+    },
+    "marc_ja": {
+        "train": [
+            {"sentence": "とても良い商品でした。", "label": 0, "review_id": "R1"},
+            {"sentence": "すぐに壊れました。", "label": 1, "review_id": "R2"},
+            {"sentence": "また買いたいです。", "label": 0, "review_id": "R3"},
+        ],
+        "validation": [
+            {"sentence": "期待外れでした。", "label": 1, "review_id": "R4"},
+            {"sentence": "満足しています。", "label": 0, "review_id": "R5"},
+        ],
+    },
+    "jsquad": {
+        "train": [
+            {
+                "id": "a1p0q0",
+                "title": "富士山",
+                "context": "富士山 [SEP] 富士山は日本で最も高い山である。標高は3776メートル。",
+                "question": "日本で最も高い山は何か。",
+                "answers": {"text": ["富士山"], "answer_start": [6]},
+                "is_impossible": False,
+            },
+            {
+                "id": "a1p0q1",
+                "title": "富士山",
+                "context": "富士山 [SEP] 富士山は日本で最も高い山である。標高は3776メートル。",
+                "question": "富士山の標高は何メートルか。",
+                "answers": {"text": ["3776メートル"], "answer_start": [25]},
+                "is_impossible": False,
+            },
+            {
+                "id": "a2p0q0",
+                "title": "琵琶湖",
+                "context": "琵琶湖 [SEP] 琵琶湖は滋賀県にある日本最大の湖である。",
+                "question": "琵琶湖はどの県にあるか。",
+                "answers": {"text": ["滋賀県"], "answer_start": [10]},
+                "is_impossible": False,
+            },
+        ],
+        "validation": _hub_jsquad(JSQUAD_VALID_RAW),
+    },
 }
 
 
@@ -137,6 +288,7 @@ def write_raw_jglue(root: Path, *, train: bool = True) -> Path:
 
 # --------------------------------------------------------------------------- adapters against the real formats
 
+
 @pytest.mark.parametrize("task", D.TASKS)
 def test_raw_jglue_files_become_the_hub_rows(tmp_path, task):
     root = write_raw_jglue(tmp_path)
@@ -148,33 +300,49 @@ def test_raw_jglue_files_become_the_hub_rows(tmp_path, task):
 def test_shipped_fixtures_read_in_the_raw_formats():
     rows = {t: D.load_task_rows(D.find_task_files(t)) for t in D.TASKS}
     assert {t: (len(r["train"]), len(r["validation"])) for t, r in rows.items()} == {
-        "jcommonsenseqa": (12, 16), "jnli": (12, 16), "jsquad": (4, 14), "marc_ja": (10, 16)}
+        "jcommonsenseqa": (12, 16),
+        "jnli": (12, 16),
+        "jsquad": (4, 14),
+        "marc_ja": (10, 16),
+    }
     first = rows["jsquad"]["validation"][0]
-    assert first["id"] == "a9101p0q0" and first["title"] == "ミツバチ" and first["context"].startswith("ミツバチ [SEP] ")
+    assert (
+        first["id"] == "a9101p0q0" and first["title"] == "ミツバチ" and first["context"].startswith("ミツバチ [SEP] ")
+    )
     assert first["answers"] == {"text": ["女王蜂"] * 3, "answer_start": [43] * 3}
     # answer_start indexes the context (title and " [SEP] " included), as in JGLUE
     for row in rows["jsquad"]["validation"] + rows["jsquad"]["train"]:
         for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
-            assert row["context"][start:start + len(text)] == text, row["id"]
+            assert row["context"][start : start + len(text)] == text, row["id"]
     assert rows["jnli"]["train"][0]["label"] == 0 and {r["label"] for r in rows["jnli"]["validation"]} == {0, 1, 2}
     assert rows["marc_ja"]["train"][:2] == [
-        {"sentence": "思っていたよりも小さかったですが、作りがしっかりしていて気に入りました。", "label": 0,
-         "review_id": "RVQJXXVBOTHD0W"},
-        {"sentence": "届いて数日で電源が入らなくなりました。返品しようと思います。", "label": 1, "review_id": "RTFLHBMUAPTT0Z"}]
+        {
+            "sentence": "思っていたよりも小さかったですが、作りがしっかりしていて気に入りました。",
+            "label": 0,
+            "review_id": "RVQJXXVBOTHD0W",
+        },
+        {
+            "sentence": "届いて数日で電源が入らなくなりました。返品しようと思います。",
+            "label": 1,
+            "review_id": "RTFLHBMUAPTT0Z",
+        },
+    ]
     assert rows["jcommonsenseqa"]["validation"][0]["label"] == 2
 
 
 def test_hub_schema_files_and_save_to_disk_copies_read_the_same(tmp_path):
     import datasets
 
-    for task in D.TASKS:            # hub-schema JSON lines (int labels, flattened JSQuAD) as per-task paths
+    for task in D.TASKS:  # hub-schema JSON lines (int labels, flattened JSQuAD) as per-task paths
         valid = _write_jsonl(tmp_path / "hub" / task / "validation.jsonl", HUB_ROWS[task]["validation"])
         train = _write_jsonl(tmp_path / "hub" / task / "train.jsonl", HUB_ROWS[task]["train"])
         files = D.find_task_files(task, None, {"valid": str(valid), "train": str(train)})
         assert D.load_task_rows(files) == HUB_ROWS[task]
-        assert D.find_task_files(task, None, str(tmp_path / "hub" / task)).valid == valid   # a directory override
+        assert D.find_task_files(task, None, str(tmp_path / "hub" / task)).valid == valid  # a directory override
     disk = tmp_path / "disk" / "jnli"
-    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in HUB_ROWS["jnli"].items()}).save_to_disk(str(disk))
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in HUB_ROWS["jnli"].items()}).save_to_disk(
+        str(disk)
+    )
     files = D.find_task_files("jnli", tmp_path / "disk")
     assert files.disk == disk and D.load_task_rows(files) == HUB_ROWS["jnli"]
 
@@ -186,9 +354,14 @@ def test_missing_and_malformed_files_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="MARC-ja is not distributed with JGLUE"):
         D.find_task_files("marc_ja", tmp_path)
     with pytest.raises(DataError, match="set by paths.jsquad.train"):
-        D.find_task_files("jsquad", None, {"valid": str(D.FIXTURE_DIR / "jsquad" / "valid-v1.3.json"),
-                                           "train": str(tmp_path / "nope.json")})
-    bad = _write_jsonl(tmp_path / "jnli" / "valid-v1.3.json", [JNLI_VALID_RAW[0], {**JNLI_VALID_RAW[1], "label": "maybe"}])
+        D.find_task_files(
+            "jsquad",
+            None,
+            {"valid": str(D.FIXTURE_DIR / "jsquad" / "valid-v1.3.json"), "train": str(tmp_path / "nope.json")},
+        )
+    bad = _write_jsonl(
+        tmp_path / "jnli" / "valid-v1.3.json", [JNLI_VALID_RAW[0], {**JNLI_VALID_RAW[1], "label": "maybe"}]
+    )
     with pytest.raises(DataError) as e:
         D.read_split("jnli", bad)
     assert str(e.value).startswith(f"{bad}: record line 2: field 'label': label 'maybe' is not one of entailment")
@@ -197,7 +370,9 @@ def test_missing_and_malformed_files_are_clear_errors(tmp_path):
     path = tmp_path / "jsquad" / "valid-v1.3.json"
     path.parent.mkdir()
     path.write_text(json.dumps(broken, ensure_ascii=False), "utf-8")
-    with pytest.raises(DataError, match=r"record data\[0\]\.paragraphs\[0\]\.qas\[1\]: field 'question': missing field"):
+    with pytest.raises(
+        DataError, match=r"record data\[0\]\.paragraphs\[0\]\.qas\[1\]: field 'question': missing field"
+    ):
         D.read_split("jsquad", path)
 
 
@@ -214,21 +389,35 @@ def test_file_discovery_layouts_and_versions(tmp_path):
 
 # --------------------------------------------------------------------------- prompts: jsweep vs the harness
 
+
 def _harness_task(cfg: dict, splits: dict, name: str, k: int):
     """A task the way the harness builds one from a config: ConfigurableTask over an in-memory DatasetDict."""
     import datasets
     from lm_eval.api.task import ConfigurableTask
 
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in splits.items()})
-    task = ConfigurableTask(config={**cfg, "task": name, "custom_dataset": lambda **_: dd, "num_fewshot": k,
-                                    "training_split": "train", "validation_split": "validation", "test_split": None,
-                                    "fewshot_split": "train", "dataset_path": None, "dataset_name": None})
+    task = ConfigurableTask(
+        config={
+            **cfg,
+            "task": name,
+            "custom_dataset": lambda **_: dd,
+            "num_fewshot": k,
+            "training_split": "train",
+            "validation_split": "validation",
+            "test_split": None,
+            "fewshot_split": "train",
+            "dataset_path": None,
+            "dataset_name": None,
+        }
+    )
     task.set_fewshot_seed(1234)
     return task
 
 
 def _jsweep_tasks(root: Path, options: dict) -> dict:
-    tasks, names, _, _ = jglue.JGlueEval({"data_dir": str(root), "tasks": list(D.TASKS), **options}).build_tasks(_tokenizer())
+    tasks, names, _, _ = jglue.JGlueEval({"data_dir": str(root), "tasks": list(D.TASKS), **options}).build_tasks(
+        _tokenizer()
+    )
     return {names[n]: t for n, t in tasks.items()}
 
 
@@ -251,7 +440,7 @@ def test_leaderboard_prompts_equal_the_harness_rendering_of_its_own_task_yaml(tm
     from jsweep.eval.jglue.harness import leaderboard_yaml, load_task_yaml
 
     k = jglue.DEFAULT_FEWSHOT[task]
-    own = load_task_yaml(leaderboard_yaml(task))           # the harness's ja_leaderboard_<task>.yaml, unmodified
+    own = load_task_yaml(leaderboard_yaml(task))  # the harness's ja_leaderboard_<task>.yaml, unmodified
     theirs = _harness_task(own, HUB_ROWS[task], f"ja_leaderboard_{task}", k)
     ours = _jsweep_tasks(write_raw_jglue(tmp_path), {"prompt_style": "leaderboard", "num_fewshot": k})[task]
     assert len(ours.eval_docs) == len(theirs.eval_docs) == 2
@@ -277,24 +466,37 @@ def _jps_jcqa(doc):
 
 def _jps_jcqa_02_text(d):
     choices = ",".join([f"{idx}.{choice}" for idx, choice in enumerate(d["choices"])])
-    return f"質問:{d['goal']}\n" f"選択肢:{choices}\n" "回答:"
+    return f"質問:{d['goal']}\n選択肢:{choices}\n回答:"
 
 
 def _jps_jcqa_03_text(d):
     choices = "\n".join([f"- {choice}" for choice in d["choices"]])
-    instruction_text = "与えられた選択肢の中から、最適な答えを選んでください。" + f"出力は以下から選択してください：\n{choices}"
+    instruction_text = (
+        "与えられた選択肢の中から、最適な答えを選んでください。" + f"出力は以下から選択してください：\n{choices}"
+    )
     return f"### 指示:\n{instruction_text}\n\n### 入力:\n{d['goal']}\n\n### 応答:\n"
 
 
 _JNLI_CHOICES = ["entailment", "contradiction", "neutral"]
-_JNLI_02_DESC = ("前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。\n\n" + "制約:\n"
-                 + "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合はentailmentと出力\n"
-                 + "- 前提と仮説が両立しえない場合はcontradictionと出力\n" + "- そのいずれでもない場合はneutralと出力\n\n")
-_JNLI_03_INSTR = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(_JNLI_CHOICES)
+_JNLI_02_DESC = (
+    "前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。\n\n"
+    + "制約:\n"
+    + "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合はentailmentと出力\n"
+    + "- 前提と仮説が両立しえない場合はcontradictionと出力\n"
+    + "- そのいずれでもない場合はneutralと出力\n\n"
+)
+_JNLI_03_INSTR = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(
+    _JNLI_CHOICES
+)
 
 
 def _jps_jnli(doc):
-    return {"premise": doc["sentence1"], "hypothesis": doc["sentence2"], "choices": _JNLI_CHOICES, "gold": int(doc["label"])}
+    return {
+        "premise": doc["sentence1"],
+        "hypothesis": doc["sentence2"],
+        "choices": _JNLI_CHOICES,
+        "gold": int(doc["label"]),
+    }
 
 
 def _jps_marc(choices):
@@ -305,26 +507,62 @@ JP_STABLE_REFERENCE = {
     # (task, version): (description, FEWSHOT_SEP, _process_doc, doc_to_text, doc_to_target)
     ("jcommonsenseqa", "0.2"): (
         "質問と回答の選択肢を入力として受け取り、選択肢から回答を選択してください。なお、回答は選択肢の番号(例:0)でするものとします。 \n\n",
-        "\n\n", _jps_jcqa, _jps_jcqa_02_text, lambda d: f"{d['gold']}"),
+        "\n\n",
+        _jps_jcqa,
+        _jps_jcqa_02_text,
+        lambda d: f"{d['gold']}",
+    ),
     ("jcommonsenseqa", "0.3"): (ALPACA, "\n\n", _jps_jcqa, _jps_jcqa_03_text, lambda d: d["choices"][d["gold"]]),
-    ("jnli", "0.2"): (_JNLI_02_DESC, "\n\n", _jps_jnli,
-                      lambda d: f"前提:{d['premise']}\n" f"仮説:{d['hypothesis']}\n" "関係:", lambda d: d["choices"][d["gold"]]),
-    ("jnli", "0.3"): (ALPACA, "\n\n", _jps_jnli,
-                      lambda d: f"### 指示:\n{_JNLI_03_INSTR}\n\n### 入力:\n前提：{d['premise']}\n仮説：{d['hypothesis']}\n\n### 応答:\n",
-                      lambda d: d["choices"][d["gold"]]),
-    ("marc_ja", "0.2"): ("製品レビューをnegativeかpositiveのいずれかのセンチメントに分類してください。出力は小文字化してください。 \n\n",
-                         "\n\n", _jps_marc(["positive", "negative"]),
-                         lambda d: f"製品レビュー:{d['query']}\n" "センチメント:", lambda d: d["choices"][d["gold"]]),
-    ("marc_ja", "0.3"): (ALPACA, "\n\n", _jps_marc(["ポジティブ", "ネガティブ"]),
-                         lambda d: "### 指示:\n以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
-                                   f"\n\n### 入力:\n{d['query']}\n\n### 応答:\n", lambda d: d["choices"][d["gold"]]),
-    ("jsquad", "0.2"): ("質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n", "\n\n", lambda d: d,
-                        lambda d: "文章:" + d["context"].split("[SEP]")[-1].strip() + "\n" + "質問:" + d["question"] + "\n" + "回答:",
-                        lambda d: d["answers"]["text"][0]),
-    ("jsquad", "0.3"): (ALPACA, "\n\n", lambda d: d,
-                        lambda d: "### 指示:\n与えられた文脈から、質問に対する答えを抜き出してください。\n\n### 入力:\n"
-                                  f"文脈：{d['context'].split('[SEP]')[-1].strip()}\n質問：{d['question']}\n\n### 応答:\n",
-                        lambda d: d["answers"]["text"][0]),
+    ("jnli", "0.2"): (
+        _JNLI_02_DESC,
+        "\n\n",
+        _jps_jnli,
+        lambda d: f"前提:{d['premise']}\n仮説:{d['hypothesis']}\n関係:",
+        lambda d: d["choices"][d["gold"]],
+    ),
+    ("jnli", "0.3"): (
+        ALPACA,
+        "\n\n",
+        _jps_jnli,
+        lambda d: (
+            f"### 指示:\n{_JNLI_03_INSTR}\n\n### 入力:\n前提：{d['premise']}\n仮説：{d['hypothesis']}\n\n### 応答:\n"
+        ),
+        lambda d: d["choices"][d["gold"]],
+    ),
+    ("marc_ja", "0.2"): (
+        "製品レビューをnegativeかpositiveのいずれかのセンチメントに分類してください。出力は小文字化してください。 \n\n",
+        "\n\n",
+        _jps_marc(["positive", "negative"]),
+        lambda d: f"製品レビュー:{d['query']}\nセンチメント:",
+        lambda d: d["choices"][d["gold"]],
+    ),
+    ("marc_ja", "0.3"): (
+        ALPACA,
+        "\n\n",
+        _jps_marc(["ポジティブ", "ネガティブ"]),
+        lambda d: (
+            "### 指示:\n以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
+            f"\n\n### 入力:\n{d['query']}\n\n### 応答:\n"
+        ),
+        lambda d: d["choices"][d["gold"]],
+    ),
+    ("jsquad", "0.2"): (
+        "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n",
+        "\n\n",
+        lambda d: d,
+        lambda d: "文章:" + d["context"].split("[SEP]")[-1].strip() + "\n" + "質問:" + d["question"] + "\n" + "回答:",
+        lambda d: d["answers"]["text"][0],
+    ),
+    ("jsquad", "0.3"): (
+        ALPACA,
+        "\n\n",
+        lambda d: d,
+        lambda d: (
+            "### 指示:\n与えられた文脈から、質問に対する答えを抜き出してください。\n\n### 入力:\n"
+            f"文脈：{d['context'].split('[SEP]')[-1].strip()}\n質問：{d['question']}\n\n### 応答:\n"
+        ),
+        lambda d: d["answers"]["text"][0],
+    ),
 }
 
 
@@ -340,17 +578,18 @@ def test_jp_stable_prompts_equal_the_jp_stable_code(tmp_path, key):
     k = jglue.DEFAULT_FEWSHOT[task]
     ours = _jsweep_tasks(write_raw_jglue(tmp_path), {"prompt_versions": version, "num_fewshot": k})[task]
     pool = list(ours.sampler.fewshot_docs())
-    ours.sampler.sample = lambda n, eval_doc=None, **_: pool[:n]      # fix the shots: train rows in file order
+    ours.sampler.sample = lambda n, eval_doc=None, **_: pool[:n]  # fix the shots: train rows in file order
     for doc, hub_doc in zip(ours.eval_docs, HUB_ROWS[task]["validation"]):
         for shots in (0, k):
             expected = _jp_stable_context(key, hub_doc, HUB_ROWS[task]["train"][:shots])
             assert ours.fewshot_context(doc, shots) == expected
         reqs = ours.construct_requests(doc, "CTX", metadata=("t", 0, 1))
-        if task == "jsquad":                      # greedy until SEP, at most the longest answer's tokens
+        if task == "jsquad":  # greedy until SEP, at most the longest answer's tokens
             gen = reqs.arguments[1]
             assert gen["until"] == ["\n"] and gen["max_gen_toks"] == max(
-                len(_tokenizer().encode(a, add_special_tokens=False)) for a in doc["answers"]["text"])
-        else:                                      # continuations: the bare choice strings
+                len(_tokenizer().encode(a, add_special_tokens=False)) for a in doc["answers"]["text"]
+            )
+        else:  # continuations: the bare choice strings
             _, _, process, _, _ = JP_STABLE_REFERENCE[key]
             assert [r.arguments for r in reqs] == [("CTX", c) for c in process(hub_doc)["choices"]]
 
@@ -367,16 +606,20 @@ def test_no_train_file_draws_shots_from_the_scored_split_without_the_scored_doc(
 
 # --------------------------------------------------------------------------- metrics and AVG
 
+
 def test_jsquad_exact_match_and_char_f1():
     # (JP-Stable's exact_match and word f1 against its own code: tests/unit/eval/llm_jp_eval/test_fidelity.py)
     assert M.jsquad_scores("東京", ["東京都", "東京"]) == {"exact_match": 1.0, "f1": 1.0, "char_f1": 1.0}
-    assert M.jsquad_scores(" １４００万人 ", ["1400万人"])["exact_match"] == 1.0        # neologdn, stripped
-    s = M.jsquad_scores("東京都庁", ["東京都"])                                        # 3 of 4 chars, 3 of 3
+    assert M.jsquad_scores(" １４００万人 ", ["1400万人"])["exact_match"] == 1.0  # neologdn, stripped
+    s = M.jsquad_scores("東京都庁", ["東京都"])  # 3 of 4 chars, 3 of 3
     assert s["exact_match"] == 0.0 and s["char_f1"] == pytest.approx(2 * 0.75 * 1.0 / 1.75)
-    assert M.char_f1_one("「滋賀県」。", "滋賀県") == 1.0                               # punctuation dropped for F1
+    assert M.char_f1_one("「滋賀県」。", "滋賀県") == 1.0  # punctuation dropped for F1
     assert M.jsquad_scores("", ["滋賀県"]) == {"exact_match": 0.0, "f1": 0.0, "char_f1": 0.0}
-    assert M.process_results({"answers": {"text": ["a", "b"]}}, ["b"]) == {"exact_match": 1.0, "f1": 1.0,
-                                                                           "char_f1": 1.0}
+    assert M.process_results({"answers": {"text": ["a", "b"]}}, ["b"]) == {
+        "exact_match": 1.0,
+        "f1": 1.0,
+        "char_f1": 1.0,
+    }
 
 
 def test_avg_is_the_mean_of_the_main_metrics():
@@ -388,14 +631,21 @@ def test_avg_is_the_mean_of_the_main_metrics():
     }
     names = {f"jglue_{t}": t for t in D.TASKS}
     m = jglue.harness_metrics(results, names)
-    assert m == {"jglue/jcommonsenseqa/acc": 0.8, "jglue/jnli/acc": 0.5, "jglue/jsquad/exact_match": 0.3,
-                 "jglue/jsquad/f1": 0.6, "jglue/marc_ja/acc": 0.9, "jglue/AVG": pytest.approx((0.8 + 0.5 + 0.3 + 0.9) / 4)}
+    assert m == {
+        "jglue/jcommonsenseqa/acc": 0.8,
+        "jglue/jnli/acc": 0.5,
+        "jglue/jsquad/exact_match": 0.3,
+        "jglue/jsquad/f1": 0.6,
+        "jglue/marc_ja/acc": 0.9,
+        "jglue/AVG": pytest.approx((0.8 + 0.5 + 0.3 + 0.9) / 4),
+    }
     three = {k: v for k, v in m.items() if "marc_ja" not in k and k != "jglue/AVG"}
-    assert jglue.average(three) == pytest.approx((0.8 + 0.5 + 0.3) / 3)        # JSQuAD counts with EM, not F1
+    assert jglue.average(three) == pytest.approx((0.8 + 0.5 + 0.3) / 3)  # JSQuAD counts with EM, not F1
     assert jglue.average({}) is None
 
 
 # --------------------------------------------------------------------------- options and planning
+
 
 def test_options_defaults_and_errors(tmp_path):
     o = jglue.parse_options({})
@@ -403,53 +653,73 @@ def test_options_defaults_and_errors(tmp_path):
     assert o.prompt_versions == {"jcommonsenseqa": "0.3", "jnli": "0.2", "jsquad": "0.2", "marc_ja": "0.2"}
     assert o.num_fewshot == {"jcommonsenseqa": 3, "jnli": 3, "jsquad": 2, "marc_ja": 3}
     assert jglue.parse_options({"num_fewshot": {"jnli": 0}, "prompt_versions": {"jnli": 0.3}}).num_fewshot["jnli"] == 0
-    assert [p.task for p in jglue.plan_tasks(o)[0]] == ["jcommonsenseqa", "jnli", "jsquad", "marc_ja"]  # fixtures have MARC-ja
+    assert [p.task for p in jglue.plan_tasks(o)[0]] == [
+        "jcommonsenseqa",
+        "jnli",
+        "jsquad",
+        "marc_ja",
+    ]  # fixtures have MARC-ja
     _write_jsonl(tmp_path / "jnli" / "valid-v1.3.json", JNLI_VALID_RAW)
     planned, notes = jglue.plan_tasks(jglue.parse_options({"data_dir": str(tmp_path), "tasks": ["jnli"]}))
     assert [p.task for p in planned] == ["jnli"] and "marc_ja skipped" in notes[0]
     assert jglue.check({"data_dir": str(tmp_path)})[0].startswith(str(tmp_path / "jcommonsenseqa" / "valid-v1.3.json"))
     assert jglue.check({"data_dir": str(tmp_path), "tasks": ["jnli"], "marc_ja": True})[0].startswith(
-        str(tmp_path / "marc_ja" / "valid.json"))
+        str(tmp_path / "marc_ja" / "valid.json")
+    )
     # MARC-ja auto never mixes the shipped fixtures into a run on your files
-    planned, notes = jglue.plan_tasks(jglue.parse_options({"tasks": ["jnli"], "paths": {"jnli": str(tmp_path / "jnli")}}))
+    planned, notes = jglue.plan_tasks(
+        jglue.parse_options({"tasks": ["jnli"], "paths": {"jnli": str(tmp_path / "jnli")}})
+    )
     assert [p.task for p in planned] == ["jnli"] and "would come from the shipped fixtures" in notes[0]
     _write_jsonl(tmp_path / "marc_ja" / "valid.json", MARC_VALID_RAW)
     planned, _ = jglue.plan_tasks(jglue.parse_options({"data_dir": str(tmp_path), "tasks": ["jnli"]}))
     assert [(p.task, p.files.train) for p in planned] == [("jnli", None), ("marc_ja", None)]
     assert "never downloads MARC-ja" in jglue.check({"hub": True, "tasks": ["marc_ja"]})[0]
     assert [p.files for p in jglue.plan_tasks(jglue.parse_options({"hub": True}))[0]] == [None, None, None]
-    for bad, msg in (({"nope": 1}, "unknown key 'eval.jglue.nope'"), ({"tasks": ["jsts"]}, "unknown JGLUE task 'jsts'"),
-                     ({"prompt_style": "x"}, "prompt_style"), ({"prompt_versions": {"jnli": "0.4"}}, "0.2 or 0.3"),
-                     ({"num_fewshot": {"jnli": -1}}, "integer >= 0"), ({"limit": 0}, "limit"),
-                     ({"paths": {"jsts": "x"}}, "paths has unknown task")):
+    for bad, msg in (
+        ({"nope": 1}, "unknown key 'eval.jglue.nope'"),
+        ({"tasks": ["jsts"]}, "unknown JGLUE task 'jsts'"),
+        ({"prompt_style": "x"}, "prompt_style"),
+        ({"prompt_versions": {"jnli": "0.4"}}, "0.2 or 0.3"),
+        ({"num_fewshot": {"jnli": -1}}, "integer >= 0"),
+        ({"limit": 0}, "limit"),
+        ({"paths": {"jsts": "x"}}, "paths has unknown task"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             jglue.parse_options(bad)
 
 
 def test_planning_imports_neither_torch_nor_the_harness():
-    code = ("import sys\nfrom jsweep.compose import compose_spec\nfrom jsweep.sweep import _check_evaluators\n"
-            "assert _check_evaluators(compose_spec(['eval=[llm_jp_eval,jglue]'])) == []\n"
-            "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'datasets') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\nfrom jsweep.compose import compose_spec\nfrom jsweep.sweep import _check_evaluators\n"
+        "assert _check_evaluators(compose_spec(['eval=[llm_jp_eval,jglue]'])) == []\n"
+        "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'datasets') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
 # --------------------------------------------------------------------------- end to end with the tiny model
 
+
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
-    model.config._name_or_path = "not-on-any-hub/never-loaded"     # the harness must use the object, not reload
+    model.config._name_or_path = "not-on-any-hub/never-loaded"  # the harness must use the object, not reload
     return model, _tokenizer()
 
 
 def _ctx(run):
     """A cell context whose tracker is a real CellTracker on a temporary SQLite store (``run``)."""
-    return types.SimpleNamespace(cell_dir=run.cell_dir, tracker=run.tracker, device="cpu",
-                                 spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=True)))
+    return types.SimpleNamespace(
+        cell_dir=run.cell_dir,
+        tracker=run.tracker,
+        device="cpu",
+        spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=True)),
+    )
 
 
 def test_embedded_default_scores_every_task_on_the_fixtures(stored_run, tiny, capsys):
@@ -457,10 +727,19 @@ def test_embedded_default_scores_every_task_on_the_fixtures(stored_run, tiny, ca
     ctx = _ctx(stored_run)
     side = tok.padding_side
     metrics = jglue.JGlueEval({}).evaluate(ctx, model, tok)
-    assert set(metrics) == {"jglue/jcommonsenseqa/acc", "jglue/jnli/acc", "jglue/jsquad/exact_match", "jglue/jsquad/f1",
-                            "jglue/jsquad/char_f1", "jglue/marc_ja/acc", "jglue/AVG"}
+    assert set(metrics) == {
+        "jglue/jcommonsenseqa/acc",
+        "jglue/jnli/acc",
+        "jglue/jsquad/exact_match",
+        "jglue/jsquad/f1",
+        "jglue/jsquad/char_f1",
+        "jglue/marc_ja/acc",
+        "jglue/AVG",
+    }
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    assert metrics["jglue/AVG"] == pytest.approx(sum(metrics[f"jglue/{t}/{m}"] for t, m in jglue.MAIN_METRIC.items()) / 4)
+    assert metrics["jglue/AVG"] == pytest.approx(
+        sum(metrics[f"jglue/{t}/{m}"] for t, m in jglue.MAIN_METRIC.items()) / 4
+    )
     assert tok.padding_side == side
     out = capsys.readouterr()
     assert "[jsweep] jglue: AVG=" in out.out and "Map:" not in out.err and "Map:" not in out.out
@@ -474,8 +753,11 @@ def test_embedded_default_scores_every_task_on_the_fixtures(stored_run, tiny, ca
     assert len(squad) == 14 and squad[0]["answers"] == ["女王蜂"] * 3 and squad[0]["prompt"].endswith("回答:")
     for m in ("exact_match", "f1", "char_f1"):
         assert sum(r[m] for r in squad) / 14 == pytest.approx(metrics[f"jglue/jsquad/{m}"])
-    assert stored_run.tags["jglue.jnli_version"] == "1.1" and cfg_jnli_choices(stored_run) == ["entailment", "contradiction",
-                                                                                         "neutral"]
+    assert stored_run.tags["jglue.jnli_version"] == "1.1" and cfg_jnli_choices(stored_run) == [
+        "entailment",
+        "contradiction",
+        "neutral",
+    ]
     assert stored_run.tags["jglue.avg_tasks"] == "jcommonsenseqa/acc,jnli/acc,jsquad/exact_match,marc_ja/acc"
     # config, tags, files
     cfg = stored_run.artifact_json("jglue/task_config.json")
@@ -488,7 +770,9 @@ def test_embedded_default_scores_every_task_on_the_fixtures(stored_run, tiny, ca
     assert stored_run.tags["jglue.num_fewshot"] == "jcommonsenseqa=3,jnli=3,jsquad=2,marc_ja=3"
     result = json.loads((stored_run.cell_dir / "jglue_results.json").read_text())
     assert result["metrics"] == metrics and result["tasks"]["jsquad"]["n_scored"] == 14
-    predictions = [json.loads(line) for line in (stored_run.cell_dir / "predictions" / "jglue.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line) for line in (stored_run.cell_dir / "predictions" / "jglue.jsonl").read_text().splitlines()
+    ]
     assert len(predictions) == sum(len(rows) for rows in tables.values())
     assert (stored_run.cell_dir / "jglue_harness.log").exists()
 
@@ -504,8 +788,9 @@ def test_leaderboard_style_and_a_lora_model(stored_run, tiny):
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     try:
         ctx = _ctx(stored_run)
-        metrics = jglue.JGlueEval({"prompt_style": "leaderboard", "limit": 3, "marc_ja": False,
-                                   "jsquad_max_gen_toks": 4}).evaluate(ctx, lora, tok)
+        metrics = jglue.JGlueEval(
+            {"prompt_style": "leaderboard", "limit": 3, "marc_ja": False, "jsquad_max_gen_toks": 4}
+        ).evaluate(ctx, lora, tok)
     finally:
         lora.unload()
     # JSQuAD by the harness's own leaderboard metric: exact match against the first gold answer, no F1
@@ -528,14 +813,19 @@ def test_engine_generation_gives_the_harness_answers(tmp_path, tiny):
         answers = {}
         for mode in ("harness", "engine"):
             cell = tmp_path / f"{mode}{len(style)}"
-            ctx = types.SimpleNamespace(cell_dir=cell, tracker=NullTracker(), device="cpu",
-                                        spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)))
-            metrics = jglue.JGlueEval({"tasks": ["jsquad"], "marc_ja": False, "generation": mode, **style}
-                                      ).evaluate(ctx, model, tok)
+            ctx = types.SimpleNamespace(
+                cell_dir=cell,
+                tracker=NullTracker(),
+                device="cpu",
+                spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)),
+            )
+            metrics = jglue.JGlueEval({"tasks": ["jsquad"], "marc_ja": False, "generation": mode, **style}).evaluate(
+                ctx, model, tok
+            )
             rows = [json.loads(line) for line in (cell / "predictions" / "jglue.jsonl").read_text().splitlines()]
             answers[mode] = (metrics, [(r["id"], r["raw"], r["prediction"]) for r in rows])
         assert len(answers["engine"][1]) == 14
         assert answers["engine"] == answers["harness"]
-    assert all(raw.strip() for _, raw, _ in answers["engine"][1])        # leaderboard: real generated text compared
+    assert all(raw.strip() for _, raw, _ in answers["engine"][1])  # leaderboard: real generated text compared
     with pytest.raises(ConfigError, match="eval.jglue.generation"):
         jglue.parse_options({"generation": "vllm"})

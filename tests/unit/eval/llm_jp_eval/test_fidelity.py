@@ -33,8 +33,13 @@ def test_answer_extraction_equals_llm_jp_eval():
 @pytest.fixture
 def scored(tmp_path):
     f = tmp_path / "preds.jsonl"
-    f.write_text("\n".join(json.dumps({"task": r["task"], "pred": p, "gold": r["gold"]}, ensure_ascii=False)
-                           for r, p in zip(EDGE, REF["extracted"])), encoding="utf-8")
+    f.write_text(
+        "\n".join(
+            json.dumps({"task": r["task"], "pred": p, "gold": r["gold"]}, ensure_ascii=False)
+            for r, p in zip(EDGE, REF["extracted"])
+        ),
+        encoding="utf-8",
+    )
     return score_file(f)
 
 
@@ -47,20 +52,33 @@ def test_every_task_score_equals_llm_jp_eval(scored):
 
 
 def test_char_f1_equals_fuzzywuzzy_per_sample_and_on_random_pairs():
-    ours = [M.char_f1_sample(extract_answer(r["raw"]), M.normalize(r["gold"]))
-            for r in EDGE if r["task"] in M.CATEGORIES["QA"] or r["task"] in ("jsquad", "wiki_reading")]
+    ours = [
+        M.char_f1_sample(extract_answer(r["raw"]), M.normalize(r["gold"]))
+        for r in EDGE
+        if r["task"] in M.CATEGORIES["QA"] or r["task"] in ("jsquad", "wiki_reading")
+    ]
     assert ours == REF["char_f1_samples"]
     rnd = random.Random(REF["random_pairs_seed"])
     alphabet = "あいうえおかきくけこ東京都大阪abcAB 12.、"
-    pairs = [("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))),
-              "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))) for _ in range(3000)]
+    pairs = [
+        (
+            "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))),
+            "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))),
+        )
+        for _ in range(3000)
+    ]
     # pairs whose ratio is exactly x.5% in exact arithmetic (2*LCS/total = 42.5% ...): the reference's
     # float formula, 1 - distance/total, decides which way they round (a plain 2*LCS/total differs)
-    pairs += [("東" * lcs + "京" * (n // 2 - lcs), "東" * lcs + "都" * (n // 2 - lcs)) for n, lcs in
-              ((80, 17), (80, 23), (160, 34), (160, 46), (240, 51), (240, 69), (80, 3), (320, 92))]
+    pairs += [
+        ("東" * lcs + "京" * (n // 2 - lcs), "東" * lcs + "都" * (n // 2 - lcs))
+        for n, lcs in ((80, 17), (80, 23), (160, 34), (160, 46), (240, 51), (240, 69), (80, 3), (320, 92))
+    ]
     got = [round(100 * M.char_f1_sample(a, b)) for a, b in pairs]
-    diff = [(pairs[i], got[i], REF["random_pairs_char_f1_percent"][i]) for i in range(len(pairs))
-            if got[i] != REF["random_pairs_char_f1_percent"][i]]
+    diff = [
+        (pairs[i], got[i], REF["random_pairs_char_f1_percent"][i])
+        for i in range(len(pairs))
+        if got[i] != REF["random_pairs_char_f1_percent"][i]
+    ]
     assert diff == []
 
 
@@ -70,15 +88,16 @@ def test_jsts_parsing_follows_llm_jp_eval():
     assert M.parse_float("") == -2.0 and M.parse_float("3.5点") == 3.5
     # a non-finite value never makes a perfect correlation
     assert M.pearson([1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]) != M.pearson([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    assert M.correlation("pearson", ["2", "2", "2"], ["1", "2", "3"]) == 0.0            # constant: NaN -> 0
+    assert M.correlation("pearson", ["2", "2", "2"], ["1", "2", "3"]) == 0.0  # constant: NaN -> 0
 
 
 @pytest.mark.parametrize("category_set", ["all-without-nc", "all-with-nc"])
 def test_categories_and_avg_equal_post_process_score_results(category_set):
     tasks = {t: dict(s) for t, s in REF["tasks"].items()}
-    for key, value in REF["given_scores"].items():           # MT/CG/SUM scores the reference takes as given
-        task, _, metric = (key.rpartition("_comet_wmt22")[0] and (key.rpartition("_comet_wmt22")[0], "", "comet_wmt22")) \
-            or next((key[: -len(m) - 1], "", m) for m in ("code_exec", "rouge2_scaling") if key.endswith(m))
+    for key, value in REF["given_scores"].items():  # MT/CG/SUM scores the reference takes as given
+        task, _, metric = (
+            key.rpartition("_comet_wmt22")[0] and (key.rpartition("_comet_wmt22")[0], "", "comet_wmt22")
+        ) or next((key[: -len(m) - 1], "", m) for m in ("code_exec", "rouge2_scaling") if key.endswith(m))
         tasks.setdefault(task, {})[metric] = value
     agg = M.aggregate(tasks, category_set)
     expected = REF["aggregate"][category_set]
@@ -91,7 +110,9 @@ def test_a_partial_run_gets_partial_names_never_the_full_ones(scored):
     # The edge cases have no MT (COMET) or CG (code execution): llm-jp-eval would compute no AVG.
     assert scored["AVG"] is None
     assert scored["AVG_partial"] == pytest.approx(
-        sum(REF["aggregate"]["all-without-nc"][c] for c in ("NLI", "QA", "RC", "MC", "HE", "EL", "FA", "MR")) / 8, abs=1e-6)
+        sum(REF["aggregate"]["all-without-nc"][c] for c in ("NLI", "QA", "RC", "MC", "HE", "EL", "FA", "MR")) / 8,
+        abs=1e-6,
+    )
     assert "MT" not in scored["categories"] and "CG" not in scored["categories"]
     assert scored["category_set"] == "all-without-nc"
     assert "mbpp/code_exec" in scored["missing"]
@@ -104,6 +125,7 @@ def test_a_partial_run_gets_partial_names_never_the_full_ones(scored):
 
 
 # --------------------------------------------------------------------------- JGLUE (JP-Stable)
+
 
 def test_jsquad_scores_equal_jp_stable_jasquad():
     from jsweep.eval.jglue import metrics as J
@@ -130,7 +152,8 @@ def test_jnli_task_versions_name_their_labels():
     assert v12["description"] == (
         "前提と仮説の関係を含意、矛盾、中立の中から回答してください。\n\n制約:\n"
         "- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合は含意と出力\n"
-        "- 前提と仮説が両立しえない場合は矛盾と出力\n- そのいずれでもない場合は中立と出力\n\n")
+        "- 前提と仮説が両立しえない場合は矛盾と出力\n- そのいずれでもない場合は中立と出力\n\n"
+    )
     assert "entailment" not in jp_stable.config("jnli", "0.3", "1.3")["doc_to_text"]
     assert v11["metadata"]["jp_stable_task"] == "jnli-1.1-0.2" and v12["metadata"]["jp_stable_task"] == "jnli-1.2-0.2"
     from jsweep.errors import ConfigError
@@ -146,7 +169,7 @@ def test_leaderboard_jsquad_keeps_the_harness_metric():
 
     cfg = H.prompt_config("jsquad", "leaderboard")
     assert "process_results" not in cfg
-    assert [m["metric"] for m in cfg["metric_list"]] == ["exact_match"]     # against answers.text[0]
+    assert [m["metric"] for m in cfg["metric_list"]] == ["exact_match"]  # against answers.text[0]
     assert cfg["doc_to_target"] == "{{ answers['text'][0] }}"
     jp = H.prompt_config("jsquad", "jp_stable", "0.2")
     assert [m["metric"] for m in jp["metric_list"]] == ["exact_match", "f1", "char_f1"]

@@ -88,7 +88,7 @@ def _parse(prompt):
     """Instruction, answer-format line and few-shots out of a v2.1.5 prompt (headers never occur in them)."""
     assert prompt.startswith("### 指示\n")
     head, _, _ = prompt.partition("\n\n### 入力:\n")
-    instruction = re.split(r"\n\n(?:### 回答形式\n|<examples>\n)", head[len("### 指示\n"):])[0]
+    instruction = re.split(r"\n\n(?:### 回答形式\n|<examples>\n)", head[len("### 指示\n") :])[0]
     pattern = re.search(r"### 回答形式\n(.*?)\n\n", prompt)
     shots = re.findall(r"<example_\d+>\n### 入力:\n(.*?)\n### 応答:\n(.*?)\n</example_\d+>", prompt, re.DOTALL)
     return instruction, pattern.group(1) if pattern else None, shots

@@ -27,16 +27,20 @@ FIXTURE_JGLUE = ROOT / "jsweep" / "fixtures" / "eval" / "jglue"
 
 # --------------------------------------------------------------------------- metrics by hand
 
-@pytest.mark.parametrize("pred,gold,expected", [
-    ("東京都", "東京都", 1.0),
-    ("東京", "東京都", 0.8),            # LCS 2: 2*2/(2+3) = 0.8
-    ("りんご", "みかん", 0.33),          # LCS 1 ("ん"): 2/6 = 33%
-    ("", "東京", 0.0),                  # an empty side scores 0
-    ("", "", 1.0),                      # equal strings score 100
-    ("東京。", "東京", 1.0),             # punctuation becomes whitespace and is stripped
-    ("b a", "a b", 1.0),                # tokens are sorted
-    ("ABC", "abc", 1.0),                # lower-cased
-])
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("東京都", "東京都", 1.0),
+        ("東京", "東京都", 0.8),  # LCS 2: 2*2/(2+3) = 0.8
+        ("りんご", "みかん", 0.33),  # LCS 1 ("ん"): 2/6 = 33%
+        ("", "東京", 0.0),  # an empty side scores 0
+        ("", "", 1.0),  # equal strings score 100
+        ("東京。", "東京", 1.0),  # punctuation becomes whitespace and is stripped
+        ("b a", "a b", 1.0),  # tokens are sorted
+        ("ABC", "abc", 1.0),  # lower-cased
+    ],
+)
 def test_char_f1_by_hand(pred, gold, expected):
     assert M.char_f1_sample(pred, gold) == pytest.approx(expected)
 
@@ -49,18 +53,21 @@ def test_nfkc_width_variants_are_equal_after_extraction():
 
 def test_answer_extraction():
     assert extract_answer("東京\n\n理由は...") == "東京"
-    assert extract_answer("\n\n東京") == ""                      # text before the first blank line
+    assert extract_answer("\n\n東京") == ""  # text before the first blank line
     assert extract_answer("答えは【3】です", r"【(.+?)】") == "3"
     assert extract_answer("no match here", r"【(.+?)】") == ""
 
 
-@pytest.mark.parametrize("pred,gold,expected", [
-    ("A positive\nB negative", "A positive\nC neutral", 0.5),         # P = R = 1/2
-    ("A positive\nA positive", "A positive\nB negative", 2 / 3),      # set: P = 1, R = 1/2
-    ("A positive", "A positive\nB negative\nC neutral", 0.5),          # P = 1, R = 1/3 -> 0.5
-    (" A positive \nB negative", "B negative\nA positive", 1.0),      # lines stripped, order free
-    ("", "A positive", 0.0),                                           # empty prediction
-])
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("A positive\nB negative", "A positive\nC neutral", 0.5),  # P = R = 1/2
+        ("A positive\nA positive", "A positive\nB negative", 2 / 3),  # set: P = 1, R = 1/2
+        ("A positive", "A positive\nB negative\nC neutral", 0.5),  # P = 1, R = 1/3 -> 0.5
+        (" A positive \nB negative", "B negative\nA positive", 1.0),  # lines stripped, order free
+        ("", "A positive", 0.0),  # empty prediction
+    ],
+)
 def test_set_f1_by_hand(pred, gold, expected):
     assert M.set_f1_sample(pred, gold) == pytest.approx(expected)
 
@@ -69,12 +76,12 @@ def test_pearson_and_spearman_match_scipy_and_handle_non_numeric():
     from scipy.stats import pearsonr, spearmanr
 
     golds = ["1.0", "2.5", "4.0", "3.0", "0.5"]
-    preds = ["1", "3", "abc", "3", "1"]                       # "abc" counts as -2.0
+    preds = ["1", "3", "abc", "3", "1"]  # "abc" counts as -2.0
     numeric = [1.0, 3.0, -2.0, 3.0, 1.0]
     x = [float(g) for g in golds]
     assert M.correlation("pearson", preds, golds) == pytest.approx(pearsonr(x, numeric)[0])
     assert M.correlation("spearman", preds, golds) == pytest.approx(spearmanr(x, numeric)[0])
-    assert M.correlation("pearson", ["2", "2", "2"], ["1", "2", "3"]) == 0.0   # NaN -> 0
+    assert M.correlation("pearson", ["2", "2", "2"], ["1", "2", "3"]) == 0.0  # NaN -> 0
     assert M.correlation("pearson", ["1", "2", "3"], ["1", "2", "3"]) == pytest.approx(1.0)
 
 
@@ -89,23 +96,30 @@ def test_bleu_ja():
 def test_model_metrics_are_skipped_not_zero():
     scores, skipped, _ = M.task_scores(["bleu_ja", "comet_wmt22"], ["猫"], ["猫"])
     assert "comet_wmt22" not in scores and "comet_wmt22" in skipped
-    result = score_predictions({"alt-e-to-j": (["猫"], ["猫"]), "jnli": (["neutral"], ["neutral"])},
-                               {"alt-e-to-j": ["bleu_ja", "comet_wmt22"], "jnli": ["exact_match"]})
-    assert "MT" not in result["categories"] and "MT" not in result["partial_categories"]   # COMET did not run
-    assert result["AVG"] is None                    # so there is no full AVG, only a partial one over NLI
+    result = score_predictions(
+        {"alt-e-to-j": (["猫"], ["猫"]), "jnli": (["neutral"], ["neutral"])},
+        {"alt-e-to-j": ["bleu_ja", "comet_wmt22"], "jnli": ["exact_match"]},
+    )
+    assert "MT" not in result["categories"] and "MT" not in result["partial_categories"]  # COMET did not run
+    assert result["AVG"] is None  # so there is no full AVG, only a partial one over NLI
     assert result["AVG_partial"] == pytest.approx(1.0) and result["partial_categories"] == {"NLI": 1.0}
     assert "alt-e-to-j/comet_wmt22" in result["skipped"] and "alt-e-to-j/comet_wmt22" in result["missing"]
 
 
 # --------------------------------------------------------------------------- categories and AVG
 
+
 def test_category_and_avg_arithmetic():
-    tasks = {"jnli": {"exact_match": 0.6}, "jamp": {"exact_match": 0.4},       # NLI = 0.5
-             "jsquad": {"char_f1": 0.9},                                      # RC = 0.9
-             "jemhopqa": {"char_f1": 0.2}, "niilc": {"char_f1": 0.4},         # QA = 0.3
-             "jsts": {"pearson": 0.7, "spearman": 0.6}}                      # STS: reported only
+    tasks = {
+        "jnli": {"exact_match": 0.6},
+        "jamp": {"exact_match": 0.4},  # NLI = 0.5
+        "jsquad": {"char_f1": 0.9},  # RC = 0.9
+        "jemhopqa": {"char_f1": 0.2},
+        "niilc": {"char_f1": 0.4},  # QA = 0.3
+        "jsts": {"pearson": 0.7, "spearman": 0.6},
+    }  # STS: reported only
     agg = M.aggregate(tasks)
-    assert agg["categories"] == pytest.approx({"RC": 0.9})                    # complete: its one task scored
+    assert agg["categories"] == pytest.approx({"RC": 0.9})  # complete: its one task scored
     assert agg["partial_categories"] == pytest.approx({"NLI": 0.5, "QA": 0.3})  # 2 of 5 and 2 of 3 tasks
     assert agg["AVG"] is None and agg["AVG_partial"] == pytest.approx((0.5 + 0.9 + 0.3) / 3)
     assert agg["reported"] == pytest.approx({"STS": 0.7})
@@ -113,10 +127,17 @@ def test_category_and_avg_arithmetic():
 
 # --------------------------------------------------------------------------- golden prompts
 
-TASK = Task("jnli", "前提と仮説の関係を答えてください。", 3, ["exact_match"],
-            [Sample("前提：A\n仮説：B", "neutral")],
-            few_shots=[Sample(f"前提：p{i}\n仮説：h{i}", label)
-                       for i, label in enumerate(["entailment", "neutral", "contradiction", "neutral"])])
+TASK = Task(
+    "jnli",
+    "前提と仮説の関係を答えてください。",
+    3,
+    ["exact_match"],
+    [Sample("前提：A\n仮説：B", "neutral")],
+    few_shots=[
+        Sample(f"前提：p{i}\n仮説：h{i}", label)
+        for i, label in enumerate(["entailment", "neutral", "contradiction", "neutral"])
+    ],
+)
 
 
 def test_golden_prompt_zero_shot():
@@ -125,16 +146,19 @@ def test_golden_prompt_zero_shot():
         "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
         "### 指示:\n前提と仮説の関係を答えてください。\n\n"
         "### 入力:\n前提：A\n仮説：B\n\n"
-        "### 応答:\n")
+        "### 応答:\n"
+    )
 
 
 def test_golden_prompt_four_shots():
-    expected = (HEADER + "\n\n### 指示:\n前提と仮説の関係を答えてください。"
-                "\n\n### 入力:\n前提：p0\n仮説：h0\n\n### 応答:\nentailment"
-                "\n\n### 入力:\n前提：p1\n仮説：h1\n\n### 応答:\nneutral"
-                "\n\n### 入力:\n前提：p2\n仮説：h2\n\n### 応答:\ncontradiction"
-                "\n\n### 入力:\n前提：p3\n仮説：h3\n\n### 応答:\nneutral"
-                "\n\n### 入力:\n前提：A\n仮説：B\n\n### 応答:\n")
+    expected = (
+        HEADER + "\n\n### 指示:\n前提と仮説の関係を答えてください。"
+        "\n\n### 入力:\n前提：p0\n仮説：h0\n\n### 応答:\nentailment"
+        "\n\n### 入力:\n前提：p1\n仮説：h1\n\n### 応答:\nneutral"
+        "\n\n### 入力:\n前提：p2\n仮説：h2\n\n### 応答:\ncontradiction"
+        "\n\n### 入力:\n前提：p3\n仮説：h3\n\n### 応答:\nneutral"
+        "\n\n### 入力:\n前提：A\n仮説：B\n\n### 応答:\n"
+    )
     assert build_prompt(TASK, "前提：A\n仮説：B") == expected
 
 
@@ -149,6 +173,7 @@ def test_shipped_fixtures_load_with_few_shots_and_limits():
 
 
 # --------------------------------------------------------------------------- data tools
+
 
 def test_prepare_converts_raw_jglue_like_llm_jp_eval(tmp_path):
     report = prepare_jglue(FIXTURE_JGLUE, tmp_path)
@@ -169,8 +194,17 @@ def test_prepare_converts_raw_jglue_like_llm_jp_eval(tmp_path):
 
 def test_fixture_instructions_match_the_prepared_ones():
     for name, spec in TASKS.items():
-        fixture = json.loads((Path(M.__file__).parents[2] / "fixtures" / "eval" / "llm_jp_eval" / "evaluation"
-                              / "test" / f"{name}.json").read_text())
+        fixture = json.loads(
+            (
+                Path(M.__file__).parents[2]
+                / "fixtures"
+                / "eval"
+                / "llm_jp_eval"
+                / "evaluation"
+                / "test"
+                / f"{name}.json"
+            ).read_text()
+        )
         assert fixture["instruction"] == spec["instruction"], name
         assert fixture["metrics"] == spec["metrics"] and fixture["output_length"] == spec["output_length"]
 
@@ -186,7 +220,7 @@ def test_prepare_refuses_missing_train_files_unless_allowed(tmp_path, capsys):
     (raw / "jnli" / "train-v1.3.json").unlink()
     with pytest.raises(DataError, match=r"JGLUE train file missing: .*jnli/train-v1.3.json.*--allow-missing-train"):
         prepare_jglue(raw, tmp_path / "out")
-    assert not (tmp_path / "out").exists()                        # nothing written
+    assert not (tmp_path / "out").exists()  # nothing written
     report = prepare_jglue(raw, tmp_path / "out", allow_missing_train=True)
     assert "WARNING: jnli" in capsys.readouterr().err
     assert report["jnli"]["dev_only"] is True and report["jcommonsenseqa"]["dev_only"] is False
@@ -198,7 +232,7 @@ def test_prepare_real_jglue_counts(tmp_path, real_jglue):
     SHARED_JGLUE = real_jglue
     from jsweep.errors import DataError
 
-    with pytest.raises(DataError, match="jnli/train-v1.3.json"):      # the shared copy has no JNLI/JSQuAD train
+    with pytest.raises(DataError, match="jnli/train-v1.3.json"):  # the shared copy has no JNLI/JSQuAD train
         prepare_jglue(SHARED_JGLUE, tmp_path)
     report = prepare_jglue(SHARED_JGLUE, tmp_path, allow_missing_train=True)
     assert report["jcommonsenseqa"]["test"] == 1119 and not report["jcommonsenseqa"]["dev_only"]
@@ -209,11 +243,14 @@ def test_prepare_real_jglue_counts(tmp_path, real_jglue):
 
 def test_score_file(tmp_path):
     f = tmp_path / "preds.jsonl"
-    rows = [{"task": "jnli", "pred": "neutral", "gold": "neutral"},
-            {"task": "jnli", "pred": "ｅｎｔａｉｌｍｅｎｔ", "gold": "entailment"},
-            {"task": "jnli", "pred": "", "gold": "contradiction"},
-            {"task": "jsquad", "pred": "東京", "gold": "東京都"},
-            {"task": "jsts", "pred": "1", "gold": "1.0"}, {"task": "jsts", "pred": "3", "gold": "3.0"}]
+    rows = [
+        {"task": "jnli", "pred": "neutral", "gold": "neutral"},
+        {"task": "jnli", "pred": "ｅｎｔａｉｌｍｅｎｔ", "gold": "entailment"},
+        {"task": "jnli", "pred": "", "gold": "contradiction"},
+        {"task": "jsquad", "pred": "東京", "gold": "東京都"},
+        {"task": "jsts", "pred": "1", "gold": "1.0"},
+        {"task": "jsts", "pred": "3", "gold": "3.0"},
+    ]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
     out = score_file(f)
     assert out["tasks"]["jnli"]["exact_match"] == pytest.approx(2 / 3)

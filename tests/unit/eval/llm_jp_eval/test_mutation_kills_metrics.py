@@ -12,27 +12,31 @@ from jsweep.eval.llm_jp_eval import metrics as M
 
 # --------------------------------------------------------------------------- char_f1 (token_sort_ratio)
 
-@pytest.mark.parametrize("pred,gold,expected", [
-    ("caf\u00e9", "caf", 1.0),           # fuzzywuzzy's force_ascii drops chr(128..255): é goes
-    ("a\u0080", "a", 1.0),               # the first of the dropped range
-    ("a\u00ff", "a", 1.0),               # and the last
-    ("a\u0100", "a", 0.67),              # chr(256) is kept (a word character): LCS 1, 2/3 -> 67
-    ("a\u007f", "a", 1.0),               # chr(127) is not dropped, but as a non-word character it is a space
-    ("東京 大阪", "大阪、東京", 1.0),       # non-word characters are spaces; tokens sorted
-    ("  東京\t", "東京", 1.0),             # outer whitespace stripped
-    ("TOKYO", "tokyo", 1.0),             # lower-cased
-    ("abcdefgh", "aijklmno", 0.12),      # ratio 0.125: 12.5 rounds half to even (Python's round) -> 12
-    ("abc", "abd", 0.67),                # LCS 2: 4/6 = 66.7 -> 67
-    ("a b", "a c", 0.67),                # the sorted tokens joined by one space: "a b" / "a c", LCS 2 of 3 + 3
-    ("\ufb01", "fi", 0.0),               # lower-cased, not upper-cased: "ﬁ" stays a ligature ("FI" if upper)
-    ("東京", "", 0.0),                   # one empty side scores 0
-])
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("caf\u00e9", "caf", 1.0),  # fuzzywuzzy's force_ascii drops chr(128..255): é goes
+        ("a\u0080", "a", 1.0),  # the first of the dropped range
+        ("a\u00ff", "a", 1.0),  # and the last
+        ("a\u0100", "a", 0.67),  # chr(256) is kept (a word character): LCS 1, 2/3 -> 67
+        ("a\u007f", "a", 1.0),  # chr(127) is not dropped, but as a non-word character it is a space
+        ("東京 大阪", "大阪、東京", 1.0),  # non-word characters are spaces; tokens sorted
+        ("  東京\t", "東京", 1.0),  # outer whitespace stripped
+        ("TOKYO", "tokyo", 1.0),  # lower-cased
+        ("abcdefgh", "aijklmno", 0.12),  # ratio 0.125: 12.5 rounds half to even (Python's round) -> 12
+        ("abc", "abd", 0.67),  # LCS 2: 4/6 = 66.7 -> 67
+        ("a b", "a c", 0.67),  # the sorted tokens joined by one space: "a b" / "a c", LCS 2 of 3 + 3
+        ("\ufb01", "fi", 0.0),  # lower-cased, not upper-cased: "ﬁ" stays a ligature ("FI" if upper)
+        ("東京", "", 0.0),  # one empty side scores 0
+    ],
+)
 def test_char_f1_known_answers(pred, gold, expected):
     assert M.char_f1_sample(pred, gold) == expected
 
 
 def test_process_and_sort_is_fuzzywuzzys_full_process_then_sort():
-    assert M.process_and_sort("  Ｂ b, A!\u00e9 ") == "a b ｂ"          # é dropped, ',' '!' spaces, sorted
+    assert M.process_and_sort("  Ｂ b, A!\u00e9 ") == "a b ｂ"  # é dropped, ',' '!' spaces, sorted
     assert M.process_and_sort("x-y") == "x y"
     assert M.process_and_sort("...") == ""
 
@@ -44,29 +48,42 @@ def test_indel_ratio_is_the_normalised_indel_similarity():
 
 # --------------------------------------------------------------------------- exact_match, set_f1
 
+
 def test_exact_match_is_equality_as_extracted():
     assert M.exact_match_sample("entailment", "entailment") == 1.0
-    assert M.exact_match_sample("entailment ", "entailment") == 0.0        # nothing stripped here
-    assert M.normalize("ｅｎｔａｉｌｍｅｎｔ") == "entailment"                # NFKC
+    assert M.exact_match_sample("entailment ", "entailment") == 0.0  # nothing stripped here
+    assert M.normalize("ｅｎｔａｉｌｍｅｎｔ") == "entailment"  # NFKC
 
 
-@pytest.mark.parametrize("pred,gold,expected", [
-    ("A", "A\nA", 2 / 3),                      # gold lines are a list: P = 1, R = 1/2
-    ("", "", 1.0),                             # one empty line each: equal
-    ("A\nB\nC\nD", "A", 0.4),                  # P = 1/4, R = 1: 2 * 0.25 / 1.25
-    ("X", "A\nB", 0.0),                        # no hit: 0, not a division by zero
-])
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("A", "A\nA", 2 / 3),  # gold lines are a list: P = 1, R = 1/2
+        ("", "", 1.0),  # one empty line each: equal
+        ("A\nB\nC\nD", "A", 0.4),  # P = 1/4, R = 1: 2 * 0.25 / 1.25
+        ("X", "A\nB", 0.0),  # no hit: 0, not a division by zero
+    ],
+)
 def test_set_f1_known_answers(pred, gold, expected):
     assert M.set_f1_sample(pred, gold) == pytest.approx(expected, abs=1e-12)
 
 
 # --------------------------------------------------------------------------- parse_float, correlations
 
-@pytest.mark.parametrize("text,expected", [
-    ("約5", 5.0), ("-1", 1.0), ("1e3", 13.0), ("3.25点", 3.25), ("1.2.3", -2.0), ("", -2.0),
-    ("３", -2.0),                                # a full-width digit is not an ASCII digit: removed
-    (4, 4.0),                                    # not text: read through str()
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("約5", 5.0),
+        ("-1", 1.0),
+        ("1e3", 13.0),
+        ("3.25点", 3.25),
+        ("1.2.3", -2.0),
+        ("", -2.0),
+        ("３", -2.0),  # a full-width digit is not an ASCII digit: removed
+        (4, 4.0),  # not text: read through str()
+    ],
+)
 def test_parse_float_is_llm_jp_evals(text, expected):
     assert M.parse_float(text) == expected
 
@@ -105,19 +122,20 @@ def test_pearson_does_not_depend_on_where_the_scale_starts():
 
 def test_pearson_known_value_and_the_nan_cases():
     # x = 1,2,1,2 (sxx = 1 exactly); y = 1,2,2,2: sxy = 0.5, syy = 0.75 -> 1/sqrt(3)
-    assert M.correlation("pearson", ["1", "2", "2", "2"], ["1", "2", "1", "2"]) == pytest.approx(3 ** -0.5, abs=1e-12)
+    assert M.correlation("pearson", ["1", "2", "2", "2"], ["1", "2", "1", "2"]) == pytest.approx(3**-0.5, abs=1e-12)
 
     # x = 1,2,3,4; y = 1,3,2,4: sxy = 4, sxx = syy = 5 -> 0.8
     assert M.correlation("pearson", ["1", "3", "2", "4"], ["1", "2", "3", "4"]) == pytest.approx(0.8, abs=1e-12)
-    assert M.correlation("pearson", ["1", "2"], ["1", "2"]) == pytest.approx(1.0)    # two samples are enough
-    assert M.correlation("pearson", ["1"], ["1"]) == 0.0                             # one is not: NaN -> 0
-    assert M.correlation("pearson", ["1", "2", "3"], ["inf", "2", "3"]) == 0.0       # a non-finite gold
-    assert M.correlation("spearman", ["1", "2", "3"], ["4", "4", "4"]) == 0.0        # constant golds
+    assert M.correlation("pearson", ["1", "2"], ["1", "2"]) == pytest.approx(1.0)  # two samples are enough
+    assert M.correlation("pearson", ["1"], ["1"]) == 0.0  # one is not: NaN -> 0
+    assert M.correlation("pearson", ["1", "2", "3"], ["inf", "2", "3"]) == 0.0  # a non-finite gold
+    assert M.correlation("spearman", ["1", "2", "3"], ["4", "4", "4"]) == 0.0  # constant golds
     assert math.isnan(M.pearson([1.0, 2.0], [float("nan"), 1.0]))
     assert math.isnan(M.pearson([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]))
 
 
 # --------------------------------------------------------------------------- BLEU, scorers, task scores
+
 
 def test_bleu_en_by_hand_and_ja_as_sacrebleu_scores_it():
     en = M.sample_scorer("bleu_en")
@@ -125,12 +143,14 @@ def test_bleu_en_by_hand_and_ja_as_sacrebleu_scores_it():
     assert en("the cat sat on a mat", "the cat sat on the mat") == pytest.approx(100 * (1 / 12) ** 0.25, rel=1e-9)
     # effective order: only 1- and 2-grams exist (both precisions 1); brevity penalty exp(1 - 6/2)
     assert en("the cat", "the cat sat on the mat") == pytest.approx(100 * math.exp(-2), rel=1e-9)
-    assert en("  the cat sat on a mat\n", " the cat sat on the mat ") == pytest.approx(100 * (1 / 12) ** 0.25,
-                                                                                     rel=1e-9)   # sides stripped
+    assert en("  the cat sat on a mat\n", " the cat sat on the mat ") == pytest.approx(
+        100 * (1 / 12) ** 0.25, rel=1e-9
+    )  # sides stripped
     assert en(" ", "") == 1.0 and en("", "x") == 0.0 and en("x", " ") == 0.0
     # sacrebleu 2.x, trg_lang="ja" (MeCab), effective_order, as llm-jp-eval v1.4.1 calls it
-    assert M.sample_scorer("bleu_ja")("今日はいい天気です。", "今日は良い天気です。") == pytest.approx(37.99178428257963,
-                                                                                          rel=1e-9)
+    assert M.sample_scorer("bleu_ja")("今日はいい天気です。", "今日は良い天気です。") == pytest.approx(
+        37.99178428257963, rel=1e-9
+    )
 
 
 def test_bleu_is_skipped_with_the_reason_without_sacrebleu_or_mecab(monkeypatch):
@@ -138,14 +158,17 @@ def test_bleu_is_skipped_with_the_reason_without_sacrebleu_or_mecab(monkeypatch)
 
     import sacrebleu.tokenizers.tokenizer_ja_mecab as ja
 
-    monkeypatch.setattr(ja, "MeCab", None)             # what sacrebleu sets when mecab-python3 is missing
-    with pytest.raises(M.Skipped, match=r"^BLEU tokenizer for 'ja' unavailable \(RuntimeError: install "
-                                        r"sacrebleu\[ja\]\)$"):
+    monkeypatch.setattr(ja, "MeCab", None)  # what sacrebleu sets when mecab-python3 is missing
+    with pytest.raises(
+        M.Skipped,
+        match=r"^BLEU tokenizer for 'ja' unavailable \(RuntimeError: install "
+        r"sacrebleu\[ja\]\)$",
+    ):
         M.sample_scorer("bleu_ja")
     _, skipped, _ = M.task_scores(["bleu_ja", "exact_match"], ["猫"], ["猫"])
     assert skipped == {"bleu_ja": "BLEU tokenizer for 'ja' unavailable (RuntimeError: install sacrebleu[ja])"}
-    assert M.sample_scorer("bleu_en")("a b", "a b") == pytest.approx(100.0)      # English needs no MeCab
-    monkeypatch.setitem(sys.modules, "sacrebleu.metrics", None)                  # sacrebleu not installed
+    assert M.sample_scorer("bleu_en")("a b", "a b") == pytest.approx(100.0)  # English needs no MeCab
+    monkeypatch.setitem(sys.modules, "sacrebleu.metrics", None)  # sacrebleu not installed
     with pytest.raises(M.Skipped, match=r"^sacrebleu is not installed$"):
         M.sample_scorer("bleu_en")
 
@@ -178,9 +201,11 @@ def test_task_scores_known_answers():
 
 # --------------------------------------------------------------------------- categories and AVG
 
+
 def _all_tasks(category_set: str, value_of) -> dict[str, dict[str, float]]:
-    return {t: {m: value_of(cat, t)} for cat, members in M.CATEGORY_SETS[category_set].items()
-            for t, m in members.items()}
+    return {
+        t: {m: value_of(cat, t)} for cat, members in M.CATEGORY_SETS[category_set].items() for t, m in members.items()
+    }
 
 
 def test_avg_when_every_task_of_the_set_is_scored():
@@ -188,7 +213,7 @@ def test_avg_when_every_task_of_the_set_is_scored():
     order = list(M.CATEGORIES)
     tasks = _all_tasks("all-without-nc", lambda cat, t: (order.index(cat) + 1) / 10)
     tasks["jsts"] = {"pearson": 0.25}
-    tasks["jnli"]["char_f1"] = 0.0                           # a metric that is not NLI's main one is not averaged
+    tasks["jnli"]["char_f1"] = 0.0  # a metric that is not NLI's main one is not averaged
     agg = M.aggregate(tasks)
     assert agg["categories"] == pytest.approx({cat: (i + 1) / 10 for i, cat in enumerate(order)})
     assert agg["AVG"] == pytest.approx(0.55) and agg["AVG_partial"] is None
@@ -212,12 +237,17 @@ def test_a_task_without_its_main_metric_is_missing():
 
 
 def test_an_unknown_category_set_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"^unknown llm-jp-eval category set 'all' \(choose from: all-without-nc, "
-                                         r"all-with-nc\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown llm-jp-eval category set 'all' \(choose from: all-without-nc, "
+        r"all-with-nc\)$",
+    ):
         M.aggregate({}, "all")
 
 
-@pytest.mark.parametrize("task,category", [("jnli", "NLI"), ("mbpp", "CG"), ("xlsum_ja", "SUM"),
-                                           ("jsts", "STS"), ("wiki_pas", "FA"), ("nosuch", None)])
+@pytest.mark.parametrize(
+    "task,category",
+    [("jnli", "NLI"), ("mbpp", "CG"), ("xlsum_ja", "SUM"), ("jsts", "STS"), ("wiki_pas", "FA"), ("nosuch", None)],
+)
 def test_category_of(task, category):
     assert M.category_of(task) == category
