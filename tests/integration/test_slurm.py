@@ -11,19 +11,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.sweeps import cli_env, run_jsweep
+from tests.support.processes import FAST, cell_dirs, popen_jsweep, stalled_cell, wait_for
+from tests.support.sweeps import run_jsweep
+from tests.support.tracking import cell_runs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]  # one worker: the tests share one small cluster
 
-STALLED = "fault: stalled at step"
 SLURM = ["launcher=slurm", "launcher.poll_interval=0.5", "launcher.cpus_per_gpu=1", "launcher.concurrency=2"]
-FAST = ["train.max_steps=6", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[]"]
 
 
 def _cluster_up() -> str | None:
@@ -47,45 +46,9 @@ def slurm_cluster():
         pytest.skip(why)
 
 
-def _popen(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
-    def as_in_a_terminal() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "jsweep", *args],
-        cwd=cwd,
-        env=cli_env(cwd, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
-    )
-
-
-def _wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _cells(tmp: Path) -> list[Path]:
-    root = tmp / "outputs" / "cells"
-    return sorted(p for p in root.iterdir() if p.is_dir() and "." not in p.name) if root.exists() else []
-
-
-def _stalled(tmp: Path, *also: str) -> Path | None:
-    for cell in _cells(tmp):
-        try:
-            if STALLED in (cell / "cell.log").read_text() and all((cell / rel).exists() for rel in also):
-                return cell
-        except FileNotFoundError:
-            continue
-    return None
+def wait_for_slurm(predicate, timeout: float = 180.0, what: str = "condition"):
+    """wait_for with a longer default: Slurm starts and requeues jobs on its own schedule."""
+    return wait_for(predicate, timeout, what)
 
 
 def _job(cell: Path) -> dict:
@@ -96,11 +59,6 @@ def _in_queue(job_id: str) -> bool:
     return bool(
         subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
     )
-
-
-def _child_runs(client):
-    exp = client.get_experiment_by_name("jsweep")
-    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("jsweep.kind") == "cell"]
 
 
 def test_preflight_asks_the_cluster_before_submitting_anything(tmp_path):
@@ -124,7 +82,7 @@ def test_a_two_cell_sweep_runs_as_slurm_jobs(tmp_path, mlflow_client_for, tiny_m
         tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    runs = _child_runs(mlflow_client_for(tmp_path))
+    runs = cell_runs(mlflow_client_for(tmp_path))
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     node = subprocess.run(["sinfo", "-h", "-o", "%n"], capture_output=True, text=True).stdout.split()[0]
     for run in runs:
@@ -148,13 +106,13 @@ def test_a_two_gpu_cell_runs_its_processes_inside_its_allocation(tmp_path, mlflo
         tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
-    (cell,) = _cells(tmp_path)
+    (cell,) = cell_dirs(tmp_path)
     log = (cell / "cell.log").read_text()
     # two ranks in one 2-GPU job, on the two GPUs Slurm allocated (whichever are free: not always 0,1)
     (gpus,) = re.findall(r"slurm job \d+ on \S+ \(restart \d+\), GPUs ([\d,]+)", log)
     assert len(set(gpus.split(","))) == 2 and log.count("x2 (ddp)") == 2, log[-2000:]
     assert "#SBATCH --gres=gpu:2" in (cell / "slurm.sbatch").read_text()
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED"
 
 
@@ -177,14 +135,14 @@ def _requeued_and_startable(job_id: str) -> bool:
 
 
 def _start_requeued_now(job_id: str, *more: str) -> None:
-    _wait_for(lambda: _requeued_and_startable(job_id), what=f"job {job_id} requeued and startable")
+    wait_for_slurm(lambda: _requeued_and_startable(job_id), what=f"job {job_id} requeued and startable")
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now", *more], check=True)
 
 
 def _assert_resumed_in_the_same_run(proc: subprocess.Popen, cell: Path, job: str, client) -> str:
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
-    (run,) = _child_runs(client)
+    (run,) = cell_runs(client)
     assert run.info.status == "FINISHED" and run.data.tags["jsweep.resumed_from"] == "checkpoint-2"
     assert _job(cell)["jobs"] == [job]  # the same job, run again
     log = (cell / "cell.log").read_text()
@@ -194,9 +152,9 @@ def _assert_resumed_in_the_same_run(proc: subprocess.Popen, cell: Path, job: str
 
 
 def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
-    cell = _wait_for(
-        lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
+    proc = popen_jsweep([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
+    cell = wait_for_slurm(
+        lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
         what="checkpoint-2 and the stall at step 4",
     )
     job = _job(cell)["job_id"]
@@ -206,11 +164,11 @@ def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(tmp_path, ml
 
 
 def test_a_job_near_its_time_limit_requeues_itself_and_resumes(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen(
+    proc = popen_jsweep(
         [*SLURM, *FAST, "launcher.time_limit=10", "launcher.requeue_before_limit=120"], tmp_path, JSWEEP_FAULT="sleep@4"
     )
-    cell = _wait_for(
-        lambda: _stalled(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
+    cell = wait_for_slurm(
+        lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"),
         what="checkpoint-2 and the stall at step 4",
     )
     job = _job(cell)["job_id"]
@@ -225,36 +183,36 @@ def test_a_job_near_its_time_limit_requeues_itself_and_resumes(tmp_path, mlflow_
 
 
 def test_scancel_marks_the_cell_killed(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
-    cell = _wait_for(lambda: _stalled(tmp_path), what="the stall")
+    proc = popen_jsweep([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
+    cell = wait_for_slurm(lambda: stalled_cell(tmp_path), what="the stall")
     subprocess.run(["scancel", _job(cell)["job_id"]], check=True)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 1 and "KILLED" in out, out[-3000:]
     assert json.loads((cell / "status.json").read_text())["status"] == "KILLED"
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED"
 
 
 def test_ctrl_c_on_the_launcher_cancels_its_jobs(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
-    cell = _wait_for(lambda: _stalled(tmp_path), what="the stall")
+    proc = popen_jsweep([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
+    cell = wait_for_slurm(lambda: stalled_cell(tmp_path), what="the stall")
     job = _job(cell)["job_id"]
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode != 0 and "interrupted" in out, out[-3000:]
     assert not _in_queue(job)
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "KILLED"
 
 
 def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = _popen([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
-    cell = _wait_for(lambda: _stalled(tmp_path), what="the stall")
+    proc = popen_jsweep([*SLURM, *FAST], tmp_path, JSWEEP_FAULT="sleep@3")
+    cell = wait_for_slurm(lambda: stalled_cell(tmp_path), what="the stall")
     job = _job(cell)["job_id"]
     os.kill(proc.pid, signal.SIGKILL)  # the launcher dies; its job goes on
     proc.communicate(timeout=60)
     assert _in_queue(job)
-    again = _popen([*SLURM, *FAST], tmp_path)
+    again = popen_jsweep([*SLURM, *FAST], tmp_path)
     lock = cell.parent.parent / ".locks" / f"{cell.name}.lock"
 
     def reattached() -> bool:  # the new launcher holds the cell, following the same job
@@ -264,14 +222,14 @@ def test_a_restarted_launcher_reattaches_to_its_running_job(tmp_path, mlflow_cli
             return False
         return holder.get("pid") == again.pid and holder.get("jsweep.slurm.job_id") == job
 
-    _wait_for(reattached, what="the new launcher to reattach")
+    wait_for_slurm(reattached, what="the new launcher to reattach")
     pid = json.loads((cell / "status.json").read_text())["pid"]
     os.kill(pid, signal.SIGUSR1)  # the stalled cell goes on
     out, _ = again.communicate(timeout=240)
     assert again.returncode == 0, out[-3000:]
     assert f"reattached to job_id {job}" in out
     assert _job(cell)["jobs"] == [job]  # nothing submitted twice
-    (run,) = _child_runs(mlflow_client_for(tmp_path))
+    (run,) = cell_runs(mlflow_client_for(tmp_path))
     assert run.info.status == "FINISHED" and run.data.tags["jsweep.slurm.job_id"] == job
 
 
@@ -299,7 +257,7 @@ def test_nodes_without_access_to_the_tracking_server_journal_and_the_launcher_lo
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         assert "journaled tracking call(s) from the login node" in proc.stdout
-        (cell,) = _cells(tmp_path)
+        (cell,) = cell_dirs(tmp_path)
         assert not (cell / "tracking_journal.jsonl").exists() or not (cell / "tracking_journal.jsonl").read_text()
         (run,) = cell_runs(client(uri))
         assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics

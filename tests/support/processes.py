@@ -17,8 +17,9 @@ FAST = ["train.max_steps=6", "train.checkpoint_steps=2", "train.delete_checkpoin
 
 
 def cell_dirs(tmp: Path) -> list[Path]:
-    """The cell directories of the sweeps run in ``tmp`` (outputs/cells/<id>), in name order."""
-    return sorted(p for p in (tmp / "outputs" / "cells").iterdir() if p.is_dir() and "." not in p.name)
+    """The cell directories of the sweeps run in ``tmp`` (outputs/cells/<id>), in name order ([] before any)."""
+    root = tmp / "outputs" / "cells"
+    return sorted(p for p in root.iterdir() if p.is_dir() and "." not in p.name) if root.exists() else []
 
 
 def stalled_cell(tmp: Path, *also: str) -> Path | None:
@@ -58,11 +59,13 @@ def popen_jsweep(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     )
 
 
-def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true, and return that (AssertionError after ``timeout`` s)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if predicate():
-            return
+        found = predicate()
+        if found:
+            return found
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 

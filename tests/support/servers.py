@@ -23,15 +23,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tracking_server(tmp: Path, port: int) -> subprocess.Popen:
-    """``mlflow server`` on 127.0.0.1:port, its stores under ``tmp``, in its own session."""
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+def mlflow_server(tmp: Path, port: int, *extra: str, **env: str) -> subprocess.Popen:
+    """``mlflow server [EXTRA]`` on 127.0.0.1:port, its stores under ``tmp``, in its own session."""
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "mlflow",
             "server",
+            *extra,
             "--host",
             "127.0.0.1",
             "--port",
@@ -43,11 +43,16 @@ def tracking_server(tmp: Path, port: int) -> subprocess.Popen:
             "--workers",
             "1",
         ],
-        env=env,
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def tracking_server(tmp: Path, port: int) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1:port, its stores under ``tmp``, in its own session."""
+    return mlflow_server(tmp, port)
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -70,35 +75,13 @@ def auth_server(tmp: Path):
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
     port = free_port()
-    env = dict(
-        os.environ,
+    server = mlflow_server(
+        tmp,
+        port,
+        "--app-name",
+        "basic-auth",
         MLFLOW_AUTH_CONFIG_PATH=str(ini),
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         MLFLOW_FLASK_SERVER_SECRET_KEY="jsweep-test-csrf-key",
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
