@@ -66,6 +66,7 @@ class Settings:
     max_length: int | None = None
     jnli_version: str = "1.1"
     generation: str = "engine"  # engine | harness: who decodes JSQuAD
+    loglikelihood: str = "shared"  # shared | harness: multiple-choice scoring, each context once or once per choice
 
 
 DEFAULTS: dict[str, Any] = defaults(Settings)
@@ -91,6 +92,7 @@ class Options:
     max_length: int | None
     jnli_version: str = "1.1"
     generation: str = "engine"
+    loglikelihood: str = "shared"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,6 +181,8 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
         )
     if o["generation"] not in ("harness", "engine"):
         raise ConfigError(f"eval.jglue.generation must be harness or engine, got {o['generation']!r}")
+    if o["loglikelihood"] not in ("shared", "harness"):
+        raise ConfigError(f"eval.jglue.loglikelihood must be shared or harness, got {o['loglikelihood']!r}")
     if o["prompt_style"] == "jp_stable" and "jsquad" in tasks:
         import importlib.util
 
@@ -206,6 +210,7 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
         max_length=o["max_length"],
         jnli_version=jnli_version,
         generation=o["generation"],
+        loglikelihood=o["loglikelihood"],
         raw={**DEFAULTS, **options},
     )
 
@@ -494,7 +499,7 @@ class JGlueEval:
                     hflm_args["max_batch_size"] = 512  # the harness's auto search starts here (its default: 64)
                 if self.opts.max_length:
                     hflm_args["max_length"] = self.opts.max_length
-                lm = harness_lm(model.eval(), tokenizer, self.opts.generation, **hflm_args)
+                lm = harness_lm(model.eval(), tokenizer, self.opts.generation, self.opts.loglikelihood, **hflm_args)
                 with cached_templates():
                     out = lm_evaluate(
                         lm, {"tasks": tasks, "groups": {}}, limit=self.opts.limit, bootstrap_iters=0, log_samples=True

@@ -28,17 +28,52 @@ from contextlib import contextmanager
 from typing import Any
 
 GENERATION = ("harness", "engine")
+LOGLIKELIHOOD = ("shared", "harness")
 
 
-def harness_lm(model: Any, tokenizer: Any, generation: str = "harness", **hflm_args: Any):
-    """An ``HFLM`` over the in-memory ``model``; ``generation="engine"``: generate_until through the engine."""
+def harness_lm(
+    model: Any, tokenizer: Any, generation: str = "harness", loglikelihood: str = "harness", **hflm_args: Any
+):
+    """An ``HFLM`` over the in-memory ``model``; ``generation="engine"``: generate_until through the engine;
+    ``loglikelihood="shared"``: each shared context computed once (:mod:`jsweep.eval.jglue.loglikelihood`)."""
     from lm_eval.models import huggingface as hf
+
+    from jsweep.eval.jglue import loglikelihood as LL
 
     if generation not in GENERATION:
         raise ValueError(f"generation must be one of {', '.join(GENERATION)}, got {generation!r}")
+    if loglikelihood not in LOGLIKELIHOOD:
+        raise ValueError(f"loglikelihood must be one of {', '.join(LOGLIKELIHOOD)}, got {loglikelihood!r}")
 
     class JsweepLM(hf.HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            if loglikelihood != "shared" or not LL.supported(self):
+                return super().loglikelihood(requests, disable_tqdm)
+            # the harness's token ids, the unique strings encoded in batches
+            return self._loglikelihood_tokens(LL.encode_pairs(self, [r.args for r in requests]), disable_tqdm)
+
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
+            if loglikelihood == "shared" and requests and not override_bs and LL.supported(self):
+                return self._shared(requests, disable_tqdm)
+            return self._harness_loglikelihood(requests, disable_tqdm, override_bs)
+
+        def _shared(self, requests, disable_tqdm: bool):
+            from jsweep.job.context import say
+
+            fits = [len(c) + len(t) <= self.max_length + 1 for _, c, t in requests]
+            res: list = [None] * len(requests)
+            mine = [i for i, ok in enumerate(fits) if ok]
+            rest = [i for i, ok in enumerate(fits) if not ok]  # the harness truncates these on the left
+            for i, answer in zip(mine, LL.loglikelihood_shared(self, [requests[i] for i in mine], say)):
+                res[i] = answer
+                if requests[i][0] is not None:
+                    self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+            if rest:
+                for i, answer in zip(rest, self._harness_loglikelihood([requests[i] for i in rest], disable_tqdm)):
+                    res[i] = answer
+            return res
+
+        def _harness_loglikelihood(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
             if self.batch_size != "auto" or override_bs or not requests or self.device.type != "cuda":
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             import torch
