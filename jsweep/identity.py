@@ -4,7 +4,7 @@ Counted: the resolved cell config except the cosmetic keys below, and the jsweep
 Not counted (changing them does not make a new cell): where outputs and logs go
 (``output_root``, ``tracking.*``, ``launcher.*``), the LLM judge (``judge.*``), logging cadence (``train.logging_steps``),
 and the cell's own override labels. Keys added to the config after cells were made count only away from
-their default (``LATER_KEYS``): a cell that leaves them alone keeps the id it had before they existed.
+their default (``LATER_KEYS``, ``LATER_NESTED``): a cell that leaves them alone keeps the id it had before they existed.
 Dataset content digests and the base model's revision are added by the planner through ``extra`` when
 they are known.
 """
@@ -22,6 +22,11 @@ COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment"
 COSMETIC_NESTED = (("train", "logging_steps"),)
 # key -> default: left out of the payload at the default, so existing cell ids stay as they were.
 LATER_KEYS = {"eval_backend": "transformers"}  # eval.backend=vllm can change the generated tokens
+# nested keys (path -> default), the same way: options that give the same scores as what came before them
+LATER_NESTED = {
+    # one forward pass per shared context; the harness's loglikelihoods within float tolerance (tests/unit/eval/jglue)
+    ("eval", "jglue", "loglikelihood"): "shared",
+}
 
 
 def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -31,6 +36,12 @@ def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = N
     payload = json.loads(json.dumps(payload, sort_keys=True, default=str))
     for section, key in COSMETIC_NESTED:
         payload.get(section, {}).pop(key, None)
+    for path, default in LATER_NESTED.items():
+        node = payload
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == default:
+            del node[path[-1]]
     payload["jsweep_version"] = __version__
     if extra:
         payload["extra"] = extra

@@ -829,3 +829,113 @@ def test_engine_generation_gives_the_harness_answers(tmp_path, tiny):
     assert all(raw.strip() for _, raw, _ in answers["engine"][1])  # leaderboard: real generated text compared
     with pytest.raises(ConfigError, match="eval.jglue.generation"):
         jglue.parse_options({"generation": "vllm"})
+
+
+# --------------------------------------------------------------------------- loglikelihood: shared contexts
+
+
+def _ll_requests(tok, options, limit):
+    """The harness's loglikelihood Instances of the multiple-choice tasks in ``options`` (first ``limit`` docs)."""
+    from jsweep.eval.jglue.lm import cached_templates
+
+    tasks, _, _, _ = jglue.JGlueEval(options).build_tasks(tok)
+    with cached_templates():
+        for task in tasks.values():
+            if task.OUTPUT_TYPE == "multiple_choice":
+                task.build_all_requests(limit=limit, rank=0, world_size=1)
+    return [i for t in tasks.values() if t.OUTPUT_TYPE == "multiple_choice" for i in t.instances]
+
+
+def _assert_shared_equals_harness(model, tok, requests, **hflm_args):
+    """``loglikelihood: shared`` gives the harness's own token ids, loglikelihoods (fp32 tolerance) and greedy
+    flags, so the same choice wins in every document."""
+    from jsweep.eval.jglue import loglikelihood as LL
+    from jsweep.eval.jglue.lm import harness_lm
+
+    harness = harness_lm(model, tok, loglikelihood="harness", batch_size=8, **hflm_args)
+    shared = harness_lm(model, tok, loglikelihood="shared", batch_size=8, **hflm_args)
+    pairs = [r.args for r in requests]
+    assert [(c, t) for _, c, t in LL.encode_pairs(shared, pairs)] == [harness._encode_pair(c, x) for c, x in pairs]
+    want, got = harness.loglikelihood(requests), shared.loglikelihood(requests)
+    assert len(got) == len(want) == len(requests)
+    assert [g for _, g in got] == [g for _, g in want]
+    assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in want], rel=1e-5, abs=1e-4)
+    by_doc: dict = {}
+    for r, (a, _), (b, _) in zip(requests, want, got):
+        by_doc.setdefault((r.task_name, r.doc_id), []).append((a, b))
+    for scores in by_doc.values():  # the chosen answer of every document
+        assert max(range(len(scores)), key=lambda i: scores[i][0]) == max(
+            range(len(scores)), key=lambda i: scores[i][1]
+        )
+    return want, got
+
+
+def test_shared_context_loglikelihoods_equal_the_harness_on_the_fixtures(tiny):
+    """Every multiple-choice document of the shipped fixtures (JCommonsenseQA, JNLI, MARC-ja): the same
+    loglikelihoods as the harness's HFLM, with sdpa and with eager attention, on a LoRA model, and with
+    requests longer than max_length (truncated on the left by the harness's path)."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny
+    requests = _ll_requests(tok, {}, None)
+    assert {r.task_name for r in requests} == {"jglue_jcommonsenseqa", "jglue_jnli", "jglue_marc_ja"}
+    docs = {(r.task_name, r.doc_id) for r in requests}
+    assert len([d for d in docs if d[0] == "jglue_jcommonsenseqa"]) == 16 and len(requests) > 2 * len(docs)
+    _assert_shared_equals_harness(model, tok, requests)
+    lengths = sorted(len(tok(r.args[0] + r.args[1]).input_ids) for r in requests)
+    short = lengths[len(lengths) // 2]  # half the requests need left truncation at this length
+    _assert_shared_equals_harness(model, tok, requests, max_length=short)
+    attn, model.config._attn_implementation = model.config._attn_implementation, "eager"
+    try:
+        _assert_shared_equals_harness(model, tok, requests[:40])
+    finally:
+        model.config._attn_implementation = attn
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    try:
+        import torch
+
+        with torch.no_grad():  # a LoRA that changes the outputs (B starts at zero)
+            for name, p in lora.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)
+        _assert_shared_equals_harness(lora, tok, requests[:40])
+    finally:
+        lora.unload()
+
+
+def test_shared_context_loglikelihoods_equal_the_harness_on_real_jglue(tiny, real_jglue):
+    """Real JGLUE v1.3 dev documents (JCommonsenseQA 3-shot from train, JNLI 3-shot from dev): the same
+    loglikelihoods, greedy flags and chosen answers as the harness; the same accuracy end to end."""
+    model, tok = tiny
+    options = {"data_dir": str(real_jglue), "tasks": ["jcommonsenseqa", "jnli"], "marc_ja": False}
+    requests = _ll_requests(tok, options, 40)
+    assert len(requests) == 40 * 5 + 40 * 3
+    _assert_shared_equals_harness(model, tok, requests)
+
+
+def test_loglikelihood_option_scores_and_cell_ids(tmp_path, tiny):
+    from jsweep.compose import compose_spec
+    from jsweep.identity import cell_id
+    from jsweep.tracking import NullTracker
+
+    model, tok = tiny
+    metrics = {}
+    for mode in ("harness", "shared"):
+        ctx = types.SimpleNamespace(
+            cell_dir=tmp_path / mode,
+            tracker=NullTracker(),
+            device="cpu",
+            spec=types.SimpleNamespace(tracking=types.SimpleNamespace(log_predictions=False)),
+        )
+        options = {"tasks": ["jcommonsenseqa", "jnli"], "marc_ja": False, "loglikelihood": mode}
+        metrics[mode] = jglue.JGlueEval(options).evaluate(ctx, model, tok)
+    assert metrics["shared"] == metrics["harness"]
+    with pytest.raises(ConfigError, match="eval.jglue.loglikelihood"):
+        jglue.parse_options({"loglikelihood": "fast"})
+    # the default is not part of the cell id (cells made before the option keep their ids); harness is
+    default = compose_spec([]).to_dict()
+    assert default["eval"]["jglue"]["loglikelihood"] == "shared"
+    before = json.loads(json.dumps(default))
+    del before["eval"]["jglue"]["loglikelihood"]
+    assert cell_id(default) == cell_id(before)
+    assert cell_id(compose_spec(["eval.jglue.loglikelihood=harness"]).to_dict()) != cell_id(default)
