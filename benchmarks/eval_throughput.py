@@ -31,8 +31,8 @@ from pathlib import Path
 
 from jsweep.compose import compose_spec
 from jsweep.eval.generate import Request, generate
-from jsweep.eval.llm_jp_eval import build_prompt, load_tasks
-from jsweep.tools.prepare import prepare_jglue
+from jsweep.eval.llm_jp_eval.evaluator import build_prompt, load_tasks
+from jsweep.eval.llm_jp_eval.prepare import prepare_jglue
 
 MODES = {
     "one_by_one": (1, False),
@@ -93,7 +93,7 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
 
     def instrumented_lm(*args, **kwargs):
         lm = make_lm(*args, **kwargs)
-        for name in ("loglikelihood", "generate_until", "_detect_batch_size"):
+        for name in ("loglikelihood", "_loglikelihood_tokens", "generate_until", "_detect_batch_size"):
             setattr(lm, name, phases.wrap(name, getattr(lm, name), cuda))
         return lm
 
@@ -132,6 +132,39 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
     }
 
 
+def harness_ratios(runs: list[dict]) -> dict:
+    """Each harness run against the first: total and per-phase speed-ups (time of the first / time of
+    this one), tokenization = loglikelihood minus its forward passes, and whether the scores are equal."""
+    base = runs[0]
+    out = {}
+
+    def phase(run: dict, name: str) -> float | None:
+        p = run.get("phases_seconds", {})
+        if name == "tokenization":
+            if "loglikelihood" not in p or "_loglikelihood_tokens" not in p:
+                return None
+            return round(p["loglikelihood"] - p["_loglikelihood_tokens"], 2)
+        return p.get(name)
+
+    for run in runs[1:]:
+        if "seconds" not in run or "seconds" not in base:
+            continue
+        label = ",".join(f"{k}={v}" for k, v in run["options"].items() if base["options"].get(k) != v) or "same"
+        row = {"total": round(base["seconds"] / run["seconds"], 2)}
+        for name in ("loglikelihood", "_loglikelihood_tokens", "tokenization", "generate_until"):
+            a, b = phase(base, name), phase(run, name)
+            if a and b:
+                row[name] = round(a / b, 2)
+        row["same_scores"] = run.get("metrics") == base.get("metrics")
+        row["max_score_difference"] = max(
+            (abs(run["metrics"][k] - v) for k, v in base.get("metrics", {}).items() if k in run.get("metrics", {})),
+            default=None,
+        )
+        out[label] = row
+        print(f"harness {label} vs first run: {row}", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jglue", type=Path, required=True, help="raw JGLUE v1.3 directory")
@@ -149,6 +182,16 @@ def main() -> None:
         default="",
         help="eval.jglue options per harness run, runs separated by ';', options by ',', e.g. "
         "'generation=harness;generation=engine,batch_size=256' (default: one run, jsweep's defaults)",
+    )
+    parser.add_argument(
+        "--harness-limit", type=int, default=None, help="eval.jglue.limit for --harness: the first N docs per task"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model override, e.g. --set model.arch.num_hidden_layers=4 (a smaller model of the preset's shape)",
     )
     parser.add_argument(
         "--one-by-one-per-task",
@@ -174,7 +217,7 @@ def main() -> None:
     requests = [Request(build_prompt(t, s.input), t.output_length) for t in tasks for s in t.samples]
     if not requests:  # harness only: a warm-up of the same shape as before
         requests = [Request("東京は日本の首都です。" * 40 + "質問: 日本の首都は?\n回答:", 8)] * 8
-    spec = compose_spec([f"model={args.model}", "model.init=random"])
+    spec = compose_spec([f"model={args.model}", "model.init=random", *args.set])
     tokenizer = load_tokenizer(spec.model)
     model = load_model(spec.model, device=device).to(device).eval()
     prompt_tokens = [len(tokenizer(r.prompt, add_special_tokens=False).input_ids) for r in requests]
@@ -209,6 +252,8 @@ def main() -> None:
             options = {
                 k: int(v) if v.isdigit() else v for k, v in (kv.split("=", 1) for kv in variant.split(",") if kv)
             }
+            if args.harness_limit:
+                options.setdefault("limit", args.harness_limit)
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     runs.append(
@@ -218,6 +263,9 @@ def main() -> None:
                     runs.append({"options": options, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
                     print(f"harness {options} failed: {runs[-1]['error']}", flush=True)
             report["harness_full_jglue_dev"] = runs
+            args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        if len(runs) > 1:
+            report["harness_ratios"] = harness_ratios(runs)
             args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
 
     if args.harness and "engine" not in modes:

@@ -21,8 +21,8 @@ projected onto the vocabulary. Rows are batched by padded width (longest first),
 free GPU memory with ``batch_size: auto``, halved on out-of-memory; on CPU or with an integer batch
 size, that many rows (documents) per batch.
 
-Tokenization: the unique strings are encoded in batched fast-tokenizer calls, each context once,
-with the arguments the harness's ``tok_encode`` would use; the token ids are the harness's
+Tokenization: the unique strings are encoded in batched fast-tokenizer calls (on all cores), each
+context once, with the arguments the harness's ``tok_encode`` would use; the token ids are the harness's
 (``_encode_pair``: the continuation is the tail of ``encode(context + continuation)`` after
 ``len(encode(context))``).
 
@@ -34,7 +34,9 @@ models go to the harness's own path. Imports torch: use at scoring time only.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 MASK_IMPLEMENTATIONS = ("sdpa", "eager")
@@ -53,6 +55,22 @@ def supported(lm: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- tokenization
+
+
+@contextmanager
+def tokenizer_threads() -> Iterator[None]:
+    """Fast tokenizers encode a batch on all cores unless ``TOKENIZERS_PARALLELISM`` is off (jsweep's GPU
+    scripts turn it off against the warning about forking after use). Within this block it is on; the
+    tokenizers library itself turns it off in a forked child once it has been used."""
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
 
 
 def encode_pairs(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, str], list[int], list[int]]]:
@@ -88,15 +106,16 @@ def encode_pairs(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[
     groups: dict[tuple, list[str]] = {}
     for s, k in wanted.items():
         groups.setdefault(k, []).append(s)
-    for k, strings in groups.items():
-        if getattr(tok, "is_fast", False):
-            for i in range(0, len(strings), 1024):
-                chunk = strings[i : i + 1024]
-                for s, enc in zip(chunk, tok(chunk, **dict(k))["input_ids"]):
-                    ids[s] = list(enc)
-        else:
-            for s in strings:
-                ids[s] = tok.encode(s, **dict(k))
+    with tokenizer_threads():
+        for k, strings in groups.items():
+            if getattr(tok, "is_fast", False):
+                for i in range(0, len(strings), 4096):
+                    chunk = strings[i : i + 4096]
+                    for s, enc in zip(chunk, tok(chunk, **dict(k))["input_ids"]):
+                        ids[s] = list(enc)
+            else:
+                for s in strings:
+                    ids[s] = tok.encode(s, **dict(k))
     out = []
     for (context, continuation), p in zip(pairs, plan):
         if p is None:
