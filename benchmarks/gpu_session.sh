@@ -4,7 +4,9 @@
 # tests: the `gpu`-marked tests (tests/integration/test_where.py; two of them want 2 GPUs);
 # eval:  the full JGLUE dev sets through lm-evaluation-harness on GPU 0 (benchmarks/eval_throughput.py
 #        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
-#        'generation=engine;generation=harness'), each timed by phase.
+#        'generation=engine;generation=harness' or 'loglikelihood=harness;loglikelihood=shared'), each timed
+#        by phase, with ratios of each run against the first; HARNESS_TASKS=jcommonsenseqa,jnli times the
+#        loglikelihood tasks only (default: jcommonsenseqa,jnli,jsquad).
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
 # .bench/jglue-v1.3 (a copy of ../shared/data/jglue-v1.3). Writes logs and JSON under $OUT.
 set -u -o pipefail
@@ -33,7 +35,7 @@ if [[ $want == *" eval "* ]]; then
   t=$(date +%s)
   left=$(( ${BUDGET_S:-575} - (t - t0) ))           # stay inside the device's 600 s per command
   CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
-      --harness --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1
+      --harness --harness-tasks "${HARNESS_TASKS:-jcommonsenseqa,jnli,jsquad}" --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1
   rc=$?
   grep -v "it/s\]$" "$OUT/eval_full.log" | tail -40
   echo "eval: exit $rc in $(( $(date +%s) - t )) s"

@@ -191,7 +191,7 @@ def _batch_tensors(docs: Sequence[_Doc], pad_id: int, device: Any):
 
     c = max(len(d.ctx) for d in docs)
     tail = max(d.width - len(d.ctx) for d in docs)
-    width = c + tail
+    width = -(-(c + tail) // 8) * 8  # a multiple of 8: the alignment fused attention kernels want of a mask
     ids = torch.full((len(docs), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(docs), width), dtype=torch.long)
     seg = torch.full((len(docs), width), -1, dtype=torch.long)
