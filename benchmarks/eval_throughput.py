@@ -241,6 +241,7 @@ def main() -> None:
     report = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "model": f"{args.model} (random)",
+        "model_overrides": args.set,
         "tasks": {t.name: len(t.samples) for t in tasks},
         "modes": results,
     }
