@@ -68,15 +68,52 @@ class Phases:
 
     def wrap(self, name: str, fn, cuda: bool):
         def timed_call(*args, **kwargs):
+            before = runtime_counters(cuda)
             out, dt = timed(lambda: fn(*args, **kwargs), cuda)
+            after = runtime_counters(cuda)
             self.seconds[name] = round(self.seconds.get(name, 0.0) + dt, 2)
             n = len(args[0]) if args and hasattr(args[0], "__len__") else None
             self.calls.setdefault(name, []).append(
-                {"seconds": round(dt, 2), "requests": n, **({"result": out} if isinstance(out, int) else {})}
+                {
+                    "seconds": round(dt, 2),
+                    "requests": n,
+                    **({"result": out} if isinstance(out, int) else {}),
+                    "counters": {k: round(after[k] - before.get(k, 0), 3) for k in after},
+                }
             )
             return out
 
         return timed_call
+
+
+GC_SECONDS = [0.0]
+_GC_START = [0.0]
+
+
+def _gc_timer(phase: str, info: dict) -> None:
+    if phase == "start":
+        _GC_START[0] = time.perf_counter()
+    else:
+        GC_SECONDS[0] += time.perf_counter() - _GC_START[0]
+
+
+def runtime_counters(cuda: bool) -> dict[str, float]:
+    """What a phase spends outside its kernels: Python's garbage collections and their seconds, and, on a
+    GPU, the caching allocator's cudaMalloc/cudaFree calls and its retries (cache freed to satisfy a request)."""
+    import gc
+
+    if _gc_timer not in gc.callbacks:
+        gc.callbacks.append(_gc_timer)
+    out: dict[str, float] = {f"gc_gen{i}_collections": float(s["collections"]) for i, s in enumerate(gc.get_stats())}
+    out["gc_seconds"] = GC_SECONDS[0]
+    if cuda:
+        import torch
+
+        stats = torch.cuda.memory_stats()
+        for key in ("num_alloc_retries", "num_device_alloc", "num_device_free", "num_sync_all_streams"):
+            if key in stats:
+                out[key] = float(stats[key])
+    return out
 
 
 def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str], options: dict | None = None) -> dict:

@@ -32,11 +32,20 @@ if [[ $want == *" tests "* ]]; then
 fi
 if [[ $want == *" eval "* ]]; then
   variants=${@: -1}; [[ $variants == *=* ]] || variants=""
-  t=$(date +%s)
-  left=$(( ${BUDGET_S:-575} - (t - t0) ))           # stay inside the device's 600 s per command
-  CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
-      --harness --harness-tasks "${HARNESS_TASKS:-jcommonsenseqa,jnli,jsquad}" --harness-variants "$variants" --out "$OUT/eval_throughput_full.json" > "$OUT/eval_full.log" 2>&1
-  rc=$?
-  grep -v "it/s\]$" "$OUT/eval_full.log" | tail -40
-  echo "eval: exit $rc in $(( $(date +%s) - t )) s"
+  # PROCESS_ENVS: ';'-separated environments, one fresh process each (what a first run in a process
+  # costs, e.g. 'X=0;PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True'); default: one process as set.
+  IFS=';' read -r -a envs <<< "${PROCESS_ENVS:-JSWEEP_PROCESS=1}"
+  n=0
+  for e in "${envs[@]}"; do
+    n=$((n + 1)); suffix=""; [[ ${#envs[@]} -gt 1 ]] && suffix="_p$n"
+    t=$(date +%s)
+    left=$(( (${BUDGET_S:-575} - (t - t0)) / (${#envs[@]} - n + 1) ))   # stay inside the device's 600 s per command
+    echo "process $n: $e (up to $left s)"
+    env $e CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
+        --harness --harness-tasks "${HARNESS_TASKS:-jcommonsenseqa,jnli,jsquad}" --harness-variants "$variants" \
+        --out "$OUT/eval_throughput_full$suffix.json" > "$OUT/eval_full$suffix.log" 2>&1
+    rc=$?
+    grep -v "it/s\]$" "$OUT/eval_full$suffix.log" | tail -40
+    echo "eval ($e): exit $rc in $(( $(date +%s) - t )) s"
+  done
 fi
