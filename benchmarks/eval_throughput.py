@@ -11,7 +11,9 @@ Modes (each generates every request; outputs are compared with one-by-one greedy
 - ``auto_no_prefix``: batches sized by memory, no prefix sharing;
 - ``engine``: the new default, batches sized by memory and the shared prefix computed once;
 - ``engine_static``: batches sized by memory with transformers' static KV cache (which compiles the
-  decoding step), no prefix sharing: measured to decide whether it pays.
+  decoding step), no prefix sharing: measured to decide whether it pays;
+- ``engine_static_eager``: the same static KV cache without compilation (the cache is allocated once
+  per batch instead of growing by concatenation at every step), no prefix sharing.
 
 Prints samples/s and ratios, and writes ``benchmarks/results/eval_throughput.json`` with a
 ``samples_per_second`` value per mode. The model is llm-jp-3-1.8b's architecture with random
@@ -41,8 +43,13 @@ MODES = {
     "auto_no_prefix": ("auto", False),
     "engine": ("auto", True),
     "engine_static": ("auto", False),
+    "engine_static_eager": ("auto", False),
 }
-EXTRA = {"engine_static": {"cache_implementation": "static"}}
+EXTRA = {
+    "engine_static": {"cache_implementation": "static"},
+    # a preallocated KV cache without compilation: no cache growth by concatenation at every step
+    "engine_static_eager": {"cache_implementation": "static", "disable_compile": True},
+}
 
 
 def timed(fn, cuda: bool):

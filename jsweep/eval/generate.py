@@ -86,6 +86,7 @@ class BatchPlanner:
             inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
             elem = next(model.parameters()).element_size()
             per_token = 2 * layers * kv_heads * head_dim * elem + 4 * (hidden + inter) * elem
+            torch.cuda.empty_cache()  # blocks the allocator caches from earlier work (the harness's logits) count as free
             free, _ = torch.cuda.mem_get_info(self.device)
             self.token_budget = max(1, int(MEMORY_FRACTION * free / per_token))
 
