@@ -17,6 +17,10 @@ gives the same tokens either way (up to the numerics of batched kernels); the an
 at the first stop string exactly as the harness cuts them (its own ``postprocess_generated_text``).
 Requests that sample, or whose context would need left truncation, go to the harness's path.
 
+Loglikelihood requests (``eval.jglue.loglikelihood: shared``, the default) are scored with each shared
+context computed once, one row per document (:mod:`jsweep.eval.jglue.loglikelihood`); ``harness``
+keeps the harness's own path, sized as above.
+
 Imports lm_eval and torch: use from the evaluator at scoring time only.
 """
 

@@ -50,8 +50,13 @@ def attention_implementation(model: Any) -> str | None:
 
 
 def supported(lm: Any) -> bool:
-    """Whether ``lm`` (an HFLM) can score with shared contexts: a causal model with sdpa or eager attention."""
-    return getattr(lm, "backend", "causal") == "causal" and attention_implementation(lm.model) in MASK_IMPLEMENTATIONS
+    """Whether ``lm`` (an HFLM) can score with shared contexts: a causal model with sdpa or eager attention
+    whose forward takes position ids."""
+    return (
+        getattr(lm, "backend", "causal") == "causal"
+        and attention_implementation(lm.model) in MASK_IMPLEMENTATIONS
+        and _takes(lm.model, "position_ids")
+    )
 
 
 # --------------------------------------------------------------------------- tokenization
@@ -228,10 +233,11 @@ def attention_mask(seg: Any, dtype: Any, implementation: str):
     return torch.where(allowed, zero, torch.tensor(torch.finfo(dtype).min, dtype=dtype, device=seg.device))
 
 
-def _takes_logits_to_keep(model: Any) -> bool:
+def _takes(model: Any, argument: str) -> bool:
+    """Whether the forward of ``model`` (or of the model a PEFT wrapper holds) takes ``argument``."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        return "logits_to_keep" in inspect.signature(base.forward).parameters
+        return argument in inspect.signature(base.forward).parameters
     except (TypeError, ValueError):
         return False
 
@@ -301,13 +307,16 @@ def loglikelihood_shared(
     ``requests`` as the harness's ``_loglikelihood_tokens`` takes them; none may need truncation."""
     import torch
 
+    from jsweep.eval.generate import Progress
+
     docs = group(requests)
-    keep_arg = _takes_logits_to_keep(lm.model)
+    keep_arg = _takes(lm.model, "logits_to_keep")
     cuda = lm.device.type == "cuda"
     auto = isinstance(lm.batch_size, str)
     max_rows = int(getattr(lm, "max_batch_size", None) or 512) if auto else int(lm.batch_size)
     budget = memory_budget(lm.model) if auto and cuda else None
     res: list[tuple[float, bool] | None] = [None] * len(requests)
+    progress = Progress("jglue loglikelihood", len(requests)) if say is not None else None
     i = 0
     while i < len(docs):
         rows = max_rows  # an integer batch size: that many rows (documents)
@@ -337,6 +346,8 @@ def loglikelihood_shared(
             for j, answer in zip(d.index, doc_scores):
                 res[j] = answer
         i += len(batch)
+        if progress is not None:
+            progress.update(sum(len(d.conts) for d in batch))
     missing = sum(r is None for r in res)
     if missing:
         raise RuntimeError(f"loglikelihood: {missing} requests were not scored")
