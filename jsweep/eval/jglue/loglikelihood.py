@@ -301,10 +301,12 @@ def _pad_id(lm: Any) -> int:
 
 
 def loglikelihood_shared(
-    lm: Any, requests: Sequence[tuple[Any, list[int], list[int]]], say: Any = None
+    lm: Any, requests: Sequence[tuple[Any, list[int], list[int]]], say: Any = None, budget: int | None = None
 ) -> list[tuple[float, bool]]:
     """``(loglikelihood, is_greedy)`` per request, in order; each shared context computed once.
-    ``requests`` as the harness's ``_loglikelihood_tokens`` takes them; none may need truncation."""
+    ``requests`` as the harness's ``_loglikelihood_tokens`` takes them; none may need truncation.
+    ``budget``: bytes a batch may plan to use (default: half the free GPU memory with ``batch_size: auto``
+    on a GPU; none elsewhere)."""
     import torch
 
     from jsweep.eval.generate import Progress
@@ -314,16 +316,18 @@ def loglikelihood_shared(
     cuda = lm.device.type == "cuda"
     auto = isinstance(lm.batch_size, str)
     max_rows = int(getattr(lm, "max_batch_size", None) or 512) if auto else int(lm.batch_size)
-    budget = memory_budget(lm.model) if auto and cuda else None
+    if budget is None and auto and cuda:
+        budget = memory_budget(lm.model)
     res: list[tuple[float, bool] | None] = [None] * len(requests)
     progress = Progress("jglue loglikelihood", len(requests)) if say is not None else None
     i = 0
     while i < len(docs):
         rows = max_rows  # an integer batch size: that many rows (documents)
         if budget is not None:  # rows of this batch's width (longest first) within the budget
-            width = docs[i].width
-            kept = max(d.width - len(d.ctx) + 1 for d in docs[i : i + max_rows])
-            rows = max(1, min(max_rows, budget // row_bytes(lm.model, width, kept)))
+            ahead = docs[i : i + max_rows]  # the padded width is at most the longest context + the longest tail
+            tail = max(d.width - len(d.ctx) for d in ahead)
+            width = -(-(max(len(d.ctx) for d in ahead) + tail) // 8) * 8
+            rows = max(1, min(max_rows, budget // row_bytes(lm.model, width, tail + 1)))
             if i == 0 and say is not None:
                 say(
                     f"jglue: loglikelihood, {len(requests)} requests in {len(docs)} rows of shared context; "
@@ -337,7 +341,8 @@ def loglikelihood_shared(
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if budget is None or "out of memory" not in str(exc).lower() or len(batch) == 1:
                 raise
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
             budget //= 2
             if say is not None:
                 say(f"jglue: out of memory with {len(batch)} rows; planning with half the memory")

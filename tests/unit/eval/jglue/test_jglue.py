@@ -939,3 +939,32 @@ def test_loglikelihood_option_scores_and_cell_ids(tmp_path, tiny):
     del before["eval"]["jglue"]["loglikelihood"]
     assert cell_id(default) == cell_id(before)
     assert cell_id(compose_spec(["eval.jglue.loglikelihood=harness"]).to_dict()) != cell_id(default)
+
+
+def test_shared_context_batches_are_sized_by_memory_and_back_off_on_out_of_memory(tiny, monkeypatch):
+    """With a memory budget (a GPU's with ``batch_size: auto``), rows per batch follow what one row of the
+    batch's width costs, and an out-of-memory error halves the budget and retries: the same scores."""
+    from jsweep.eval.jglue import loglikelihood as LL
+    from jsweep.eval.jglue.lm import harness_lm
+
+    model, tok = tiny
+    lm = harness_lm(model, tok, loglikelihood="shared", batch_size="auto", max_batch_size=64)
+    requests = LL.encode_pairs(lm, [r.args for r in _ll_requests(tok, {}, None)])
+    want = LL.loglikelihood_shared(lm, requests)
+    docs = LL.group(requests)
+    one_row = LL.row_bytes(model, -(-docs[0].width // 8) * 8, docs[0].width - len(docs[0].ctx) + 1)
+    sizes, said, real = [], [], LL._score_batch
+
+    def score(lm_, batch, keep_arg):
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+        return real(lm_, batch, keep_arg)
+
+    monkeypatch.setattr(LL, "_score_batch", score)
+    got = LL.loglikelihood_shared(lm, requests, say=said.append, budget=6 * one_row)
+    assert [x for x, _ in got] == pytest.approx([x for x, _ in want]) and [g for _, g in got] == [g for _, g in want]
+    assert sizes[0] == 6 and sizes[1] == 3 and sum(sizes[1:]) == len(docs)
+    assert max(sizes[1:]) > 3  # shorter rows (later: longest first) fit more of them in the same budget
+    assert any("out of memory with 6 rows" in m for m in said)
+    assert any("rows of shared context" in m for m in said)
