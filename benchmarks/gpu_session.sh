@@ -6,7 +6,8 @@
 #        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
 #        'generation=engine;generation=harness' or 'loglikelihood=harness;loglikelihood=shared'), each timed
 #        by phase, with ratios of each run against the first; HARNESS_TASKS=jcommonsenseqa,jnli times the
-#        loglikelihood tasks only (default: jcommonsenseqa,jnli,jsquad).
+#        loglikelihood tasks only (default: jcommonsenseqa,jnli,jsquad); PROCESS_ENVS='A=1;B=2' runs all of
+#        that once per environment, each in a fresh process (e.g. PYTORCH_ALLOC_CONF=expandable_segments:True).
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
 # .bench/jglue-v1.3 (a copy of ../shared/data/jglue-v1.3). Writes logs and JSON under $OUT.
 set -u -o pipefail
