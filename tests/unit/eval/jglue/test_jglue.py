@@ -872,8 +872,8 @@ def _assert_shared_equals_harness(model, tok, requests, **hflm_args):
 
 def test_shared_context_loglikelihoods_equal_the_harness_on_the_fixtures(tiny):
     """Every multiple-choice document of the shipped fixtures (JCommonsenseQA, JNLI, MARC-ja): the same
-    loglikelihoods as the harness's HFLM, with sdpa and with eager attention, on a LoRA model, and with
-    requests longer than max_length (truncated on the left by the harness's path)."""
+    loglikelihoods as the harness's HFLM, in both prompt styles, with sdpa and with eager attention, on a
+    LoRA model, and with requests longer than max_length (truncated on the left by the harness's path)."""
     from peft import LoraConfig, get_peft_model
 
     model, tok = tiny
@@ -882,6 +882,9 @@ def test_shared_context_loglikelihoods_equal_the_harness_on_the_fixtures(tiny):
     docs = {(r.task_name, r.doc_id) for r in requests}
     assert len([d for d in docs if d[0] == "jglue_jcommonsenseqa"]) == 16 and len(requests) > 2 * len(docs)
     _assert_shared_equals_harness(model, tok, requests)
+    leaderboard = _ll_requests(tok, {"prompt_style": "leaderboard"}, 6)  # the harness's own prompts and delimiters
+    assert len({r.args[0] for r in leaderboard}) == 6 * 3
+    _assert_shared_equals_harness(model, tok, leaderboard)
     lengths = sorted(len(tok(r.args[0] + r.args[1]).input_ids) for r in requests)
     short = lengths[len(lengths) // 2]  # half the requests need left truncation at this length
     _assert_shared_equals_harness(model, tok, requests, max_length=short)
