@@ -129,6 +129,7 @@ def spec_for(args, method: str, overrides: list[str]):
             "train.logging_steps=20",
             "eval=[]",
             *overrides,
+            *args.extra,
         ]
     )
 
@@ -385,6 +386,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per configuration")
     parser.add_argument("--profile", default="", help="comma list of configurations to profile for 3 more steps")
+    parser.add_argument("--extra", nargs="*", default=[], help="more jsweep overrides for every configuration")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration in this process
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cell_throughput.json")
     args = parser.parse_args()
@@ -456,6 +458,8 @@ def isolated(name: str, args) -> dict:
     ]
     if args.jglue:
         cmd += ["--jglue", str(args.jglue)]
+    if args.extra:
+        cmd += ["--extra", *args.extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     row = None
     for line in proc.stdout:

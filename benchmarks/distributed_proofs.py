@@ -76,6 +76,36 @@ PROOFS: dict[str, list[str]] = {
 KEEP = ("train/", "eval/", "llm_jp_eval/AVG", "jglue/AVG", "gpu/", "time/", "rewards/")
 
 
+def collect(out: Path) -> dict:
+    """What a finished one-cell run under ``out`` left: status, error, time, the cell's kept MLflow
+    metrics, the ZeRO stage of its deepspeed.json and the saved model's files (with a LoRA adapter's
+    saved base, if any)."""
+    summaries = sorted((out / "sweeps").rglob("summary.json")) if (out / "sweeps").exists() else []
+    if not summaries:
+        return {}
+    cell = json.loads(summaries[-1].read_text())["cells"][0]
+    entry: dict = {
+        "status": cell["status"],
+        "error": cell["error"],
+        "cell_seconds": cell["seconds"],
+        "metrics": {
+            k: round(v, 4) if isinstance(v, (int, float)) else v
+            for k, v in cell["metrics"].items()
+            if k.startswith(KEEP)
+        },
+    }
+    cell_dir = Path(cell["log"]).parent
+    ds = cell_dir / "deepspeed.json"
+    if ds.exists():
+        entry["zero_stage"] = json.loads(ds.read_text())["zero_optimization"]["stage"]
+    model_dir = cell_dir / "model"  # full weights, or the LoRA adapter the evaluation applies
+    if model_dir.is_dir():
+        entry["saved_model"] = {
+            str(p.relative_to(model_dir)): p.stat().st_size for p in sorted(model_dir.rglob("*")) if p.is_file()
+        }
+    return entry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="llm-jp-3-1.8b")
@@ -116,22 +146,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         print(tail, flush=True)
         entry: dict = {"command": "python -m jsweep " + " ".join(cmd[3:]), "rc": rc, "wall_s": round(wall, 1)}
-        summaries = sorted((out / "sweeps").rglob("summary.json")) if (out / "sweeps").exists() else []
-        if summaries:
-            cell = json.loads(summaries[-1].read_text())["cells"][0]
-            entry.update(
-                status=cell["status"],
-                error=cell["error"],
-                cell_seconds=cell["seconds"],
-                metrics={k: round(v, 4) for k, v in cell["metrics"].items() if k.startswith(KEEP)},
-            )
-            cell_dir = Path(cell["log"]).parent
-            ds = cell_dir / "deepspeed.json"
-            if ds.exists():
-                entry["zero_stage"] = json.loads(ds.read_text())["zero_optimization"]["stage"]
-            model_dir = cell_dir / "model"  # full weights, or the LoRA adapter the evaluation applies
-            if model_dir.is_dir():
-                entry["saved_model"] = {p.name: p.stat().st_size for p in sorted(model_dir.iterdir()) if p.is_file()}
+        entry.update(collect(out))
         report["proofs"][name] = entry
         print(f"== {name}: rc={rc} status={entry.get('status')} wall={wall:.0f}s", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call for issues 17 and 21, run from the repository root on a GPU machine without network:
-#   bash benchmarks/gpu_session.sh [tests] [eval] [VARIANTS]
+#   bash benchmarks/gpu_session.sh [tests] [eval] [13b] [VARIANTS]
 # tests: the `gpu`-marked tests (tests/integration/test_where.py; two of them want 2 GPUs);
 # eval:  the full JGLUE dev sets through lm-evaluation-harness on GPU 0 (benchmarks/eval_throughput.py
 #        --modes none --harness), one run per ';'-separated eval.jglue variant in VARIANTS (e.g.
@@ -8,6 +8,10 @@
 #        by phase, with ratios of each run against the first; HARNESS_TASKS=jcommonsenseqa,jnli times the
 #        loglikelihood tasks only (default: jcommonsenseqa,jnli,jsquad); PROCESS_ENVS='A=1;B=2' runs all of
 #        that once per environment, each in a fresh process (e.g. PYTORCH_ALLOC_CONF=expandable_segments:True).
+# 13b:   issue 20's cells of llm-jp-13b's architecture (benchmarks/zero3_13b.py; CELLS13 names them,
+#        default zero3; ARGS13 adds arguments), their cell logs copied to $OUT.
+# probe13b: one GPU, llm-jp-13b's architecture as a LoRA cell (benchmarks/cell_throughput.py, profiled), with
+#        GPT-2's default dropout and with dropout 0 (the varlen kernel has no dropout), after the 13b cells.
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
 # .bench/jglue-v1.3 (a copy of ../shared/data/jglue-v1.3). Writes logs and JSON under $OUT.
 set -u -o pipefail
@@ -48,5 +52,32 @@ if [[ $want == *" eval "* ]]; then
     rc=$?
     grep -v "it/s\]$" "$OUT/eval_full$suffix.log" | tail -40
     echo "eval ($e): exit $rc in $(( $(date +%s) - t )) s"
+  done
+fi
+if [[ $want == *" 13b "* ]]; then
+  t=$(date +%s)
+  left=$(( ${BUDGET_S:-575} - (t - t0) ))
+  { which gcc g++ nvcc; free -g; df -h /tmp; } > "$OUT/host13b.txt" 2>&1
+  timeout $left python3 benchmarks/zero3_13b.py --jglue .bench/jglue-v1.3 --only "${CELLS13:-zero3}" --work /tmp/j13 \
+      --timeout $(( left - 15 )) --out "$OUT/zero3_13b.json" ${ARGS13:-} > "$OUT/zero3_13b.log" 2>&1
+  rc=$?
+  # the cells' own logs and files, as one archive (a call brings back only a few files)
+  (cd /tmp/j13 && find . -maxdepth 4 -path "*/cells/*" -type f \( -name "*.log" -o -name "*.json" \) -size -5M -print0 \
+      | tar --null -czf "$OUT/cells13.tar.gz" -T -)
+  for log in /tmp/j13/*/cells/*/cell.log; do  # why a cell failed, on the console
+    grep -q '"FAILED"' "$(dirname "$log")/status.json" 2>/dev/null || continue
+    echo "--- $log"; grep -v "it/s\]$" "$log" | grep -B2 -A2 -E "Error|error:" | tail -30
+  done
+  grep -v "it/s\]$" "$OUT/zero3_13b.log" | tail -60
+  echo "13b: exit $rc in $(( $(date +%s) - t )) s"
+fi
+if [[ $want == *" probe13b "* ]]; then
+  for drop in default 0; do
+    t=$(date +%s); left=$(( ${BUDGET_S:-575} - (t - t0) )); (( left > 60 )) || break
+    extra=""; [[ $drop == 0 ]] && extra="--extra +model.arch.attn_pdrop=0.0 +model.arch.resid_pdrop=0.0 +model.arch.embd_pdrop=0.0"
+    CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/cell_throughput.py --jglue .bench/jglue-v1.3 --model llm-jp-13b-v1.0 \
+        --configs jsweep_new_lora --profile jsweep_new_lora --micro 2 --records 2000 --warmup 2 --seconds 10 \
+        --out "$OUT/probe13b_dropout_$drop.json" $extra > "$OUT/probe13b_dropout_$drop.log" 2>&1
+    echo "probe13b dropout=$drop: exit $? in $(( $(date +%s) - t )) s"; grep -v "it/s\]$" "$OUT/probe13b_dropout_$drop.log" | tail -8
   done
 fi

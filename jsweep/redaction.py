@@ -36,7 +36,7 @@ _SECRET_KEY = re.compile(
 )
 # ... unless it names something about tokens or a place where a credential is kept.
 _NOT_SECRET = re.compile(
-    r"(_ids?|_len|_length|_count|_counts|tokens|_toks|tokenizer\w*|_accuracy|_per_second"
+    r"(_ids?|_len|_length|_count|_counts|tokens|_toks|tokenizer\w*|_accuracy|_per_second|tokens_per_\w+"
     r"|_dir|_path|_file|_style|_type|_format|_env|_var)$|^(author|authors)$"
     r"|^(pad|eos|bos|unk|sep|cls|mask)_token$",
     re.I,

@@ -15,14 +15,17 @@ def _config_args(arch: dict[str, Any]) -> dict[str, Any]:
     """Translate the preset's generic arch keys to the model type's config keys."""
     args = {k: v for k, v in arch.items() if k != "model_type"}
     if arch.get("model_type") == "gpt2":
-        args = {
-            "n_embd": args.get("hidden_size"),
-            "n_layer": args.get("num_hidden_layers"),
-            "n_head": args.get("num_attention_heads"),
-            "n_inner": args.get("intermediate_size"),
-            "n_positions": args.get("max_position_embeddings"),
-            "vocab_size": args.get("vocab_size"),
+        generic = {
+            "n_embd": "hidden_size",
+            "n_layer": "num_hidden_layers",
+            "n_head": "num_attention_heads",
+            "n_inner": "intermediate_size",
+            "n_positions": "max_position_embeddings",
+            "vocab_size": "vocab_size",
         }
+        # any other key is GPT-2's own (attn_pdrop, resid_pdrop, embd_pdrop, activation_function...)
+        own = {k: v for k, v in args.items() if k not in generic.values() and k != "num_key_value_heads"}
+        args = {name: args.get(key) for name, key in generic.items()} | own
     elif arch.get("model_type") == "gpt_neox":
         args.pop("num_key_value_heads", None)
     return {k: v for k, v in args.items() if v is not None}

@@ -38,6 +38,7 @@ NOT_SECRET_KEYS = [
     "max_new_tokens",
     "train/tokens",
     "tokens_per_second",
+    "train/tokens_per_second_per_gpu",  # a throughput metric, redacted in a real 4-GPU run's summary before
     "token_accuracy",
     "tokenizer",
     "tokenizer_name",
