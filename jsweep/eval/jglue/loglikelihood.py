@@ -281,7 +281,7 @@ def _score_batch(lm: Any, docs: Sequence[_Doc], keep_arg: bool) -> list[list[tup
     rows_t, cols_t = torch.tensor(rows, device=dev), torch.tensor(cols, device=dev)
     targets_t, owner_t = torch.tensor(targets, device=dev), torch.tensor(owner, device=dev)
     token_lp = logp[rows_t, cols_t, targets_t]
-    wrong = (logp[rows_t, cols_t].argmax(dim=-1) != targets_t).to(torch.int32)
+    wrong = (logp.argmax(dim=-1)[rows_t, cols_t] != targets_t).to(torch.int32)
     sums = torch.zeros(k, dtype=token_lp.dtype, device=dev).index_add_(0, owner_t, token_lp)
     misses = torch.zeros(k, dtype=torch.int32, device=dev).index_add_(0, owner_t, wrong)
     flat = [(float(x), int(w) == 0) for x, w in zip(sums.tolist(), misses.tolist())]
