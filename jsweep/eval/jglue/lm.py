@@ -68,7 +68,15 @@ def harness_lm(
             res: list = [None] * len(requests)
             mine = [i for i, ok in enumerate(fits) if ok]
             rest = [i for i, ok in enumerate(fits) if not ok]  # the harness truncates these on the left
-            for i, answer in zip(mine, LL.loglikelihood_shared(self, [requests[i] for i in mine], say)):
+            try:
+                shared = LL.loglikelihood_shared(self, [requests[i] for i in mine], say)
+            except (RuntimeError, TypeError, ValueError) as exc:  # e.g. a model that takes no 4D mask
+                say(
+                    f"jglue: shared-context scoring failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                    f"the harness scores the requests (eval.jglue.loglikelihood=harness skips this attempt)"
+                )
+                return self._harness_loglikelihood(requests, disable_tqdm)
+            for i, answer in zip(mine, shared):
                 res[i] = answer
                 if requests[i][0] is not None:
                     self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)

@@ -971,3 +971,21 @@ def test_shared_context_batches_are_sized_by_memory_and_back_off_on_out_of_memor
     assert max(sizes[1:]) > 3  # shorter rows (later: longest first) fit more of them in the same budget
     assert any("out of memory with 6 rows" in m for m in said)
     assert any("rows of shared context" in m for m in said)
+
+
+def test_shared_context_failure_falls_back_to_the_harness_with_a_line_in_the_log(tiny, monkeypatch, capsys):
+    from jsweep.eval.jglue import loglikelihood as LL
+    from jsweep.eval.jglue.lm import harness_lm
+
+    model, tok = tiny
+    requests = _ll_requests(tok, {"tasks": ["jnli"], "marc_ja": False}, 3)
+    want = harness_lm(model, tok, loglikelihood="harness", batch_size=8).loglikelihood(requests)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this mask\nsecond line")
+
+    monkeypatch.setattr(LL, "loglikelihood_shared", broken)
+    got = harness_lm(model, tok, loglikelihood="shared", batch_size=8).loglikelihood(requests)
+    assert got == want
+    out = capsys.readouterr().out
+    assert "shared-context scoring failed (RuntimeError: no kernel for this mask)" in out
