@@ -28,7 +28,8 @@ context once, with the arguments the harness's ``tok_encode`` would use; the tok
 
 Requests the harness would truncate on the left (longer than the model's context), models whose
 attention implementation takes no custom 4D mask (only ``sdpa`` and ``eager`` do), and seq2seq
-models go to the harness's own path. Imports torch: use at scoring time only.
+models go to the harness's own path; so does everything, with one line in the cell log, if scoring
+here fails (:mod:`jsweep.eval.jglue.lm`). Imports torch: use at scoring time only.
 """
 
 from __future__ import annotations
