@@ -21,8 +21,10 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,33 @@ class Progress:
             rate = self.done / max(now - self.t0, 1e-9)
             eta = (self.total - self.done) / rate if rate else 0
             self.say(f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, ~{eta:.0f}s left)")
+
+
+@contextmanager
+def tokenizer_threads() -> Iterator[None]:
+    """Fast tokenizers encode a batch on all cores unless ``TOKENIZERS_PARALLELISM`` is off (jsweep's GPU
+    scripts turn it off against the warning about forking after use). Within this block it is on; the
+    tokenizers library itself turns it off in a forked child once it has been used."""
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
+
+
+def encode_batch(tokenizer: Any, texts: Sequence[str], **kwargs: Any) -> list[list[int]]:
+    """``[tokenizer(t, **kwargs).input_ids for t in texts]``, in batched calls on all cores for a fast tokenizer."""
+    if not getattr(tokenizer, "is_fast", False):
+        return [list(tokenizer(t, **kwargs).input_ids) for t in texts]
+    out: list[list[int]] = []
+    with tokenizer_threads():
+        for i in range(0, len(texts), 4096):
+            out.extend(list(x) for x in tokenizer(list(texts[i : i + 4096]), **kwargs)["input_ids"])
+    return out
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -198,7 +227,7 @@ def generate(
         return []
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    ids = [list(tokenizer(r.prompt, add_special_tokens=add_special_tokens).input_ids) for r in requests]
+    ids = encode_batch(tokenizer, [r.prompt for r in requests], add_special_tokens=add_special_tokens)
     from jsweep.eval.vllm_engine import active
 
     if use_backend and (engine := active(model)) is not None:  # eval.backend=vllm: the same ids, decoded alike

@@ -131,8 +131,10 @@ def harness_lm(
             elif self.add_bos_token is not None:
                 special = {"add_special_tokens": bool(self.add_bos_token)}
             add_special = special.get("add_special_tokens", True)
-            for context, _, max_gen in plans:
-                n = len(self.tokenizer(context, add_special_tokens=add_special).input_ids)
+            from jsweep.eval.generate import encode_batch
+
+            lengths = map(len, encode_batch(self.tokenizer, [c for c, _, _ in plans], add_special_tokens=add_special))
+            for n, (_, _, max_gen) in zip(lengths, plans):
                 if n > self.max_length - max_gen:
                     return super().generate_until(requests, disable_tqdm)  # needs left truncation
             texts = generate(

@@ -35,9 +35,7 @@ here fails (:mod:`jsweep.eval.jglue.lm`). Imports torch: use at scoring time onl
 from __future__ import annotations
 
 import inspect
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 MASK_IMPLEMENTATIONS = ("sdpa", "eager")
@@ -63,26 +61,12 @@ def supported(lm: Any) -> bool:
 # --------------------------------------------------------------------------- tokenization
 
 
-@contextmanager
-def tokenizer_threads() -> Iterator[None]:
-    """Fast tokenizers encode a batch on all cores unless ``TOKENIZERS_PARALLELISM`` is off (jsweep's GPU
-    scripts turn it off against the warning about forking after use). Within this block it is on; the
-    tokenizers library itself turns it off in a forked child once it has been used."""
-    saved = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = saved
-
-
 def encode_pairs(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, str], list[int], list[int]]]:
     """``[((context, continuation), context_enc, continuation_enc)]`` exactly as the harness's
     ``TemplateLM.loglikelihood`` builds them (lm-eval 0.4.13), with the unique strings encoded in batches."""
     from lm_eval.models.utils import _add_special_kwargs, has_bos_prefix
+
+    from jsweep.eval.generate import tokenizer_threads
 
     tok = lm.tokenizer
     bos = tok.decode(lm.prefix_token_id)

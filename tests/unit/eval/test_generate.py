@@ -103,3 +103,21 @@ def test_planner_sizes_by_tokens_on_a_gpu_and_by_rows_elsewhere(tiny):
     cpu.token_budget = 1000  # what a GPU's free memory gives, in tokens
     assert cpu.rows(100) == 10 and cpu.rows(5000) == 1
     assert cpu.shrink(10) == 5 and cpu.token_budget == 500
+
+
+def test_batched_tokenization_gives_the_ids_of_one_call_per_prompt(tiny, monkeypatch):
+    """Prompts are encoded in batched calls on all cores: the ids of one call per prompt, with and without
+    special tokens; TOKENIZERS_PARALLELISM is as it was afterwards."""
+    import os
+
+    from jsweep.eval.generate import encode_batch
+
+    _, tok = tiny
+    _, requests = fixture_requests()
+    prompts = [r.prompt for r in requests] + ["", " 先頭に空白", "東京\n\n大阪 "]
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    for special in (False, True):
+        assert encode_batch(tok, prompts, add_special_tokens=special) == [
+            tok(p, add_special_tokens=special).input_ids for p in prompts
+        ]
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
