@@ -22,6 +22,7 @@ COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment"
 COSMETIC_NESTED = (("train", "logging_steps"),)
 # key -> default: left out of the payload at the default, so existing cell ids stay as they were.
 LATER_KEYS = {"eval_backend": "transformers"}  # eval.backend=vllm can change the generated tokens
+LATER_NESTED = {("train", "dropout"): None}  # train.dropout: null keeps the model's own dropout
 
 
 def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -31,6 +32,9 @@ def identity_payload(cell_dict: dict[str, Any], extra: dict[str, Any] | None = N
     payload = json.loads(json.dumps(payload, sort_keys=True, default=str))
     for section, key in COSMETIC_NESTED:
         payload.get(section, {}).pop(key, None)
+    for (section, key), default in LATER_NESTED.items():
+        if key in payload.get(section, {}) and payload[section][key] == default:
+            payload[section].pop(key)
     payload["jsweep_version"] = __version__
     if extra:
         payload["extra"] = extra
