@@ -8,6 +8,7 @@ saved model (see jsweep.job.multi).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,12 @@ def deepspeed_config(spec: Any, bf16: bool) -> dict[str, Any]:
     (the HF Trainer checks they agree with its arguments), so ZeRO-3 can partition the model
     while it is built, before the Trainer exists.
 
-    No optimizer section: the Trainer's torch AdamW is used, so no DeepSpeed op is compiled.
+    Without optimizer offload there is no optimizer section: the Trainer's torch AdamW is used, so no
+    DeepSpeed op is compiled. With it (``zero3_offload``), DeepSpeed's own AdamW is named, which ZeRO
+    runs as DeepSpeedCPUAdam: it updates the offloaded fp32 states in place. torch's AdamW on those
+    states needs temporaries as large as the states themselves: a 13B cell on 4 GPUs was killed for
+    host memory (benchmarks/README.md). Its C++ op is compiled on first use (``check_resources``
+    asks for a compiler and ninja before launch); lr, betas, eps and weight decay come from train.*.
     """
     t = spec.train
     world = processes(spec)
@@ -92,7 +98,14 @@ def deepspeed_config(spec: Any, bf16: bool) -> dict[str, Any]:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     if d.offload_param and d.zero_stage == 3:
         zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    optimizer: dict[str, Any] = {}
+    if d.offload_optimizer:
+        optimizer["optimizer"] = {
+            "type": "AdamW",
+            "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
+        }
     return {
+        **optimizer,
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": t.grad_accum,
         "train_batch_size": t.micro_batch_size * t.grad_accum * world,
@@ -104,6 +117,14 @@ def deepspeed_config(spec: Any, bf16: bool) -> dict[str, Any]:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+def tool_path() -> str:
+    """PATH as cells see it: the interpreter's own bin directory first (a virtual environment's ninja,
+    which torch's extension builder finds only on PATH), then the caller's PATH."""
+    here = os.path.dirname(sys.executable)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join([here, *[p for p in parts if p and p != here]])
 
 
 def processes(spec: Any) -> int:
@@ -145,6 +166,14 @@ def check_resources(spec: Any, gpus: list[dict[str, Any]]) -> list[str]:
             f"distributed={spec.distributed.name} needs GPUs and none are visible "
             f"(resources.cpu_processes=true runs it on CPU with gloo, for testing)"
         )
+    if spec.distributed.backend == "deepspeed" and spec.distributed.offload_optimizer:
+        missing = [tool for tool in (os.environ.get("CXX", "c++"), "ninja") if not shutil.which(tool, path=tool_path())]
+        if missing:
+            problems.append(
+                f"distributed={spec.distributed.name} updates the offloaded optimizer states with DeepSpeed's CPU Adam, "
+                f"a C++ op compiled on first use: {' and '.join(missing)} not found on PATH "
+                f"(install a C++ compiler, e.g. apt-get install g++, and pip install ninja)"
+            )
     if gpus and spec.train.precision == "bf16":
         old = [g for g in gpus[: max(1, want)] if g["compute_cap"] is not None and g["compute_cap"] < 8.0]
         if old:

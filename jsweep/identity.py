@@ -22,8 +22,9 @@ COSMETIC_TOP = ("output_root", "tracking", "launcher", "overrides", "experiment"
 COSMETIC_NESTED = (("train", "logging_steps"),)
 # key -> default: left out of the payload at the default, so existing cell ids stay as they were.
 LATER_KEYS = {"eval_backend": "transformers"}  # eval.backend=vllm can change the generated tokens
-# nested keys (path -> default), the same way: options that give the same scores as what came before them
+# nested keys (path -> default), the same way
 LATER_NESTED = {
+    ("train", "dropout"): None,  # train.dropout: null keeps the model's own dropout
     # one forward pass per shared context; the harness's loglikelihoods within float tolerance (tests/unit/eval/jglue)
     ("eval", "jglue", "loglikelihood"): "shared",
 }

@@ -86,6 +86,8 @@ def cell_params(spec_dict: dict[str, Any], axes: Iterable[str] = ()) -> dict[str
                 "lora.dropout": _get(method, "lora.dropout"),
             }
         )
+    if train.get("dropout") is not None:  # set by the user; otherwise the model's own dropout
+        params["train.dropout"] = train.get("dropout")
     if method.get("beta") is not None:
         params["dpo.beta"] = method.get("beta")
     from jsweep.registries import JUDGED_EVALUATORS

@@ -164,6 +164,7 @@ class TrainSpec:
     logging_steps: int = 1
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
+    dropout: float | None = None  # None: the model's own dropout; a number sets every dropout probability
     save_model: bool = True
     checkpoint_steps: int = 0  # resumable checkpoint every N steps; 0 = each epoch; -1 = none
     keep_checkpoints: int = 1  # how many checkpoints to keep

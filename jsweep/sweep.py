@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jsweep import __version__, cellstate
-from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, uses_bf16
+from jsweep.distributed import check_resources, deepspeed_config, gpu_facts, processes, tool_path, uses_bf16
 from jsweep.errors import JsweepError, LauncherError, PreflightError
 from jsweep.eval.run import check_eval_data as _check_eval_data
 from jsweep.eval.run import check_evaluators as _check_evaluators
@@ -303,6 +303,7 @@ def cell_env(gpus: list[int], port: int, uri: str, threads: int) -> dict[str, st
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": env.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
             "MLFLOW_HTTP_REQUEST_TIMEOUT": env.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(threads)),
+            "PATH": tool_path(),  # the environment's own tools (ninja for DeepSpeed's CPU Adam) first
         }
     )
     env.setdefault("NCCL_NVLS_ENABLE", "0")

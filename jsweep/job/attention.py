@@ -168,6 +168,20 @@ def resolve(choice: str, device: str, packing: bool) -> tuple[str, str]:
     )
 
 
+def attention_dropout(model) -> float:
+    """The largest attention dropout probability in the model (GPT-2's ``attn_dropout`` layers, a float
+    ``attention_dropout`` on attention modules): while training, above 0 the varlen kernel cannot run."""
+    import torch
+
+    found = 0.0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and "attn" in name.rsplit(".", 1)[-1]:
+            found = max(found, float(module.p))
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            found = max(found, module.attention_dropout)
+    return found
+
+
 def set_attention(model, implementation: str) -> None:
     """Switch a (possibly PEFT-wrapped) model's attention implementation."""
     if implementation == NAME:

@@ -69,7 +69,7 @@ def setup(ctx: CellContext):
         say(f"dropped records: {data.report.dropped}")
     say(f"data: {len(ctx.train)} train / {len(ctx.held_out)} held-out examples from {data.source.describe()}")
 
-    from jsweep.models.load import adapter_base, load_model, load_tokenizer, needs_saved_base, save_base
+    from jsweep.models.load import adapter_base, load_model, load_tokenizer, needs_saved_base, save_base, set_dropout
 
     if ctx.deepspeed_config and spec.distributed.zero_stage == 3:
         # ZeRO-3: build the model partitioned across ranks (zero.Init) instead of whole on each,
@@ -90,6 +90,9 @@ def setup(ctx: CellContext):
     model = load_model(spec.model, device=ctx.device, seed=spec.seed, path=saved_base or spec.method.init_from)
     if keep_base and not saved_base:
         save_base(model, ctx.model_dir / "base", rank=ctx.rank)
+    if spec.train.dropout is not None:
+        changed = set_dropout(model, spec.train.dropout)
+        say(f"dropout: {spec.train.dropout:g} in the model's config and its {changed} dropout modules (train.dropout)")
     ctx.n_params = sum(getattr(p, "ds_numel", 0) or p.numel() for p in model.parameters())
     ctx.log_metrics({"model/parameters": ctx.n_params})
     say(

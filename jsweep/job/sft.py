@@ -177,13 +177,20 @@ def step_options(ctx: CellContext, model: Any) -> dict[str, Any]:
     """The trainer's speed switches of ``train.*`` for this cell: the attention implementation set on
     the model (logged as the param ``train.attention_impl``), Liger kernels. Says once in the cell log
     when the fast path cannot run here and what runs instead."""
-    from jsweep.job.attention import resolve, set_attention
+    from jsweep.job.attention import NAME, attention_dropout, kernel_available, resolve, set_attention
 
     t = ctx.spec.train
     impl, note = resolve(t.attention, ctx.device, t.packing)
     set_attention(model, impl)
     if note:
         say(note)
+    drop = attention_dropout(model)
+    if impl == NAME and drop > 0 and kernel_available(ctx.device)[0]:
+        say(
+            f"attention dropout {drop:g} (the model's config): the varlen kernel has no dropout, so packed "
+            f"examples are attended one by one with sdpa: for llm-jp-13b's shape on an H200 about 4x slower, "
+            f"with more memory (benchmarks/README.md). train.dropout=0 turns dropout off"
+        )
     liger = liger_enabled(t.liger, ctx.device)
     if t.liger is True and not liger:
         say("liger kernels: not used (liger-kernel is not installed or this cell runs on CPU)")

@@ -119,6 +119,27 @@ def save_base(model, out: Path, *, rank: int) -> None:
         model.save_pretrained(str(out), state_dict=state)
 
 
+def set_dropout(model, p: float) -> int:
+    """``train.dropout``: every dropout probability of the model set to ``p``, in its config (attention,
+    residual, embedding, hidden...: the keys that name a dropout) and in the modules built from it
+    (``nn.Dropout`` layers, and attention modules that keep a float ``attention_dropout``). Returns
+    how many modules changed."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config
+    for key, value in list(vars(config).items()):
+        if ("dropout" in key or key.endswith("pdrop")) and isinstance(value, float):
+            setattr(config, key, float(p))
+    changed = 0
+    for module in base.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p, changed = float(p), changed + 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout, changed = float(p), changed + 1
+    return changed
+
+
 def is_adapter_dir(path: str | Path) -> bool:
     """A PEFT adapter directory (adapter_config.json) rather than a full model (config.json)."""
     p = Path(os.path.expanduser(str(path)))

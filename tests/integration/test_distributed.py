@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 from jsweep.compose import compose_spec
 from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
+from jsweep.sweep import cell_env
 from jsweep.validate import validate_cell
 from tests.support.sweeps import cli_env, run_jsweep
 
@@ -35,6 +37,35 @@ def test_deepspeed_configs_per_stage():
     off = deepspeed_config(compose_spec(["distributed=zero3_offload", "resources.gpus=1"]), bf16=True)
     assert off["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     assert off["zero_optimization"]["offload_param"]["device"] == "cpu"
+    # offloaded states are updated in place by DeepSpeed's CPU Adam (torch's AdamW would need temporaries
+    # as large as the states: a 13B cell was killed for host memory); its settings come from train.*
+    assert off["optimizer"] == {
+        "type": "AdamW",
+        "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
+    }
+
+
+def test_offload_needs_a_compiler_and_ninja_before_launch(tmp_path, monkeypatch):
+    spec = compose_spec(["distributed=zero3_offload", "resources.gpus=1", "resources.cpu_processes=true"])
+    gpus = [{"index": 0, "name": "NVIDIA H200", "compute_cap": 9.0, "memory": "143771 MiB"}]
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither tool anywhere but, maybe, beside the interpreter
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    problems = check_resources(spec, gpus)
+    assert len(problems) == 1, problems
+    assert "distributed=zero3_offload" in problems[0] and "no-such-compiler-xyz" in problems[0]
+    monkeypatch.delenv("CXX")
+    (tmp_path / "c++").write_text("#!/bin/sh\n")
+    (tmp_path / "ninja").write_text("#!/bin/sh\n")
+    for tool in ("c++", "ninja"):
+        (tmp_path / tool).chmod(0o755)
+    assert check_resources(spec, gpus) == []
+    assert check_resources(compose_spec(["distributed=zero3", "resources.gpus=1"]), gpus) == []
+
+
+def test_cells_find_the_environments_own_tools_first(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = cell_env([0], 29500, "sqlite:///x.db", 2)
+    assert env["PATH"].split(os.pathsep) == [os.path.dirname(sys.executable), "/usr/bin", "/bin"]
 
 
 def test_processes_and_launch_command():

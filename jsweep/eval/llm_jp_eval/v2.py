@@ -1,11 +1,11 @@
 """llm-jp-eval v2: the parts of its protocol that could be checked against its own code and output.
 
 Status (details and sources in docs/llm_jp_eval.md, "llm-jp-eval v2"): ``eval.llm_jp_eval.version``
-still accepts only ``1.4.1``. llm-jp-eval v2.1.5's source could not be obtained; its metric
-definitions beyond what a few real records show, its default category table, its ``*_ool`` rule and
-the few-shot choice per task are unknown, so no v2 score is offered: a score that claims to be
-v2.1.5 without that check would be an invented protocol. ``check_version`` gives the one-line
-refusal.
+still accepts only ``1.4.1``. llm-jp-eval v2.1.5's source (tag commit ``TAG_COMMIT``) could not be
+obtained; its metric definitions beyond what a few real records show, its default category table
+(``eval_configs/all_datasets.yaml``), its ``*_ool`` rule and the few-shot choice per task are
+unknown, so no v2 score is offered: a score that claims to be v2.1.5 without that check would be an
+invented protocol. ``check_version`` gives the one-line refusal, naming each unchecked piece.
 
 What this module does implement, each piece checked (tests/unit/eval/llm_jp_eval/test_fidelity_v2.py) against expected
 values the reference produced, never jsweep:
@@ -152,13 +152,25 @@ def category_scores(scores: dict[str, float], categories: dict[str, dict]) -> di
     return out
 
 
+# The commit llm-jp/llm-jp-eval's v2.1.5 tag points to (llm-jp/scripts @ 820f1d01,
+# evaluation/installers/llm-jp-eval-v2.1.5/scripts/environment.sh); its source could not be fetched.
+TAG_COMMIT = "5067fe7bcd33797643835573505d5ec06858ea34"
+
+# What a v2.1.5 score needs and no reference available here determines (docs/llm_jp_eval.md).
+UNVERIFIED = (
+    "its task-level metrics (beyond per-sample exact and char_f1)",
+    "its *_ool rule",
+    "its default category table (eval_configs/all_datasets.yaml)",
+)
+
+
 def check_version(version: str) -> list[str]:
     """The refusal for a v2 version: one line saying why it cannot be selected yet."""
     if str(version).startswith("2"):
         reason = (
-            f"eval.llm_jp_eval.version {version} is not available: llm-jp-eval v2's metrics and categories "
-            "could not be checked against its own code, so jsweep offers only 1.4.1 "
-            "(docs/llm_jp_eval.md, 'llm-jp-eval v2')"
+            f"eval.llm_jp_eval.version {version} is not available: llm-jp-eval v2.1.5's own code "
+            f"(tag commit {TAG_COMMIT[:8]}) could not be obtained, so {', '.join(UNVERIFIED[:-1])} and {UNVERIFIED[-1]} "
+            "are unchecked; jsweep offers only 1.4.1 (docs/llm_jp_eval.md, 'llm-jp-eval v2')"
         )
         return [reason]
     return []

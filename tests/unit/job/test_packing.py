@@ -162,10 +162,13 @@ def test_attention_choice():
 
 
 def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_for):
-    proc = run_jsweep(["eval=[]", "train.max_steps=2", "train.save_model=false", "output_root=out"], tmp_path)
+    proc = run_jsweep(
+        ["eval=[]", "train.max_steps=2", "train.save_model=false", "train.dropout=0", "output_root=out"], tmp_path
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = next((tmp_path / "out" / "cells").glob("*/cell.log")).read_text()
     assert log.count("attention: the varlen kernel") == 1, log
+    assert log.count("dropout: 0 in the model's config and its ") == 1, log  # train.dropout reached the model
     client = mlflow_client_for(tmp_path)
     runs = client.search_runs(
         [client.get_experiment_by_name("jsweep").experiment_id], filter_string="tags.jsweep.cell_id != ''"
@@ -173,6 +176,7 @@ def test_a_packed_cell_logs_its_attention_and_padding(tmp_path, mlflow_client_fo
     run = runs[0]
     assert run.data.params["train.attention_impl"] == "sdpa"
     assert run.data.params["train.packing"] == "True" and run.data.params["train.attention"] == "auto"
+    assert float(run.data.params["train.dropout"]) == 0.0
     assert run.data.metrics["train/padding_fraction"] == 0.0
 
 

@@ -58,6 +58,8 @@ def test_the_cell_id_follows_the_model_revision_and_every_result_changing_key():
         "data_seed=1": _ids(_spec("data_seed=1"))[0],
         "train.max_steps=3": _ids(_spec("train.max_steps=3"))[0],
         "prompt.format=llmjp": _ids(_spec("prompt.format=llmjp"))[0],
+        "train.dropout=0": _ids(_spec("train.dropout=0"))[0],
+        "train.dropout=0.1": _ids(_spec("train.dropout=0.1"))[0],
     }
     assert base not in changed.values() and len(set(changed.values())) == len(changed), changed
 
@@ -138,3 +140,15 @@ def test_cell_id_prefixes_reach_the_launcher_as_text():
 
     spec = compose_spec(list_settings(["launcher.rerun=0123"]))
     assert list(spec.launcher.rerun) == ["0123"]
+
+
+def test_a_key_added_later_counts_only_away_from_its_default():
+    """train.dropout arrived after cells existed: at its default (null, the model's own dropout) it is left
+    out of the payload, so every earlier cell keeps its id; set, it counts (see the test above)."""
+    from jsweep.identity import cell_id, identity_payload
+
+    before = {"lr": 1e-4, "train": {"max_steps": 2}}
+    after = {"lr": 1e-4, "train": {"max_steps": 2, "dropout": None}}
+    assert identity_payload(after)["train"] == {"max_steps": 2}
+    assert cell_id(after) == cell_id(before)
+    assert cell_id({"lr": 1e-4, "train": {"max_steps": 2, "dropout": 0.0}}) != cell_id(before)

@@ -44,3 +44,34 @@ def test_gpt2_own_keys_in_arch_reach_the_config():
     )
     c = load_model(spec, device="cpu").config
     assert (c.attn_pdrop, c.resid_pdrop, c.embd_pdrop, c.activation_function) == (0.0, 0.05, 0.1, "gelu")
+
+
+def test_train_dropout_sets_every_dropout_of_a_gpt2_model():
+    import torch
+
+    from jsweep.job.attention import attention_dropout
+    from jsweep.models.load import set_dropout
+
+    model = load_model(small_gpt2(), device="cpu")
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert attention_dropout(model) == 0.1 and {m.p for m in layers} == {0.1}
+    # embedding, and per block: attention weights, attention output, MLP output
+    assert set_dropout(model, 0.0) == len(layers) == 1 + 3 * 2
+    assert {m.p for m in layers} == {0.0} and attention_dropout(model) == 0.0
+    c = model.config
+    assert (c.attn_pdrop, c.resid_pdrop, c.embd_pdrop) == (0.0, 0.0, 0.0)
+    assert c.layer_norm_epsilon == 1e-5  # a float that is not a dropout is left alone
+
+
+def test_train_dropout_reaches_attention_modules_that_keep_a_float(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from jsweep.job.attention import attention_dropout
+    from jsweep.models.load import set_dropout
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))  # the builtin tiny model (llama)
+    attention = [m for m in model.modules() if isinstance(getattr(m, "attention_dropout", None), float)]
+    assert attention, "the tiny llama keeps its attention dropout as a float on each attention module"
+    set_dropout(model, 0.25)
+    assert {m.attention_dropout for m in attention} == {0.25} and attention_dropout(model) == 0.25
+    assert model.config.attention_dropout == 0.25

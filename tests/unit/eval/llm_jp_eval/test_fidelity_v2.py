@@ -122,4 +122,19 @@ def test_categories_and_avg_equal_real_v2_1_5_runs():
 def test_v2_version_is_refused_with_one_line_reason():
     problems = L.check({"version": "2.1.5"})
     assert len(problems) == 1 and "2.1.5 is not available" in problems[0] and "docs/llm_jp_eval.md" in problems[0]
+    # one line naming the v2.1.5 tag's commit and each piece that could not be checked
+    assert "\n" not in problems[0] and V2.TAG_COMMIT[:8] in problems[0]
+    for piece in ("task-level metrics", "*_ool rule", "default category table (eval_configs/all_datasets.yaml)"):
+        assert piece in problems[0], piece
     assert L.check({"version": "9.9"}) == ["eval.llm_jp_eval.version must be one of 1.4.1, got '9.9'"]
+
+
+def test_the_v2_refusal_reaches_pre_flight_from_the_override_a_user_types():
+    from jsweep.compose import compose_spec
+    from jsweep.eval.run import check_evaluators
+
+    for override in ("eval.llm_jp_eval.version=2.1.5", "eval.llm_jp_eval.version=2.1"):
+        problems = check_evaluators(compose_spec(["eval=[llm_jp_eval]", override]))
+        assert len(problems) == 1 and problems[0].startswith("eval.llm_jp_eval: "), problems
+        assert "is not available" in problems[0] and V2.TAG_COMMIT[:8] in problems[0]
+    assert check_evaluators(compose_spec(["eval=[llm_jp_eval]", "eval.llm_jp_eval.version=1.4.1"])) == []
