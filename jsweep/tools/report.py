@@ -34,6 +34,7 @@ from jsweep.errors import JsweepError
 from jsweep.eval.declaration import declarations, headlines
 from jsweep.eval.declaration import interval as declared_interval
 from jsweep.eval.declaration import lower_is_better as declared_lower_is_better
+from jsweep.eval.declaration import paired_interval as declared_paired_interval
 from jsweep.eval.declaration import shared_prefixes as declared_shared_prefixes
 
 # Scores tried in order when --metric is not given: the first comparable one on which the cells differ.
@@ -103,6 +104,7 @@ class CellResult:
     cell_dir: Path | None = None
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% interval per score (samples)
     interval_basis: dict[str, str] = field(default_factory=dict)  # how each was made (the evaluator says)
+    resamples: int = BOOTSTRAP  # bootstrap resamples behind its intervals (and paired differences)
 
     def value(self, axis: str) -> str:
         """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
@@ -247,6 +249,7 @@ def mean_interval(xs: list[float]) -> tuple[float, float, float]:
 
 def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTRAP) -> None:
     for c in cells:
+        c.resamples = resamples
         if metric not in c.metrics:
             continue
         found = declared_interval(c, metric, resamples)  # as the metric's evaluator declares it
@@ -298,8 +301,21 @@ def ranked_conditions(conds: list[Condition], metric: str) -> list[Condition]:
     return sorted(conds, key=lambda c: (math.isnan(c.mean), sign * (0.0 if math.isnan(c.mean) else c.mean)))
 
 
+def paired_difference(a: Condition, b: Condition, metric: str) -> tuple[float, float] | None:
+    """95% interval of ``a - b`` from a paired bootstrap over the evaluation items both were scored on,
+    where each condition is one cell and its evaluator declares one (e.g. heldout); else None."""
+    if a.n != 1 or b.n != 1:
+        return None
+    ca, cb = a.cells[0], b.cells[0]
+    if metric not in ca.metrics or metric not in cb.metrics:
+        return None
+    return declared_paired_interval(ca, cb, metric, min(ca.resamples, cb.resamples))
+
+
 def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
-    """The best condition when its interval clears the runner-up's; else None and why not."""
+    """The best condition when it is resolved from the runner-up: the paired interval of their difference
+    excludes 0 (both scored on the same items: :func:`paired_difference`), else its own interval clears
+    the runner-up's; None and why not otherwise."""
     scored = [c for c in ranked_conditions(conds, metric) if not math.isnan(c.mean)]
     if len(scored) < 2:
         return None, "one condition: nothing to compare"
@@ -308,6 +324,12 @@ def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
         return None, f"{best.mean:.4g} ties with the next"
     if best.basis == "none" or second.basis == "none":
         return None, "no interval for these scores (add replicates: seed=0,1,2)"
+    paired = paired_difference(best, second, metric)
+    if paired is not None:
+        low, high = paired
+        gap = f"{best.mean - second.mean:+.4f} [{low:+.4f}, {high:+.4f}] against the runner-up, paired over the same items"
+        clear = high < 0 if lower_is_better(metric) else low > 0
+        return (best, f"{gap}: excludes 0") if clear else (None, f"{gap}: includes 0")
     clear = best.high < second.low if lower_is_better(metric) else best.low > second.high
     if not clear:
         return None, "the intervals of the two best overlap"
@@ -399,6 +421,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _gap(cond: Condition, top: Condition | None, ci: tuple[float, float] | None) -> str:
+    if top is None or cond is top or math.isnan(cond.mean) or math.isnan(top.mean):
+        return "-"
+    if ci is None:
+        return f"{cond.mean - top.mean:+.4f}"
+    mark = "*" if ci[0] > 0 or ci[1] < 0 else ""
+    return f"{cond.mean - top.mean:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]{mark}"
+
+
 def _ci(low: float, high: float) -> str:
     return "-" if math.isnan(low) or low == high else f"[{_fmt(low)}, {_fmt(high)}]"
 
@@ -452,6 +483,9 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
         ]
     rows = []
     order = ranked_conditions(conds, metric) if fair else sorted(conds, key=lambda c: min(x.index for x in c.cells))
+    top = order[0] if fair and order else None
+    gaps = {id(c): paired_difference(c, top, metric) for c in order[1:]} if top is not None else {}
+    paired = any(v is not None for v in gaps.values())
     for rank, cond in enumerate(order, 1):
         first = cond.cells[0]
         status = ",".join(sorted({c.status for c in cond.cells}))
@@ -472,6 +506,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
                 status,
                 score,
                 _ci(cond.low, cond.high),
+                *([_gap(cond, top, gaps.get(id(cond)))] if paired else []),
                 *(
                     _fmt(
                         sum(c.metrics[k] for c in cond.cells if k in c.metrics)
@@ -484,7 +519,18 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
             ]
         )
     lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
-    lines += [*_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows), ""]
+    gap_col = ["vs #1 (paired 95%)"] if paired else []
+    lines += [
+        *_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *gap_col, *side], rows),
+        "",
+    ]
+    if paired:
+        lines += [
+            "`vs #1`: the difference from the first condition with its 95% interval from a paired bootstrap "
+            "(the same evaluation items resampled for both cells, so the items' own difficulty, shared by every "
+            "cell, cancels out); a difference whose interval excludes 0 is resolved (marked *).",
+            "",
+        ]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
         lines += [
