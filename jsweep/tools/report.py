@@ -679,19 +679,29 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     fair = comparable(metric, axes)
     conds = [c for c in conditions(cells, metric, axes) if not math.isnan(c.mean)] if fair else []
     best, why = winner(conditions(cells, metric, axes), metric) if fair else (None, "")
-    title = f"{metric}: " + (f"best {' '.join(best.where)}" if best else f"no clear winner ({why})")
+    title = (
+        f"{metric}: " + (f"best {' '.join(best.where)}" if best else "no clear winner") + (f"\n({why})" if why else "")
+    )
 
+    note = None
     if len(grid) == 2 and conds:  # the classic grid: a heat map of axis 1 x axis 2
         rows = list(dict.fromkeys(c.value(grid[0]) for c in cells))
         cols = list(dict.fromkeys(c.value(grid[1]) for c in cells))
         values = [[math.nan] * len(cols) for _ in rows]
         text = [[""] * len(cols) for _ in rows]
+        top = ranked_conditions(conds, metric)[0]
+        paired = False
         for cond in conds:
             i, j = rows.index(cond.where[0]), cols.index(cond.where[1])
             values[i][j] = cond.mean
             half = (cond.high - cond.low) / 2 if cond.basis != "none" else None
-            text[i][j] = f"{cond.mean:.4g}" + (f"\n±{half:.2g}" if half else "") + ("\nbest" if cond is best else "")
-        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.4 + 0.7 * len(rows)))
+            text[i][j] = f"{cond.mean:.4g}" + (f"\n±{half:.2g}" if half else "")
+            gap = paired_difference(cond, top, metric) if cond is not top else None
+            if gap is not None:  # the difference from the top cell, * where its paired interval excludes 0
+                paired = True
+                text[i][j] += f"\nΔ {cond.mean - top.mean:+.2g}" + ("*" if gap[0] > 0 or gap[1] < 0 else "")
+            text[i][j] += "\nbest" if cond is best else ""
+        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.6 + 0.8 * len(rows)))
         im = ax.imshow(values, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
         ax.set_yticks(range(len(rows)), rows)
@@ -711,6 +721,15 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
                         fontweight="bold" if "best" in text[i][j] else "normal",
                     )
         fig.colorbar(im, ax=ax, label=metric)
+        if paired:
+            note = fig.text(
+                0.01,
+                0.01,
+                "±: the cell's own 95% interval. Δ: difference from the top cell; * = resolved\n"
+                "(its 95% paired-bootstrap interval over the same items excludes 0)",
+                fontsize=6,
+                va="bottom",
+            )
     elif conds:
         order = ranked_conditions(conds, metric)
         labels = [" ".join(c.where) or c.cells[0].label for c in order][::-1]
@@ -720,8 +739,10 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         ax.barh(labels, means, xerr=err, color="tab:blue", ecolor="black", capsize=3)
         ax.set_xlabel(metric + (" (lower is better)" if lower_is_better(metric) else "") + ", 95% interval")
     if conds:
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 60, break_long_words=False, replace_whitespace=False)), fontsize=8)
+        fig.tight_layout(rect=(0, 0.07 if note else 0, 1, 1))
         fig.savefig(out / "scores.png", dpi=110)
         plt.close(fig)
         written.append("scores.png")
