@@ -695,11 +695,11 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
             i, j = rows.index(cond.where[0]), cols.index(cond.where[1])
             values[i][j] = cond.mean
             half = (cond.high - cond.low) / 2 if cond.basis != "none" else None
-            text[i][j] = f"{cond.mean:.4g}" + (f"\n±{half:.2g}" if half else "")
+            text[i][j] = _fmt(cond.mean) + (f"\n±{half:.2g}" if half else "")
             gap = paired_difference(cond, top, metric) if cond is not top else None
             if gap is not None:  # the difference from the top cell, * where its paired interval excludes 0
                 paired = True
-                text[i][j] += f"\nΔ {cond.mean - top.mean:+.2g}" + ("*" if gap[0] > 0 or gap[1] < 0 else "")
+                text[i][j] += f"\nΔ {cond.mean - top.mean:+.4f}" + ("*" if gap[0] > 0 or gap[1] < 0 else "")
             text[i][j] += "\nbest" if cond is best else ""
         fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.6 + 0.8 * len(rows)))
         im = ax.imshow(values, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
