@@ -76,6 +76,11 @@ class Declaration:
                     (bootstrap over its samples, a standard error...); ``cell`` has ``cell_dir`` and ``metrics``
                     (a jsweep.tools.report.CellResult)
     interval_basis  how that interval is made, for the report
+    paired          ``(cell_a, cell_b, metric, resamples) -> (low, high) | None``: 95% interval of the DIFFERENCE
+                    score(a) - score(b), resampling the same evaluation items for both cells (a paired
+                    bootstrap); None where the cells were not scored on the same items. Two cells scored on one
+                    shared set differ far less in noise than their own intervals suggest (most of an interval is
+                    which items are hard, common to both), so the report tests a winner with this where it exists
     task_metrics    ``(metric names) -> [names]``: its per-task scores for the report's task table
     judge           ``(cell_dir, judge_options, *, log_metrics, tracker, say) -> metrics``: judge a finished cell's saved
                     answers (``jsweep judge``, and after a sweep); for ``judged`` evaluators. A re-judged cell logs
@@ -101,6 +106,7 @@ class Declaration:
     contamination_always: bool = False
     interval: str | None = None
     interval_basis: str = ""
+    paired: str | None = None
     task_metrics: str | None = None
     judge: str | None = None
     report_section: str | None = None
@@ -201,3 +207,13 @@ def interval(cell: Any, metric: str, resamples: int) -> tuple[Declaration, tuple
         return None
     ci = fn(cell, metric, resamples)
     return (d, ci) if ci is not None else None
+
+
+def paired_interval(a: Any, b: Any, metric: str, resamples: int) -> tuple[float, float] | None:
+    """The owning evaluator's 95% paired interval of ``score(a) - score(b)`` (same items resampled for
+    both cells), or None where it declares none or the cells were not scored on the same items."""
+    d = owner(metric)
+    fn = d.hook("paired") if d else None
+    if d is None or fn is None or resamples <= 0:
+        return None
+    return fn(a, b, metric, resamples)

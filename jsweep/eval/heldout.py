@@ -9,7 +9,9 @@ training: EOS closes the reply, the loss is on the reply tokens only).
 - ``heldout/perplexity``: exp of that;
 - ``heldout/samples``, ``heldout/tokens``;
 - ``predictions/heldout.jsonl``: per-record NLL and token count, which ``jsweep report`` resamples
-  for the score's 95% interval.
+  for the score's 95% interval, and, for two cells, for the 95% interval of their difference
+  (a paired bootstrap: the same records resampled for both, so the items' own difficulty, common to
+  every cell, cancels out).
 
 Data: ``path`` (a file or directory in the format of ``loader``, any instruction loader: dolly,
 ichikara, alpaca, jaster, generic with ``field_map``...), else the shipped fixture
@@ -58,6 +60,7 @@ EVALUATOR = Declaration(
     ),
     interval="jsweep.eval.heldout:bootstrap_interval",
     interval_basis="bootstrap over samples",
+    paired="jsweep.eval.heldout:paired_interval",
 )
 
 
@@ -159,6 +162,20 @@ class HeldOut:
         }
 
 
+def _rows(cell: Any) -> list[dict[str, Any]] | None:
+    if cell.cell_dir is None:
+        return None
+    path = cell.cell_dir / "predictions" / "heldout.jsonl"
+    if not path.exists():
+        return None
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]
+
+
 def bootstrap_interval(
     cell: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
 ) -> tuple[float, float] | None:
@@ -166,13 +183,10 @@ def bootstrap_interval(
     (predictions/heldout.jsonl: per-record NLL and reply tokens)."""
     import random
 
-    if metric != "heldout/loss" or cell.cell_dir is None or resamples <= 0:
+    if metric != "heldout/loss" or resamples <= 0:
         return None
-    path = cell.cell_dir / "predictions" / "heldout.jsonl"
-    if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(rows) < 2:
+    rows = _rows(cell)
+    if rows is None or len(rows) < 2:
         return None
     rng = random.Random(seed)
     values = []
@@ -181,5 +195,29 @@ def bootstrap_interval(
         tokens = sum(r["tokens"] for r in picked)
         if tokens:
             values.append(sum(r["nll"] for r in picked) / tokens)
-    values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[math.ceil(0.975 * (len(values) - 1))]
+    return _percentiles(values) if values else None
+
+
+def paired_interval(
+    a: Any, b: Any, metric: str = "heldout/loss", resamples: int = 200, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% percentile interval of ``heldout/loss(a) - heldout/loss(b)``, resampling the SAME held-out
+    records for both cells (a paired bootstrap). None unless both cells scored the same records with the
+    same reply tokens (one held-out set, one tokenizer and prompt format)."""
+    import random
+
+    if metric != "heldout/loss" or resamples <= 0:
+        return None
+    ra, rb = _rows(a), _rows(b)
+    if not ra or not rb or len(ra) < 2:
+        return None
+    if [(r["id"], r["tokens"]) for r in ra] != [(r["id"], r["tokens"]) for r in rb]:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        picked = [rng.randrange(len(ra)) for _ in ra]
+        tokens = sum(ra[i]["tokens"] for i in picked)
+        if tokens:
+            values.append((sum(ra[i]["nll"] for i in picked) - sum(rb[i]["nll"] for i in picked)) / tokens)
+    return _percentiles(values) if values else None

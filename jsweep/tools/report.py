@@ -34,6 +34,7 @@ from jsweep.errors import JsweepError
 from jsweep.eval.declaration import declarations, headlines
 from jsweep.eval.declaration import interval as declared_interval
 from jsweep.eval.declaration import lower_is_better as declared_lower_is_better
+from jsweep.eval.declaration import paired_interval as declared_paired_interval
 from jsweep.eval.declaration import shared_prefixes as declared_shared_prefixes
 
 # Scores tried in order when --metric is not given: the first comparable one on which the cells differ.
@@ -103,6 +104,7 @@ class CellResult:
     cell_dir: Path | None = None
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% interval per score (samples)
     interval_basis: dict[str, str] = field(default_factory=dict)  # how each was made (the evaluator says)
+    resamples: int = BOOTSTRAP  # bootstrap resamples behind its intervals (and paired differences)
 
     def value(self, axis: str) -> str:
         """This cell's value of a grid axis; "(default)" where its overrides do not set it."""
@@ -247,6 +249,7 @@ def mean_interval(xs: list[float]) -> tuple[float, float, float]:
 
 def add_intervals(cells: list[CellResult], metric: str, resamples: int = BOOTSTRAP) -> None:
     for c in cells:
+        c.resamples = resamples
         if metric not in c.metrics:
             continue
         found = declared_interval(c, metric, resamples)  # as the metric's evaluator declares it
@@ -298,8 +301,21 @@ def ranked_conditions(conds: list[Condition], metric: str) -> list[Condition]:
     return sorted(conds, key=lambda c: (math.isnan(c.mean), sign * (0.0 if math.isnan(c.mean) else c.mean)))
 
 
+def paired_difference(a: Condition, b: Condition, metric: str) -> tuple[float, float] | None:
+    """95% interval of ``a - b`` from a paired bootstrap over the evaluation items both were scored on,
+    where each condition is one cell and its evaluator declares one (e.g. heldout); else None."""
+    if a.n != 1 or b.n != 1:
+        return None
+    ca, cb = a.cells[0], b.cells[0]
+    if metric not in ca.metrics or metric not in cb.metrics:
+        return None
+    return declared_paired_interval(ca, cb, metric, min(ca.resamples, cb.resamples))
+
+
 def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
-    """The best condition when its interval clears the runner-up's; else None and why not."""
+    """The best condition when it is resolved from the runner-up: the paired interval of their difference
+    excludes 0 (both scored on the same items: :func:`paired_difference`), else its own interval clears
+    the runner-up's; None and why not otherwise."""
     scored = [c for c in ranked_conditions(conds, metric) if not math.isnan(c.mean)]
     if len(scored) < 2:
         return None, "one condition: nothing to compare"
@@ -308,6 +324,12 @@ def winner(conds: list[Condition], metric: str) -> tuple[Condition | None, str]:
         return None, f"{best.mean:.4g} ties with the next"
     if best.basis == "none" or second.basis == "none":
         return None, "no interval for these scores (add replicates: seed=0,1,2)"
+    paired = paired_difference(best, second, metric)
+    if paired is not None:
+        low, high = paired
+        gap = f"{best.mean - second.mean:+.4f} [{low:+.4f}, {high:+.4f}] against the runner-up, paired over the same items"
+        clear = high < 0 if lower_is_better(metric) else low > 0
+        return (best, f"{gap}: excludes 0") if clear else (None, f"{gap}: includes 0")
     clear = best.high < second.low if lower_is_better(metric) else best.low > second.high
     if not clear:
         return None, "the intervals of the two best overlap"
@@ -399,6 +421,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _gap(cond: Condition, top: Condition | None, ci: tuple[float, float] | None) -> str:
+    if top is None or cond is top or math.isnan(cond.mean) or math.isnan(top.mean):
+        return "-"
+    if ci is None:
+        return f"{cond.mean - top.mean:+.4f}"
+    mark = "*" if ci[0] > 0 or ci[1] < 0 else ""
+    return f"{cond.mean - top.mean:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]{mark}"
+
+
 def _ci(low: float, high: float) -> str:
     return "-" if math.isnan(low) or low == high else f"[{_fmt(low)}, {_fmt(high)}]"
 
@@ -452,6 +483,9 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
         ]
     rows = []
     order = ranked_conditions(conds, metric) if fair else sorted(conds, key=lambda c: min(x.index for x in c.cells))
+    top = order[0] if fair and order else None
+    gaps = {id(c): paired_difference(c, top, metric) for c in order[1:]} if top is not None else {}
+    paired = any(v is not None for v in gaps.values())
     for rank, cond in enumerate(order, 1):
         first = cond.cells[0]
         status = ",".join(sorted({c.status for c in cond.cells}))
@@ -472,6 +506,7 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
                 status,
                 score,
                 _ci(cond.low, cond.high),
+                *([_gap(cond, top, gaps.get(id(cond)))] if paired else []),
                 *(
                     _fmt(
                         sum(c.metrics[k] for c in cond.cells if k in c.metrics)
@@ -484,7 +519,18 @@ def markdown(sweep_dir: Path, cells: list[CellResult], metric: str, axes: list[s
             ]
         )
     lines += ["## Conditions, best first" if fair else "## Cells (not ranked)", ""]
-    lines += [*_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *side], rows), ""]
+    gap_col = ["vs #1 (paired 95%)"] if paired else []
+    lines += [
+        *_md_table(["#", "cell", *names, "replicates", "status", f"{metric}", "95% interval", *gap_col, *side], rows),
+        "",
+    ]
+    if paired:
+        lines += [
+            "`vs #1`: the difference from the first condition with its 95% interval from a paired bootstrap "
+            "(the same evaluation items resampled for both cells, so the items' own difficulty, shared by every "
+            "cell, cancels out); a difference whose interval excludes 0 is resolved (marked *).",
+            "",
+        ]
     bad = [c for c in cells if metric in c.diverged]
     if bad:
         lines += [
@@ -633,19 +679,29 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
     fair = comparable(metric, axes)
     conds = [c for c in conditions(cells, metric, axes) if not math.isnan(c.mean)] if fair else []
     best, why = winner(conditions(cells, metric, axes), metric) if fair else (None, "")
-    title = f"{metric}: " + (f"best {' '.join(best.where)}" if best else f"no clear winner ({why})")
+    title = (
+        f"{metric}: " + (f"best {' '.join(best.where)}" if best else "no clear winner") + (f"\n({why})" if why else "")
+    )
 
+    note = None
     if len(grid) == 2 and conds:  # the classic grid: a heat map of axis 1 x axis 2
         rows = list(dict.fromkeys(c.value(grid[0]) for c in cells))
         cols = list(dict.fromkeys(c.value(grid[1]) for c in cells))
         values = [[math.nan] * len(cols) for _ in rows]
         text = [[""] * len(cols) for _ in rows]
+        top = ranked_conditions(conds, metric)[0]
+        paired = False
         for cond in conds:
             i, j = rows.index(cond.where[0]), cols.index(cond.where[1])
             values[i][j] = cond.mean
             half = (cond.high - cond.low) / 2 if cond.basis != "none" else None
-            text[i][j] = f"{cond.mean:.4g}" + (f"\n±{half:.2g}" if half else "") + ("\nbest" if cond is best else "")
-        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.4 + 0.7 * len(rows)))
+            text[i][j] = _fmt(cond.mean) + (f"\n±{half:.2g}" if half else "")
+            gap = paired_difference(cond, top, metric) if cond is not top else None
+            if gap is not None:  # the difference from the top cell, * where its paired interval excludes 0
+                paired = True
+                text[i][j] += f"\nΔ {cond.mean - top.mean:+.4f}" + ("*" if gap[0] > 0 or gap[1] < 0 else "")
+            text[i][j] += "\nbest" if cond is best else ""
+        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.6 + 0.8 * len(rows)))
         im = ax.imshow(values, cmap="viridis_r" if lower_is_better(metric) else "viridis", aspect="auto")
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
         ax.set_yticks(range(len(rows)), rows)
@@ -665,6 +721,15 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
                         fontweight="bold" if "best" in text[i][j] else "normal",
                     )
         fig.colorbar(im, ax=ax, label=metric)
+        if paired:
+            note = fig.text(
+                0.01,
+                0.01,
+                "±: the cell's own 95% interval. Δ: difference from the top cell; * = resolved\n"
+                "(its 95% paired-bootstrap interval over the same items excludes 0)",
+                fontsize=6,
+                va="bottom",
+            )
     elif conds:
         order = ranked_conditions(conds, metric)
         labels = [" ".join(c.where) or c.cells[0].label for c in order][::-1]
@@ -674,8 +739,10 @@ def plot(out: Path, cells: list[CellResult], metric: str, axes: list[str]) -> li
         ax.barh(labels, means, xerr=err, color="tab:blue", ecolor="black", capsize=3)
         ax.set_xlabel(metric + (" (lower is better)" if lower_is_better(metric) else "") + ", 95% interval")
     if conds:
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 60, break_long_words=False, replace_whitespace=False)), fontsize=8)
+        fig.tight_layout(rect=(0, 0.07 if note else 0, 1, 1))
         fig.savefig(out / "scores.png", dpi=110)
         plt.close(fig)
         written.append("scores.png")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,33 @@ def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
     proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 cell(s) planned" in proc.stdout  # not 4: launcher.gpus did not multiply the grid
+
+
+def test_the_lr_effect_on_the_shared_heldout_set_is_resolved_against_its_paired_noise(sweep, tmp_path):
+    """The reduced mission grid on the embedded default: at each dataset, lr=1e-4 lowers heldout/loss by
+    more than the paired bootstrap's noise (the same held-out records resampled for both cells), although
+    each cell's own interval (which mostly measures how hard the records are) is far wider than the gap."""
+    from jsweep.eval.heldout import paired_interval
+    from jsweep.tools.report import load_sweep, write_report
+
+    tmp, _ = sweep
+    sweep_dir = next((tmp / "outputs" / "sweeps").glob("*/summary.json")).parent
+    sweep_dir = Path(shutil.copytree(sweep_dir, tmp_path / sweep_dir.name))  # the sweep's own report stays as written
+    cells = {(c.value("dataset"), c.value("lr")): c for c in load_sweep(sweep_dir)}
+    assert len(cells) == 4
+    for dataset in ("dolly", "oasst"):
+        fast, slow = cells[(dataset, "0.0001")], cells[(dataset, "1e-05")]
+        gap = fast.metrics["heldout/loss"] - slow.metrics["heldout/loss"]
+        low, high = paired_interval(fast, slow)
+        assert low <= gap <= high < 0, (dataset, gap, low, high)  # lr=1e-4 is better, and resolved
+    out, text = write_report(sweep_dir, metric="heldout/loss", with_plots=False)
+    conds = json.loads((out / "conditions.json").read_text())["conditions"]
+    first, second = conds[0], conds[1]
+    assert first["where"]["lr"] == "0.0001" and first["high"] > second["low"], conds  # own intervals overlap
+    lines = text.splitlines()
+    assert "vs #1 (paired 95%)" in text
+    slow_rows = [l for l in lines if re.match(r"\| \d+ \| ", l) and "| 1e-05 |" in l]  # the conditions table
+    assert len(slow_rows) == 2 and all("]*" in l for l in slow_rows), slow_rows  # both resolved against #1
 
 
 def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_client_for):

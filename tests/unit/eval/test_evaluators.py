@@ -27,7 +27,7 @@ def test_every_registered_evaluator_declares_its_headlines_and_their_direction()
             assert isinstance(h, Headline) and isinstance(h.higher_is_better, bool), h
             assert h.metric.startswith(f"{name}/"), h
             assert lower_is_better(h.metric) is (not h.higher_is_better), h
-        for hook in ("check", "files", "contamination", "interval", "task_metrics"):
+        for hook in ("check", "files", "contamination", "interval", "paired", "task_metrics"):
             assert getattr(d, hook) is None or callable(d.hook(hook)), (name, hook)
         assert hasattr(d.hook("implementation"), "evaluate"), name
         seen.append(name)
@@ -44,7 +44,7 @@ def test_declarations_and_their_hooks_import_no_torch():
     code = (
         "import sys\nfrom jsweep.eval.declaration import declarations\n"
         "for d in declarations():\n"
-        "    for hook in ('implementation', 'check', 'files', 'contamination', 'interval', 'task_metrics'):\n"
+        "    for hook in ('implementation', 'check', 'files', 'contamination', 'interval', 'paired', 'task_metrics'):\n"
         "        getattr(d, hook) and d.hook(hook)\n"
         "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'datasets') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -299,3 +299,56 @@ def test_sizes_and_learning_rates_are_plotted_on_a_log_axis(tmp_path, monkeypatc
     out, _ = write_report(sweep_dir)
     assert scales == ["log"]  # lr: a quantity; dataset: categories
     assert (out / "axes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def write_heldout(cell_dir: Path, nll: list[float], tokens: int = 10) -> float:
+    """A cell's predictions/heldout.jsonl (per-record NLL over ``tokens`` reply tokens); returns its loss."""
+    (cell_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    rows = [{"id": str(i), "nll": x * tokens, "tokens": tokens} for i, x in enumerate(nll)]
+    (cell_dir / "predictions" / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return sum(nll) / len(nll)
+
+
+def set_metric(sweep_dir: Path, key: str, by_label: dict[str, float]) -> None:
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    for row in summary["cells"]:
+        row["metrics"][key] = by_label[row["label"]]
+    (sweep_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_cells_scored_on_one_shared_set_are_compared_by_a_paired_bootstrap(tmp_path):
+    from jsweep.eval.heldout import paired_interval
+
+    # 24 items of very different difficulty (the spread every cell shares), and a consistent gain of 0.05 nats
+    # per item for dolly: each cell's own interval is wide (it measures the items), far wider than the gain
+    hard = [3.0 + (i % 6) * 0.8 for i in range(24)]
+    scores = {("dolly", "0.0001"): 0.0, ("oasst", "0.0001"): 0.0}
+    sweep_dir = make_sweep(tmp_path / "outputs", scores, key="heldout/loss")
+    cells = {c.label: c for c in load_sweep(sweep_dir)}
+    noise = [0.01 * ((i * 7) % 5 - 2) for i in range(24)]  # small item-level disagreement, no trend
+    loss = {
+        "dataset=dolly lr=0.0001": write_heldout(cells["dataset=dolly lr=0.0001"].cell_dir, [h - 0.05 for h in hard]),
+        "dataset=oasst lr=0.0001": write_heldout(
+            cells["dataset=oasst lr=0.0001"].cell_dir, [h + n for h, n in zip(hard, noise)]
+        ),
+    }
+    set_metric(sweep_dir, "heldout/loss", loss)
+    cells = {c.label: c for c in load_sweep(sweep_dir)}
+    lo, hi = paired_interval(cells["dataset=dolly lr=0.0001"], cells["dataset=oasst lr=0.0001"])
+    assert -0.07 < lo <= hi < -0.03  # the gain, resolved
+    assert paired_interval(cells["dataset=dolly lr=0.0001"], cells["dataset=dolly lr=0.0001"]) == (0.0, 0.0)
+    out, text = write_report(sweep_dir, with_plots=False)
+    assert "**Best: dolly** (-0.0496 [" in text and "paired over the same items: excludes 0" in text, text
+    row = next(l for l in text.splitlines() if l.startswith("| 2 |"))
+    assert "oasst" in row and "| +0.0496 [+0.04" in row and "]*" in row, row
+    ci = json.loads((out / "conditions.json").read_text())["conditions"]
+    assert ci[0]["high"] > ci[1]["low"]  # the cells' own intervals overlap: unpaired, nothing would be resolved
+    # the same two cells with the gain on half the items and the loss on the other half: not resolved
+    mixed = [h - 0.05 + (0.3 if i % 2 else -0.3) for i, h in enumerate(hard)]
+    loss["dataset=dolly lr=0.0001"] = write_heldout(cells["dataset=dolly lr=0.0001"].cell_dir, mixed)
+    set_metric(sweep_dir, "heldout/loss", loss)
+    _, text = write_report(sweep_dir, with_plots=False)
+    assert "**No clear winner:**" in text and "includes 0" in text, text
+    # different items (another held-out set): no paired interval, the cells' own intervals decide
+    write_heldout(cells["dataset=dolly lr=0.0001"].cell_dir, hard[:12])
+    assert paired_interval(cells["dataset=dolly lr=0.0001"], cells["dataset=oasst lr=0.0001"]) is None
