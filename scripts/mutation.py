@@ -73,6 +73,8 @@ MODULES: dict[str, tuple] = {
             "tests/unit/eval/test_generate.py::test_out_of_memory_halves_the_batch_and_loses_nothing",
             "tests/unit/eval/test_generate.py::test_planner_sizes_by_tokens_on_a_gpu_and_by_rows_elsewhere",
             "tests/unit/eval/test_mutation_kills_generate.py",
+            # the vLLM hand-over (eval.backend=vllm) of generate(), against the scripted stand-in
+            "tests/unit/eval/test_vllm_backend.py::test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completions_in_order",
         ],
     ),
     # Retry and resume: the pure helpers the launcher and the cell decide with (the OOM retry's new
