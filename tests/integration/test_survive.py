@@ -229,22 +229,6 @@ def test_runs_left_running_by_a_dead_launcher_and_cell_are_marked_killed_then_re
     assert _steps(client, run.info.run_id) == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_resumed_cell_logs_every_step_once(tmp_path, mlflow_client_for, tiny_model_dir):
-    proc = popen_jsweep(FAST, tmp_path, JSWEEP_FAULT="sleep@4")  # steps 1-3 logged, checkpoint at 2
-    wait_for(lambda: stalled_cell(tmp_path, "checkpoints/checkpoint-2/trainer_state.json"), what="the stall at step 4")
-    cell = stalled_cell(tmp_path)
-    os.kill(json.loads((cell / "status.json").read_text())["pid"], signal.SIGKILL)
-    proc.communicate(timeout=120)
-    again = run_jsweep(FAST, tmp_path)
-    assert again.returncode == 0 and " resume " in again.stdout, again.stdout[-2000:]
-    client = mlflow_client_for(tmp_path)
-    (run,) = cell_runs(client)
-    for key in ("train/loss", "train/lr", "train/grad_norm"):
-        assert _steps(client, run.info.run_id, key) == [1, 2, 3, 4, 5, 6], key  # step 3 was re-trained, logged once
-        assert _history_steps(cell, key) == [1, 2, 3, 4, 5, 6], key
-    assert _steps(client, run.info.run_id, "eval/loss").count(6) == 1
-
-
 def test_a_cell_killed_while_evaluating_evaluates_its_saved_model_without_training_past_max_steps(
     tmp_path, mlflow_client_for, tiny_model_dir
 ):
