@@ -94,7 +94,7 @@ def test_a_finished_sweep_skips_and_reruns_by_cell_id_prefix_axis_value_or_flag(
     prefix runs only the named cell; a new axis value runs only the new cell; `--rerun` with a setting runs
     a finished cell again. Previous results are kept each time."""
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]"]
-    first = run_jsweep(grid, tmp_path)
+    first = run_jsweep([*grid, "launcher.concurrency=2"], tmp_path)  # two CPU cells at once (not in the cell id)
     assert first.returncode == 0, first.stdout[-3000:]
     again = run_jsweep(grid, tmp_path)
     assert again.returncode == 0

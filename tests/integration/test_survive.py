@@ -65,6 +65,7 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         proc = run_jsweep(
             [
                 "-m",
+                "launcher.concurrency=2",  # two CPU cells at once (bookkeeping: no effect on the cells)
                 "lr=1e-5,1e-4",
                 f"+experiment.hf_token={token}",
                 f"+model.arch.api_key={arch_key}",
@@ -83,6 +84,9 @@ def test_secrets_planted_on_every_route_reach_no_param_tag_artifact_state_file_o
         assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"], out[-3000:]
         failed = next(r for r in runs if r.info.status == "FAILED")
         assert "injected fault" in failed.data.tags["jsweep.log_tail"]
+        # a cell failing mid-training: its error class recorded, the error on the console
+        assert failed.data.tags["jsweep.error_class"] == "RuntimeError"
+        assert "RuntimeError: injected fault at step 1" in proc.stdout, out[-3000:]
         assert runs and all(
             password not in v and token not in v and arch_key not in v
             for r in runs

@@ -144,7 +144,14 @@ def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tin
     # The first cell asks LoRA to adapt a module the model does not have: PEFT raises at run time. (A cell
     # that fails mid-training, on an injected fault, is in test_survive's secrets test and test_promises.)
     proc = run_jsweep(
-        ["-m", "method.lora.target_modules=[nope_proj],[q_proj]", "train.max_steps=1", "eval=[]"], tmp_path
+        [
+            "-m",
+            "launcher.concurrency=2",  # both cells at once: one failing does not stop the other either way
+            "method.lora.target_modules=[nope_proj],[q_proj]",
+            "train.max_steps=1",
+            "eval=[]",
+        ],
+        tmp_path,
     )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "summary (1/2 finished)" in proc.stdout
