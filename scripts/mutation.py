@@ -15,6 +15,7 @@ functions (mutant-name globs given to ``mutmut run``) and the score counts only 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -61,9 +62,20 @@ MODULES: dict[str, tuple] = {
             "tests/unit/eval/llm_jp_eval/test_mutation_kills_metrics.py",
         ],
     ),
+    # test_generate.py's engine-equals-one-by-one test is left out: it decodes every fixture task three
+    # times (about 40 s, the whole selection's time for each surviving mutant); the same comparison on
+    # five prompts, a shared prefix and mixed budgets is in the tests selected here.
     "generate": (
         "jsweep/eval/generate.py",
-        ["tests/unit/eval/test_generate.py", "tests/unit/eval/test_mutation_kills_generate.py"],
+        [
+            "tests/unit/eval/test_generate.py::test_mixed_budgets_share_batches_and_each_row_keeps_its_own",
+            "tests/unit/eval/test_generate.py::test_shared_prefix_length_leaves_every_row_a_token",
+            "tests/unit/eval/test_generate.py::test_out_of_memory_halves_the_batch_and_loses_nothing",
+            "tests/unit/eval/test_generate.py::test_planner_sizes_by_tokens_on_a_gpu_and_by_rows_elsewhere",
+            "tests/unit/eval/test_mutation_kills_generate.py",
+            # the vLLM hand-over (eval.backend=vllm) of generate(), against the scripted stand-in
+            "tests/unit/eval/test_vllm_backend.py::test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completions_in_order",
+        ],
     ),
     # Retry and resume: the pure helpers the launcher and the cell decide with (the OOM retry's new
     # micro-batch, the complete checkpoints to resume from, whether a FINISHED cell's results are whole,
@@ -86,6 +98,11 @@ MODULES: dict[str, tuple] = {
     ),
 }
 FAST = "-m 'not slow and not gpu'"
+# mutmut's timeout is a CPU-time limit, (estimated test seconds + constant) x multiplier x 2, and its
+# estimate leaves out fixture set-up. The generate tests load the tiny model for every mutant (about
+# 25 CPU-s for the whole selection): with the defaults (1 s, x15) a mutant that survives them ran out
+# of CPU time and was counted as a "timeout" kill. Per module: (timeout_constant, timeout_multiplier).
+TIMEOUTS: dict[str, tuple[float, float]] = {"generate": (20.0, 3.0)}
 
 
 def toml_list(items: list[str]) -> str:
@@ -96,7 +113,14 @@ def run(module: str) -> str:
     target, tests, *rest = MODULES[module]
     targets = [target] if isinstance(target, str) else list(target)
     names = [f"{fn}__mutmut_*" for fn in (rest[0] if rest else [])]
-    with tempfile.TemporaryDirectory(prefix=f"mutation-{module}-") as tmp:
+    # MUTATION_KEEP=1 keeps the scratch copy (its path is printed) to look at or re-run single mutants there.
+    keep = os.environ.get("MUTATION_KEEP") == "1"
+    scratch = tempfile.mkdtemp(prefix=f"mutation-{module}-") if keep else None
+    with (
+        contextlib.nullcontext(scratch) if scratch else tempfile.TemporaryDirectory(prefix=f"mutation-{module}-") as tmp
+    ):
+        if keep:
+            print(f"{module}: scratch copy kept in {tmp}", flush=True)
         work = Path(tmp)
         for name in ("jsweep", "hydra_plugins", "conf", "tests"):
             if (ROOT / name).exists():
@@ -109,8 +133,13 @@ def run(module: str) -> str:
             f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow and not gpu", "-q"]\n'
             f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         )
+        if module in TIMEOUTS:
+            config += f"timeout_constant = {TIMEOUTS[module][0]}\ntimeout_multiplier = {TIMEOUTS[module][1]}\n"
         (work / "pyproject.toml").write_text(config, encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        # One torch thread per mutmut child (it runs --max-children of them): idle OpenMP threads spin and
+        # burn the CPU-time limit that is mutmut's timeout.
+        env.setdefault("OMP_NUM_THREADS", "1")
         mutmut = [sys.executable, "-m", "mutmut"]
         proc = subprocess.run(
             [*mutmut, "run", "--max-children", os.environ.get("MUTATION_JOBS", "2"), *names],
@@ -130,6 +159,7 @@ def run(module: str) -> str:
         for _, status in statuses:
             counts[status] = counts.get(status, 0) + 1
         survived = [name for name, status in statuses if status == "survived"]
+        timed_out = [name for name, status in statuses if status == "timeout"]
         untested = sorted({name.split("__mutmut_")[0] for name, status in statuses if status == "no tests"})
         diffs = "\n".join(
             subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True).stdout
@@ -144,6 +174,7 @@ def run(module: str) -> str:
     out.write_text(
         f"{score}\nmutated: {' '.join(targets)}\n{only}tests: {' '.join(tests)}\n"
         f"functions no selected test reaches: {' '.join(untested)}\n"
+        f"timed out (counted as killed; CPU-time limit): {' '.join(timed_out)}\n"
         f"\n# surviving mutants\n{diffs}\n# mutmut run (tail)\n{tail}\n",
         encoding="utf-8",
     )

@@ -87,11 +87,21 @@ def test_oom_retries_stop_at_the_limit_fail_fast_stops_launching_and_report_fals
     assert summary["cells"][0]["error"].startswith("OutOfMemoryError")
 
 
-def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_client_for, tiny_model_dir):
-    grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=1", "eval=[]"]
-    first = run_jsweep(grid, tmp_path)
+def test_a_finished_sweep_skips_and_reruns_by_cell_id_prefix_axis_value_or_flag(
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
+    """One store through the ways a finished sweep runs again: all skipped; `launcher.rerun` with a cell-id
+    prefix runs only the named cell; a new axis value runs only the new cell; `--rerun` with a setting runs
+    a finished cell again. Previous results are kept each time."""
+    grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]"]
+    first = run_jsweep([*grid, "launcher.concurrency=2"], tmp_path)  # two CPU cells at once (not in the cell id)
     assert first.returncode == 0, first.stdout[-3000:]
+    again = run_jsweep(grid, tmp_path)
+    assert again.returncode == 0
+    assert again.stdout.count("skip: already finished in run") == 2
     client = mlflow_client_for(tmp_path)
+    assert len(cell_runs(client)) == 2
+    # launcher.rerun with a cell-id prefix
     ids = {r.data.params["lr"]: r.data.tags["jsweep.cell_id"] for r in cell_runs(client)}
     assert sorted(ids) == ["0.0001", "1e-05"]
     target = ids["1e-05"]
@@ -102,6 +112,15 @@ def test_rerun_by_cell_id_prefix_runs_only_the_named_cells(tmp_path, mlflow_clie
     replaced = sorted(p.name for p in (tmp_path / "outputs" / "cells").iterdir() if ".replaced-" in p.name)
     assert [name.split(".replaced-")[0] for name in replaced] == [target]
     assert sorted(r.data.tags["jsweep.cell_id"] for r in cell_runs(client)) == sorted([*ids.values(), target])
+    # Changing one axis value runs only the new cell.
+    more = run_jsweep(["-m", "lr=1e-5,3e-4", "train.max_steps=2", "eval=[]"], tmp_path)
+    assert more.stdout.count("skip: already finished") == 1 and more.stdout.count(" start ") == 1
+    assert len(cell_runs(client)) == 4
+    # --rerun runs a finished cell again and keeps the previous results.
+    rerun = run_jsweep(["--rerun", "lr=1e-5", "train.max_steps=2", "eval=[]"], tmp_path)
+    assert rerun.returncode == 0 and "previous results kept in" in rerun.stdout
+    assert len(cell_runs(client)) == 5
+    assert any(".replaced-" in p.name for p in (tmp_path / "outputs" / "cells").iterdir())
 
 
 # --------------------------------------------------------------------------- a second Ctrl-C
@@ -136,6 +155,8 @@ def test_stop_signals_record_the_first_signal_and_ignore_the_next():
 
 
 def test_a_second_ctrl_c_during_the_clean_up_is_ignored(tmp_path, mlflow_client_for, tiny_model_dir):
+    """Ctrl-C stops the running cells gracefully (KILLED in the cell and in MLflow, exit 130, the cell
+    process gone); a second Ctrl-C during that clean-up changes nothing."""
     import os
     import signal
 

@@ -258,3 +258,144 @@ def test_progress_lines_every_interval_and_at_the_end():
     assert len(lines) == 1  # the interval starts again
     p.update(1)
     assert len(lines) == 2 and re.fullmatch(r"llm_jp_eval: 10/10 \(0\.5/s, ~0s left\)", lines[1]), lines
+
+
+# --------------------------------------------------------------------------- second round (the full generate run)
+
+
+def test_progress_at_exactly_the_interval_its_rate_below_a_second_and_nothing_done_yet(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(G.time, "monotonic", lambda: clock[0])
+    lines: list[str] = []
+    p = Progress("jglue", 10)
+    p.say = lines.append
+    clock[0] = 100.5
+    p.update(0)
+    assert lines == []  # half a second in, nothing done
+    clock[0] = 110.0  # exactly the default interval since the start: a line
+    p.update(0)
+    assert lines == ["jglue: 0/10 (0.0/s, ~0s left)"]  # no rate yet: no time left guessed, no division by 0
+    clock[0] = 110.25
+    p.every = 0.25
+    p.update(5)
+    assert lines[-1] == "jglue: 5/10 (0.5/s, ~10s left)"
+    q = Progress("x", 4)
+    q.say = lines.append
+    clock[0] += 0.5  # half a second: the rate is per second of the elapsed time, not of at least one second
+    q.update(4)
+    assert lines[-1] == "x: 4/4 (8.0/s, ~0s left)"
+
+
+def test_a_config_head_dim_a_tiny_free_memory_and_odd_budgets(monkeypatch):
+    import torch
+
+    devices = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: devices.append(device) or (10**9, 2 * 10**9))
+    # head_dim set apart from hidden / heads (as Gemma and Qwen3 do): K and V use the config's head_dim
+    cfg = {"num_hidden_layers": 1, "num_attention_heads": 16, "num_key_value_heads": 4, "hidden_size": 1024}
+    planner = BatchPlanner(_gpu_model(**cfg, intermediate_size=0, head_dim=256))
+    assert planner.token_budget == int(0.7 * 10**9 / (2 * 1 * 4 * 256 * 2 + 4 * 1024 * 2))
+    assert devices == [planner.device]  # the free memory of the model's own GPU
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1, 2 * 10**9))
+    assert BatchPlanner(_gpu_model(**cfg)).token_budget == 1  # less than one token fits: still one
+    planner.token_budget = 101
+    assert planner.rows(1) == 101 and planner.rows(2) == 50 and planner.rows(0) == 101
+    assert planner.shrink(4) == 2 and planner.token_budget == 50 and isinstance(planner.token_budget, int)
+
+
+def test_rows_that_differ_only_at_the_first_token_share_no_prefix():
+    n = G.MIN_SHARED_PREFIX
+    assert G.shared_prefix_length([[1] + [7] * (n + 8), [2] + [7] * (n + 8)]) == 0
+    assert G.shared_prefix_length([[3] * (n + 8) + [1], [3] * (n + 8) + [2], [3] * (n + 8) + [4]]) == n + 8
+
+
+def _spy(model, calls: list[dict]):
+    """model.generate recording what it was handed (and the cache's length at the call)."""
+    original = model.generate
+
+    def spy(*args, **kwargs):
+        cache = kwargs.get("past_key_values")
+        calls.append({**kwargs, "cache_length": None if cache is None else cache.get_seq_length()})
+        return original(*args, **kwargs)
+
+    model.generate = spy
+
+
+def test_what_model_generate_is_handed_left_padding_a_shared_prefix_and_greedy_settings(tiny):
+    import torch
+
+    model, tok = tiny
+    head = "以下は、タスクを説明する指示です。要求を適切に満たす応答を書きなさい。\n" * 6
+    requests = [Request(head + tail, 4) for tail in ("りんご", "東京都の人口は何人ですか", "猫")]
+    ids = [tok(r.prompt, add_special_tokens=False).input_ids for r in requests]
+    shared = G.shared_prefix_length(ids)
+    assert shared >= G.MIN_SHARED_PREFIX
+    expected = [reference(model, tok, r.prompt, 4, add_special_tokens=False) for r in requests]
+    calls: list[dict] = []
+    _spy(model, calls)
+    try:
+        assert generate(model, tok, requests, add_special_tokens=False) == expected  # prefix shared by default
+        assert generate(model, tok, requests, add_special_tokens=False, share_prefix=False) == expected
+    finally:
+        del model.generate
+    shared_call, plain_call = calls
+    # sorted longest first; each row: [shared prefix][left padding][its own tokens]
+    order = sorted(range(3), key=lambda i: -len(ids[i]))
+    width = max(len(i) for i in ids) - shared
+    assert shared_call["input_ids"].shape == (3, shared + width)
+    want_mask = torch.tensor(
+        [[1] * shared + [0] * (width - len(ids[i]) + shared) + [1] * (len(ids[i]) - shared) for i in order]
+    )
+    assert torch.equal(shared_call["attention_mask"], want_mask)
+    assert shared_call["cache_length"] == shared  # the prefix was computed once, into the cache handed over
+    assert plain_call["cache_length"] is None and "past_key_values" not in plain_call
+    width = max(len(i) for i in ids)
+    want_mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in order])
+    assert plain_call["input_ids"].shape == (3, width) and torch.equal(plain_call["attention_mask"], want_mask)
+    for call in calls:
+        assert (call["pad_token_id"], call["eos_token_id"]) == (tok.pad_token_id, tok.eos_token_id)
+        # a model's own sampling defaults (generation_config.json) are switched off, not left to warn
+        assert {k: call[k] for k in ("do_sample", "num_beams", "temperature", "top_p", "top_k")} == {
+            "do_sample": False,
+            "num_beams": 1,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+        }
+
+
+def test_a_fixed_batch_size_and_a_token_budget_set_the_batches_longest_prompts_first(tiny, monkeypatch, capsys):
+    model, tok = tiny
+    requests = [Request(p, 6) for p in PROMPTS]  # one bucket (8)
+    lengths = [len(tok(r.prompt).input_ids) for r in requests]
+    expected = [reference(model, tok, r.prompt, 6) for r in requests]
+    seen: list[list[int]] = []
+    real = G.generate_batch
+    monkeypatch.setattr(
+        G,
+        "generate_batch",
+        lambda m, t, rows, *a, **k: seen.append([len(r) for r in rows]) or real(m, t, rows, *a, **k),
+    )
+    assert generate(model, tok, requests, batch_size=2, label="llm_jp_eval") == expected
+    longest_first = sorted(lengths, reverse=True)
+    assert seen == [longest_first[:2], longest_first[2:4], longest_first[4:]]
+    out = capsys.readouterr().out
+    assert "[jsweep] llm_jp_eval: 5/5 (" in out
+    # a token budget (what a GPU's free memory gives): rows = budget // (longest prompt of the batch + bucket)
+    budget = 2 * (longest_first[0] + 8) + 1
+
+    class Budgeted(BatchPlanner):
+        def __init__(self, model, batch_size="auto"):
+            super().__init__(model, batch_size)
+            self.token_budget = budget
+
+    monkeypatch.setattr(G, "BatchPlanner", Budgeted)
+    seen.clear()
+    assert generate(model, tok, requests) == expected
+    sizes, start = [], 0
+    while start < len(longest_first):
+        sizes.append(max(1, min(G.CPU_MAX_ROWS, budget // (longest_first[start] + 8))))
+        start += sizes[-1]
+    assert [len(b) for b in seen] == sizes and sizes[0] == 2
+    assert [n for b in seen for n in b] == longest_first
+    assert "[jsweep] generate: 5/5 (" in capsys.readouterr().out  # the default label

@@ -121,7 +121,7 @@ def _calls(log: Path) -> list[dict]:
 
 
 def test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completions_in_order(
-    standin, tiny_model_dir, tmp_path
+    standin, tiny_model_dir, tmp_path, capsys
 ):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -134,10 +134,12 @@ def test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completio
     requests = [Request(p, n) for p, n in zip(prompts, (6, 3, 9, 6))]
     expected = {flag: generate(model, tok, requests, add_special_tokens=flag, batch_size=1) for flag in (True, False)}
     ctx = _ctx(tmp_path, seed=3)
+    capsys.readouterr()
     with backend(ctx, model, tok) as engine:
         assert active(model) is engine and active(object()) is None
         got = {flag: generate(model, tok, requests, add_special_tokens=flag, label="t") for flag in (True, False)}
         assert (tmp_path / SAVED_DIR / "config.json").exists()
+    assert capsys.readouterr().out.count("[jsweep] t: 4/4 through vllm (") == 2  # the caller's label
     assert active(model) is None and not (tmp_path / SAVED_DIR).exists()  # stopped, copy deleted
     assert got == expected
     calls = _calls(standin)
