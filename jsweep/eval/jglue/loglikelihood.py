@@ -88,8 +88,9 @@ def encode_pairs(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[
         if n_spaces > 0:
             continuation = context[-n_spaces:] + continuation
             context = context[:-n_spaces]
-        plan.append((context, context + continuation))
-        for s in plan[-1]:
+        pair = (context, context + continuation)
+        plan.append(pair)
+        for s in pair:
             if s not in wanted:
                 wanted[s] = kwargs(s)
     ids: dict[str, list[int]] = {}
@@ -201,7 +202,7 @@ def _batch_tensors(docs: Sequence[_Doc], pad_id: int, device: Any):
     return ids.to(device), pos.to(device), seg.to(device), c
 
 
-def attention_mask(seg: Any, dtype: Any, implementation: str):
+def attention_mask(seg: Any, dtype: Any, implementation: str | None):
     """[B, 1, L, L]: causal; the context sees itself, each continuation the context and itself; a
     padding position only itself (so no row is all masked)."""
     import torch
