@@ -278,6 +278,9 @@ def _close_process_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        # every rank reaches teardown before any destroys its group: a rank that tore down while the lead
+        # was still saving aborted the same way (a 2-process gloo cell in the CPU suite)
+        dist.barrier()
         dist.destroy_process_group()
 
 

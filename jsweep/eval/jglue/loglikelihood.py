@@ -228,7 +228,9 @@ def _takes(model: Any, argument: str) -> bool:
         return False
 
 
-def _score_batch(lm: Any, docs: Sequence[_Doc], keep_arg: bool) -> list[list[tuple[float, bool]]]:
+def score_batch(lm: Any, docs: Sequence[_Doc], keep_arg: bool) -> list[list[tuple[float, bool]]]:
+    """One forward pass over a batch of shared-context rows: per document, per choice, the summed
+    log-probability of its tokens and whether greedy decoding would produce them."""
     import torch
     import torch.nn.functional as F
 
@@ -323,7 +325,7 @@ def loglikelihood_shared(
             rows = 8  # auto off the GPU: 8, as the evaluator gives the harness
         batch = docs[i : i + rows]
         try:
-            scores = _score_batch(lm, batch, keep_arg)
+            scores = score_batch(lm, batch, keep_arg)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if budget is None or "out of memory" not in str(exc).lower() or len(batch) == 1:
                 raise

@@ -956,7 +956,7 @@ def test_shared_context_batches_are_sized_by_memory_and_back_off_on_out_of_memor
     want = LL.loglikelihood_shared(lm, requests)
     docs = LL.group(requests)
     one_row = LL.row_bytes(model, -(-docs[0].width // 8) * 8, docs[0].width - len(docs[0].ctx) + 1)
-    sizes, said, real = [], [], LL._score_batch
+    sizes, said, real = [], [], LL.score_batch
 
     def score(lm_, batch, keep_arg):
         sizes.append(len(batch))
@@ -964,7 +964,7 @@ def test_shared_context_batches_are_sized_by_memory_and_back_off_on_out_of_memor
             raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
         return real(lm_, batch, keep_arg)
 
-    monkeypatch.setattr(LL, "_score_batch", score)
+    monkeypatch.setattr(LL, "score_batch", score)
     got = LL.loglikelihood_shared(lm, requests, say=said.append, budget=6 * one_row)
     assert [x for x, _ in got] == pytest.approx([x for x, _ in want]) and [g for _, g in got] == [g for _, g in want]
     assert sizes[0] == 6 and sizes[1] == 3 and sum(sizes[1:]) == len(docs)
