@@ -76,6 +76,18 @@ PROOFS: dict[str, list[str]] = {
 KEEP = ("train/", "eval/", "llm_jp_eval/AVG", "jglue/AVG", "gpu/", "time/", "rewards/")
 
 
+def run_cell(cmd: list[str], timeout: float, tail: int = 2000) -> tuple[int | str, str, float]:
+    """Run one jsweep command: (exit code or "timeout", the end of its output, wall seconds)."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=dict(os.environ), text=True, capture_output=True, timeout=timeout)
+        rc: int | str = proc.returncode
+        out = proc.stdout[-tail:] + proc.stderr[-tail:]
+    except subprocess.TimeoutExpired as exc:
+        rc, out = "timeout", str(exc.stdout or "")[-tail:]
+    return rc, out, time.perf_counter() - t0
+
+
 def collect(out: Path) -> dict:
     """What a finished one-cell run under ``out`` left: status, error, time, the cell's kept MLflow
     metrics, the ZeRO stage of its deepspeed.json and the saved model's files (with a LoRA adapter's
@@ -137,13 +149,7 @@ def main() -> None:
             *(["resources.cpu_processes=true"] if args.cpu else []),
         ]
         print(f"== {name}: {' '.join(cmd[2:])}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=dict(os.environ), text=True, capture_output=True, timeout=args.timeout)
-            rc, tail = proc.returncode, (proc.stdout[-2000:] + proc.stderr[-2000:])
-        except subprocess.TimeoutExpired as exc:
-            rc, tail = "timeout", str(exc.stdout or "")[-2000:]
-        wall = time.perf_counter() - t0
+        rc, tail, wall = run_cell(cmd, args.timeout)
         print(tail, flush=True)
         entry: dict = {"command": "python -m jsweep " + " ".join(cmd[3:]), "rc": rc, "wall_s": round(wall, 1)}
         entry.update(collect(out))

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +33,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from cell_throughput import build_records  # noqa: E402
-from distributed_proofs import collect  # noqa: E402
+from distributed_proofs import collect, run_cell  # noqa: E402
 
 GC = "train.gradient_checkpointing=true"
 CELLS: dict[str, list[str]] = {
@@ -151,13 +148,7 @@ def main() -> None:
         stop = threading.Event()
         watcher = threading.Thread(target=host_rss_watch, args=(stop, peak), daemon=True)
         watcher.start()
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=dict(os.environ), text=True, capture_output=True, timeout=args.timeout)
-            rc, tail = proc.returncode, (proc.stdout[-3000:] + proc.stderr[-3000:])
-        except subprocess.TimeoutExpired as exc:
-            rc, tail = "timeout", str(exc.stdout or "")[-3000:]
-        wall = time.perf_counter() - t0
+        rc, tail, wall = run_cell(cmd, args.timeout, tail=3000)
         stop.set()
         print(tail, flush=True)
         entry: dict = {"command": "python -m jsweep " + " ".join(cmd[3:]), "rc": rc, "wall_s": round(wall, 1)}

@@ -188,12 +188,9 @@ def loglikelihood_rows(model: Any, tokens: int, max_rows: int) -> int:
     and the hidden activations (as the generation engine counts them)."""
     import torch
 
-    cfg = model.config
-    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
-    elem = next(model.parameters()).element_size()
-    vocab = int(getattr(cfg, "vocab_size", 32000))
-    hidden = int(getattr(cfg, "hidden_size", 2048))
-    inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+    from jsweep.eval.jglue.loglikelihood import model_sizes
+
+    elem, vocab, hidden, inter, _ = model_sizes(model)
     per_token = 3 * vocab * elem + 4 * (hidden + inter) * elem
     torch.cuda.empty_cache()  # blocks the allocator caches from an earlier run count as free
     free, _ = torch.cuda.mem_get_info(next(model.parameters()).device)

@@ -151,17 +151,26 @@ def group(requests: Sequence[tuple[Any, list[int], list[int]]]) -> list[_Doc]:
     return sorted(docs.values(), key=lambda d: -d.width)
 
 
+def model_sizes(model: Any) -> tuple[int, int, int, int, int]:
+    """(bytes per weight element, vocabulary, hidden width, MLP width, attention heads) of a model,
+    from its (text) config, with defaults where a config lacks a key: what memory estimates need."""
+    cfg = model.config
+    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+    hidden = int(getattr(cfg, "hidden_size", 2048))
+    return (
+        next(model.parameters()).element_size(),
+        int(getattr(cfg, "vocab_size", 32000)),
+        hidden,
+        int(getattr(cfg, "intermediate_size", 4 * hidden)),
+        int(getattr(cfg, "num_attention_heads", 16)),
+    )
+
+
 def row_bytes(model: Any, width: int, kept: int) -> int:
     """GPU memory one row of ``width`` tokens costs, ``kept`` of them projected onto the vocabulary:
     per token the hidden activations (as the generation engine counts them) and the attention mask
     (sdpa) or weights (eager), per kept position the logits and their log-softmax."""
-    cfg = model.config
-    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
-    elem = next(model.parameters()).element_size()
-    vocab = int(getattr(cfg, "vocab_size", 32000))
-    hidden = int(getattr(cfg, "hidden_size", 2048))
-    inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
-    heads = int(getattr(cfg, "num_attention_heads", 16))
+    elem, vocab, hidden, inter, heads = model_sizes(model)
     attn = width * (1 + elem) if attention_implementation(model) == "sdpa" else heads * width * elem * 2
     return width * (4 * (hidden + inter) * elem + attn) + kept * 3 * vocab * 4
 
