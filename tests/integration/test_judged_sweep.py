@@ -42,19 +42,16 @@ def all_text(tmp: Path) -> str:
 
 def test_sweep_judged_pairwise_graded_and_sampled(tmp_path, mlflow_client_for):
     with JudgeServer(script) as server:
-        proc = run_jsweep(
-            [
-                "-m",
-                "dataset=dolly,oasst",
-                "eval=[elyza_tasks_100,samples,human_eval]",
-                *FAST,
-                *GEN,
-                f"judge.base_url={server.base_url}",
-                "judge.pairwise={a:'dataset=dolly',b:'dataset=oasst'}",
-            ],
-            tmp_path,
-            JSWEEP_E2E_JUDGE_KEY=KEY,
-        )
+        sweep = [
+            "-m",
+            "dataset=dolly,oasst",
+            "eval=[elyza_tasks_100,samples,human_eval]",
+            *FAST,
+            *GEN,
+            f"judge.base_url={server.base_url}",
+            "judge.pairwise={a:'dataset=dolly',b:'dataset=oasst'}",
+        ]
+        proc = run_jsweep(sweep, tmp_path, JSWEEP_E2E_JUDGE_KEY=KEY)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         n_requests = len(server.requests)
         assert n_requests == 2 * 5 + 2 * 5  # 5 tasks per cell, and 5 pairs in both orders
@@ -95,19 +92,7 @@ def test_sweep_judged_pairwise_graded_and_sampled(tmp_path, mlflow_client_for):
         assert run.data.params["judge.model"] == "judge-model"  # a compared setting of judged cells
 
         # a re-run pays for nothing twice: every cell is finished, and no judgment is asked again
-        again = run_jsweep(
-            [
-                "-m",
-                "dataset=dolly,oasst",
-                "eval=[elyza_tasks_100,samples,human_eval]",
-                *FAST,
-                *GEN,
-                f"judge.base_url={server.base_url}",
-                "judge.pairwise={a:'dataset=dolly',b:'dataset=oasst'}",
-            ],
-            tmp_path,
-            JSWEEP_E2E_JUDGE_KEY=KEY,
-        )
+        again = run_jsweep(sweep, tmp_path, JSWEEP_E2E_JUDGE_KEY=KEY)  # the same sweep again
         assert again.returncode == 0 and again.stdout.count("skip: already finished") == 2
         assert len(server.requests) == n_requests
 
