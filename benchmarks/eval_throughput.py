@@ -135,10 +135,21 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
     phases = Phases()
     make_lm, build = LM.harness_lm, J.JGlueEval.build_tasks
 
+    contexts: dict[str, list[str]] = {}  # the prompts each request type saw, counted in tokens after the run
+
+    def recording(name, fn):
+        def run(requests, *args, **kwargs):
+            contexts.setdefault(name, []).extend(r.args[0] for r in requests)
+            return fn(requests, *args, **kwargs)
+
+        return run
+
     def instrumented_lm(*args, **kwargs):
         lm = make_lm(*args, **kwargs)
         for name in ("loglikelihood", "_loglikelihood_tokens", "generate_until", "_detect_batch_size"):
             setattr(lm, name, phases.wrap(name, getattr(lm, name), cuda))
+        for name in ("loglikelihood", "generate_until"):
+            setattr(lm, name, recording(name, getattr(lm, name)))
         return lm
 
     ctx = types.SimpleNamespace(
@@ -160,7 +171,18 @@ def harness_full(jglue: Path, model, tokenizer, out_dir: Path, tasks: list[str],
     docs = {t: info.get("n_scored") for t, info in result["tasks"].items()}
     print(f"harness {options}, full JGLUE dev sets {docs}: {seconds:.1f} s; phases {phases.seconds}", flush=True)
     log = out_dir / "jglue_harness.log"
+    prompt_tokens = {}  # outside the timed run: what the tokenizer makes of the requests' contexts
+    for name, texts in contexts.items():
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+        prompt_tokens[name] = {
+            "requests": len(texts),
+            "tokens": sum(lengths),
+            "mean": round(sum(lengths) / max(len(lengths), 1), 1),
+            "characters_per_token": round(sum(map(len, texts)) / max(sum(lengths), 1), 3),
+        }
+    print(f"context tokens by request type: {prompt_tokens}", flush=True)
     return {
+        "prompt_tokens": prompt_tokens,
         "options": {k: v for k, v in options.items() if k != "data_dir"},
         "seconds": round(seconds, 1),
         "documents": docs,

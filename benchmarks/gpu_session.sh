@@ -10,6 +10,9 @@
 #        that once per environment, each in a fresh process (e.g. PYTORCH_ALLOC_CONF=expandable_segments:True).
 # 13b:   issue 20's cells of llm-jp-13b's architecture (benchmarks/zero3_13b.py; CELLS13 names them,
 #        default zero3; ARGS13 adds arguments), their cell logs copied to $OUT.
+# evalplan: the runs of the plan file in EVAL_PLAN, in order, each a fresh process on GPU 0 (one line each:
+#        `[ENV=VALUE ...] -- <benchmarks/eval_throughput.py arguments>`, '#' starts a comment; --jglue, --modes none
+#        and --harness are given), as long as the command's time lasts; logs and JSON are $OUT/plan_<n>.*.
 # probe13b: one GPU, llm-jp-13b's architecture as a LoRA cell (benchmarks/cell_throughput.py, profiled), with
 #        GPT-2's default dropout and with dropout 0 (the varlen kernel has no dropout), after the 13b cells.
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
@@ -80,4 +83,19 @@ if [[ $want == *" probe13b "* ]]; then
         --out "$OUT/probe13b_dropout_$drop.json" $extra > "$OUT/probe13b_dropout_$drop.log" 2>&1
     echo "probe13b dropout=$drop: exit $? in $(( $(date +%s) - t )) s"; grep -v "it/s\]$" "$OUT/probe13b_dropout_$drop.log" | tail -8
   done
+fi
+if [[ $want == *" evalplan "* ]]; then
+  n=0
+  while IFS= read -r line; do
+    line=${line%%#*}; [[ $line == *--* ]] || continue
+    n=$((n + 1)); t=$(date +%s)
+    left=$(( ${BUDGET_S:-575} - (t - t0) )); (( left > 30 )) || { echo "plan $n: no time left"; break; }
+    envs=${line%%--*}; args=${line#*--}
+    echo "plan $n (up to $left s): $line"
+    env $envs CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 \
+        --modes none --harness $args --out "$OUT/plan_$n.json" > "$OUT/plan_$n.log" 2>&1
+    rc=$?
+    grep -v "it/s\]$" "$OUT/plan_$n.log" | grep -E "harness \{|phases|requests,|context tokens|Error|error" | tail -8
+    echo "plan $n: exit $rc in $(( $(date +%s) - t )) s"
+  done < "${EVAL_PLAN:?EVAL_PLAN names the plan file}"
 fi
