@@ -13,6 +13,8 @@
 # evalplan: the runs of the plan file in EVAL_PLAN, in order, each a fresh process on GPU 0 (one line each:
 #        `[ENV=VALUE ...] -- <benchmarks/eval_throughput.py arguments>`, '#' starts a comment; --jglue, --modes none
 #        and --harness are given), as long as the command's time lasts; logs and JSON are $OUT/plan_<n>.*.
+# decodestep: benchmarks/decode_step.py (what one decoding step costs by batch size and cache, profiled) on GPU 0,
+#        with DECODE_ARGS.
 # probe13b: one GPU, llm-jp-13b's architecture as a LoRA cell (benchmarks/cell_throughput.py, profiled), with
 #        GPT-2's default dropout and with dropout 0 (the varlen kernel has no dropout), after the 13b cells.
 # Needs .whl/site*.tar.xz and .whl/unidic.tar.xz (benchmarks/pack_site.sh builds them here) and
@@ -98,4 +100,10 @@ if [[ $want == *" evalplan "* ]]; then
     grep -v "it/s\]$" "$OUT/plan_$n.log" | grep -E "harness \{|phases|requests,|context tokens|Error|error" | tail -8
     echo "plan $n: exit $rc in $(( $(date +%s) - t )) s"
   done < "${EVAL_PLAN:?EVAL_PLAN names the plan file}"
+fi
+if [[ $want == *" decodestep "* ]]; then
+  t=$(date +%s); left=$(( ${BUDGET_S:-575} - (t - t0) ))
+  CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/decode_step.py --jglue .bench/jglue-v1.3 ${DECODE_ARGS:-} \
+      --out "$OUT/decode_step.json" > "$OUT/decode_step.log" 2>&1
+  echo "decodestep: exit $? in $(( $(date +%s) - t )) s"; grep "^{" "$OUT/decode_step.log"
 fi

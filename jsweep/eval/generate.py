@@ -3,7 +3,8 @@
 - Prompts are tokenised once. Requests are grouped by ``max_new_tokens`` rounded up to a power of
   two (a batch decodes to its largest budget and each row keeps its own first ``max_new_tokens``
   tokens: greedy tokens do not depend on how far decoding goes on; per-document budgets, as JSQuAD's,
-  would otherwise make one small batch per budget) and sorted by prompt
+  would otherwise make one small batch per budget); on a GPU the few rows of the largest buckets
+  decode together (``decode_groups``), and each group is sorted by prompt
   length (longest first, so an out-of-memory error shows up in the first batch rather than the
   last), generated in batches, and returned in the original order.
 - ``batch_size="auto"`` (the default) sizes each batch in tokens: on a GPU, what the free memory
@@ -32,6 +33,9 @@ MIN_SHARED_PREFIX = 32  # tokens: shorter shared prefixes are not worth a separa
 CPU_MAX_ROWS = 16
 GPU_MAX_ROWS = 256
 MEMORY_FRACTION = 0.7  # of the free GPU memory a batch may plan to use
+# rows below which one decoding step of a 1-2B model on an H100/H200 costs about the same: the step is
+# bound by kernel launches and Python, not by the rows (decode_groups merges small long-budget groups)
+DECODE_OVERHEAD_ROWS = 64
 
 
 @dataclass
@@ -147,6 +151,36 @@ def _bucket(max_new: int) -> int:
     return 1 << max(0, int(max_new) - 1).bit_length()
 
 
+def decode_groups(budgets: Sequence[int], overhead_rows: int) -> dict[int, int]:
+    """Power-of-two budget bucket -> the bucket whose batches its rows decode in.
+
+    A decoding step of a batch smaller than ``overhead_rows`` rows costs about as much as one of that
+    many rows (on a GPU the step is launch- and overhead-bound), so a step costs
+    ``max(1, rows / overhead_rows)``. From the largest bucket down, the next bucket joins the current
+    group when that lowers the group's steps x cost: the long tail of a few rows with large budgets
+    (JSQuAD's longest answers) then decodes in one batch instead of one small batch per bucket.
+    Each row still keeps only its own first tokens. ``overhead_rows=1`` (a CPU, compute-bound at
+    any size) never merges."""
+    counts: dict[int, int] = {}
+    for b in budgets:
+        counts[_bucket(b)] = counts.get(_bucket(b), 0) + 1
+
+    def cost(steps: int, rows: int) -> float:
+        return steps * max(1.0, rows / max(overhead_rows, 1))
+
+    groups: dict[int, int] = {}
+    top = rows = steps = 0
+    for b in sorted(counts, reverse=True):
+        # the group's steps: the largest budget among its rows (not its bucket), the cost of a row added
+        longest = max(x for x in budgets if _bucket(x) == b)
+        if top and cost(steps, rows + counts[b]) < cost(steps, rows) + cost(longest, counts[b]):
+            groups[b] = top
+            rows += counts[b]
+        else:
+            groups[b], top, rows, steps = b, b, counts[b], longest
+    return groups
+
+
 def generate_batch(
     model: Any,
     tokenizer: Any,
@@ -214,9 +248,12 @@ def generate(
     share_prefix: bool = True,
     generate_kwargs: dict[str, Any] | None = None,
     use_backend: bool = True,
+    overhead_rows: int | None = None,
 ) -> list[str]:
     """Greedy completions for ``requests`` (prompt text not included), in request order.
 
+    ``overhead_rows`` is the batch size below which a decoding step costs the same (decode_groups);
+    None = DECODE_OVERHEAD_ROWS on a GPU, 1 (no merging) on a CPU.
     ``generate_kwargs`` go to ``model.generate`` as they are (e.g. ``cache_implementation="static"``).
     Under ``eval.backend=vllm`` the requests go to vLLM (jsweep.eval.vllm_engine) unless ``use_backend`` is
     False: a caller that needs the transformers model around the call (the JGLUE harness) keeps it.
@@ -233,15 +270,19 @@ def generate(
     if use_backend and (engine := active(model)) is not None:  # eval.backend=vllm: the same ids, decoded alike
         completions = engine.greedy(ids, [r.max_new_tokens for r in requests], label)
         return [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
-    order = sorted(range(len(requests)), key=lambda i: (_bucket(requests[i].max_new_tokens), -len(ids[i])))
     planner = BatchPlanner(model, batch_size)
+    if overhead_rows is None:
+        overhead_rows = DECODE_OVERHEAD_ROWS if planner.device.type == "cuda" else 1
+    groups = decode_groups([r.max_new_tokens for r in requests], overhead_rows)
+    group = [groups[_bucket(r.max_new_tokens)] for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: (group[i], -len(ids[i])))
     outputs: list[str] = [""] * len(requests)
     progress = Progress(label, len(requests))
     i = 0
     while i < len(order):
-        bucket = _bucket(requests[order[i]].max_new_tokens)
+        bucket = group[order[i]]
         rows = planner.rows(len(ids[order[i]]) + bucket)  # the first row of a sorted run is the longest
-        batch = [j for j in order[i : i + rows] if _bucket(requests[j].max_new_tokens) == bucket]
+        batch = [j for j in order[i : i + rows] if group[j] == bucket]
         budgets = [requests[j].max_new_tokens for j in batch]
         max_new = max(budgets)
         try:

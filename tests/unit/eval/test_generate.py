@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jsweep.eval.generate import BatchPlanner, Request, generate, shared_prefix_length
+from jsweep.eval.generate import BatchPlanner, Request, decode_groups, generate, shared_prefix_length
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,36 @@ def test_mixed_budgets_share_batches_and_each_row_keeps_its_own(tiny):
     assert batched == alone
     assert len(calls) == 4 and sorted(n for n, _ in calls) == [2, 2, 4, 6]  # one batch per bucket, not per budget
     assert sorted(m for _, m in calls) == [1, 2, 4, 7]
+    # where a step costs the same up to 1000 rows (a GPU's small batches), the buckets decode as one batch
+    calls.clear()
+    G.generate_batch = lambda *a, **k: calls.append((len(a[2]), a[3])) or real(*a, **k)
+    try:
+        merged = generate(model, tok, mixed, add_special_tokens=False, overhead_rows=1000)
+    finally:
+        G.generate_batch = real
+    assert merged == alone
+    assert calls == [(14, 7)]
+
+
+def test_decode_groups_merge_only_the_small_long_budget_tail():
+    # JSQuAD's budgets with llm-jp-3's tokenizer, per bucket: (rows, longest budget)
+    shape = {
+        1: (487, 1),
+        2: (876, 2),
+        4: (1741, 4),
+        8: (1033, 8),
+        16: (256, 16),
+        32: (40, 31),
+        64: (8, 54),
+        128: (1, 96),
+    }
+    budgets = [longest for rows, longest in shape.values() for _ in range(rows)]
+    # 1 row x 96 steps + 8 x 54 + 40 x 31 cost 181 steps alone and 96 together (49 rows < 64);
+    # adding the 256 rows of bucket 16 would cost 96 x 305/64 = 457 steps against 96 + 16 x 4 = 160
+    assert decode_groups(budgets, 64) == {128: 128, 64: 128, 32: 128, 16: 16, 8: 8, 4: 4, 2: 2, 1: 1}
+    assert decode_groups(budgets, 1) == {b: b for b in shape}  # compute-bound: never worth it
+    assert decode_groups(budgets, 10_000) == dict.fromkeys(shape, 128)
+    assert decode_groups([], 64) == {}
 
 
 def test_shared_prefix_length_leaves_every_row_a_token():
