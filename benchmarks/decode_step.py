@@ -4,7 +4,9 @@ Times ``jsweep.eval.generate.generate_batch`` on JSQuAD dev prompts (context and
 tokens with llm-jp-3's tokenizer): a batch decoding 1 token and N tokens, so that
 ``(t_N - t_1) / (N - 1)`` is the cost of a step, for several batch sizes, with transformers' dynamic
 KV cache (the engine's) twice in a row (first shapes, then the same shapes again) and with a static
-cache without compilation. Then a profile of one decode: the top operators by CPU and CUDA time.
+cache without compilation. Each with PyTorch's own choice of attention kernel (cuDNN on Hopper) and as the engine runs it (no cuDNN
+attention while decoding: jsweep.eval.generate.attention_backends). Then a profile of one decode as the
+engine runs it: the top operators by CPU and CUDA time.
 Prints figures and writes JSON (``--out``).
 
     python benchmarks/decode_step.py --jglue .bench/jglue-v1.3 --set model.source=.bench/llm-jp-3-tokenizer
@@ -16,6 +18,9 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+
+STATIC = {"cache_implementation": "static", "disable_compile": True}
 
 
 def prompts(jglue: Path) -> list[str]:
@@ -32,6 +37,7 @@ def main() -> None:
     import torch
 
     from jsweep.compose import compose_spec
+    from jsweep.eval import generate as G
     from jsweep.eval.generate import generate_batch
     from jsweep.models.load import load_model, load_tokenizer
 
@@ -68,11 +74,14 @@ def main() -> None:
     }
     offset = 8
     for rows in map(int, args.rows.split(",")):
-        for label, extra, again in (
-            ("dynamic, new prompts", None, False),
-            ("dynamic, same prompts again", None, True),
-            ("static eager, new prompts", {"cache_implementation": "static", "disable_compile": True}, False),
+        for label, extra, again, cudnn in (
+            ("dynamic, cuDNN attention allowed, new prompts", None, False, True),
+            ("dynamic, cuDNN attention allowed, same prompts again", None, True, True),
+            ("dynamic, engine (no cuDNN attention), new prompts", None, False, False),
+            ("static eager, cuDNN attention allowed, new prompts", STATIC, False, True),
+            ("static eager, engine (no cuDNN attention), new prompts", STATIC, False, False),
         ):
+            G.CUDNN_DECODING = cudnn
             at = offset - rows if again else offset
             t1 = timed(rows, 1, at, extra)
             tn = timed(rows, args.steps, at, extra)

@@ -36,6 +36,7 @@ MEMORY_FRACTION = 0.7  # of the free GPU memory a batch may plan to use
 # rows below which one decoding step of a 1-2B model on an H100/H200 costs about the same: the step is
 # bound by kernel launches and Python, not by the rows (decode_groups merges small long-budget groups)
 DECODE_OVERHEAD_ROWS = 64
+CUDNN_DECODING = False  # True = let PyTorch pick cuDNN attention while decoding (see attention_backends)
 
 
 @dataclass
@@ -136,6 +137,25 @@ class BatchPlanner:
         return self.max_rows
 
 
+@contextmanager
+def attention_backends(device: Any) -> Iterator[None]:
+    """On a GPU, scaled-dot-product attention without PyTorch's cuDNN backend while decoding.
+
+    PyTorch prefers cuDNN's attention on Hopper GPUs, and cuDNN builds an execution plan for every new
+    shape on the CPU (about 1.2 ms a call, measured on an H200). A dynamic KV cache grows by one
+    position at every decoding step, so every step of every layer meets a new shape: a decoding step
+    of llm-jp-3-1.8b took 70-100 ms at any batch size, against 22 ms when the same shapes came round
+    again (benchmarks/decode_step.py). Flash and memory-efficient attention plan nothing per shape.
+    CPUs are left as they are (``CUDNN_DECODING`` = True restores PyTorch's own choice)."""
+    if device.type != "cuda" or CUDNN_DECODING:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        yield
+
+
 def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own."""
     if len(rows) < 2:
@@ -207,7 +227,7 @@ def generate_batch(
         mask[b, shared + width - len(own) :] = 1
     input_ids, mask = input_ids.to(device), mask.to(device)
     kwargs: dict[str, Any] = dict(extra or {})
-    with torch.inference_mode():
+    with torch.inference_mode(), attention_backends(device):
         if shared:
             from transformers import DynamicCache
 

@@ -151,3 +151,25 @@ def test_batched_tokenization_gives_the_ids_of_one_call_per_prompt(tiny, monkeyp
             tok(p, add_special_tokens=special).input_ids for p in prompts
         ]
     assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+
+
+def test_decoding_on_a_gpu_leaves_out_cudnn_attention_and_restores_the_flags():
+    """cuDNN's attention plans every new shape on the CPU, and a growing KV cache is a new shape at every
+    step (70-100 ms a step on an H200 against 22 ms): the engine decodes with the other kernels."""
+    import types
+
+    import torch
+
+    from jsweep.eval import generate as G
+
+    flags = torch.backends.cuda
+    before = (flags.cudnn_sdp_enabled(), flags.flash_sdp_enabled(), flags.mem_efficient_sdp_enabled())
+    with G.attention_backends(types.SimpleNamespace(type="cuda")):
+        assert (flags.cudnn_sdp_enabled(), flags.flash_sdp_enabled(), flags.mem_efficient_sdp_enabled()) == (
+            False,
+            True,
+            True,
+        )
+    assert (flags.cudnn_sdp_enabled(), flags.flash_sdp_enabled(), flags.mem_efficient_sdp_enabled()) == before
+    with G.attention_backends(torch.device("cpu")):  # a CPU keeps PyTorch's own choice
+        assert flags.cudnn_sdp_enabled() == before[0]
