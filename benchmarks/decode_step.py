@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-
 STATIC = {"cache_implementation": "static", "disable_compile": True}
 
 
