@@ -234,6 +234,7 @@ def test_the_lr_effect_on_the_shared_heldout_set_is_resolved_against_its_paired_
     assert len(slow_rows) == 2 and all("]*" in l for l in slow_rows), slow_rows  # both resolved against #1
 
 
+@pytest.mark.slow  # two cells of the tiny recipe at once: 83 s on the shared 2-core machine (load average 2-3)
 def test_the_mission_grids_datasets_differ_on_the_shared_heldout_set(tmp_path, tiny_model_dir):
     """The mission grid's datasets at its lr=1e-4 on the embedded default, with the tiny model's own recipe
     (conf/model/tiny.yaml: hundreds of small LoRA steps on every linear layer): tuning on ichikara's long,
