@@ -13,7 +13,7 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 PORT=${JUDGE_PORT:-8765}
 BIN=$(dirname "$PY")
-MODEL=$("$PY" -c "import yaml; from jsweep.models.tiny import build_tiny; print(build_tiny(yaml.safe_load(open('conf/model/tiny.yaml'))['arch']))")
+MODEL=$("$PY" -c "import yaml; from jsweep.models.tiny import build_tiny; print(build_tiny(yaml.safe_load(open('conf/model/tiny.yaml'))['model']['arch']))")
 "$BIN/transformers" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --device cpu --log-level warning >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

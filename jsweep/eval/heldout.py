@@ -7,8 +7,11 @@ training: EOS closes the reply, the loss is on the reply tokens only).
 
 - ``heldout/loss``: total reply-token NLL / reply tokens (lower is better);
 - ``heldout/perplexity``: exp of that;
+- ``heldout/text_loss`` and ``heldout/end_loss``: that loss split in two, the reply's own tokens (per
+  token) and the EOS that closes it (per record): where the model expects the reply to end. Tuning on
+  long replies raises ``end_loss`` on short ones while it may lower ``text_loss`` (README: "make sweep");
 - ``heldout/samples``, ``heldout/tokens``;
-- ``predictions/heldout.jsonl``: per-record NLL and token count, which ``jsweep report`` resamples
+- ``predictions/heldout.jsonl``: per-record NLL, token count and the closing EOS's NLL, which ``jsweep report`` resamples
   for the score's 95% interval, and, for two cells, for the 95% interval of their difference
   (a paired bootstrap: the same records resampled for both, so the items' own difficulty, common to
   every cell, cancels out).
@@ -124,7 +127,7 @@ class HeldOut:
             n_reply = min(len(r_ids), len(ids) - 1)
             rows.append((ex.id, ids, n_reply))
         device = next(model.parameters()).device
-        out, total_nll, total_tok = [], 0.0, 0
+        out, total_nll, total_tok, total_end = [], 0.0, 0, 0.0
         bs = max(1, int(self.options["batch_size"]))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         with torch.no_grad():
@@ -143,11 +146,13 @@ class HeldOut:
                 target = labels[:, 1:].to(device)
                 keep = target != -100
                 nll = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
-                for j, (rid, _, _) in enumerate(batch):
+                for j, (rid, ids, _) in enumerate(batch):
                     s, t = float(nll[j].sum()), int(keep[j].sum())
-                    out.append({"id": rid, "nll": s, "tokens": t})
+                    end = float(nll[j, len(ids) - 2])  # the reply's last token: the EOS that closes it
+                    out.append({"id": rid, "nll": s, "tokens": t, "end_nll": end})
                     total_nll += s
                     total_tok += t
+                    total_end += end
         pred_dir = ctx.cell_dir / "predictions"
         pred_dir.mkdir(parents=True, exist_ok=True)
         with open(pred_dir / "heldout.jsonl", "w", encoding="utf-8") as f:
@@ -157,6 +162,8 @@ class HeldOut:
         return {
             "heldout/loss": loss,
             "heldout/perplexity": math.exp(min(loss, 50.0)),
+            "heldout/text_loss": (total_nll - total_end) / max(1, total_tok - len(out)),
+            "heldout/end_loss": total_end / max(1, len(out)),
             "heldout/samples": float(len(out)),
             "heldout/tokens": float(total_tok),
         }

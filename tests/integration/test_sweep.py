@@ -71,7 +71,8 @@ def test_child_params_metrics_and_artifacts(sweep, mlflow_client_for):
         assert float(params["lr"]) in (1e-5, 1e-4)
         seen.add((params["dataset"], float(params["lr"])))
         # the settings a person compares, not ~200 flattened config keys; the config is an artifact + digest
-        assert params["max_steps"] == "3" and params["lora.r"] == "8" and params["effective_batch"] == "4"
+        # effective_batch 1: the tiny preset's micro_batch_size (conf/model/tiny.yaml), one packed row a step
+        assert params["max_steps"] == "3" and params["lora.r"] == "8" and params["effective_batch"] == "1"
         assert len(params["config_digest"]) == 16 and len(params) < 40 and not any(k.startswith("cfg.") for k in params)
         # the run name holds every result-changing override: the grid values and the fixed ones
         name = child.info.run_name
@@ -231,6 +232,28 @@ def test_the_lr_effect_on_the_shared_heldout_set_is_resolved_against_its_paired_
     assert "vs #1 (paired 95%)" in text
     slow_rows = [l for l in lines if re.match(r"\| \d+ \| ", l) and "| 1e-05 |" in l]  # the conditions table
     assert len(slow_rows) == 2 and all("]*" in l for l in slow_rows), slow_rows  # both resolved against #1
+
+
+@pytest.mark.slow  # two cells of the tiny recipe at once: 83 s on the shared 2-core machine (load average 2-3)
+def test_the_mission_grids_datasets_differ_on_the_shared_heldout_set(tmp_path, tiny_model_dir):
+    """The mission grid's datasets at its lr=1e-4 on the embedded default, with the tiny model's own recipe
+    (conf/model/tiny.yaml: hundreds of small LoRA steps on every linear layer): tuning on ichikara's long,
+    polite explanations leaves the model worse on the shared held-out set's short answers than tuning on
+    dolly's short answers, and the paired bootstrap (the same held-out records resampled for both cells)
+    resolves the gap. With the shared recipe's 3 LoRA steps the two datasets tied (README: "make sweep")."""
+    from jsweep.eval.heldout import paired_interval
+    from jsweep.tools.report import load_sweep
+
+    grid = ["-m", "launcher.concurrency=2", "dataset=dolly,ichikara", "lr=1e-4", "eval=[heldout]"]
+    proc = run_jsweep(grid, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep_dir = next((tmp_path / "outputs" / "sweeps").glob("*/summary.json")).parent
+    cells = {c.value("dataset"): c for c in load_sweep(sweep_dir)}
+    dolly, ichikara = cells["dolly"], cells["ichikara"]
+    assert all(c.metrics["train/steps"] > 300 for c in (dolly, ichikara))  # 20 epochs of one 256-token row a step
+    gap = ichikara.metrics["heldout/loss"] - dolly.metrics["heldout/loss"]
+    low, high = paired_interval(ichikara, dolly, resamples=1000)
+    assert 0 < low <= gap <= high, (gap, low, high)  # ichikara is worse, and resolved
 
 
 def test_the_sweep_writes_a_report_and_logs_it_to_the_parent_run(sweep, mlflow_client_for):

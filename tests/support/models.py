@@ -6,4 +6,4 @@ import yaml
 
 from tests.support.paths import ROOT
 
-TINY_ARCH = yaml.safe_load((ROOT / "conf" / "model" / "tiny.yaml").read_text())["arch"]
+TINY_ARCH = yaml.safe_load((ROOT / "conf" / "model" / "tiny.yaml").read_text())["model"]["arch"]

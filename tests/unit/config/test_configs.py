@@ -73,6 +73,30 @@ def test_model_presets_name_hub_ids_and_lora_targets():
     assert compose_spec(["model=llm-jp-3-1.8b"]).model.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+def test_the_tiny_model_brings_its_own_training_recipe_and_real_models_keep_the_shared_one():
+    """conf/model/tiny.yaml sets the embedded demo's recipe (many small steps, LoRA on every linear layer) so
+    that the mission grid's datasets differ; a real model composes the shared `train` defaults unchanged, and
+    the command line and experiments still override the tiny recipe."""
+    from dataclasses import asdict
+
+    tiny = compose_spec([])
+    assert (tiny.train.epochs, tiny.train.micro_batch_size, tiny.train.max_length) == (20, 1, 256)
+    assert tiny.method.lora.target_modules == [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    ]  # fmt: skip
+    real = {name: compose_spec([f"model={name}"]).train for name in group_options("model") if name != "tiny"}
+    assert len(real) >= 5
+    for name, train in real.items():  # conf/config.yaml's shared train section, untouched by the tiny preset
+        assert train == real["llm-jp-3-1.8b"], name
+        assert (train.epochs, train.micro_batch_size, train.max_length, train.grad_accum) == (1, 4, 512, 1), name
+    shared, own = asdict(real["llm-jp-3-1.8b"]), asdict(tiny.train)
+    assert {k for k in shared if shared[k] != own[k]} == {"epochs", "micro_batch_size", "max_length"}
+    over = compose_spec(["train.epochs=3", "train.micro_batch_size=4", "train.max_length=512"]).train
+    assert (over.epochs, over.micro_batch_size, over.max_length) == (3, 4, 512)  # the command line wins
+    study = compose_spec(["experiment=opencalm7b_lora", "model=tiny"]).train
+    assert study.epochs == 3 and study.micro_batch_size * study.grad_accum == 128  # the study's recipe wins
+
+
 def test_lr_shortcut_and_nested_overrides():
     spec = compose_spec(["lr=3e-4", "method.lora.r=16", "train.epochs=3", "method=sft_lora"])
     assert spec.lr == 3e-4 and spec.method.lora.r == 16 and spec.train.epochs == 3

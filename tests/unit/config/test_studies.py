@@ -58,7 +58,9 @@ def test_the_open_calm_recipe():
     assert s.train.micro_batch_size * s.train.grad_accum == 128 and s.train.epochs == 3
     assert s.train.warmup_steps == 100
     tiny = compose_spec(["experiment=opencalm7b_lora", "model=tiny"])
-    assert tiny.method.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]  # the recipe keeps the model's
+    # the recipe keeps the model's own LoRA targets (the tiny preset's: every linear layer)
+    assert tiny.method.lora.target_modules == compose_spec(["model=tiny"]).model.lora_target_modules
+    assert tiny.method.lora.target_modules == [f"{m}_proj" for m in ("q", "k", "v", "o", "gate", "up", "down")]
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,43 @@ def test_heldout_loss_is_the_reply_token_loss_in_the_cells_format(tmp_path):
     assert metrics["heldout/loss"] == pytest.approx(total_nll / total_tok, rel=1e-5)
 
 
+def test_heldout_splits_its_loss_into_the_reply_text_and_the_eos_that_ends_it(tmp_path):
+    """heldout/text_loss (per reply token, EOS left out) and heldout/end_loss (the closing EOS, per record):
+    each equals the model's own loss with only those tokens labelled, in a padded batch too."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jsweep.data.formats import ALPACA_JA
+    from jsweep.models.tiny import build_tiny
+
+    model_dir = build_tiny(RANDOM_TINY)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    ctx = SimpleNamespace(spec=compose_spec(["eval=[heldout]"]), cell_dir=tmp_path)
+    metrics = HeldOut({"max_samples": 5, "batch_size": 4}).evaluate(ctx, model, tok)  # a padded batch, then one
+    rows = [json.loads(l) for l in (tmp_path / "predictions" / "heldout.jsonl").read_text().splitlines()]
+    text_nll, text_tok, ends = 0.0, 0, []
+    for ex in load_records({"max_samples": 5}):
+        prompt, reply = ALPACA_JA.render(ex)
+        p = tok(prompt).input_ids
+        r = tok(reply + tok.eos_token, add_special_tokens=False).input_ids
+        assert r[-1] == tok.eos_token_id
+        ids = torch.tensor([p + r])
+        with torch.no_grad():
+            text = float(model(input_ids=ids, labels=torch.tensor([[-100] * len(p) + r[:-1] + [-100]])).loss)
+            end = float(model(input_ids=ids, labels=torch.tensor([[-100] * (len(p) + len(r) - 1) + r[-1:]])).loss)
+        text_nll += text * (len(r) - 1)
+        text_tok += len(r) - 1
+        ends.append(end)
+    assert [r["end_nll"] for r in rows] == pytest.approx(ends, rel=1e-4)
+    assert metrics["heldout/end_loss"] == pytest.approx(sum(ends) / len(ends), rel=1e-4)
+    assert metrics["heldout/text_loss"] == pytest.approx(text_nll / text_tok, rel=1e-4)
+    n, tokens = metrics["heldout/samples"], metrics["heldout/tokens"]
+    assert n == 5 and tokens == text_tok + n
+    whole = metrics["heldout/text_loss"] * (tokens - n) + metrics["heldout/end_loss"] * n
+    assert whole == pytest.approx(metrics["heldout/loss"] * tokens, rel=1e-5)  # the two parts make the whole
+
+
 def test_a_real_model_needs_its_own_heldout_set():
     from jsweep.eval.run import check_eval_data
 
