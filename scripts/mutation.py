@@ -75,7 +75,22 @@ MODULES: dict[str, tuple] = {
             "tests/unit/eval/test_mutation_kills_generate.py",
             # the vLLM hand-over (eval.backend=vllm) of generate(), against the scripted stand-in
             "tests/unit/eval/test_vllm_backend.py::test_generate_hands_jsweeps_token_ids_to_vllm_and_returns_the_same_completions_in_order",
+            "tests/unit/eval/test_generate.py::test_decode_groups_merge_only_the_small_long_budget_tail",
+            "tests/unit/eval/test_generate.py::test_decode_groups_cost_model_at_its_edges",
+            "tests/unit/eval/test_generate.py::test_decoding_on_a_gpu_leaves_out_cudnn_attention_and_restores_the_flags",
         ],
+    ),
+    # the engine's GPU decoding plan, added after the whole module's run: the long-budget tail's grouping and
+    # the attention kernels while decoding (the same tests; only these functions' mutants)
+    "generate_plan": (
+        "jsweep/eval/generate.py",
+        [
+            "tests/unit/eval/test_generate.py::test_mixed_budgets_share_batches_and_each_row_keeps_its_own",
+            "tests/unit/eval/test_generate.py::test_decode_groups_merge_only_the_small_long_budget_tail",
+            "tests/unit/eval/test_generate.py::test_decode_groups_cost_model_at_its_edges",
+            "tests/unit/eval/test_generate.py::test_decoding_on_a_gpu_leaves_out_cudnn_attention_and_restores_the_flags",
+        ],
+        ["jsweep.eval.generate.x_decode_groups", "jsweep.eval.generate.x_attention_backends"],
     ),
     # Retry and resume: the pure helpers the launcher and the cell decide with (the OOM retry's new
     # micro-batch, the complete checkpoints to resume from, whether a FINISHED cell's results are whole,
@@ -102,7 +117,7 @@ FAST = "-m 'not slow and not gpu'"
 # estimate leaves out fixture set-up. The generate tests load the tiny model for every mutant (about
 # 25 CPU-s for the whole selection): with the defaults (1 s, x15) a mutant that survives them ran out
 # of CPU time and was counted as a "timeout" kill. Per module: (timeout_constant, timeout_multiplier).
-TIMEOUTS: dict[str, tuple[float, float]] = {"generate": (20.0, 3.0)}
+TIMEOUTS: dict[str, tuple[float, float]] = {"generate": (20.0, 3.0), "generate_plan": (20.0, 3.0)}
 
 
 def toml_list(items: list[str]) -> str:

@@ -89,6 +89,21 @@ def test_decode_groups_merge_only_the_small_long_budget_tail():
     assert decode_groups([], 64) == {}
 
 
+def test_decode_groups_cost_model_at_its_edges():
+    """A step costs steps x max(1, rows / overhead_rows); a bucket joins only when that is strictly cheaper."""
+    # 1 row x 8 steps and n rows x 2 steps, 4 rows per step for free: n=3 together cost 8 against 8 + 2;
+    # n=4 cost 8 x 5/4 = 10 against 8 + 2, a tie, so they stay apart
+    assert decode_groups([8] + [2] * 3, 4) == {8: 8, 2: 8}
+    assert decode_groups([8] + [2] * 4, 4) == {8: 8, 2: 2}
+    # the rows a group has gathered count: 1 + 3 rows join (8 against 8 + 4), a fifth row would cost
+    # 8 x 5/4 = 10 against 8 + 2
+    assert decode_groups([8] + [4] * 3 + [2], 4) == {8: 8, 4: 8, 2: 2}
+    # one row per step for free: two single rows cost 8 x 2 together against 8 + 2 apart
+    assert decode_groups([8, 2], 1) == {8: 8, 2: 2}
+    assert decode_groups([8, 2], 2) == {8: 8, 2: 8}
+    assert decode_groups([8, 2], 0) == {8: 8, 2: 2}  # no rows for free, as 1
+
+
 def test_shared_prefix_length_leaves_every_row_a_token():
     assert shared_prefix_length([[1] * 40, [1] * 40]) == 39
     assert shared_prefix_length([[1] * 40 + [2], [1] * 40 + [3]]) == 40
