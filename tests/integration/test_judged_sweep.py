@@ -44,6 +44,8 @@ def test_sweep_judged_pairwise_graded_and_sampled(tmp_path, mlflow_client_for):
     with JudgeServer(script) as server:
         sweep = [
             "-m",
+            "launcher.concurrency=2",  # both cells at once (bookkeeping: not in the cell id; the judge's
+            # answers depend on the prompt alone, and the pairwise judgments come after both cells)
             "dataset=dolly,oasst",
             "eval=[elyza_tasks_100,samples,human_eval]",
             *FAST,
