@@ -20,17 +20,18 @@ from tests.support.tracking import cell_runs
 
 
 def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow_client_for, tiny_model_dir):
-    # Reference: the same cell uninterrupted, in another directory.
+    # Reference: the same cell uninterrupted, in another directory (its own store), run at the same time
+    # as the interrupted one: the two processes share nothing, so their start-ups overlap on 2 cores.
     ref = tmp_path / "ref"
     ref.mkdir()
-    assert run_jsweep(FAST, ref).returncode == 0
-    ref_metrics = json.loads((cell_dirs(ref)[0] / "metrics.json").read_text())
+    ref_proc = popen_jsweep(FAST, ref)
 
     work = tmp_path / "work"
     work.mkdir()
     proc = popen_jsweep(FAST, work, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
     wait_for(
         lambda: stalled_cell(work, "checkpoints/checkpoint-2/trainer_state.json"),
+        timeout=240,
         what="checkpoint-2 and the stall at step 4",
     )
     cell = stalled_cell(work)
@@ -41,6 +42,9 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     client = mlflow_client_for(work)
     (run,) = cell_runs(client)
     assert run.info.status == "FAILED"
+    ref_out, _ = ref_proc.communicate(timeout=600)
+    assert ref_proc.returncode == 0, ref_out[-3000:]
+    ref_metrics = json.loads((cell_dirs(ref)[0] / "metrics.json").read_text())
 
     again = run_jsweep(FAST, work)
     assert again.returncode == 0, again.stdout[-2000:]
