@@ -208,40 +208,45 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
     model_dir = next((tmp_path / "outputs" / "cells").iterdir()) / "model"
     assert (model_dir / "adapter_config.json").exists() and (model_dir / "base" / "config.json").exists()
     # The eval tool loads the adapter over the saved base, offline (the hub id would need the network).
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jsweep",
-            "eval",
-            str(model_dir),
-            *SMALL_RANDOM[:-1],
-            "eval=[llm_jp_eval]",
-            "eval.llm_jp_eval.tasks=[jnli]",
-            "eval.llm_jp_eval.max_num_samples=2",
-        ],
-        cwd=tmp_path,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "llm_jp_eval/AVG" in proc.stdout
-    # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
-    proc = run_jsweep(
-        [
-            *SMALL_RANDOM,
-            "method=dpo",
-            "dataset=hh_rlhf_ja",
-            f"method.init_from={model_dir}",
-            "train.max_steps=1",
-            "train.micro_batch_size=2",
-            "eval=[]",
-            "output_root=dpo",
-        ],
-        tmp_path,
-    )
+    # It only reads the saved model, as the DPO cell below does: the two run at the same time (the
+    # evaluation's run in a store of its own, so that two processes never write one SQLite file).
+    out_path, err_path = tmp_path / "eval.out", tmp_path / "eval.err"  # files: no pipe fills up unread
+    with open(out_path, "w") as out_file, open(err_path, "w") as err_file:
+        evaluation = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jsweep",
+                "eval",
+                str(model_dir),
+                *SMALL_RANDOM[:-1],
+                "eval=[llm_jp_eval]",
+                "eval.llm_jp_eval.tasks=[jnli]",
+                "eval.llm_jp_eval.max_num_samples=2",
+            ],
+            cwd=tmp_path,
+            env=cli_env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}"),
+            stdout=out_file,
+            stderr=err_file,
+        )
+        # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
+        proc = run_jsweep(
+            [
+                *SMALL_RANDOM,
+                "method=dpo",
+                "dataset=hh_rlhf_ja",
+                f"method.init_from={model_dir}",
+                "train.max_steps=1",
+                "train.micro_batch_size=2",
+                "eval=[]",
+                "output_root=dpo",
+            ],
+            tmp_path,
+        )
+        evaluation.wait(timeout=600)
+    out, err = out_path.read_text(), err_path.read_text()
+    assert evaluation.returncode == 0, out[-3000:] + err[-3000:]
+    assert "llm_jp_eval/AVG" in out
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     dpo_cell = next((tmp_path / "dpo" / "cells").iterdir())
     assert json.loads((dpo_cell / "status.json").read_text())["status"] == "FINISHED"
