@@ -282,34 +282,12 @@ def test_a_launcher_error_closes_its_runs_and_the_rerun_reuses_them(tmp_path, ml
     assert {r.info.run_id for r in after} == {r.info.run_id for r in runs}
 
 
-def test_a_corrupt_journal_line_is_skipped_with_a_warning_and_the_rest_replayed(
+def test_a_finished_cell_with_damaged_results_runs_again_and_a_corrupt_journal_line_is_skipped(
     tmp_path, mlflow_client_for, tiny_model_dir
 ):
-    assert run_jsweep(TINY, tmp_path).returncode == 0
-    (cell,) = cell_dirs(tmp_path)
-    journal = cell / "tracking_journal.jsonl"
-    # What an outage followed by a kill mid-write leaves: whole calls around a line cut short.
-    journal.write_text(
-        json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}})
-        + "\n"
-        + '{"op": "set_tags", "tags": {"jsweep.no'
-        + "\n"
-        + json.dumps({"op": "set_tags", "tags": {"jsweep.note2": "after"}})
-        + "\n"
-    )
-    again = run_jsweep(TINY, tmp_path)
-    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
-    sync = run_jsweep(["sync"], tmp_path)
-    assert sync.returncode == 0, sync.stdout + sync.stderr
-    assert f"{cell.name}/tracking_journal.jsonl: line 2 is not a whole tracking call, skipped" in sync.stderr
-    (run,) = cell_runs(mlflow_client_for(tmp_path))
-    assert run.data.tags["jsweep.note"] == "before" and run.data.tags["jsweep.note2"] == "after"
-    assert not journal.exists()
-
-
-def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client_for, tiny_model_dir):
-    """One finished cell damaged twice in turn, each time found and run again: its saved model removed,
-    then its metrics file cut short."""
+    """One finished cell damaged three times in turn: its saved model removed, then its metrics file cut
+    short (each time found and run again), then its tracking journal left with a line cut short (skipped
+    with a warning at `jsweep sync`, the whole calls around it replayed)."""
     assert run_jsweep(TINY, tmp_path).returncode == 0
     (cell,) = cell_dirs(tmp_path)
     for damage in ("model", "metrics"):
@@ -329,6 +307,29 @@ def test_a_finished_cell_with_damaged_results_runs_again(tmp_path, mlflow_client
         assert len(complete) == 1 and complete[0].info.status == "FINISHED", damage
         assert any(r.data.tags.get("jsweep.damaged") for r in runs)
     assert len(runs) == 3 and sum(1 for r in runs if r.data.tags.get("jsweep.damaged")) == 2
+
+    # The finished cell's journal: what an outage followed by a kill mid-write leaves, whole calls around a
+    # line cut short.
+    journal = cell / "tracking_journal.jsonl"
+    journal.write_text(
+        json.dumps({"op": "set_tags", "tags": {"jsweep.note": "before"}})
+        + "\n"
+        + '{"op": "set_tags", "tags": {"jsweep.no'
+        + "\n"
+        + json.dumps({"op": "set_tags", "tags": {"jsweep.note2": "after"}})
+        + "\n"
+    )
+    again = run_jsweep(TINY, tmp_path)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    sync = run_jsweep(["sync"], tmp_path)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert f"{cell.name}/tracking_journal.jsonl: line 2 is not a whole tracking call, skipped" in sync.stderr
+    runs = cell_runs(mlflow_client_for(tmp_path))
+    assert len(runs) == 3  # no new run: the journal goes to the cell's run
+    (run,) = [r for r in runs if r.data.tags.get("jsweep.complete") == "true"]
+    assert run.info.run_id == complete[0].info.run_id
+    assert run.data.tags["jsweep.note"] == "before" and run.data.tags["jsweep.note2"] == "after"
+    assert not journal.exists()
 
 
 # --------------------------------------------------------------------------- 4. pre-flight
