@@ -11,7 +11,7 @@ import pytest
 
 from jsweep.tools.report import by_axis, find_sweep, load_sweep, pick_metric, ranked, read_history, write_report
 from tests.support.cellstate import summary_row, write_cell, write_summary
-from tests.support.sweeps import finish, run_jsweep, start_jsweep
+from tests.support.sweeps import run_jsweep
 
 SCORES = {("dolly", "1e-05"): 0.30, ("dolly", "0.0001"): 0.40, ("oasst", "1e-05"): 0.20, ("oasst", "0.0001"): 0.50}
 
@@ -212,15 +212,12 @@ def test_the_command_finds_the_newest_sweep_and_reports_errors(tmp_path):
     make_sweep(tmp_path / "outputs", SCORES, "2026-11-23_09-00-00")
     newest = make_sweep(tmp_path / "outputs2", SCORES, "x")
     assert find_sweep(tmp_path / "outputs2") == newest
-    # The two refusals start with the report (they only read): three CLI start-ups at once.
-    refusals = [
-        start_jsweep(args, tmp_path) for args in (["report", "outputs", "--metric", "jnli"], ["report", "nowhere"])
-    ]
     proc = run_jsweep(["report", "outputs", "--no-plots"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "## By `dataset`" in proc.stdout and proc.stdout.splitlines()[-1].endswith("/report")
-    bad, none = (finish(p) for p in refusals)
+    bad = run_jsweep(["report", "outputs", "--metric", "jnli"], tmp_path)
     assert bad.returncode == 2 and "no cell has metric 'jnli'" in bad.stderr
+    none = run_jsweep(["report", "nowhere"], tmp_path)
     assert none.returncode == 2 and "no sweep found at nowhere" in none.stderr
 
 
