@@ -298,11 +298,7 @@ def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny
             "launcher.gpus=0,1,2",
             "train.max_steps=2",
             "eval=[llm_jp_eval]",
-            # Three short-answer tasks: the eval stage (a process of its own: start-up, model load, scoring)
-            # lasts seconds, far longer than the launcher's 0.2 s poll that hands GPU 1 to the second cell;
-            # all ten tasks (chabsa's 191 new tokens) would only make both cells' evaluation longer.
-            "eval.llm_jp_eval.tasks=[jnli,jsquad,jsts]",
-            "eval.llm_jp_eval.max_num_samples=4",
+            "eval.llm_jp_eval.max_num_samples=10",
         ],
         tmp_path,
         timeout=600,
