@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.paths import ROOT
-from tests.support.sweeps import cli_env, run_jsweep
+from tests.support.sweeps import run_jsweep
 
 STANDIN = ROOT / "tests" / "support" / "vllm_standin"
 MISSING = "eval.backend=vllm: vLLM is not installed here (pip install vllm), or use eval.backend=transformers"
@@ -174,39 +173,21 @@ def _adapter(tiny_model_dir: Path, out: Path) -> Path:
     return out
 
 
-def _evals(model: Path, *runs: tuple[Path, tuple[str, ...], dict[str, str]]) -> list[tuple[dict, Path]]:
-    """`jsweep eval` on ``model`` once per (directory, extra arguments, environment), all at the same time:
-    each in a directory and store of its own. Each run's metrics and output directory."""
-    procs = []
-    for tmp, extra, env in runs:
-        args = (
-            "eval=[llm_jp_eval,samples]",
-            f"eval.llm_jp_eval.tasks={TASKS}",
-            "eval.llm_jp_eval.max_num_samples=4",
-            "eval.samples.do_sample=false",
-            "eval.samples.max_new_tokens=8",
-            f"output_root={tmp / 'outputs'}",
-            *extra,
-        )
-        with open(tmp / "eval.out", "w") as out, open(tmp / "eval.err", "w") as err:  # files: no pipe fills up
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "jsweep", "eval", str(model), *args],
-                    cwd=tmp,
-                    env=cli_env(tmp, **env),
-                    stdout=out,
-                    stderr=err,
-                )
-            )
-    results = []
-    for (tmp, _, _), proc in zip(runs, procs):
-        proc.wait(timeout=900)
-        stdout, stderr = (tmp / "eval.out").read_text(), (tmp / "eval.err").read_text()
-        assert proc.returncode == 0, stdout[-3000:] + stderr[-5000:]
-        metrics = json.loads(stdout[stdout.index("{") : stdout.rindex("}") + 1])
-        (out_dir,) = (tmp / "outputs" / "evals").iterdir()
-        results.append((metrics, out_dir))
-    return results
+def _eval(tmp: Path, model: Path, *args: str, **env: str) -> tuple[dict, Path]:
+    args = (
+        "eval=[llm_jp_eval,samples]",
+        f"eval.llm_jp_eval.tasks={TASKS}",
+        "eval.llm_jp_eval.max_num_samples=4",
+        "eval.samples.do_sample=false",
+        "eval.samples.max_new_tokens=8",
+        f"output_root={tmp / 'outputs'}",
+        *args,
+    )
+    proc = run_jsweep(["eval", str(model), *args], tmp, timeout=900, **env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    metrics = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
+    (out_dir,) = (tmp / "outputs" / "evals").iterdir()
+    return metrics, out_dir
 
 
 def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(standin, tiny_model_dir, tmp_path):
@@ -217,12 +198,8 @@ def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(st
     adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
     (tmp_path / "hf").mkdir()
     (tmp_path / "vllm").mkdir()
-    # The two backends at once: their start-ups and model loads overlap on 2 cores.
-    (hf_metrics, hf_dir), (v_metrics, v_dir) = _evals(
-        adapter,
-        (tmp_path / "hf", (), {}),
-        (tmp_path / "vllm", ("eval.backend=vllm",), {"PYTHONPATH": f"{STANDIN}:{ROOT}"}),
-    )
+    hf_metrics, hf_dir = _eval(tmp_path / "hf", adapter)
+    v_metrics, v_dir = _eval(tmp_path / "vllm", adapter, "eval.backend=vllm", PYTHONPATH=f"{STANDIN}:{ROOT}")
     hf_rows = [json.loads(x) for x in (hf_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     v_rows = [json.loads(x) for x in (v_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     assert len(v_rows) == 24 and [r["prompt"] for r in v_rows] == [r["prompt"] for r in hf_rows]
