@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -13,7 +12,7 @@ from jsweep.compose import compose_spec
 from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
 from jsweep.sweep import cell_env
 from jsweep.validate import validate_cell
-from tests.support.sweeps import cli_env, run_jsweep
+from tests.support.sweeps import finish, run_jsweep, start_jsweep
 
 H100 = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_cap": 9.0, "memory": "81559 MiB"} for i in range(2)]
 V100 = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_cap": 7.0, "memory": "32768 MiB"}]
@@ -210,43 +209,35 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
     # The eval tool loads the adapter over the saved base, offline (the hub id would need the network).
     # It only reads the saved model, as the DPO cell below does: the two run at the same time (the
     # evaluation's run in a store of its own, so that two processes never write one SQLite file).
-    out_path, err_path = tmp_path / "eval.out", tmp_path / "eval.err"  # files: no pipe fills up unread
-    with open(out_path, "w") as out_file, open(err_path, "w") as err_file:
-        evaluation = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jsweep",
-                "eval",
-                str(model_dir),
-                *SMALL_RANDOM[:-1],
-                "eval=[llm_jp_eval]",
-                "eval.llm_jp_eval.tasks=[jnli]",
-                "eval.llm_jp_eval.max_num_samples=2",
-            ],
-            cwd=tmp_path,
-            env=cli_env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}"),
-            stdout=out_file,
-            stderr=err_file,
-        )
-        # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
-        proc = run_jsweep(
-            [
-                *SMALL_RANDOM,
-                "method=dpo",
-                "dataset=hh_rlhf_ja",
-                f"method.init_from={model_dir}",
-                "train.max_steps=1",
-                "train.micro_batch_size=2",
-                "eval=[]",
-                "output_root=dpo",
-            ],
-            tmp_path,
-        )
-        evaluation.wait(timeout=600)
-    out, err = out_path.read_text(), err_path.read_text()
-    assert evaluation.returncode == 0, out[-3000:] + err[-3000:]
-    assert "llm_jp_eval/AVG" in out
+    evaluation = start_jsweep(
+        [
+            "eval",
+            str(model_dir),
+            *SMALL_RANDOM[:-1],
+            "eval=[llm_jp_eval]",
+            "eval.llm_jp_eval.tasks=[jnli]",
+            "eval.llm_jp_eval.max_num_samples=2",
+        ],
+        tmp_path,
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}",
+    )
+    # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
+    proc = run_jsweep(
+        [
+            *SMALL_RANDOM,
+            "method=dpo",
+            "dataset=hh_rlhf_ja",
+            f"method.init_from={model_dir}",
+            "train.max_steps=1",
+            "train.micro_batch_size=2",
+            "eval=[]",
+            "output_root=dpo",
+        ],
+        tmp_path,
+    )
+    evaluated = finish(evaluation)
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert "llm_jp_eval/AVG" in evaluated.stdout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     dpo_cell = next((tmp_path / "dpo" / "cells").iterdir())
     assert json.loads((dpo_cell / "status.json").read_text())["status"] == "FINISHED"
