@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -400,14 +402,30 @@ PREFLIGHT = [
 ]
 
 
+@pytest.fixture(scope="module")
+def preflight_runs(tmp_path_factory) -> dict[tuple[str, ...], tuple[subprocess.CompletedProcess, Path, str]]:
+    """Every PREFLIGHT case's CLI run, each in a directory of its own (with its broken files), two at a
+    time (a CLI start-up is most of their time, and the cases share nothing): by the case's arguments,
+    the run, its directory and the message it must show."""
+    dirs = [tmp_path_factory.mktemp("preflight") for _ in PREFLIGHT]
+
+    def run(i: int) -> tuple[subprocess.CompletedProcess, Path, str]:
+        (args, message), tmp = PREFLIGHT[i], dirs[i]
+        files = _bad_files(tmp) if any("{" in a for a in args) else {}
+        names = {k: str(v) for k, v in files.items()}
+        proc = run_jsweep(["-m", *(a.format(**names) for a in args)], tmp, timeout=120)
+        return proc, tmp, message.format(**names)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(run, range(len(PREFLIGHT))))
+    return {tuple(args): r for (args, _), r in zip(PREFLIGHT, runs)}
+
+
 @pytest.mark.parametrize(
     "args,message", PREFLIGHT, ids=[a[0].split("=")[0] + "=" + a[0].split("=")[1][:12] for a, _ in PREFLIGHT]
 )
-def test_bad_values_and_files_are_refused_before_any_cell_starts(tmp_path, args, message):
-    files = _bad_files(tmp_path) if any("{" in a for a in args) else {}
-    args = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
-    message = message.format(**{k: str(v) for k, v in files.items()})
-    proc = run_jsweep(["-m", *args], tmp_path, timeout=120)
+def test_bad_values_and_files_are_refused_before_any_cell_starts(preflight_runs, args, message):
+    proc, tmp_path, message = preflight_runs[tuple(args)]
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stderr.startswith("jsweep: error:") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert message in proc.stderr, proc.stderr[-2000:]
