@@ -11,6 +11,7 @@ every evaluator of the cell's ``eval`` section; the cell process (jsweep.job.cel
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from jsweep import registries
@@ -25,9 +26,13 @@ def evaluate_all(ctx: Any, model: Any, tokenizer: Any) -> None:
     if ctx.spec.eval:
         say(f"evaluation backend: {getattr(ctx.spec, 'eval_backend', 'transformers')}")
     with backend(ctx, model, tokenizer) as engine:
-        for name, options in ctx.spec.eval.items():
+        for i, (name, options) in enumerate(ctx.spec.eval.items()):
             evaluator = registries.EVALUATORS.get(name).build(options)
             say(f"evaluating: {name}")
+            if i == 0 and "JSWEEP_FAULT" in os.environ:  # tests: JSWEEP_FAULT=<kind>@eval (jsweep.job.faults)
+                from jsweep.job.faults import at_evaluation
+
+                at_evaluation(ctx)
             ctx.log_metrics(evaluator.evaluate(ctx, model, tokenizer))
             if engine is not None:
                 engine.release()  # vLLM stopped: the next evaluator finds the model on its device

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 from tests.support.sweeps import run_jsweep
@@ -21,9 +25,19 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> dict[tuple[str, ...], tuple[subprocess.CompletedProcess, Path]]:
+    """Every case's CLI run, each in a directory of its own, two at a time (a CLI start-up is most of
+    their time, and the cases share nothing): by arguments, the run and its directory."""
+    dirs = [tmp_path_factory.mktemp("bad_input") for _ in CASES]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = list(pool.map(lambda i: run_jsweep(CASES[i][0], dirs[i], timeout=120), range(len(CASES))))
+    return {tuple(args): (proc, d) for (args, _), proc, d in zip(CASES, procs, dirs)}
+
+
 @pytest.mark.parametrize("args,message", CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_input_is_reported_before_anything_runs(tmp_path, args, message):
-    proc = run_jsweep(args, tmp_path, timeout=120)
+def test_bad_input_is_reported_before_anything_runs(refused, args, message):
+    proc, tmp_path = refused[tuple(args)]
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
     first = proc.stderr.strip().splitlines()[0]

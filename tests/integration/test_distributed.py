@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -13,7 +12,7 @@ from jsweep.compose import compose_spec
 from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
 from jsweep.sweep import cell_env
 from jsweep.validate import validate_cell
-from tests.support.sweeps import cli_env, run_jsweep
+from tests.support.sweeps import finish, run_jsweep, start_jsweep
 
 H100 = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_cap": 9.0, "memory": "81559 MiB"} for i in range(2)]
 V100 = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_cap": 7.0, "memory": "32768 MiB"}]
@@ -208,11 +207,10 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
     model_dir = next((tmp_path / "outputs" / "cells").iterdir()) / "model"
     assert (model_dir / "adapter_config.json").exists() and (model_dir / "base" / "config.json").exists()
     # The eval tool loads the adapter over the saved base, offline (the hub id would need the network).
-    proc = subprocess.run(
+    # It only reads the saved model, as the DPO cell below does: the two run at the same time (the
+    # evaluation's run in a store of its own, so that two processes never write one SQLite file).
+    evaluation = start_jsweep(
         [
-            sys.executable,
-            "-m",
-            "jsweep",
             "eval",
             str(model_dir),
             *SMALL_RANDOM[:-1],
@@ -220,14 +218,9 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
             "eval.llm_jp_eval.tasks=[jnli]",
             "eval.llm_jp_eval.max_num_samples=2",
         ],
-        cwd=tmp_path,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        tmp_path,
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "llm_jp_eval/AVG" in proc.stdout
     # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
     proc = run_jsweep(
         [
@@ -242,6 +235,9 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
         ],
         tmp_path,
     )
+    evaluated = finish(evaluation)
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert "llm_jp_eval/AVG" in evaluated.stdout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     dpo_cell = next((tmp_path / "dpo" / "cells").iterdir())
     assert json.loads((dpo_cell / "status.json").read_text())["status"] == "FINISHED"

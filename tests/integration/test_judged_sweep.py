@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tests.support.judge_server import JudgeServer
-from tests.support.sweeps import run_jsweep
+from tests.support.sweeps import finish, run_jsweep, start_jsweep
 
 KEY = "sk-e2etestkey-1111111111111111111111"
 GEN = ["eval.samples.max_new_tokens=12", "eval.human_eval.max_new_tokens=12"]
@@ -44,6 +44,8 @@ def test_sweep_judged_pairwise_graded_and_sampled(tmp_path, mlflow_client_for):
     with JudgeServer(script) as server:
         sweep = [
             "-m",
+            "launcher.concurrency=2",  # both cells at once (bookkeeping: not in the cell id; the judge's
+            # answers depend on the prompt alone, and the pairwise judgments come after both cells)
             "dataset=dolly,oasst",
             "eval=[elyza_tasks_100,samples,human_eval]",
             *FAST,
@@ -160,6 +162,8 @@ def test_judge_outage_keeps_the_answers_and_jsweep_judge_completes_later(tmp_pat
     assert run.data.metrics["elyza_tasks_100/score"] == 3.0
 
     # the cell ran without human_eval: its saved model answers the question set afterwards, for graders
+    # (a request for cells that do not exist is refused meanwhile: it only reads, so it runs at the same time)
+    no_cells = start_jsweep(["grade", "answers", "outputs", "--cells", "zzz"], tmp_path)
     proc = run_jsweep(["grade", "answers", "outputs", "eval.human_eval.max_new_tokens=8"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert len((cell_dir / "human_eval" / "answers.jsonl").read_text().splitlines()) == 5
@@ -169,7 +173,7 @@ def test_judge_outage_keeps_the_answers_and_jsweep_judge_completes_later(tmp_pat
     assert (
         sheet.read_bytes().startswith(b"\xef\xbb\xbf") and len(sheet.read_text(encoding="utf-8-sig").splitlines()) > 5
     )
-    bad = run_jsweep(["grade", "answers", "outputs", "--cells", "zzz"], tmp_path)
+    bad = finish(no_cells)
     assert bad.returncode == 2 and "no finished cell" in bad.stderr
     assert KEY not in all_text(tmp_path)
 

@@ -91,8 +91,9 @@ def test_a_finished_sweep_skips_and_reruns_by_cell_id_prefix_axis_value_or_flag(
     tmp_path, mlflow_client_for, tiny_model_dir
 ):
     """One store through the ways a finished sweep runs again: all skipped; `launcher.rerun` with a cell-id
-    prefix runs only the named cell; a new axis value runs only the new cell; `--rerun` with a setting runs
-    a finished cell again. Previous results are kept each time."""
+    prefix runs only the named cell, and a new axis value only the new cell (one sweep: the named cell,
+    a finished cell not named, a new cell); `--rerun` with a setting runs a finished cell again. Previous
+    results are kept each time."""
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=2", "eval=[]"]
     first = run_jsweep([*grid, "launcher.concurrency=2"], tmp_path)  # two CPU cells at once (not in the cell id)
     assert first.returncode == 0, first.stdout[-3000:]
@@ -101,26 +102,39 @@ def test_a_finished_sweep_skips_and_reruns_by_cell_id_prefix_axis_value_or_flag(
     assert again.stdout.count("skip: already finished in run") == 2
     client = mlflow_client_for(tmp_path)
     assert len(cell_runs(client)) == 2
-    # launcher.rerun with a cell-id prefix
+    # launcher.rerun with a cell-id prefix runs only the named cell (lr=1e-5, not lr=1e-4), and a new axis
+    # value (lr=3e-4) only the new cell: one sweep of the three, two cells at once.
     ids = {r.data.params["lr"]: r.data.tags["jsweep.cell_id"] for r in cell_runs(client)}
     assert sorted(ids) == ["0.0001", "1e-05"]
     target = ids["1e-05"]
-    again = run_jsweep([*grid, f"launcher.rerun=['{target[:6]}']"], tmp_path)
+    named = f"launcher.rerun=['{target[:6]}']"
+    again = run_jsweep(
+        ["-m", "lr=1e-5,1e-4,3e-4", "train.max_steps=2", "eval=[]", "launcher.concurrency=2", named], tmp_path
+    )
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.stdout.count("rerun: previous results kept in") == 1
-    assert again.stdout.count("skip: already finished") == 1
+    assert again.stdout.count("skip: already finished") == 1 and "lr=0.0001" in _line(again.stdout, "skip: ")
+    started = [ln for ln in again.stdout.splitlines() if " start " in ln]
+    assert len(started) == 2 and sorted("lr=1e-05" in ln for ln in started) == [False, True]
+    assert any("lr=0.0003" in ln for ln in started)
     replaced = sorted(p.name for p in (tmp_path / "outputs" / "cells").iterdir() if ".replaced-" in p.name)
     assert [name.split(".replaced-")[0] for name in replaced] == [target]
-    assert sorted(r.data.tags["jsweep.cell_id"] for r in cell_runs(client)) == sorted([*ids.values(), target])
-    # Changing one axis value runs only the new cell.
-    more = run_jsweep(["-m", "lr=1e-5,3e-4", "train.max_steps=2", "eval=[]"], tmp_path)
-    assert more.stdout.count("skip: already finished") == 1 and more.stdout.count(" start ") == 1
-    assert len(cell_runs(client)) == 4
+    after = cell_runs(client)
+    assert len(after) == 4
+    assert sorted(r.data.tags["jsweep.cell_id"] for r in after if r.data.params["lr"] != "0.0003") == sorted(
+        [*ids.values(), target]
+    )
     # --rerun runs a finished cell again and keeps the previous results.
     rerun = run_jsweep(["--rerun", "lr=1e-5", "train.max_steps=2", "eval=[]"], tmp_path)
     assert rerun.returncode == 0 and "previous results kept in" in rerun.stdout
     assert len(cell_runs(client)) == 5
     assert any(".replaced-" in p.name for p in (tmp_path / "outputs" / "cells").iterdir())
+
+
+def _line(out: str, marker: str) -> str:
+    """The one line of ``out`` holding ``marker``."""
+    (line,) = [ln for ln in out.splitlines() if marker in ln]
+    return line
 
 
 # --------------------------------------------------------------------------- a second Ctrl-C

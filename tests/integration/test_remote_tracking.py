@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from tests.support.servers import PASSWORD, USER, auth_client, auth_server, password_nowhere
-from tests.support.sweeps import run_jsweep
+from tests.support.sweeps import finish, run_jsweep, start_jsweep
 from tests.support.tracking import cell_runs
 
 
@@ -25,6 +25,16 @@ def test_a_sweep_logs_to_an_authenticated_remote_server(tmp_path, tiny_model_dir
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with auth_server(tmp_path) as uri:
         assert refused_without_credentials(uri)
+        # With a wrong password the sweep is refused by the server, and says so in one line: a sweep of
+        # its own (another cell, another directory), run at the same time as the one that logs.
+        (tmp_path / "refused").mkdir()
+        refused = start_jsweep(
+            ["train.max_steps=2", "eval=[]", "seed=7"],
+            tmp_path / "refused",
+            MLFLOW_TRACKING_URI=uri,
+            MLFLOW_TRACKING_USERNAME=USER,
+            MLFLOW_TRACKING_PASSWORD="wrong-password-123",
+        )
         proc = run_jsweep(
             ["train.max_steps=2", "eval=[llm_jp_eval]", "eval.llm_jp_eval.tasks=[jnli]"],
             tmp_path,
@@ -37,12 +47,5 @@ def test_a_sweep_logs_to_an_authenticated_remote_server(tmp_path, tiny_model_dir
         assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
         assert run.data.tags.get("jsweep.complete") == "true"
         assert password_nowhere(tmp_path, proc.stdout, proc.stderr) == []
-        # Without credentials the sweep is refused by the server, and says so in one line.
-        bad = run_jsweep(
-            ["train.max_steps=2", "eval=[]", "seed=7"],
-            tmp_path,
-            MLFLOW_TRACKING_URI=uri,
-            MLFLOW_TRACKING_USERNAME=USER,
-            MLFLOW_TRACKING_PASSWORD="wrong-password-123",
-        )
+        bad = finish(refused)
         assert bad.returncode != 0 and "wrong-password-123" not in bad.stdout + bad.stderr

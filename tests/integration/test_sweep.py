@@ -143,18 +143,25 @@ def test_saved_predictions_rescore_to_the_logged_metrics(sweep):
     assert scored["tasks"]["jsquad"]["char_f1"] == pytest.approx(metrics["llm_jp_eval/jsquad/char_f1"])
 
 
-def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tiny_model_dir):
-    # The first cell asks LoRA to adapt a module the model does not have: PEFT raises at run time. (A cell
-    # that fails mid-training, on an injected fault, is in test_survive's secrets test and test_promises.)
+def test_a_failing_cell_does_not_stop_the_sweep_and_out_of_memory_is_retried_with_half_the_micro_batch(
+    tmp_path, mlflow_client_for, tiny_model_dir
+):
+    """The first cell asks LoRA to adapt a module the model does not have: PEFT raises at run time, and that
+    error is not retried. The second runs out of memory at its first step (an injected CUDA OOM) and is
+    retried with half the micro-batch and twice the accumulation, the same effective batch. (A cell that
+    fails mid-training, on an injected fault, is in test_survive's secrets test and test_promises.)"""
     proc = run_jsweep(
         [
             "-m",
             "launcher.concurrency=2",  # both cells at once: one failing does not stop the other either way
             "method.lora.target_modules=[nope_proj],[q_proj]",
-            "train.max_steps=1",
+            "train.max_steps=2",
+            "train.micro_batch_size=4",
+            "train.grad_accum=1",
             "eval=[]",
         ],
         tmp_path,
+        JSWEEP_FAULT="oom@1",  # the first cell never reaches a step
     )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "summary (1/2 finished)" in proc.stdout
@@ -163,7 +170,7 @@ def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tin
     parents, children = _runs(client)
     assert parents[0].info.status == "FAILED"
     by_status = {c.info.status: c for c in children}
-    assert set(by_status) == {"FAILED", "FINISHED"}
+    assert set(by_status) == {"FAILED", "FINISHED"} and len(children) == 2  # the retry in the cell's own run
     failed = by_status["FAILED"]
     error_class = failed.data.tags["jsweep.error_class"]
     assert error_class in ("ValueError", "NoMatchingPeftModuleError")  # PEFT 0.21 names its own class
@@ -173,7 +180,16 @@ def test_a_failing_cell_does_not_stop_the_sweep(tmp_path, mlflow_client_for, tin
     status = json.loads((cell_dir / "status.json").read_text())
     assert status["error_class"] == error_class
     assert status["status"] == "FAILED" and "Traceback" in status["traceback"]
-    assert "retry" not in proc.stdout  # errors other than out of memory are not retried
+    failed_prefix = f"{failed.data.tags['jsweep.cell_id'][:8]}]"
+    retries = [ln for ln in proc.stdout.splitlines() if "retry" in ln]
+    assert retries and not any(failed_prefix in ln for ln in retries)  # errors other than OOM are not retried
+    assert "jsweep.oom_retry.1" not in failed.data.tags
+    # out of memory: retried once, with half the micro-batch
+    assert "out of memory; retry 1/2 with micro_batch_size 4->2, grad_accum 1->2" in proc.stdout
+    run = by_status["FINISHED"]
+    assert run.data.tags["jsweep.oom_retry.1"] == "micro_batch_size 4->2, grad_accum 1->2"
+    spec = json.loads((Path(run.data.tags["jsweep.cell_dir"]) / "cell.json").read_text())["spec"]
+    assert (spec["train"]["micro_batch_size"], spec["train"]["grad_accum"]) == (2, 2)  # same effective batch
 
 
 def test_dry_run_expands_the_grid_without_running(tmp_path):

@@ -33,3 +33,22 @@ def run_jsweep(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> su
         text=True,
         timeout=timeout,
     )
+
+
+def start_jsweep(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+    """``python -m jsweep ARGS`` started as ``run_jsweep`` runs it, without waiting: independent runs at the
+    same time (each in its own directory and store). ``finish`` waits for it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jsweep", *args],
+        cwd=cwd,
+        env=cli_env(cwd, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Wait for a ``start_jsweep`` process; what ``run_jsweep`` would have returned."""
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.paths import ROOT
-from tests.support.sweeps import run_jsweep
+from tests.support.sweeps import finish, run_jsweep, start_jsweep
 
 STANDIN = ROOT / "tests" / "support" / "vllm_standin"
 MISSING = "eval.backend=vllm: vLLM is not installed here (pip install vllm), or use eval.backend=transformers"
@@ -173,21 +173,29 @@ def _adapter(tiny_model_dir: Path, out: Path) -> Path:
     return out
 
 
-def _eval(tmp: Path, model: Path, *args: str, **env: str) -> tuple[dict, Path]:
-    args = (
-        "eval=[llm_jp_eval,samples]",
-        f"eval.llm_jp_eval.tasks={TASKS}",
-        "eval.llm_jp_eval.max_num_samples=4",
-        "eval.samples.do_sample=false",
-        "eval.samples.max_new_tokens=8",
-        f"output_root={tmp / 'outputs'}",
-        *args,
-    )
-    proc = run_jsweep(["eval", str(model), *args], tmp, timeout=900, **env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    metrics = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
-    (out_dir,) = (tmp / "outputs" / "evals").iterdir()
-    return metrics, out_dir
+def _evals(model: Path, *runs: tuple[Path, tuple[str, ...], dict[str, str]]) -> list[tuple[dict, Path]]:
+    """`jsweep eval` on ``model`` once per (directory, extra arguments, environment), all at the same time,
+    each in a directory and store of its own; each run's metrics and output directory."""
+    started = []
+    for tmp, extra, env in runs:
+        args = (
+            "eval=[llm_jp_eval,samples]",
+            f"eval.llm_jp_eval.tasks={TASKS}",
+            "eval.llm_jp_eval.max_num_samples=4",
+            "eval.samples.do_sample=false",
+            "eval.samples.max_new_tokens=8",
+            f"output_root={tmp / 'outputs'}",
+            *extra,
+        )
+        started.append(start_jsweep(["eval", str(model), *args], tmp, **env))
+    results = []
+    for (tmp, _, _), proc in zip(runs, started):
+        done = finish(proc, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        metrics = json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])
+        (out_dir,) = (tmp / "outputs" / "evals").iterdir()
+        results.append((metrics, out_dir))
+    return results
 
 
 def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(standin, tiny_model_dir, tmp_path):
@@ -198,8 +206,12 @@ def test_jsweep_eval_through_vllm_scores_what_the_transformers_backend_scores(st
     adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
     (tmp_path / "hf").mkdir()
     (tmp_path / "vllm").mkdir()
-    hf_metrics, hf_dir = _eval(tmp_path / "hf", adapter)
-    v_metrics, v_dir = _eval(tmp_path / "vllm", adapter, "eval.backend=vllm", PYTHONPATH=f"{STANDIN}:{ROOT}")
+    # The two backends at once: their start-ups and model loads overlap on 2 cores.
+    (hf_metrics, hf_dir), (v_metrics, v_dir) = _evals(
+        adapter,
+        (tmp_path / "hf", (), {}),
+        (tmp_path / "vllm", ("eval.backend=vllm",), {"PYTHONPATH": f"{STANDIN}:{ROOT}"}),
+    )
     hf_rows = [json.loads(x) for x in (hf_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     v_rows = [json.loads(x) for x in (v_dir / "predictions" / "llm_jp_eval.jsonl").read_text().splitlines()]
     assert len(v_rows) == 24 and [r["prompt"] for r in v_rows] == [r["prompt"] for r in hf_rows]
