@@ -25,11 +25,13 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     # as the interrupted one: the two processes share nothing, so their start-ups overlap on 2 cores.
     ref = tmp_path / "ref"
     ref.mkdir()
-    ref_proc = popen_jsweep(FAST, ref)
+    # an evaluation at step 3, before the kill at step 4 (the tiny recipe's first epoch is longer than 6 steps)
+    args = [*FAST, "train.eval_steps=3"]
+    ref_proc = popen_jsweep(args, ref)
 
     work = tmp_path / "work"
     work.mkdir()
-    proc = popen_jsweep(FAST, work, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
+    proc = popen_jsweep(args, work, JSWEEP_FAULT="sleep@4")  # stalls at step 4, after checkpoint-2
     wait_for(
         lambda: stalled_cell(work, "checkpoints/checkpoint-2/trainer_state.json"),
         timeout=240,
@@ -47,7 +49,7 @@ def test_kill_9_mid_training_then_rerun_resumes_in_the_same_run(tmp_path, mlflow
     assert ref_proc.returncode == 0, ref_out[-3000:]
     ref_metrics = json.loads((cell_dirs(ref)[0] / "metrics.json").read_text())
 
-    again = run_jsweep(FAST, work)
+    again = run_jsweep(args, work)
     assert again.returncode == 0, again.stdout[-2000:]
     assert " resume " in again.stdout
     runs = cell_runs(client)
