@@ -182,8 +182,11 @@ def decode_groups(budgets: Sequence[int], overhead_rows: int) -> dict[int, int]:
     Each row still keeps only its own first tokens. ``overhead_rows=1`` (a CPU, compute-bound at
     any size) never merges."""
     counts: dict[int, int] = {}
-    for b in budgets:
-        counts[_bucket(b)] = counts.get(_bucket(b), 0) + 1
+    longest: dict[int, int] = {}  # per bucket, its largest budget: the steps its rows take (not the bucket)
+    for budget in budgets:
+        b = _bucket(budget)
+        counts[b] = counts.get(b, 0) + 1
+        longest[b] = max(longest.get(b, 0), int(budget))
 
     def cost(steps: int, rows: int) -> float:
         return steps * max(1.0, rows / max(overhead_rows, 1))
@@ -191,13 +194,11 @@ def decode_groups(budgets: Sequence[int], overhead_rows: int) -> dict[int, int]:
     groups: dict[int, int] = {}
     top = rows = steps = 0
     for b in sorted(counts, reverse=True):
-        # the group's steps: the largest budget among its rows (not its bucket), the cost of a row added
-        longest = max(x for x in budgets if _bucket(x) == b)
-        if top and cost(steps, rows + counts[b]) < cost(steps, rows) + cost(longest, counts[b]):
+        if top and cost(steps, rows + counts[b]) < cost(steps, rows) + cost(longest[b], counts[b]):
             groups[b] = top
             rows += counts[b]
         else:
-            groups[b], top, rows, steps = b, b, counts[b], longest
+            groups[b], top, rows, steps = b, b, counts[b], longest[b]
     return groups
 
 

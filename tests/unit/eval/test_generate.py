@@ -103,6 +103,9 @@ def test_decode_groups_cost_model_at_its_edges():
     # the rows a group has gathered count: 1 + 3 rows join (8 against 8 + 4), a fifth row would cost
     # 8 x 5/4 = 10 against 8 + 2
     assert decode_groups([8] + [4] * 3 + [2], 4) == {8: 8, 4: 8, 2: 2}
+    # a group decodes as long as its largest budget, wherever that row stands: 2 rows x 8 steps, and 3 rows
+    # x 2 steps cost 8 x 5/4 = 10 together against 8 + 2 apart (with 5 steps they would join: 6.25 against 7)
+    assert decode_groups([8, 5] + [2] * 3, 4) == {8: 8, 2: 2}
     # one row per step for free: two single rows cost 8 x 2 together against 8 + 2 apart
     assert decode_groups([8, 2], 1) == {8: 8, 2: 2}
     assert decode_groups([8, 2], 2) == {8: 8, 2: 8}
