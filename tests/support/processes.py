@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.support.sweeps import cli_env
+from tests.support.sweeps import start_jsweep
 
 STALLED = "fault: stalled at step"  # what a JSWEEP_FAULT=sleep@N cell logs while it waits for SIGUSR1
 FAST = ["train.max_steps=6", "train.checkpoint_steps=2", "train.delete_checkpoints=false", "eval=[]"]
@@ -47,15 +46,11 @@ def as_in_a_terminal() -> None:
 
 def popen_jsweep(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     """``python -m jsweep ARGS`` started in its own session, as from a terminal; output piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "jsweep", *args],
-        cwd=cwd,
-        env=cli_env(cwd, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
+    return start_jsweep(
+        args,
+        cwd,
+        popen={"stderr": subprocess.STDOUT, "start_new_session": True, "preexec_fn": as_in_a_terminal},
+        **env,
     )
 
 

@@ -35,16 +35,16 @@ def run_jsweep(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> su
     )
 
 
-def start_jsweep(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+def start_jsweep(args: list[str], cwd: Path, *, popen: dict | None = None, **env: str) -> subprocess.Popen:
     """``python -m jsweep ARGS`` started as ``run_jsweep`` runs it, without waiting: independent runs at the
-    same time (each in its own directory and store). ``finish`` waits for it."""
+    same time (each in its own directory and store). ``finish`` waits for it. ``popen``: further
+    ``subprocess.Popen`` options over the default of stdout and stderr piped apart."""
     return subprocess.Popen(
         [sys.executable, "-m", "jsweep", *args],
         cwd=cwd,
         env=cli_env(cwd, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
+        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **(popen or {})},
     )
 
 
