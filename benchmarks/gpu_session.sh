@@ -35,6 +35,13 @@ export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt" | grep -v "^|" | tail -6
 want=" $* "
+# One fresh benchmarks/eval_throughput.py process (the harness only) on GPU 0, for at most LEFT seconds:
+#   eval_run LEFT JSON LOG 'ENV=VALUE ...' [eval_throughput.py arguments]
+eval_run() {
+  local left=$1 json=$2 log=$3 envs=$4; shift 4
+  env $envs CUDA_VISIBLE_DEVICES=0 timeout "$left" python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 \
+      --modes none --harness "$@" --out "$json" > "$log" 2>&1
+}
 if [[ $want == *" tests "* ]]; then
   t=$(date +%s)
   timeout 480 python3 -m pytest -q -m gpu tests/integration/test_where.py -rA --durations=0 -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
@@ -51,9 +58,8 @@ if [[ $want == *" eval "* ]]; then
     t=$(date +%s)
     left=$(( (${BUDGET_S:-575} - (t - t0)) / (${#envs[@]} - n + 1) ))   # stay inside the device's 600 s per command
     echo "process $n: $e (up to $left s)"
-    env $e CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 --modes none \
-        --harness --harness-tasks "${HARNESS_TASKS:-jcommonsenseqa,jnli,jsquad}" --harness-variants "$variants" \
-        --out "$OUT/eval_throughput_full$suffix.json" > "$OUT/eval_full$suffix.log" 2>&1
+    eval_run $left "$OUT/eval_throughput_full$suffix.json" "$OUT/eval_full$suffix.log" "$e" \
+        --harness-tasks "${HARNESS_TASKS:-jcommonsenseqa,jnli,jsquad}" --harness-variants "$variants"
     rc=$?
     grep -v "it/s\]$" "$OUT/eval_full$suffix.log" | tail -40
     echo "eval ($e): exit $rc in $(( $(date +%s) - t )) s"
@@ -94,8 +100,7 @@ if [[ $want == *" evalplan "* ]]; then
     left=$(( ${BUDGET_S:-575} - (t - t0) )); (( left > 30 )) || { echo "plan $n: no time left"; break; }
     envs=${line%%--*}; args=${line#*--}
     echo "plan $n (up to $left s): $line"
-    env $envs CUDA_VISIBLE_DEVICES=0 timeout $left python3 benchmarks/eval_throughput.py --jglue .bench/jglue-v1.3 \
-        --modes none --harness $args --out "$OUT/plan_$n.json" > "$OUT/plan_$n.log" 2>&1
+    eval_run $left "$OUT/plan_$n.json" "$OUT/plan_$n.log" "$envs" $args
     rc=$?
     grep -v "it/s\]$" "$OUT/plan_$n.log" | grep -E "harness \{|phases|requests,|context tokens|Error|error" | tail -8
     echo "plan $n: exit $rc in $(( $(date +%s) - t )) s"
