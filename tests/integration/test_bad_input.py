@@ -31,7 +31,9 @@ def refused(tmp_path_factory) -> dict[tuple[str, ...], tuple[subprocess.Complete
     their time, and the cases share nothing): by arguments, the run and its directory."""
     dirs = [tmp_path_factory.mktemp("bad_input") for _ in CASES]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        procs = list(pool.map(lambda i: run_jsweep(CASES[i][0], dirs[i], timeout=120), range(len(CASES))))
+        procs = list(
+            pool.map(lambda i: run_jsweep(CASES[i][0], dirs[i], timeout=120, fresh_store=True), range(len(CASES)))
+        )
     return {tuple(args): (proc, d) for (args, _), proc, d in zip(CASES, procs, dirs)}
 
 

@@ -12,6 +12,7 @@ from jsweep.compose import compose_spec
 from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
 from jsweep.sweep import cell_env
 from jsweep.validate import validate_cell
+from tests.support.store import seed_store
 from tests.support.sweeps import finish, run_jsweep, start_jsweep
 
 H100 = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_cap": 9.0, "memory": "81559 MiB"} for i in range(2)]
@@ -219,7 +220,7 @@ def test_lora_over_random_weights_saves_its_base_and_evaluates_from_it(tmp_path,
             "eval.llm_jp_eval.max_num_samples=2",
         ],
         tmp_path,
-        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}",
+        MLFLOW_TRACKING_URI=f"sqlite:///{seed_store(tmp_path / 'eval.db')}",
     )
     # DPO starting from the adapter merges it into the saved base, not into fresh random weights.
     proc = run_jsweep(

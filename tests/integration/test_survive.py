@@ -147,7 +147,9 @@ def _history_steps(cell: Path, key: str = "train/loss") -> list[int]:
 
 def test_two_identical_sweeps_at_once_on_a_fresh_store_run_each_cell_once(tmp_path, mlflow_client_for, tiny_model_dir):
     grid = ["-m", "lr=1e-5,1e-4", "train.max_steps=3", "eval=[]"]
-    procs = [popen_jsweep(grid, tmp_path) for _ in range(2)]  # together, on a store that does not exist yet
+    procs = [
+        popen_jsweep(grid, tmp_path, fresh_store=True) for _ in range(2)
+    ]  # together, on a store that does not exist yet
     outs = [p.communicate(timeout=600)[0] for p in procs]
     both = "\n=====\n".join(outs)
     assert "alembic" not in both and "Traceback" not in both, both[-4000:]
@@ -413,7 +415,7 @@ def preflight_runs(tmp_path_factory) -> dict[tuple[str, ...], tuple[subprocess.C
         (args, message), tmp = PREFLIGHT[i], dirs[i]
         files = _bad_files(tmp) if any("{" in a for a in args) else {}
         names = {k: str(v) for k, v in files.items()}
-        proc = run_jsweep(["-m", *(a.format(**names) for a in args)], tmp, timeout=120)
+        proc = run_jsweep(["-m", *(a.format(**names) for a in args)], tmp, timeout=120, fresh_store=True)
         return proc, tmp, message.format(**names)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -436,7 +438,7 @@ def test_bad_values_and_files_are_refused_before_any_cell_starts(preflight_runs,
 
 def test_an_unusable_output_root_is_refused_before_anything_runs(tmp_path):
     (tmp_path / "a_file").write_text("x")
-    proc = run_jsweep([f"output_root={tmp_path / 'a_file' / 'outputs'}"], tmp_path, timeout=120)
+    proc = run_jsweep([f"output_root={tmp_path / 'a_file' / 'outputs'}"], tmp_path, timeout=120, fresh_store=True)
     assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "mlflow.db").exists()
 

@@ -25,7 +25,7 @@ GRID = [
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("sweep")
-    proc = run_jsweep(GRID, tmp)
+    proc = run_jsweep(GRID, tmp, fresh_store=True)  # as a user's first sweep: MLflow builds the store
     return tmp, proc
 
 
@@ -193,7 +193,9 @@ def test_a_failing_cell_does_not_stop_the_sweep_and_out_of_memory_is_retried_wit
 
 
 def test_dry_run_expands_the_grid_without_running(tmp_path):
-    proc = run_jsweep(["-m", "dataset=dolly,ichikara,oasst", "lr=1e-5,1e-4", "launcher.dry_run=true"], tmp_path)
+    proc = run_jsweep(
+        ["-m", "dataset=dolly,ichikara,oasst", "lr=1e-5,1e-4", "launcher.dry_run=true"], tmp_path, fresh_store=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert "6 cell(s) planned" in proc.stdout
     rows = [l for l in proc.stdout.splitlines() if "dataset=" in l]
@@ -218,7 +220,7 @@ def test_a_comma_separated_gpu_list_is_one_setting_not_a_sweep_axis(tmp_path):
         "lr=1e-5,1e-4",
         "launcher.gpus=[2,3]",
     ]
-    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path)
+    proc = run_jsweep(["-m", "lr=1e-5,1e-4", "launcher.gpus=0,1", "launcher.dry_run=true"], tmp_path, fresh_store=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 cell(s) planned" in proc.stdout  # not 4: launcher.gpus did not multiply the grid
 

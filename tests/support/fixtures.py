@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.models import TINY_ARCH
 from tests.support.paths import ROOT
+from tests.support.store import seed_store
 from tests.support.tracking import StoredRun
 
 
@@ -40,7 +41,7 @@ def mlflow_client_for():
     def make(path: Path):
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=f"sqlite:///{path / 'mlflow.db'}")
+        return MlflowClient(tracking_uri=f"sqlite:///{seed_store(path / 'mlflow.db')}")
 
     return make
 

@@ -44,12 +44,13 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def popen_jsweep(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+def popen_jsweep(args: list[str], cwd: Path, *, fresh_store: bool = False, **env: str) -> subprocess.Popen:
     """``python -m jsweep ARGS`` started in its own session, as from a terminal; output piped."""
     return start_jsweep(
         args,
         cwd,
         popen={"stderr": subprocess.STDOUT, "start_new_session": True, "preexec_fn": as_in_a_terminal},
+        fresh_store=fresh_store,
         **env,
     )
 

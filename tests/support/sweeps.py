@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.store import seed_store
+
 
 def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
@@ -23,8 +25,19 @@ def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_jsweep(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-    """Run ``python -m jsweep ARGS`` in ``cwd`` (MLflow store: cwd/mlflow.db), capturing output."""
+def _store(cwd: Path, fresh_store: bool, env: dict[str, str]) -> None:
+    """An empty store at cwd/mlflow.db (tests.support.store) unless the test wants none there, or points
+    MLFLOW_TRACKING_URI elsewhere."""
+    if not fresh_store and "MLFLOW_TRACKING_URI" not in env:
+        seed_store(cwd / "mlflow.db")
+
+
+def run_jsweep(
+    args: list[str], cwd: Path, timeout: int = 600, *, fresh_store: bool = False, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``python -m jsweep ARGS`` in ``cwd`` (MLflow store: cwd/mlflow.db), capturing output.
+    ``fresh_store``: no store there yet unless an earlier run made one (else an empty one is put there)."""
+    _store(cwd, fresh_store, env)
     return subprocess.run(
         [sys.executable, "-m", "jsweep", *args],
         cwd=cwd,
@@ -35,10 +48,13 @@ def run_jsweep(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> su
     )
 
 
-def start_jsweep(args: list[str], cwd: Path, *, popen: dict | None = None, **env: str) -> subprocess.Popen:
+def start_jsweep(
+    args: list[str], cwd: Path, *, popen: dict | None = None, fresh_store: bool = False, **env: str
+) -> subprocess.Popen:
     """``python -m jsweep ARGS`` started as ``run_jsweep`` runs it, without waiting: independent runs at the
     same time (each in its own directory and store). ``finish`` waits for it. ``popen``: further
     ``subprocess.Popen`` options over the default of stdout and stderr piped apart."""
+    _store(cwd, fresh_store, env)
     return subprocess.Popen(
         [sys.executable, "-m", "jsweep", *args],
         cwd=cwd,

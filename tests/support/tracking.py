@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.store import seed_store
+
 
 class StoredRun:
     """A real CellTracker on a temporary SQLite MLflow store, and what the store holds afterwards, read
@@ -15,7 +17,7 @@ class StoredRun:
         from jsweep.tracking import CellTracker
 
         root.mkdir(parents=True, exist_ok=True)
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.uri = f"sqlite:///{seed_store(root / 'mlflow.db')}"
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.create_experiment("tests", artifact_location=(root / "mlartifacts").as_uri())
         self.run_id = self.client.create_run(exp).info.run_id

@@ -19,6 +19,7 @@ from jsweep.schema import DatasetSpec
 from jsweep.validate import validate_cell
 from tests.support.paths import MALFORMED
 from tests.support.specs import spec_for
+from tests.support.store import seed_store
 
 INSTRUCT = FIXTURES / "instruct"
 
@@ -550,7 +551,7 @@ def test_log_dataset_input_records_source_n_and_digest_in_sqlite_store(tmp_path)
 
     from jsweep.data.provenance import log_dataset_input
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     mlflow.set_tracking_uri(uri)
     exp = mlflow.create_experiment("prov", artifact_location=str(tmp_path / "artifacts"))
     runs = {}
@@ -587,7 +588,7 @@ def test_log_dataset_input_for_hub_and_mixture_sources(tmp_path):
     assert src._get_source_type() == "hugging_face" and src.path == "kunishou/databricks-dolly-15k-ja"
     assert src.revision == "abc123"
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(uri)
     exp = client.create_experiment("mix", artifact_location=str(tmp_path / "artifacts"))
     run = client.create_run(exp)
@@ -623,7 +624,7 @@ def test_log_dataset_input_through_the_cell_tracker(tmp_path):
     from jsweep.data.provenance import log_dataset_input
     from jsweep.tracking import CellTracker
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(uri)
     run = client.create_run(client.create_experiment("cell", artifact_location=str(tmp_path / "a")))
     spec = spec_for("dataset=hh_rlhf_ja", "method=dpo_lora", "eval=[]")

@@ -17,6 +17,8 @@ import types
 
 import pytest
 
+from tests.support.store import seed_store
+
 WRONG = "？"  # scores 0 everywhere: not equal, no word characters (char_f1 0), no shared line, parses to -2
 
 
@@ -106,7 +108,7 @@ def ctx(tmp_path):
     from jsweep.job.context import CellContext
     from jsweep.tracking import CellTracker
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(client.create_experiment("known-answers"))
     cell_dir = tmp_path / "cell"

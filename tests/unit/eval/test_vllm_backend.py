@@ -35,7 +35,9 @@ def _no_real_vllm() -> None:
 
 def test_a_sweep_asking_for_vllm_without_it_stops_with_one_line_before_anything_runs(tmp_path):
     _no_real_vllm()
-    proc = run_jsweep(["eval=[llm_jp_eval]", "eval.backend=vllm", "train.max_steps=1"], tmp_path, timeout=300)
+    proc = run_jsweep(
+        ["eval=[llm_jp_eval]", "eval.backend=vllm", "train.max_steps=1"], tmp_path, timeout=300, fresh_store=True
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines()[0].startswith("jsweep: error:"), proc.stderr
     assert proc.stderr.count(MISSING) == 1, proc.stderr
@@ -51,7 +53,12 @@ def test_a_sweep_asking_for_vllm_without_it_stops_with_one_line_before_anything_
 
 def test_jsweep_eval_asking_for_vllm_without_it_stops_with_one_line(tmp_path, tiny_model_dir):
     _no_real_vllm()
-    proc = run_jsweep(["eval", str(tiny_model_dir), "eval=[llm_jp_eval]", "eval.backend=vllm"], tmp_path, timeout=300)
+    proc = run_jsweep(
+        ["eval", str(tiny_model_dir), "eval=[llm_jp_eval]", "eval.backend=vllm"],
+        tmp_path,
+        timeout=300,
+        fresh_store=True,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip() == f"jsweep eval: error: {MISSING}"
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
