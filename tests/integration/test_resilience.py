@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.processes import FAST, as_in_a_terminal, cell_dirs, pid_alive, popen_jsweep, stalled_cell, wait_for
 from tests.support.servers import free_port, stop_server, tracking_server
+from tests.support.store import seed_store
 from tests.support.sweeps import cli_env, run_jsweep
 from tests.support.tracking import cell_runs
 
@@ -116,6 +117,7 @@ def test_a_closed_terminal_stops_the_cells_too(tmp_path, mlflow_client_for, tiny
     import threading
 
     master, slave = os.openpty()
+    seed_store(tmp_path / "mlflow.db")  # as run_jsweep does
     proc = subprocess.Popen(
         [sys.executable, "-m", "jsweep", *FAST],
         cwd=tmp_path,

@@ -12,10 +12,15 @@ from tests.support.store import seed_store
 
 
 def _dump(db: Path) -> tuple[list, dict[str, list]]:
-    """The store's schema (every CREATE statement) and its rows by table, times left out."""
+    """The store's schema (every CREATE statement, its lines sorted: the order of a table's constraints
+    follows Python's string hashing, which differs between two processes) and its rows by table, times
+    left out."""
     con = sqlite3.connect(db)
     try:
-        schema = sorted(con.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=repr)
+        schema = sorted(
+            (kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+            for kind, name, sql in con.execute("SELECT type, name, sql FROM sqlite_master")
+        )
         tables = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         rows = {}
         for table in tables:
