@@ -41,8 +41,8 @@ format: env ## ruff: fix what can be fixed and format
 typecheck: env ## mypy over jsweep/ and hydra_plugins/
 	$(BIN)/mypy
 
-test: env ## run the fast CPU test suite
-	$(BIN)/python -m pytest -q
+test: env ## run the fast CPU test suite (two pytest workers; the Slurm tests share one)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 test-slow: env ## run the slow tests too (full sweeps, multi-process DeepSpeed)
 	$(BIN)/python -m pytest -q -m "not gpu"

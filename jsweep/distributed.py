@@ -155,6 +155,69 @@ def uses_bf16(spec: Any, gpus: list[dict[str, Any]]) -> bool:
     return spec.train.precision == "auto" and bool(gpus) and all((g["compute_cap"] or 0) >= 8.0 for g in gpus)
 
 
+# What host memory a ZeRO cell that offloads to the CPU needs beyond DeepSpeed's estimate of its model
+# states: measured on 2x H200 with a 12.86B model (benchmarks/README.md, issue 20). Optimizer states
+# offloaded: 16 bytes a parameter, 206 GB, and the ranks peaked at 254 GB (x1.23); it trained on a
+# 270 GB node. Parameters offloaded too: 18 bytes a parameter, 231 GB, killed for memory at 266 GB on
+# that node. DeepSpeed's own estimator adds 50% (additional_buffer_factor=1.5), which would have refused
+# the run that trained.
+OFFLOAD_OVERHEAD = 1.2
+
+
+def offload_state_bytes(params: int, zero_stage: int, offload_param: bool, gpus_per_node: int) -> int:
+    """Host memory of the model states of a ZeRO cell that offloads its optimizer, on one node, without
+    DeepSpeed's buffer factor: ``estimate_zero3_model_states_mem_needs`` (with zero.Init, as jsweep builds
+    ZeRO-3 models) and ``estimate_zero2_model_states_mem_needs`` (each rank also holds the whole model
+    while it loads) from deepspeed.runtime.zero."""
+    if zero_stage == 3:
+        return params * (18 if offload_param else 16)
+    return params * max(4 * gpus_per_node, 16)
+
+
+def host_memory_bytes(meminfo: str = "/proc/meminfo", cgroup: str = "/sys/fs/cgroup/memory.max") -> int | None:
+    """The memory this process's node lets it use: its cgroup's limit where one is set (a Slurm job's
+    --mem, a container), else the node's MemTotal; None where neither can be read."""
+    from pathlib import Path
+
+    try:
+        limit = Path(cgroup).read_text().strip()
+        if limit.isdigit():
+            return int(limit)
+    except OSError:
+        pass
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_offload_memory(spec: Any, params: int, gpus_per_node: int, host: int | None) -> str | None:
+    """The problem with a cell that offloads to host memory it does not have, or None. A cell killed
+    by the kernel for memory minutes into its start says nothing; this says why, and what to change."""
+    d = spec.distributed
+    if d.backend != "deepspeed" or not d.offload_optimizer or host is None:
+        return None
+    offload_param = bool(d.offload_param) and d.zero_stage == 3
+    states = offload_state_bytes(params, d.zero_stage, offload_param, gpus_per_node)
+    need = states * OFFLOAD_OVERHEAD
+    if need <= host:
+        return None
+    what = "optimizer states and parameters" if offload_param else "optimizer states"
+    fixes = ["more GPUs without offload (distributed=zero3)"]
+    if offload_param:
+        fixes.append("the parameters kept on the GPUs (distributed.offload_param=false)")
+    fixes.append("a node with more memory")
+    return (
+        f"distributed={d.name} offloads the {what} of {params / 1e9:.2f}B parameters to host memory: "
+        f"about {need / 1e9:.0f} GB on this node ({states // params} bytes a parameter, DeepSpeed's estimate "
+        f"of the model states, and {OFFLOAD_OVERHEAD - 1:.0%} for buffers), but it has {host / 1e9:.0f} GB; "
+        f"use {', or '.join(fixes)}"
+    )
+
+
 def check_resources(spec: Any, gpus: list[dict[str, Any]]) -> list[str]:
     """Pre-flight: GPUs the cell asks for exist, and the GPUs support the precision asked for."""
     problems = []

@@ -20,6 +20,8 @@ from jsweep import cellstate, registries
 from jsweep.data.contamination import check_contamination
 from jsweep.data.load import load_examples, split_train_eval
 from jsweep.data.provenance import log_dataset_input
+from jsweep.distributed import check_offload_memory, host_memory_bytes
+from jsweep.errors import ConfigError
 from jsweep.eval.run import evaluate_all
 from jsweep.files import write_json
 from jsweep.job.context import CellContext, follow_launcher, say
@@ -71,6 +73,15 @@ def setup(ctx: CellContext):
 
     from jsweep.models.load import adapter_base, load_model, load_tokenizer, needs_saved_base, save_base, set_dropout
 
+    if ctx.deepspeed_config and spec.distributed.offload_optimizer:
+        # before minutes of building and sharding a model the node cannot hold (the kernel's SIGKILL says nothing)
+        from jsweep.models.load import count_parameters
+
+        params = count_parameters(spec.model, spec.method.init_from)
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
+        problem = check_offload_memory(spec, params, per_node, host_memory_bytes())
+        if problem:
+            raise ConfigError(problem)
     if ctx.deepspeed_config and spec.distributed.zero_stage == 3:
         # ZeRO-3: build the model partitioned across ranks (zero.Init) instead of whole on each,
         # which needs the process group up before the model is built.

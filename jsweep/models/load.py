@@ -146,6 +146,33 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (p / "adapter_config.json").exists() and not (p / "config.json").exists()
 
 
+def count_parameters(spec: ModelSpec, path: str | None = None) -> int:
+    """The parameter count of the model ``load_model`` would load, from its config alone: the model is
+    built on the meta device, so no weights are read or allocated (seconds for 13B)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if path is not None:
+        path = str(Path(os.path.expanduser(str(path))).resolve())
+        if is_adapter_dir(path):
+            path = None  # a LoRA adapter is merged into the preset's base: the base's count
+    if path is not None:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
+    elif spec.init == "random" and not spec.builtin:
+        config = AutoConfig.for_model(spec.arch["model_type"], **_config_args(spec.arch))
+    elif spec.builtin:
+        from jsweep.models.tiny import build_tiny
+
+        config = AutoConfig.from_pretrained(str(build_tiny(spec.arch)))
+    else:
+        config = AutoConfig.from_pretrained(
+            spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
+    return sum(p.numel() for p in model.parameters())
+
+
 def load_model(spec: ModelSpec, *, device: str, seed: int = 0, path: str | None = None):
     """Load weights (or build random ones). ``path`` overrides the source (e.g. an SFT cell's output).
 

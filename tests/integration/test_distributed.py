@@ -9,7 +9,16 @@ import sys
 import pytest
 
 from jsweep.compose import compose_spec
-from jsweep.distributed import check_resources, deepspeed_config, peak_tflops, processes, train_command
+from jsweep.distributed import (
+    check_offload_memory,
+    check_resources,
+    deepspeed_config,
+    host_memory_bytes,
+    offload_state_bytes,
+    peak_tflops,
+    processes,
+    train_command,
+)
 from jsweep.sweep import cell_env
 from jsweep.validate import validate_cell
 from tests.support.store import seed_store
@@ -152,6 +161,103 @@ def test_two_process_deepspeed_on_cpu_with_gloo(tmp_path, mlflow_client_for, tin
     if method.startswith("dpo"):  # the reference is the starting policy: no reward before the first update
         first = mlflow_client_for(tmp_path).get_metric_history(run.info.run_id, "train/rewards_chosen")[0]
         assert first.step == 1 and first.value == 0.0
+
+
+# llm-jp-13b-v1.0's architecture as the 2x H200 runs of issue 20 logged it: "12855.59M parameters"
+GB = 10**9
+NODE_X2 = 251 * 2**30  # MemTotal of the 2x H200 node ("Mem: 251" in GiB), where the runs below were made
+
+
+def test_offload_host_memory_is_deepspeeds_estimate_of_the_model_states():
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    for params in (12_855_590_400, 1_000_003):
+        for gpus in (1, 2, 4, 8):
+            for offload_param in (True, False):
+                cpu, _, _ = estimate_zero3_model_states_mem_needs(
+                    params, 1, gpus, 1, True, offload_param, True, additional_buffer_factor=1.0
+                )
+                assert offload_state_bytes(params, 3, offload_param, gpus) == cpu, (params, gpus, offload_param)
+            cpu, _ = estimate_zero2_model_states_mem_needs(params, gpus, 1, True, additional_buffer_factor=1.0)
+            assert offload_state_bytes(params, 2, False, gpus) == cpu, (params, gpus)
+
+
+def test_a_cell_that_offloads_more_than_its_node_holds_is_refused_with_what_to_change():
+    """The two offload runs of a 13B cell on 2x H200 (benchmarks/README.md): parameters and optimizer
+    states offloaded were killed for memory at 266 GB; optimizer states alone trained, peaking at 254 GB."""
+    from jsweep.models.load import count_parameters
+
+    both = compose_spec(["model=llm-jp-13b-v1.0", "model.init=random", "distributed=zero3_offload", "resources.gpus=2"])
+    params = count_parameters(both.model)
+    assert round(params / 1e6, 2) == 12855.59  # as the cell logged it, built on the meta device
+    problem = check_offload_memory(both, params, 2, NODE_X2)
+    assert problem == (
+        "distributed=zero3_offload offloads the optimizer states and parameters of 12.86B parameters to host "
+        "memory: about 278 GB on this node (18 bytes a parameter, DeepSpeed's estimate of the model states, "
+        "and 20% for buffers), but it has 270 GB; use more GPUs without offload (distributed=zero3), or the "
+        "parameters kept on the GPUs (distributed.offload_param=false), or a node with more memory"
+    )
+    states_only = compose_spec(
+        ["model=llm-jp-13b-v1.0", "distributed=zero3_offload", "distributed.offload_param=false", "resources.gpus=2"]
+    )
+    assert check_offload_memory(states_only, params, 2, NODE_X2) is None  # 247 GB: it trained
+    assert check_offload_memory(both, params, 4, 503 * 2**30) is None  # the 4x H200 node
+    assert check_offload_memory(both, params, 2, None) is None  # memory unknown: not refused
+    no_offload = compose_spec(["model=llm-jp-13b-v1.0", "distributed=zero3", "resources.gpus=2"])
+    assert check_offload_memory(no_offload, params, 2, 1 * GB) is None  # states on the GPUs: no host check
+    zero2 = compose_spec(["distributed=zero2", "distributed.offload_optimizer=true", "resources.gpus=8"])
+    # ZeRO-2 without zero.Init: every rank holds the whole model while it loads, 4 bytes a parameter each
+    assert "32 bytes a parameter" in check_offload_memory(zero2, 10 * GB, 8, 300 * GB)
+
+
+def test_host_memory_is_the_cgroups_limit_where_one_is_set_else_memtotal(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       263082960 kB\nMemFree:        262000000 kB\n")
+    cgroup = tmp_path / "memory.max"
+    cgroup.write_text("max\n")  # no limit
+    assert host_memory_bytes(str(meminfo), str(cgroup)) == 263082960 * 1024
+    cgroup.write_text("68719476736\n")  # a Slurm job's --mem=64G
+    assert host_memory_bytes(str(meminfo), str(cgroup)) == 64 * 2**30
+    assert host_memory_bytes(str(meminfo), str(tmp_path / "none")) == 263082960 * 1024
+    assert host_memory_bytes(str(tmp_path / "none"), str(tmp_path / "none")) is None
+
+
+def test_a_13b_offload_cell_on_a_small_node_stops_in_seconds_with_one_line(tmp_path):
+    """The cell counts the model's parameters on the meta device and stops before it builds 12.9B weights
+    (this machine has far less than the ~278 GB they would need). Stand-in compiler and ninja: the CPU
+    Adam op they would build is never reached."""
+    for tool in ("c++", "ninja"):
+        (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / tool).chmod(0o755)
+    proc = run_jsweep(
+        [
+            "model=llm-jp-13b-v1.0",
+            "model.init=random",
+            "distributed=zero3_offload",
+            "method=sft_full",
+            "resources.gpus=1",
+            "resources.cpu_processes=true",
+            "data_source=fixture",
+            "eval=[]",
+        ],
+        tmp_path,
+        timeout=300,
+        CUDA_VISIBLE_DEVICES="",
+        PATH=f"{tmp_path}:{os.environ['PATH']}",
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cell = next((tmp_path / "outputs" / "cells").iterdir())
+    status = json.loads((cell / "status.json").read_text())
+    assert status["status"] == "FAILED" and status["error_class"] == "ConfigError"
+    assert status["error"].startswith(
+        "distributed=zero3_offload offloads the optimizer states and parameters of 12.86B"
+    )
+    assert "but it has" in status["error"] and "\n" not in status["error"]
+    assert status["error"] in proc.stdout  # the launcher prints it with the failed cell
+    assert "model/parameters" not in json.loads(
+        (cell / "metrics.json").read_text() if (cell / "metrics.json").exists() else "{}"
+    )
 
 
 @pytest.mark.slow
