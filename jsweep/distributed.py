@@ -132,6 +132,22 @@ def processes(spec: Any) -> int:
     return max(1, spec.resources.gpus) if spec.distributed.backend != "none" else 1
 
 
+def rendezvous_port(preferred: int) -> int:
+    """``preferred`` where nothing on this machine holds it, else a free port the OS picks. The launcher
+    gives each cell 29500 + its index, so two sweeps on one machine (or two jobs on one Slurm node)
+    ask for the same ports; a cell whose port was taken failed at once (EADDRINUSE in torchrun)."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("", port))  # torchrun's store listens on every interface
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    return preferred  # no port could be bound at all: torchrun says why
+
+
 def train_command(cell_dir: str, nproc: int, port: int) -> list[str]:
     """torchrun for the training stage of a multi-process cell."""
     return [

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from jsweep import cellstate
-from jsweep.distributed import train_command
+from jsweep.distributed import rendezvous_port, train_command
 
 
 def write_deepspeed_config(cell_dir: Path, visible: str) -> None:
@@ -52,7 +52,11 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     write_deepspeed_config(cell_dir, env.get("CUDA_VISIBLE_DEVICES", ""))
-    child = subprocess.Popen(train_command(str(cell_dir), nproc, port), env=env)
+    free = rendezvous_port(port)
+    if free != port:
+        print(f"[jsweep] rendezvous port {port} is in use on this machine; using {free}", file=sys.stderr, flush=True)
+        env["MASTER_PORT"] = str(free)
+    child = subprocess.Popen(train_command(str(cell_dir), nproc, free), env=env)
     rc = child.wait()
     status = json.loads((cell_dir / cellstate.STATUS).read_text()) if (cell_dir / cellstate.STATUS).exists() else {}
     if rc != 0:

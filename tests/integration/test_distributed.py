@@ -17,6 +17,7 @@ from jsweep.distributed import (
     offload_state_bytes,
     peak_tflops,
     processes,
+    rendezvous_port,
     train_command,
 )
 from jsweep.sweep import cell_env
@@ -82,6 +83,22 @@ def test_processes_and_launch_command():
     assert processes(compose_spec(["distributed=ddp", "resources.gpus=2"])) == 2
     cmd = train_command("/c", 2, 29512)
     assert "--nproc_per_node=2" in cmd and "--master_port=29512" in cmd and cmd[-2:] == ["--stage", "train"]
+
+
+def test_a_cell_whose_rendezvous_port_is_taken_gets_a_free_one():
+    """Two sweeps on one machine both give their first multi-GPU cell port 29500: the second cell's
+    torchrun failed with EADDRINUSE (seen when the suite ran on two workers)."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        other = rendezvous_port(taken)
+        assert other != taken and other > 0
+        with socket.socket() as probe:  # the port given is free to listen on
+            probe.bind(("", other))
+    assert rendezvous_port(taken) == taken  # free again: the cell keeps the port the launcher gave it
 
 
 @pytest.mark.parametrize(
