@@ -132,29 +132,17 @@ def processes(spec: Any) -> int:
     return max(1, spec.resources.gpus) if spec.distributed.backend != "none" else 1
 
 
-def rendezvous_port(preferred: int) -> int:
-    """``preferred`` where nothing on this machine holds it, else a free port the OS picks. The launcher
-    gives each cell 29500 + its index, so two sweeps on one machine (or two jobs on one Slurm node)
-    ask for the same ports; a cell whose port was taken failed at once (EADDRINUSE in torchrun)."""
-    import socket
-
-    for port in (preferred, 0):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("", port))  # torchrun's store listens on every interface
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    return preferred  # no port could be bound at all: torchrun says why
-
-
-def train_command(cell_dir: str, nproc: int, port: int) -> list[str]:
-    """torchrun for the training stage of a multi-process cell."""
+def train_command(cell_dir: str, nproc: int) -> list[str]:
+    """torchrun for the training stage of a multi-process cell. ``--standalone``: its rendezvous store
+    listens on a port the OS picks as it binds, and the ranks' process group uses that store. A port
+    chosen beforehand is a race: two sweeps on one machine (or two jobs on one Slurm node) gave their
+    first multi-GPU cells 29500, and the second cell failed at once (EADDRINUSE), even when it checked
+    the port first, since torchrun binds seconds later."""
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone" if port <= 0 else f"--master_port={port}",
+        "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
         "jsweep.job.cell",

@@ -291,12 +291,11 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def cell_env(gpus: list[int], port: int, uri: str, threads: int) -> dict[str, str]:
+def cell_env(gpus: list[int], uri: str, threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
-            "MASTER_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "MLFLOW_TRACKING_URI": uri,
@@ -608,10 +607,9 @@ class SweepRunner:
             f"{self.prefix(cell)} {what} {cell.spec.label}" + (f" on GPU {','.join(map(str, ids))}" if ids else "")
         )
         nproc = processes(cell.spec)
-        port = 29500 + (cell.index % 500)  # a rendezvous port of its own for every cell
         distributed = nproc > 1 or cell.spec.distributed.backend == "deepspeed"  # ZeRO needs torchrun, even on 1 GPU
         cmd = (
-            [sys.executable, "-m", "jsweep.job.multi", str(cell.cell_dir), str(nproc), str(port)]
+            [sys.executable, "-m", "jsweep.job.multi", str(cell.cell_dir), str(nproc)]
             if distributed
             else [sys.executable, "-m", "jsweep.job.cell", str(cell.cell_dir)]
         )
@@ -622,7 +620,7 @@ class SweepRunner:
                 write_json(ds_path, deepspeed_config(cell.spec, uses_bf16(cell.spec, facts)))
             else:  # GPUs allocated where the cell runs (a Slurm job): jsweep.job.multi writes it there
                 ds_path.unlink(missing_ok=True)
-        env = cell_env(ids, port, self.tracker.uri, max(1, self.threads // nproc))
+        env = cell_env(ids, self.tracker.uri, max(1, self.threads // nproc))
         env.pop(SECRETS_ENV, None)
         if secrets:
             env[SECRETS_ENV] = json.dumps(secrets, default=str)
@@ -639,7 +637,7 @@ class SweepRunner:
                 self.echo if self.launcher.stream_logs else None,
                 lock.fd if lock and lock.fd is not None else None,
                 functools.partial(self.gpus_in_use, cell) if distributed and len(ids) > 1 else None,
-                {"processes": nproc, "port": port},
+                {"processes": nproc},
             )
         )
         info = proc.info()

@@ -1,4 +1,4 @@
-"""A multi-GPU cell: ``python -m jsweep.job.multi <cell_dir> <nproc> <port>``.
+"""A multi-GPU cell: ``python -m jsweep.job.multi <cell_dir> <nproc>``.
 
 1. train: ``torchrun`` starts one process per GPU (DDP, or DeepSpeed ZeRO with the config the
    launcher wrote to ``<cell_dir>/deepspeed.json``); rank 0 logs and saves the whole model
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from jsweep import cellstate
-from jsweep.distributed import rendezvous_port, train_command
+from jsweep.distributed import train_command
 
 
 def write_deepspeed_config(cell_dir: Path, visible: str) -> None:
@@ -40,7 +40,7 @@ def write_deepspeed_config(cell_dir: Path, visible: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    cell_dir, nproc, port = Path(argv[0]).resolve(), int(argv[1]), int(argv[2])
+    cell_dir, nproc = Path(argv[0]).resolve(), int(argv[1])
     env = dict(os.environ)
     if not env.get("CUDA_VISIBLE_DEVICES"):
         env.setdefault("DS_ACCELERATOR", "cpu")  # CPU test runs (resources.cpu_processes=true)
@@ -52,11 +52,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     write_deepspeed_config(cell_dir, env.get("CUDA_VISIBLE_DEVICES", ""))
-    free = rendezvous_port(port)
-    if free != port:
-        print(f"[jsweep] rendezvous port {port} is in use on this machine; using {free}", file=sys.stderr, flush=True)
-        env["MASTER_PORT"] = str(free)
-    child = subprocess.Popen(train_command(str(cell_dir), nproc, free), env=env)
+    child = subprocess.Popen(train_command(str(cell_dir), nproc), env=env)
     rc = child.wait()
     status = json.loads((cell_dir / cellstate.STATUS).read_text()) if (cell_dir / cellstate.STATUS).exists() else {}
     if rc != 0:

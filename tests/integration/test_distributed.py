@@ -18,7 +18,6 @@ from jsweep.distributed import (
     offload_state_bytes,
     peak_tflops,
     processes,
-    rendezvous_port,
     train_command,
 )
 from jsweep.sweep import cell_env
@@ -75,31 +74,15 @@ def test_offload_needs_a_compiler_and_ninja_before_launch(tmp_path, monkeypatch)
 
 def test_cells_find_the_environments_own_tools_first(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    env = cell_env([0], 29500, "sqlite:///x.db", 2)
+    env = cell_env([0], "sqlite:///x.db", 2)
     assert env["PATH"].split(os.pathsep) == [os.path.dirname(sys.executable), "/usr/bin", "/bin"]
 
 
 def test_processes_and_launch_command():
     assert processes(compose_spec([])) == 1
     assert processes(compose_spec(["distributed=ddp", "resources.gpus=2"])) == 2
-    cmd = train_command("/c", 2, 29512)
-    assert "--nproc_per_node=2" in cmd and "--master_port=29512" in cmd and cmd[-2:] == ["--stage", "train"]
-
-
-def test_a_cell_whose_rendezvous_port_is_taken_gets_a_free_one():
-    """Two sweeps on one machine both give their first multi-GPU cell port 29500: the second cell's
-    torchrun failed with EADDRINUSE (seen when the suite ran on two workers)."""
-    import socket
-
-    with socket.socket() as holder:
-        holder.bind(("", 0))
-        holder.listen()
-        taken = holder.getsockname()[1]
-        other = rendezvous_port(taken)
-        assert other != taken and other > 0
-        with socket.socket() as probe:  # the port given is free to listen on
-            probe.bind(("", other))
-    assert rendezvous_port(taken) == taken  # free again: the cell keeps the port the launcher gave it
+    cmd = train_command("/c", 2)
+    assert cmd[3:5] == ["--standalone", "--nproc_per_node=2"] and cmd[-2:] == ["--stage", "train"]
 
 
 @pytest.mark.parametrize(
@@ -408,22 +391,41 @@ def test_lora_over_random_weights_under_zero3_evaluates_its_saved_adapter(tmp_pa
 
 def test_a_multi_gpu_cell_frees_its_other_gpus_while_it_evaluates(tmp_path, tiny_model_dir):
     """Three (fake) GPUs, two 2-GPU DDP cells run as gloo processes on CPU. The second cell does not
-    fit beside the first until the first moves to evaluation on its first GPU, which frees GPU 1."""
-    proc = run_jsweep(
-        [
-            "-m",
-            "lr=1e-5,1e-4",
-            "distributed=ddp",
-            "resources.gpus=2",
-            "resources.cpu_processes=true",
-            "launcher.gpus=0,1,2",
-            "train.max_steps=2",
-            "eval=[llm_jp_eval]",
-            "eval.llm_jp_eval.max_num_samples=10",
-        ],
-        tmp_path,
-        timeout=600,
-    )
+    fit beside the first until the first moves to evaluation on its first GPU, which frees GPU 1.
+    Meanwhile another program holds ports 29500 and 29501, as another sweep's cells on the same machine
+    would: the launcher once gave its cells 29500 + their index, and the first cell failed (EADDRINUSE)."""
+    import socket
+
+    holders = []
+    for port in (29500, 29501):
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("", port))
+            holder.listen()
+        except OSError:  # held already, by another program
+            holder.close()
+            continue
+        holders.append(holder)
+    try:
+        proc = run_jsweep(
+            [
+                "-m",
+                "lr=1e-5,1e-4",
+                "distributed=ddp",
+                "resources.gpus=2",
+                "resources.cpu_processes=true",
+                "launcher.gpus=0,1,2",
+                "train.max_steps=2",
+                "eval=[llm_jp_eval]",
+                "eval.llm_jp_eval.max_num_samples=10",
+            ],
+            tmp_path,
+            timeout=600,
+        )
+    finally:
+        for holder in holders:
+            holder.close()
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:]
     first, second = sorted(

@@ -59,16 +59,16 @@ def test_two_rank_deepspeed_zero2_cell_on_cpu_with_gloo(tmp_path, mlflow_client_
     assert [r["step"] for r in history if "train/loss" in r] == [1, 2]
 
 
-def test_each_cell_gets_its_gpus_and_rendezvous_port_in_its_environment():
+def test_each_cell_gets_its_gpus_in_its_environment(monkeypatch):
     from jsweep.sweep import cell_env
 
-    env = cell_env([1, 3], 29507, "sqlite:///x.db", 4)
-    assert (env["CUDA_VISIBLE_DEVICES"], env["MASTER_PORT"], env["MLFLOW_TRACKING_URI"]) == (
-        "1,3",
-        "29507",
-        "sqlite:///x.db",
-    )
-    assert cell_env([], 29500, "u", 1)["CUDA_VISIBLE_DEVICES"] == ""  # a CPU cell sees no GPU
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+
+    env = cell_env([1, 3], "sqlite:///x.db", 4)
+    assert (env["CUDA_VISIBLE_DEVICES"], env["MLFLOW_TRACKING_URI"]) == ("1,3", "sqlite:///x.db")
+    # no rendezvous port of the launcher's choosing: torchrun --standalone binds one the OS picks
+    assert "MASTER_PORT" not in env
+    assert cell_env([], "u", 1)["CUDA_VISIBLE_DEVICES"] == ""  # a CPU cell sees no GPU
 
 
 # --------------------------------------------------------------------------- GPU only (make test-gpu)
