@@ -146,6 +146,21 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (p / "adapter_config.json").exists() and not (p / "config.json").exists()
 
 
+def _weights_source(spec: ModelSpec, path: str | None, seed: int) -> tuple[str, str | None] | None:
+    """Where ``load_model`` reads a full model from, and at which hub revision: ``path`` (resolved, not a
+    LoRA adapter), the built tiny model's directory, or the preset's source; None when it builds random
+    weights from ``spec.arch``."""
+    if path is not None:
+        return path, None
+    if spec.init == "random" and not spec.builtin:
+        return None
+    if spec.builtin:
+        from jsweep.models.tiny import build_tiny
+
+        return str(build_tiny(spec.arch, seed)), None
+    return spec.source, spec.revision
+
+
 def count_parameters(spec: ModelSpec, path: str | None = None) -> int:
     """The parameter count of the model ``load_model`` would load, from its config alone: the model is
     built on the meta device, so no weights are read or allocated (seconds for 13B)."""
@@ -156,18 +171,12 @@ def count_parameters(spec: ModelSpec, path: str | None = None) -> int:
         path = str(Path(os.path.expanduser(str(path))).resolve())
         if is_adapter_dir(path):
             path = None  # a LoRA adapter is merged into the preset's base: the base's count
-    if path is not None:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
-    elif spec.init == "random" and not spec.builtin:
+    found = _weights_source(spec, path, seed=0)  # a tiny model's seed changes its weights, not its shape
+    if found is None:
         config = AutoConfig.for_model(spec.arch["model_type"], **_config_args(spec.arch))
-    elif spec.builtin:
-        from jsweep.models.tiny import build_tiny
-
-        config = AutoConfig.from_pretrained(str(build_tiny(spec.arch)))
     else:
-        config = AutoConfig.from_pretrained(
-            spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-        )
+        source, revision = found
+        config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=spec.trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
     return sum(p.numel() for p in model.parameters())
@@ -189,7 +198,8 @@ def load_model(spec: ModelSpec, *, device: str, seed: int = 0, path: str | None 
         if is_adapter_dir(path):
             return _load_merged_adapter(spec, device=device, seed=seed, adapter=path)
     dtype = torch_dtype(spec.dtype, device)
-    if path is None and spec.init == "random" and not spec.builtin:
+    found = _weights_source(spec, path, seed)
+    if found is None:
         config = AutoConfig.for_model(spec.arch["model_type"], **_config_args(spec.arch))
         torch.manual_seed(seed)
         # Initialise on the GPU when there is one (seconds, not minutes, for billions of weights);
@@ -199,17 +209,10 @@ def load_model(spec: ModelSpec, *, device: str, seed: int = 0, path: str | None 
         target = "cuda" if device == "cuda" and not is_deepspeed_zero3_enabled() else "cpu"
         with torch.device(target):
             return AutoModelForCausalLM.from_config(config, dtype=dtype)
-    source = path
-    if source is None:
-        if spec.builtin:
-            from jsweep.models.tiny import build_tiny
-
-            source = str(build_tiny(spec.arch, seed))
-        else:
-            source = spec.source
+    source, revision = found
     return AutoModelForCausalLM.from_pretrained(
         source,
-        revision=None if path or spec.builtin else spec.revision,
+        revision=revision,
         dtype=dtype,
         trust_remote_code=spec.trust_remote_code,
     )
